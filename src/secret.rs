@@ -1,0 +1,47 @@
+//! Secrets (PKCS#12 passwords and key passphrases) held in zeroizing memory with redacted `Debug`.
+
+use zeroize::Zeroizing;
+
+/// A password or passphrase. The bytes are wiped when dropped and never printed.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    /// Wraps `bytes` (which should not be kept elsewhere).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(Zeroizing::new(bytes))
+    }
+    /// Takes a secret from a string, e.g. an environment variable.
+    pub fn from_string(s: String) -> Self {
+        Secret(Zeroizing::new(s.into_bytes()))
+    }
+    /// The raw bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+    /// The secret as UTF-8 text (OpenSSL's PKCS#12 API takes `&str`).
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn debug_is_redacted() {
+        let s = Secret::from_string("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.expose(), b"hunter2");
+    }
+}
