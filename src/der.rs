@@ -59,7 +59,11 @@ impl<'a> Tlv<'a> {
         if self.tag != tag::INTEGER || self.value.is_empty() || self.value[0] & 0x80 != 0 {
             return None;
         }
-        let v = if self.value.len() > 1 && self.value[0] == 0 { &self.value[1..] } else { self.value };
+        let v = if self.value.len() > 1 && self.value[0] == 0 {
+            &self.value[1..]
+        } else {
+            self.value
+        };
         if v.len() > 8 {
             return None;
         }
@@ -67,7 +71,9 @@ impl<'a> Tlv<'a> {
     }
     /// The dotted form of an OBJECT IDENTIFIER.
     pub fn oid(&self) -> Option<String> {
-        (self.tag == tag::OID).then(|| oid_to_string(self.value)).flatten()
+        (self.tag == tag::OID)
+            .then(|| oid_to_string(self.value))
+            .flatten()
     }
     /// The octets of an OCTET STRING, joining BER constructed segments.
     pub fn octets(&self) -> Result<Vec<u8>> {
@@ -81,7 +87,9 @@ impl<'a> Tlv<'a> {
             }
             return Ok(out);
         }
-        Err(Error::bad_input("expected an OCTET STRING in the ASN.1 structure"))
+        Err(Error::bad_input(
+            "expected an OCTET STRING in the ASN.1 structure",
+        ))
     }
 }
 
@@ -93,14 +101,19 @@ pub struct Reader<'a> {
 }
 
 fn malformed(what: &str) -> Error {
-    Error::bad_input(format!("malformed ASN.1 ({what})"))
-        .hint("the file is truncated or not DER/BER; check that it is the complete, unmodified file")
+    Error::bad_input(format!("malformed ASN.1 ({what})")).hint(
+        "the file is truncated or not DER/BER; check that it is the complete, unmodified file",
+    )
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, depth: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            depth: 0,
+        }
     }
     /// True when all input has been consumed.
     pub fn is_empty(&self) -> bool {
@@ -115,20 +128,28 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let (tag, value, end) = parse_tlv(self.buf, start, self.depth)?;
         self.pos = end;
-        Ok(Tlv { tag, value, raw: &self.buf[start..end] })
+        Ok(Tlv {
+            tag,
+            value,
+            raw: &self.buf[start..end],
+        })
     }
 }
 
 /// Parses one TLV at `pos`; returns (tag, contents, end offset).
 fn parse_tlv(buf: &[u8], pos: usize, depth: usize) -> Result<(u8, &[u8], usize)> {
     if depth > MAX_DEPTH {
-        return Err(Error::limit(format!("ASN.1 nested deeper than {MAX_DEPTH} levels")));
+        return Err(Error::limit(format!(
+            "ASN.1 nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     let tag = *buf.get(pos).ok_or_else(|| malformed("unexpected end"))?;
     if tag & 0x1f == 0x1f {
         return Err(malformed("high tag number"));
     }
-    let l0 = *buf.get(pos + 1).ok_or_else(|| malformed("missing length"))?;
+    let l0 = *buf
+        .get(pos + 1)
+        .ok_or_else(|| malformed("missing length"))?;
     let mut p = pos + 2;
     if l0 == 0x80 {
         if tag & 0x20 == 0 {
@@ -154,11 +175,20 @@ fn parse_tlv(buf: &[u8], pos: usize, depth: usize) -> Result<(u8, &[u8], usize)>
         if n > 8 {
             return Err(malformed("length too long"));
         }
-        let bytes = buf.get(p..p + n).ok_or_else(|| malformed("truncated length"))?;
+        let bytes = buf
+            .get(p..p + n)
+            .ok_or_else(|| malformed("truncated length"))?;
         p += n;
-        bytes.iter().try_fold(0usize, |a, b| a.checked_mul(256).map(|x| x + usize::from(*b))).ok_or_else(|| malformed("length overflow"))?
+        bytes
+            .iter()
+            .try_fold(0usize, |a, b| {
+                a.checked_mul(256).map(|x| x + usize::from(*b))
+            })
+            .ok_or_else(|| malformed("length overflow"))?
     };
-    let end = p.checked_add(len).ok_or_else(|| malformed("length overflow"))?;
+    let end = p
+        .checked_add(len)
+        .ok_or_else(|| malformed("length overflow"))?;
     if end > buf.len() {
         return Err(malformed("truncated"));
     }
@@ -197,12 +227,20 @@ pub fn oid_to_string(v: &[u8]) -> Option<String> {
             return None;
         }
     }
-    Some(arcs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("."))
+    Some(
+        arcs.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// Encodes a dotted OID (contents and header).
 pub fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().expect("valid OID literal")).collect();
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().expect("valid OID literal"))
+        .collect();
     let mut body = Vec::new();
     let mut push = |mut v: u64| {
         let mut tmp = vec![(v & 0x7f) as u8];
@@ -228,7 +266,12 @@ pub fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     if n < 0x80 {
         out.push(n as u8);
     } else {
-        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -243,7 +286,12 @@ pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
 
 /// Encodes a small non-negative INTEGER.
 pub fn uint(v: u64) -> Vec<u8> {
-    let mut b: Vec<u8> = v.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+    let mut b: Vec<u8> = v
+        .to_be_bytes()
+        .iter()
+        .copied()
+        .skip_while(|b| *b == 0)
+        .collect();
     if b.is_empty() || b[0] & 0x80 != 0 {
         b.insert(0, 0);
     }

@@ -49,7 +49,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), hint: None, detail: None }
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            detail: None,
+        }
     }
     /// Adds what the user should do next.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -103,7 +108,10 @@ impl Error {
             std::io::ErrorKind::PermissionDenied => Some("check the file's permissions and owner"),
             _ => None,
         };
-        let e = Self::new(ErrorKind::Io, format!("cannot {what} {}: {err}", path.display()));
+        let e = Self::new(
+            ErrorKind::Io,
+            format!("cannot {what} {}: {err}", path.display()),
+        );
         match hint {
             Some(h) => e.hint(h),
             None => e,

@@ -60,19 +60,24 @@ impl Home {
         directories::ProjectDirs::from("org", "smimekit", "smimekit")
             .map(|d| d.data_dir().to_path_buf())
             .ok_or_else(|| {
-                Error::store("cannot determine a home folder for smimekit").hint("pass --home DIR or set SMIMEKIT_HOME")
+                Error::store("cannot determine a home folder for smimekit")
+                    .hint("pass --home DIR or set SMIMEKIT_HOME")
             })
     }
 
     /// Opens the home at `root`, creating it (0700) if it does not exist, and checks its format and permissions.
     pub fn open(root: &Path) -> Result<Home> {
-        let home = Home { root: root.to_path_buf() };
+        let home = Home {
+            root: root.to_path_buf(),
+        };
         if !root.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(root)
-                .map_err(|e| Error::io("create the home folder", root, e).hint("pass a writable --home DIR"))?;
+                .map_err(|e| {
+                    Error::io("create the home folder", root, e).hint("pass a writable --home DIR")
+                })?;
             // recursive create may leave parents with the umask's mode; the home itself must be 0700.
             fs::set_permissions(root, fs::Permissions::from_mode(0o700))
                 .map_err(|e| Error::io("set permissions on", root, e))?;
@@ -82,8 +87,11 @@ impl Home {
         match fs::read(&meta_path) {
             Ok(bytes) => {
                 let meta: StoreMeta = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::store(format!("{} is not a smimekit store file: {e}", meta_path.display()))
-                        .hint("restore it from a backup, or point --home at another folder")
+                    Error::store(format!(
+                        "{} is not a smimekit store file: {e}",
+                        meta_path.display()
+                    ))
+                    .hint("restore it from a backup, or point --home at another folder")
                 })?;
                 if meta.format > FORMAT_VERSION {
                     return Err(Error::store(format!(
@@ -114,18 +122,26 @@ impl Home {
     fn check_dir(&self, dir: &Path) -> Result<()> {
         let md = fs::symlink_metadata(dir).map_err(|e| Error::io("inspect", dir, e))?;
         if md.file_type().is_symlink() && dir != self.root {
-            return Err(Error::store(format!("{} is a symbolic link; refusing to follow it", dir.display()))
-                .hint("replace the link with a real folder"));
+            return Err(Error::store(format!(
+                "{} is a symbolic link; refusing to follow it",
+                dir.display()
+            ))
+            .hint("replace the link with a real folder"));
         }
         let md = fs::metadata(dir).map_err(|e| Error::io("inspect", dir, e))?;
         if !md.is_dir() {
-            return Err(Error::store(format!("{} is not a folder", dir.display())).hint("pass --home DIR naming a folder"));
+            return Err(Error::store(format!("{} is not a folder", dir.display()))
+                .hint("pass --home DIR naming a folder"));
         }
         // SAFETY-free: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
         if md.uid() != uid {
-            return Err(Error::store(format!("{} belongs to another user (uid {})", dir.display(), md.uid()))
-                .hint("use a home folder you own"));
+            return Err(Error::store(format!(
+                "{} belongs to another user (uid {})",
+                dir.display(),
+                md.uid()
+            ))
+            .hint("use a home folder you own"));
         }
         if md.mode() & 0o022 != 0 {
             return Err(Error::store(format!(
@@ -149,18 +165,27 @@ impl Home {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| Error::io("open the lock file", &path, e).hint("check that the home folder is writable"))?;
+            .map_err(|e| {
+                Error::io("open the lock file", &path, e)
+                    .hint("check that the home folder is writable")
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
-                eprintln!("smimekit: waiting for another smimekit process to finish with {}", self.root.display());
+                eprintln!(
+                    "smimekit: waiting for another smimekit process to finish with {}",
+                    self.root.display()
+                );
                 file.lock().map_err(|e| Error::io("lock", &path, e))?;
             }
             Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
         }
         let meta_path = self.root.join("store.json");
         if !meta_path.exists() {
-            let meta = serde_json::to_vec_pretty(&StoreMeta { format: FORMAT_VERSION }).expect("serialize");
+            let meta = serde_json::to_vec_pretty(&StoreMeta {
+                format: FORMAT_VERSION,
+            })
+            .expect("serialize");
             self.write_atomic(&meta_path, &meta)?;
         }
         Ok(WriteLock { _file: file })
@@ -172,7 +197,11 @@ impl Home {
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("create", &dir, e).hint("check that the home folder is writable")),
+            Err(e) => {
+                return Err(
+                    Error::io("create", &dir, e).hint("check that the home folder is writable")
+                );
+            }
         }
         self.check_dir(&dir)?;
         Ok(dir)
@@ -233,34 +262,48 @@ pub fn read_nofollow(path: &Path) -> Result<Vec<u8>> {
         .open(path)
         .map_err(|e| Error::io("read", path, e))?;
     let mut v = Vec::new();
-    f.read_to_end(&mut v).map_err(|e| Error::io("read", path, e))?;
+    f.read_to_end(&mut v)
+        .map_err(|e| Error::io("read", path, e))?;
     Ok(v)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync", dir, e))
 }
 
 /// Atomic replacement of `path` with `bytes` (see [`Home::write_atomic`]). Also used for user output files,
 /// so a failed command never leaves a partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io("write", tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io("sync", tmp.path(), e))?;
+    tmp.write_all(bytes)
+        .map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("sync", tmp.path(), e))?;
     crash_hook(path);
-    tmp.persist(path).map_err(|e| Error::io("replace", path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("replace", path, e.error))?;
     sync_dir(dir)
 }
 
 /// Simulates a crash between the temp-file write and the rename (tests only; see [`CRASH_HOOK_ENV`]).
 fn crash_hook(path: &Path) {
     if let Some(target) = std::env::var_os(CRASH_HOOK_ENV) {
-        if path.file_name().map(|n| n.to_string_lossy().contains(&*target.to_string_lossy())).unwrap_or(false) {
+        if path
+            .file_name()
+            .map(|n| n.to_string_lossy().contains(&*target.to_string_lossy()))
+            .unwrap_or(false)
+        {
             // An abort skips destructors, so the temp file stays behind exactly as after kill -9.
             std::process::abort();
         }

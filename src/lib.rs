@@ -14,3 +14,8 @@ pub mod ossl;
 pub mod secret;
 
 pub use error::{Error, ErrorKind, Result};
+pub mod address;
+pub mod cert;
+pub mod ids;
+pub mod pkcs12;
+pub mod trust;

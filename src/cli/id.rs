@@ -1,0 +1,567 @@
+//! `smimekit id …`: digital IDs.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use smimekit::cert::{self, CertInfo};
+use smimekit::ids::{IdStore, Identity, KeySpec};
+use smimekit::ossl::p12::Profile;
+use smimekit::secret::Secret;
+use smimekit::{Error, ErrorKind, pkcs12};
+
+use super::Global;
+use super::output;
+use super::secrets::Kind;
+
+/// Digital-ID commands.
+#[derive(Subcommand)]
+pub enum IdCommand {
+    /// Import a PKCS#12 file (.p12/.pfx; DER, base64 or PEM-wrapped).
+    Import {
+        /// The PKCS#12 file.
+        file: PathBuf,
+        /// Store the key without a passphrase (for unattended signing; anyone who can read the home can use it).
+        #[arg(long)]
+        no_passphrase: bool,
+        /// Accept a PKCS#12 file without an integrity MAC.
+        #[arg(long)]
+        allow_unauthenticated: bool,
+    },
+    /// List your IDs (and keys waiting for a certificate).
+    List,
+    /// Show one ID in detail.
+    Show {
+        /// E-mail address or fingerprint (at least 8 hex digits).
+        id: String,
+    },
+    /// Export an ID as PKCS#12 (or just its certificate, to give to others).
+    Export {
+        /// E-mail address or fingerprint.
+        id: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Algorithms of the PKCS#12 file.
+        #[arg(long, value_enum, default_value_t = ProfileArg::Modern)]
+        profile: ProfileArg,
+        /// Write only the certificate (PEM).
+        #[arg(long)]
+        cert_only: bool,
+    },
+    /// Back up every ID, trust anchor and contact into one password-protected PKCS#12 file.
+    Backup {
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Restore a backup (merging: IDs already present are kept).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Store restored keys without a passphrase.
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Delete an ID from the store.
+    Delete {
+        /// E-mail address or fingerprint.
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Create a new key: a self-signed test ID, or (with --csr) a request for a certificate authority.
+    New {
+        /// The e-mail address of the ID.
+        #[arg(long)]
+        email: String,
+        /// The name shown in the certificate (default: the address).
+        #[arg(long)]
+        name: Option<String>,
+        /// Key type.
+        #[arg(long, value_enum, default_value_t = KeyArg::Rsa3072)]
+        key: KeyArg,
+        /// Validity of a self-signed certificate, in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Write a certificate signing request to this file instead of self-signing; the key waits in the store
+        /// until `id install-cert`.
+        #[arg(long, value_name = "OUT.csr")]
+        csr: Option<PathBuf>,
+        /// Store the key without a passphrase.
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Install the certificate a CA issued for a pending key.
+    InstallCert {
+        /// The issued certificate (PEM or DER; a PEM file may carry the chain too).
+        cert: PathBuf,
+        /// The CA chain (PEM).
+        #[arg(long)]
+        chain: Option<PathBuf>,
+    },
+}
+
+/// PKCS#12 export profiles.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProfileArg {
+    /// AES-256-CBC, PBKDF2-HMAC-SHA256 (600,000 iterations), SHA-256 MAC.
+    Modern,
+    /// 3DES with a SHA-1 MAC, for older Windows, macOS and iOS.
+    Compat,
+    /// RC2-40 certificates and a 3DES key with a SHA-1 MAC (gpgsm 2.2, very old clients).
+    Legacy,
+}
+
+/// Key types for `id new`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyArg {
+    /// RSA 2048.
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// RSA 4096.
+    Rsa4096,
+    /// EC P-256.
+    EcP256,
+    /// EC P-384.
+    EcP384,
+}
+
+fn read_file(p: &PathBuf) -> Result<Vec<u8>> {
+    Ok(std::fs::read(p).map_err(|e| Error::io("read", p, e))?)
+}
+
+fn new_passphrase(g: &Global, no_passphrase: bool, what: &str) -> Result<Option<Secret>> {
+    if no_passphrase {
+        output::warn(&format!(
+            "{what} will be stored WITHOUT a passphrase: anyone who can read the home can use it"
+        ));
+        return Ok(None);
+    }
+    Ok(Some(g.secrets().get(
+        Kind::Passphrase,
+        &format!("a new passphrase to protect {what} in the store"),
+        true,
+    )?))
+}
+
+/// Opens the key of `id`, asking for its passphrase if it has one.
+pub fn unlock(g: &Global, id: &Identity) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
+    if !id.key_protected {
+        return Ok(id.unlock(None)?);
+    }
+    let pass = g.secrets().get(
+        Kind::Passphrase,
+        &format!("the passphrase of {}", id.label()),
+        false,
+    )?;
+    Ok(id.unlock(Some(&pass))?)
+}
+
+#[derive(serde::Serialize)]
+struct IdJson {
+    fingerprint: String,
+    key_protected: bool,
+    status: &'static str,
+    #[serde(flatten)]
+    cert: CertInfo,
+    chain: Vec<String>,
+}
+
+fn id_json(i: &Identity) -> IdJson {
+    let info = i.info(cert::now());
+    IdJson {
+        fingerprint: i.fingerprint.clone(),
+        key_protected: i.key_protected,
+        status: info.status(),
+        chain: i
+            .chain
+            .iter()
+            .map(|c| cert::name_to_string(c.subject_name()))
+            .collect(),
+        cert: info,
+    }
+}
+
+fn abilities(i: &CertInfo) -> &'static str {
+    match (i.can_sign, i.can_encrypt) {
+        (true, true) => "sign+decrypt",
+        (true, false) => "sign only",
+        (false, true) => "decrypt only",
+        (false, false) => "neither sign nor decrypt",
+    }
+}
+
+/// Runs an id command.
+pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
+    let home = g.home()?;
+    let store = IdStore::new(&home);
+    match c {
+        IdCommand::Import {
+            file,
+            no_passphrase,
+            allow_unauthenticated,
+        } => {
+            let data = read_file(file)?;
+            let what = file.display().to_string();
+            let password =
+                g.secrets()
+                    .get(Kind::Password, &format!("the password of {what}"), false)?;
+            let read = pkcs12::read_identities(&data, &what, &password, *allow_unauthenticated)?;
+            drop(password);
+            let pass = new_passphrase(g, *no_passphrase, "the imported key")?;
+            let _lock = home.lock()?;
+            let report = pkcs12::store_identities(&home, read, pass.as_ref())?;
+            for w in &report.warnings {
+                output::warn(w);
+            }
+            if g.json {
+                output::json(&report)?;
+            } else {
+                for a in &report.ids {
+                    let id = store.find(&a.fingerprint)?;
+                    let state = if a.new {
+                        "imported"
+                    } else {
+                        "already in the store (nothing changed)"
+                    };
+                    output::print(&format!("{} — {}: {}\n", report.format, state, id.label()))?;
+                }
+            }
+            Ok(0)
+        }
+        IdCommand::List => {
+            let ids = store.list()?;
+            let pending = store.pending()?;
+            if g.json {
+                #[derive(serde::Serialize)]
+                struct P {
+                    id: String,
+                    email: String,
+                }
+                #[derive(serde::Serialize)]
+                struct L {
+                    ids: Vec<IdJson>,
+                    pending: Vec<P>,
+                }
+                output::json(&L {
+                    ids: ids.iter().map(id_json).collect(),
+                    pending: pending
+                        .iter()
+                        .map(|p| P {
+                            id: p.id.clone(),
+                            email: p.email.clone(),
+                        })
+                        .collect(),
+                })?;
+                return Ok(0);
+            }
+            if ids.is_empty() && pending.is_empty() {
+                output::print(
+                    "No digital IDs. Import one with 'smimekit id import FILE.p12' or create a test ID with 'smimekit id new --email you@example.com'.\n",
+                )?;
+                return Ok(0);
+            }
+            let mut s = String::new();
+            let now = cert::now();
+            for i in &ids {
+                let info = i.info(now);
+                let flag = match info.status() {
+                    "valid" => String::new(),
+                    st => format!("  [{}]", st.to_uppercase()),
+                };
+                s += &format!(
+                    "{}  {}  {}  until {}  {}{}\n",
+                    &i.fingerprint[..16],
+                    output::clean(&info.emails.join(", ")),
+                    info.key,
+                    &info.not_after[..10],
+                    abilities(&info),
+                    flag
+                );
+            }
+            for p in &pending {
+                s += &format!(
+                    "{}  {}  pending: waiting for a certificate (smimekit id install-cert)\n",
+                    &p.id[..16],
+                    output::clean(&p.email)
+                );
+            }
+            output::print(&s)?;
+            Ok(0)
+        }
+        IdCommand::Show { id } => {
+            let i = store.find(id)?;
+            let j = id_json(&i);
+            if g.json {
+                output::json(&j)?;
+            } else {
+                let c = &j.cert;
+                let mut s = String::new();
+                s += &format!("Digital ID     {}\n", i.label());
+                s += &format!("Subject        {}\n", output::clean(&c.subject));
+                s += &format!("E-mail         {}\n", output::clean(&c.emails.join(", ")));
+                s += &format!("Issuer         {}\n", output::clean(&c.issuer));
+                s += &format!("Serial         {}\n", c.serial);
+                s += &format!(
+                    "Valid          {} to {} [{}]\n",
+                    c.not_before,
+                    c.not_after,
+                    c.status()
+                );
+                s += &format!(
+                    "Key            {}{}\n",
+                    c.key,
+                    if i.key_protected {
+                        " (passphrase-protected)"
+                    } else {
+                        " (NOT protected)"
+                    }
+                );
+                s += &format!(
+                    "Key usage      {}\n",
+                    if c.key_usage_present {
+                        c.key_usage.join(", ")
+                    } else {
+                        "(any)".into()
+                    }
+                );
+                s += &format!(
+                    "Extended usage {}\n",
+                    if c.extended_key_usage.is_empty() {
+                        "(any)".into()
+                    } else {
+                        c.extended_key_usage.join(", ")
+                    }
+                );
+                s += &format!("Can            {}\n", abilities(c));
+                s += &format!("SHA-256        {}\n", c.fingerprint);
+                for ch in &j.chain {
+                    s += &format!("Chain          {}\n", output::clean(ch));
+                }
+                for w in &c.weaknesses {
+                    s += &format!("Weak           {w}\n");
+                }
+                output::print(&s)?;
+            }
+            Ok(0)
+        }
+        IdCommand::Export {
+            id,
+            output: out,
+            profile,
+            cert_only,
+        } => {
+            let i = store.find(id)?;
+            if *cert_only {
+                let mut pem = i.cert.to_pem()?;
+                for c in &i.chain {
+                    if !cert::is_ca(c) || c.subject_name().to_der()? != c.issuer_name().to_der()? {
+                        pem.extend(c.to_pem()?);
+                    }
+                }
+                smimekit::home::write_atomic(out, &pem)?;
+                output::note(&format!(
+                    "wrote the certificate of {} to {}",
+                    i.label(),
+                    out.display()
+                ));
+                return Ok(0);
+            }
+            let profile = match profile {
+                ProfileArg::Modern => Profile::Modern,
+                ProfileArg::Compat => Profile::Compat,
+                ProfileArg::Legacy => Profile::Legacy,
+            };
+            if !matches!(profile, Profile::Modern) {
+                output::warn(
+                    "this profile uses weak legacy encryption; use it only for clients that cannot read the modern one",
+                );
+            }
+            let key = unlock(g, &i)?;
+            let password = g.secrets().get(
+                Kind::Password,
+                &format!("a password for {}", out.display()),
+                true,
+            )?;
+            let der = pkcs12::export(&i, &key, &password, profile)?;
+            smimekit::home::write_atomic(out, &der)?;
+            output::note(&format!("exported {} to {}", i.label(), out.display()));
+            Ok(0)
+        }
+        IdCommand::Backup { output: out } => {
+            let shared = g
+                .secrets()
+                .get(Kind::Passphrase, "the passphrase of your IDs", false)
+                .ok();
+            let password = g.secrets().get(
+                Kind::Password,
+                &format!("a password for the backup {}", out.display()),
+                true,
+            )?;
+            let contacts = Vec::new();
+            let mut unlock_one = |i: &Identity| -> smimekit::Result<_> {
+                if !i.key_protected {
+                    return i.unlock(None);
+                }
+                match shared.as_ref().map(|p| i.unlock(Some(p))) {
+                    Some(Ok(k)) => Ok(k),
+                    Some(Err(e)) if e.kind() != ErrorKind::WrongSecret || g.batch => Err(e),
+                    _ => {
+                        let p = g
+                            .secrets()
+                            .get(
+                                Kind::Passphrase,
+                                &format!("the passphrase of {}", i.label()),
+                                false,
+                            )
+                            .map_err(|e| Error::new(ErrorKind::MissingSecret, e.to_string()))?;
+                        i.unlock(Some(&p))
+                    }
+                }
+            };
+            let (der, counts) = pkcs12::backup(&home, &password, &contacts, &mut unlock_one)?;
+            smimekit::home::write_atomic(out, &der)?;
+            if g.json {
+                output::json(&counts)?;
+            } else {
+                output::print(&format!(
+                    "Backed up {} ID(s), {} trust anchor(s) and {} contact certificate(s) to {}\n",
+                    counts.ids,
+                    counts.anchors,
+                    counts.contacts,
+                    out.display()
+                ))?;
+            }
+            Ok(0)
+        }
+        IdCommand::Restore {
+            file,
+            no_passphrase,
+        } => {
+            let data = read_file(file)?;
+            let what = file.display().to_string();
+            let password = g.secrets().get(
+                Kind::Password,
+                &format!("the password of the backup {what}"),
+                false,
+            )?;
+            let plan = pkcs12::read_backup(&data, &what, &password)?;
+            let pass = if plan.ids.is_empty() {
+                None
+            } else {
+                new_passphrase(g, *no_passphrase, "the restored keys")?
+            };
+            let _lock = home.lock()?;
+            let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
+            let new = added.iter().filter(|a| a.new).count();
+            if g.json {
+                output::json(
+                    &serde_json::json!({"ids": added, "anchors_added": anchors, "contacts": plan.contacts.len()}),
+                )?;
+            } else {
+                output::print(&format!(
+                    "Restored {new} new ID(s) ({} already present), {anchors} new trust anchor(s), {} contact certificate(s)\n",
+                    added.len() - new,
+                    plan.contacts.len()
+                ))?;
+            }
+            Ok(0)
+        }
+        IdCommand::Delete { id, yes } => {
+            let i = store.find(id)?;
+            if !yes {
+                if g.batch {
+                    return Err(
+                        Error::usage(format!("deleting {} needs confirmation", i.label()))
+                            .hint("add --yes")
+                            .into(),
+                    );
+                }
+                let answer = rpassword::prompt_password(format!(
+                    "Delete the digital ID {} and its private key? Type 'yes': ",
+                    i.label()
+                ))
+                .map_err(|_| {
+                    Error::usage("cannot ask for confirmation: no terminal").hint("add --yes")
+                })?;
+                if answer.trim() != "yes" {
+                    output::note("nothing deleted");
+                    return Ok(2);
+                }
+            }
+            let _lock = home.lock()?;
+            store.delete(&i)?;
+            output::note(&format!("deleted the digital ID {}", i.label()));
+            Ok(0)
+        }
+        IdCommand::New {
+            email,
+            name,
+            key,
+            days,
+            csr,
+            no_passphrase,
+        } => {
+            let spec = match key {
+                KeyArg::Rsa2048 => KeySpec::Rsa2048,
+                KeyArg::Rsa3072 => KeySpec::Rsa3072,
+                KeyArg::Rsa4096 => KeySpec::Rsa4096,
+                KeyArg::EcP256 => KeySpec::EcP256,
+                KeyArg::EcP384 => KeySpec::EcP384,
+            };
+            let pass = new_passphrase(g, *no_passphrase, &format!("the key of {email}"))?;
+            let k = smimekit::ids::generate_key(spec)?;
+            if let Some(out) = csr {
+                let req = smimekit::ids::csr(&k, email, name.as_deref())?;
+                let _lock = home.lock()?;
+                let id = store.add_pending(&k, &req, pass.as_ref())?;
+                smimekit::home::write_atomic(out, &req.to_pem()?)?;
+                output::print(&format!(
+                    "Created a key for {email} and wrote the certificate request to {}.\nSend it to your certificate authority, then run: smimekit id install-cert ISSUED.pem\n(pending key {})\n",
+                    out.display(),
+                    &id[..16]
+                ))?;
+                return Ok(0);
+            }
+            let c = smimekit::ids::self_signed(&k, email, name.as_deref(), *days)?;
+            let _lock = home.lock()?;
+            let added = store.add(&k, &c, &[], pass.as_ref())?;
+            let i = store.find(&added.fingerprint)?;
+            output::print(&format!(
+                "Created a self-signed test ID: {} (valid {days} days)\n",
+                i.label()
+            ))?;
+            output::note(
+                "self-signed IDs are for testing: correspondents must trust this certificate explicitly",
+            );
+            Ok(0)
+        }
+        IdCommand::InstallCert { cert: file, chain } => {
+            let data = read_file(file)?;
+            let mut certs = cert::parse_certs(&data, &file.display().to_string())?;
+            let leaf = certs.remove(0);
+            if let Some(ch) = chain {
+                certs.extend(cert::parse_certs(
+                    &read_file(ch)?,
+                    &ch.display().to_string(),
+                )?);
+            }
+            let _lock = home.lock()?;
+            let added = store.install_cert(&leaf, &certs)?;
+            let i = store.find(&added.fingerprint)?;
+            let info = i.info(cert::now());
+            if !info.can_sign && !info.can_encrypt {
+                output::warn("the certificate allows neither e-mail signing nor encryption");
+            }
+            output::print(&format!(
+                "Installed the certificate: {} is ready ({})\n",
+                i.label(),
+                abilities(&info)
+            ))?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Command-line parsing and dispatch. Every command parses its arguments, obtains secrets, calls the
+//! library and prints; the work is in `smimekit::*`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use smimekit::Error;
+
+mod id;
+mod output;
+mod secrets;
+mod trust;
+
+/// smimekit — sign, verify, encrypt and decrypt e-mail with S/MIME, and manage digital IDs.
+#[derive(Parser)]
+#[command(name = "smimekit", version, about, long_about = None, max_term_width = 110)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// The smimekit home folder (default: $SMIMEKIT_HOME, else the platform data folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Never prompt: a missing secret or confirmation is an error.
+    #[arg(long, global = true)]
+    pub batch: bool,
+    /// Read the PKCS#12 password from FILE (else $SMIMEKIT_PASSWORD, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Read the ID passphrase from FILE (else $SMIMEKIT_PASSPHRASE, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Machine-readable output (stable field names, see the README).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Global {
+    /// The secret sources named by these options.
+    pub fn secrets(&self) -> secrets::Sources {
+        secrets::Sources {
+            password_file: self.password_file.clone(),
+            passphrase_file: self.passphrase_file.clone(),
+            batch: self.batch,
+        }
+    }
+    /// Opens the home.
+    pub fn home(&self) -> anyhow::Result<smimekit::home::Home> {
+        let root = smimekit::home::Home::resolve(self.home.as_deref())?;
+        Ok(smimekit::home::Home::open(&root)?)
+    }
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Manage your digital IDs (private key + certificate).
+    #[command(subcommand)]
+    Id(id::IdCommand),
+    /// Manage your own trust anchors (root certificates you trust besides the system's).
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    smimekit::ossl::provider::ensure_legacy();
+    let result = match &cli.command {
+        Command::Id(c) => id::run(&cli.global, c),
+        Command::Trust(c) => trust::run(&cli.global, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            2
+        }
+    }
+}
+
+fn report_error(e: &anyhow::Error) {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        eprintln!("smimekit: error: {}", output::clean(&err.to_string()));
+        if let Some(h) = err.hint_text() {
+            eprintln!("smimekit: hint: {}", output::clean(h));
+        }
+    } else {
+        eprintln!("smimekit: error: {}", output::clean(&format!("{e:#}")));
+    }
+}

@@ -1,0 +1,221 @@
+//! Trust anchors (the user's own, beside the system store) and certificate path validation.
+//!
+//! OpenSSL 3.0's `CMS_verify` ignores intermediates handed to it, so verification builds chains here with an
+//! `X509StoreContext`, from the message's certificates, the contacts and the anchors.
+
+use openssl::stack::Stack;
+use openssl::x509::X509PurposeId;
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::{X509, X509Ref, X509StoreContext};
+
+use crate::cert::{self, CertInfo};
+use crate::error::{Error, Result};
+use crate::home::Home;
+
+/// Longest chain we build (T25: bounded work).
+pub const MAX_CHAIN_DEPTH: i32 = 10;
+
+const DIR: &str = "trust";
+
+/// The user's trust anchors, `HOME/trust/<sha256>.pem`.
+pub struct TrustStore<'a> {
+    home: &'a Home,
+}
+
+/// One stored anchor.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    /// SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// The certificate.
+    pub cert: X509,
+}
+
+impl<'a> TrustStore<'a> {
+    /// The anchors of `home`.
+    pub fn new(home: &'a Home) -> Self {
+        TrustStore { home }
+    }
+
+    /// All anchors, sorted by fingerprint.
+    pub fn list(&self) -> Result<Vec<Anchor>> {
+        let mut out = Vec::new();
+        for p in self.home.list(DIR, ".pem")? {
+            let data = self.home.read(&p)?;
+            let cert = X509::from_pem(&data).map_err(|e| {
+                Error::store(format!("trust anchor file {} is damaged", p.display()))
+                    .detail(e)
+                    .hint("remove it and add the anchor again")
+            })?;
+            out.push(Anchor {
+                fingerprint: cert::fingerprint(&cert),
+                cert,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The anchor certificates.
+    pub fn certs(&self) -> Result<Vec<X509>> {
+        Ok(self.list()?.into_iter().map(|a| a.cert).collect())
+    }
+
+    /// Adds `cert` as an anchor; returns its fingerprint and whether it was new. The caller holds the lock.
+    pub fn add(&self, cert: &X509Ref) -> Result<(String, bool)> {
+        let fp = cert::fingerprint(cert);
+        let dir = self.home.ensure_dir(DIR)?;
+        let path = dir.join(format!("{fp}.pem"));
+        if path.exists() {
+            return Ok((fp, false));
+        }
+        let mut pem = format!(
+            "# smimekit trust anchor\n# subject: {}\n",
+            cert::name_to_string(cert.subject_name())
+        )
+        .into_bytes();
+        pem.extend(cert.to_pem()?);
+        self.home.write_atomic(&path, &pem)?;
+        Ok((fp, true))
+    }
+
+    /// Removes the anchor whose fingerprint starts with `prefix`. The caller holds the lock.
+    pub fn remove(&self, prefix: &str) -> Result<Anchor> {
+        let a = find_by_fingerprint(self.list()?, prefix, |a| &a.fingerprint, "trust anchor")?;
+        self.home
+            .remove(&self.home.dir(DIR).join(format!("{}.pem", a.fingerprint)))?;
+        Ok(a)
+    }
+}
+
+/// Picks the single item whose fingerprint starts with `prefix` (at least 8 hex digits, colons ignored).
+pub fn find_by_fingerprint<T>(
+    items: Vec<T>,
+    prefix: &str,
+    fp: impl Fn(&T) -> &String,
+    what: &str,
+) -> Result<T> {
+    let p: String = prefix
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if p.len() < 8 || !p.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(
+            Error::usage(format!("'{prefix}' is not a fingerprint")).hint(
+                "give at least 8 hex digits of the SHA-256 fingerprint shown by the list command",
+            ),
+        );
+    }
+    let mut m: Vec<T> = items
+        .into_iter()
+        .filter(|i| fp(i).starts_with(&p))
+        .collect();
+    match m.len() {
+        0 => Err(
+            Error::not_found(format!("no {what} has a fingerprint starting with {p}"))
+                .hint("list them to see the fingerprints"),
+        ),
+        1 => Ok(m.remove(0)),
+        n => Err(
+            Error::usage(format!("{n} {what}s have a fingerprint starting with {p}"))
+                .hint("give more digits"),
+        ),
+    }
+}
+
+/// What a certificate is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Signing e-mail (keyUsage digitalSignature/nonRepudiation, EKU emailProtection when present).
+    Sign,
+    /// Receiving encrypted e-mail.
+    Encrypt,
+}
+
+/// Where anchors come from and when to validate.
+#[derive(Debug, Clone)]
+pub struct ChainOptions<'a> {
+    /// The user's anchors (and any `--ca` files).
+    pub anchors: &'a [X509],
+    /// Also trust the system store.
+    pub system: bool,
+    /// Validation time, unix seconds.
+    pub at: i64,
+    /// The purpose checked.
+    pub purpose: Purpose,
+}
+
+/// The outcome of path validation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChainReport {
+    /// A path to an anchor was found and every check held.
+    pub trusted: bool,
+    /// OpenSSL's reason when not trusted.
+    pub error: Option<String>,
+    /// Depth of the certificate that failed (0 = the leaf).
+    pub error_depth: Option<u32>,
+    /// Subjects of the chain built, leaf first.
+    pub chain: Vec<String>,
+    /// The validation time used, RFC 3339.
+    pub at: String,
+}
+
+/// Validates `leaf` at `opts.at` with `untrusted` as candidate intermediates.
+pub fn verify_chain(
+    leaf: &X509Ref,
+    untrusted: &[X509],
+    opts: &ChainOptions,
+) -> Result<ChainReport> {
+    let mut b = X509StoreBuilder::new()?;
+    if opts.system {
+        b.set_default_paths()?;
+    }
+    for a in opts.anchors {
+        // Adding the same certificate twice is harmless but reports an error in some versions.
+        let _ = b.add_cert(a.clone());
+    }
+    let _ = openssl::error::ErrorStack::get();
+    let mut param = X509VerifyParam::new()?;
+    param.set_time(opts.at as libc::time_t);
+    param.set_depth(MAX_CHAIN_DEPTH);
+    param.set_purpose(match opts.purpose {
+        Purpose::Sign => X509PurposeId::SMIME_SIGN,
+        Purpose::Encrypt => X509PurposeId::SMIME_ENCRYPT,
+    })?;
+    b.set_param(&param)?;
+    let store = b.build();
+    let mut chain = Stack::new()?;
+    for c in untrusted.iter().take(100) {
+        chain.push(c.clone())?;
+    }
+    let mut ctx = X509StoreContext::new()?;
+    let report = ctx.init(&store, leaf, &chain, |c| {
+        let ok = c.verify_cert()?;
+        let subjects = c
+            .chain()
+            .map(|s| {
+                s.iter()
+                    .map(|x| cert::name_to_string(x.subject_name()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ChainReport {
+            trusted: ok,
+            error: (!ok).then(|| c.error().error_string().to_string()),
+            error_depth: (!ok).then(|| c.error_depth()),
+            chain: subjects,
+            at: cert::rfc3339(opts.at),
+        })
+    })?;
+    Ok(report)
+}
+
+/// Summaries of anchors for listings.
+pub fn describe(anchors: &[Anchor]) -> Vec<CertInfo> {
+    let now = cert::now();
+    anchors
+        .iter()
+        .map(|a| CertInfo::new(&a.cert, now))
+        .collect()
+}
