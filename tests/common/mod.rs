@@ -1,0 +1,137 @@
+//! Helpers shared by the integration tests: a temporary home, the binary, fixtures, and peers (openssl, gpgsm).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use tempfile::TempDir;
+
+/// The fixture password of every PKCS#12 file in fixtures/p12.
+pub const P12_PASSWORD: &str = "test-password";
+/// The passphrase the tests give IDs in their store.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// Path of a committed fixture.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// Path of a file of the shared third-party corpus (`../shared/corpus`).
+pub fn corpus(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(rel)
+}
+
+/// A temporary home and working folder.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// `smimekit --home HOME --batch ARGS` with the test secrets in the environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("smimekit").unwrap();
+        c.arg("--home").arg(self.home()).arg("--batch").args(args);
+        c.env("SMIMEKIT_PASSWORD", P12_PASSWORD).env("SMIMEKIT_PASSPHRASE", PASSPHRASE);
+        c.env_remove("SMIMEKIT_HOME");
+        c
+    }
+    /// Runs smimekit and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+    /// Runs smimekit with `stdin` as standard input.
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+    /// Runs smimekit and asserts exit 0.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let o = self.run(args);
+        assert_eq!(o.status.code(), Some(0), "smimekit {args:?} failed:\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+        o
+    }
+    /// Imports a fixture PKCS#12 into the home.
+    pub fn import(&self, p12: &str) {
+        self.ok(&["id", "import", fixture(p12).to_str().unwrap()]);
+    }
+    /// Every file under the home with its contents, for "the store did not change" checks.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let Ok(rd) = std::fs::read_dir(d) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.file_name().unwrap() != "lock" {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        walk(&self.home(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// Lossy text of bytes.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Runs an external program; returns (exit code, stdout, stderr).
+pub fn external(prog: &str, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    let mut c = Command::new(prog);
+    c.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {prog}: {e} (CI installs it with apt-get)"));
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    (o.status.code().unwrap_or(-1), o.stdout, text(&o.stderr))
+}
+
+/// A temporary GNUPGHOME whose agent is stopped when dropped.
+pub struct Gpg {
+    pub dir: TempDir,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let dir = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
+        std::fs::write(dir.path().join("gpgsm.conf"), "disable-crl-checks\n").unwrap();
+        std::fs::write(dir.path().join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
+        Gpg { dir }
+    }
+    /// Runs gpgsm with this home, the passphrase on fd 0 when given.
+    pub fn gpgsm(&self, args: &[&str], passphrase: Option<&str>) -> (i32, Vec<u8>, String) {
+        let mut full: Vec<&str> = vec!["--homedir", self.dir.path().to_str().unwrap(), "--batch", "--pinentry-mode", "loopback"];
+        if passphrase.is_some() {
+            full.extend(["--passphrase-fd", "0"]);
+        }
+        full.extend(args);
+        external("gpgsm", &full, passphrase.map(|p| p.as_bytes()))
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.dir.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
