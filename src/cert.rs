@@ -93,7 +93,7 @@ impl CertInfo {
             is_ca: is_ca(cert),
             expired: now > na,
             not_yet_valid: now < nb,
-            expires_soon: now <= na && na - now < EXPIRY_WARNING_DAYS * 86_400,
+            expires_soon: now <= na && na - now <= EXPIRY_WARNING_DAYS * 86_400,
             weaknesses,
         }
     }

@@ -170,7 +170,7 @@ fn assert_error_unchanged(env: &Env, args: &[&str], needle: &str) {
 #[test]
 fn bad_inputs_are_clear_errors_and_change_nothing() {
     let env = Env::new();
-    env.import("p12/bob-modern.p12");
+    env.import("p12/bob.p12");
     let f = |n: &str| fixture(n).to_str().unwrap().to_string();
     let mut c = env.cmd(&["id", "import", &f("p12/alice-modern.p12")]);
     c.env("SMIMEKIT_PASSWORD", "wrong");
@@ -225,7 +225,7 @@ fn unwritable_home_is_an_error() {
 #[test]
 fn crash_before_rename_leaves_store_intact() {
     let env = Env::new();
-    env.import("p12/bob-modern.p12");
+    env.import("p12/bob.p12");
     let before = env.snapshot();
     // Kill the import between the temp-file write and the rename (the hook aborts the process there).
     let mut c = env.cmd(&["id", "import", fixture("p12/alice-modern.p12").to_str().unwrap()]);
@@ -245,7 +245,7 @@ fn crash_before_rename_leaves_store_intact() {
 #[test]
 fn kill_9_during_imports_never_tears_the_store() {
     let env = Env::new();
-    env.import("p12/bob-modern.p12");
+    env.import("p12/bob.p12");
     for delay_ms in [5u64, 40, 120, 300] {
         let mut child = env.cmd(&["id", "import", fixture("p12/alice-modern.p12").to_str().unwrap()]).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
