@@ -1,0 +1,167 @@
+//! Decrypting a message: find which of our IDs a RecipientInfo names (expired ones too: old mail must stay
+//! readable), decrypt with no plaintext released unless decryption (and, for AES-GCM, authentication) succeeded,
+//! and hand back the outer headers joined with the inner entity.
+//!
+//! Structure checks OpenSSL 3.0 does not make (GCM tag length, cipher/container mismatch, legacy ciphers) run
+//! before any key is used: see [`crate::ossl::enveloped::check`].
+
+use std::io::Write;
+
+use openssl::pkey::{PKey, Private};
+
+use super::{pkcs7_der, top_level};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::ids::{IdStore, Identity};
+use crate::mime::{self, Layer};
+use crate::ossl::enveloped::{self, EnvelopedInfo, EnvelopedKind, RecipientId};
+use crate::ossl::signed::{CmsType, content_type_of};
+
+/// How to decrypt.
+#[derive(Debug, Clone, Default)]
+pub struct DecryptOptions {
+    /// Use this ID (e-mail or fingerprint) instead of searching.
+    pub as_id: Option<String>,
+    /// Allow RC2 and DES (archives only).
+    pub allow_legacy: bool,
+}
+
+/// What decryption found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecryptReport {
+    /// `enveloped` (confidentiality only) or `auth_enveloped` (AEAD).
+    pub kind: EnvelopedKind,
+    /// The content cipher.
+    pub content_cipher: String,
+    /// `authenticated` (AEAD) or `none`.
+    pub integrity: &'static str,
+    /// The ID that opened it.
+    pub decrypted_with: String,
+    /// Every recipient the message names.
+    pub recipients: Vec<String>,
+    /// Warnings: weak cipher, no integrity protection…
+    pub warnings: Vec<String>,
+}
+
+/// A parsed encrypted message, before any secret is used.
+pub struct Encrypted<'a> {
+    raw: &'a [u8],
+    der: Vec<u8>,
+    /// What the CMS structure says.
+    pub info: EnvelopedInfo,
+    /// Warnings from the structure checks.
+    pub warnings: Vec<String>,
+}
+
+/// Describes a recipient identifier for people.
+pub fn describe_recipient(id: &RecipientId) -> String {
+    match id {
+        RecipientId::IssuerSerial { issuer, serial_hex, .. } => format!("issuer \"{issuer}\", serial {serial_hex}"),
+        RecipientId::KeyId(k) => format!("key id {}", crate::cert::hex(k)),
+        RecipientId::None => "a password or key-encryption key (not supported)".into(),
+    }
+}
+
+/// True if `rid` names `cert`.
+pub fn recipient_matches(rid: &RecipientId, cert: &openssl::x509::X509Ref) -> bool {
+    match rid {
+        RecipientId::IssuerSerial { issuer_der, serial_hex, .. } => {
+            cert.issuer_name().to_der().map(|d| &d == issuer_der).unwrap_or(false)
+                && crate::cert::serial_hex(cert).trim_start_matches('0') == serial_hex.trim_start_matches('0')
+        }
+        RecipientId::KeyId(k) => cert.subject_key_id().map(|s| s.as_slice() == k.as_slice()).unwrap_or(false),
+        RecipientId::None => false,
+    }
+}
+
+/// Parses and checks an encrypted message without any secret (exit-2 errors for malformed or refused input).
+pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
+    let top = top_level(raw)?;
+    match &top.layer {
+        Layer::Pkcs7Mime { .. } => {}
+        Layer::MultipartSigned { .. } => {
+            return Err(Error::bad_input("the message is signed, not encrypted").hint("verify it with 'smimekit verify'"));
+        }
+        Layer::Other => {
+            let nested = super::nested_smime_parts(&top);
+            if let Some((n, _)) = nested.first() {
+                return Err(Error::bad_input(format!(
+                    "the message is not encrypted as a whole: part {n} is an S/MIME part embedded in other content"
+                ))
+                .hint("smimekit decrypts only a message's top level, so decrypted text is never mixed with unprotected content (EFAIL)"));
+            }
+            return Err(Error::bad_input("the message is not encrypted (no S/MIME layer at the top level)"));
+        }
+    }
+    let der = pkcs7_der(&top.fields, top.body)?;
+    match content_type_of(&der)? {
+        CmsType::EnvelopedData | CmsType::AuthEnvelopedData => {}
+        CmsType::SignedData => {
+            return Err(Error::bad_input("the message is signed (opaque), not encrypted").hint("verify it with 'smimekit verify'"));
+        }
+        other => return Err(Error::unsupported(format!("the message's CMS content is {other}, not enveloped data"))),
+    }
+    let info = enveloped::inspect(&der)?;
+    let warnings = enveloped::check(&info, allow_legacy)?;
+    Ok(Encrypted { raw, der, info, warnings })
+}
+
+impl Encrypted<'_> {
+    /// The IDs of `home` that a RecipientInfo names, best first (valid before expired).
+    pub fn matching_ids(&self, home: &Home) -> Result<Vec<Identity>> {
+        let all = IdStore::new(home).list()?;
+        let mut m: Vec<Identity> =
+            all.into_iter().filter(|i| self.info.recipients.iter().any(|r| recipient_matches(&r.id, &i.cert))).collect();
+        let now = crate::cert::now();
+        m.sort_by_key(|i| i.info(now).expired);
+        Ok(m)
+    }
+
+    /// The recipients, described.
+    pub fn recipients(&self) -> Vec<String> {
+        self.info.recipients.iter().map(|r| format!("{} ({})", describe_recipient(&r.id), r.kind)).collect()
+    }
+
+    /// Picks the ID to decrypt with: `as_id`, else the first matching one. No match: NotFound listing the
+    /// recipients.
+    pub fn choose_id(&self, home: &Home, as_id: Option<&str>) -> Result<Identity> {
+        if let Some(q) = as_id {
+            let id = IdStore::new(home).find(q)?;
+            if !self.info.recipients.iter().any(|r| recipient_matches(&r.id, &id.cert)) {
+                return Err(Error::not_found(format!("the message is not encrypted to {}", id.label()))
+                    .hint(format!("it is encrypted to: {}", self.recipients().join("; "))));
+            }
+            return Ok(id);
+        }
+        self.matching_ids(home)?.into_iter().next().ok_or_else(|| {
+            Error::not_found("none of your digital IDs can decrypt this message")
+                .hint(format!(
+                    "it is encrypted to: {}. Import the matching ID with 'smimekit id import'",
+                    self.recipients().join("; ")
+                ))
+        })
+    }
+
+    /// Decrypts with `id`'s `key` and writes the outer header fields followed by the inner entity to `out`.
+    ///
+    /// **On `Err`, everything written to `out` must be discarded** (write to a temporary file and rename it
+    /// into place only on `Ok`): with CBC content, OpenSSL writes plaintext before it finds bad padding, and
+    /// nothing is released here unless decryption completed and, for AES-GCM, the tag verified.
+    pub fn decrypt_to(&self, id: &Identity, key: &PKey<Private>, allow_legacy: bool, out: &mut dyn Write) -> Result<DecryptReport> {
+        let parts = mime::split_message_parts(self.raw)?;
+        out.write_all(&parts.outer).map_err(Error::output)?;
+        out.write_all(b"MIME-Version: 1.0\r\n").map_err(Error::output)?;
+        let mut warnings = self.warnings.clone();
+        warnings.extend(enveloped::decrypt_streaming_with(&self.der, key, &id.cert, allow_legacy, out)?);
+        warnings.dedup();
+        let aead = self.info.aead && self.info.kind == EnvelopedKind::AuthEnveloped;
+        Ok(DecryptReport {
+            kind: self.info.kind,
+            content_cipher: self.info.content_cipher.clone(),
+            integrity: if aead { "authenticated" } else { "none" },
+            decrypted_with: id.label(),
+            recipients: self.recipients(),
+            warnings,
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Message-level S/MIME operations (RFC 8551): the pipelines behind `sign`, `verify`, `encrypt`, `decrypt`
+//! and `inspect`. They combine the MIME layer ([`crate::mime`]), the CMS layer ([`crate::ossl`]), certificate
+//! checks ([`crate::cert`], [`crate::trust`]) and the stores.
+
+pub mod decrypt;
+pub mod encrypt;
+pub mod inspect;
+pub mod sign;
+pub mod verify;
+
+use crate::error::{Error, Result};
+use crate::mime::{self, Field, Layer};
+
+/// The top level of a message: its header fields, body and what kind of S/MIME layer it is.
+pub struct TopLevel<'a> {
+    /// The whole message.
+    pub raw: &'a [u8],
+    /// Parsed header fields.
+    pub fields: Vec<Field<'a>>,
+    /// The body.
+    pub body: &'a [u8],
+    /// The S/MIME layer suggested by the Content-Type (a hint: the CMS type decides).
+    pub layer: Layer,
+}
+
+/// Parses the top level of `raw`.
+pub fn top_level(raw: &[u8]) -> Result<TopLevel<'_>> {
+    if raw.is_empty() {
+        return Err(Error::bad_input("the message is empty").hint("pass an RFC 5322 message file, or pipe one on standard input"));
+    }
+    let ent = mime::split_entity(raw)?;
+    let fields = mime::parse_headers(ent.header)?;
+    let layer = match mime::content_type(&fields)? {
+        Some(ct) => mime::classify(&ct),
+        None => Layer::Other,
+    };
+    Ok(TopLevel { raw, fields, body: ent.body, layer })
+}
+
+/// Decodes the body of a pkcs7-mime entity (base64 usually; binary accepted) into DER/BER.
+pub fn pkcs7_der(fields: &[Field<'_>], body: &[u8]) -> Result<Vec<u8>> {
+    let cte = mime::content_transfer_encoding(fields)?;
+    let der = mime::decode_body(body, cte.as_deref())?;
+    if der.first() != Some(&0x30) {
+        // Some senders label base64 as binary or omit the header.
+        if let Ok(d) = mime::decode_body(body, Some("base64")) {
+            if d.first() == Some(&0x30) {
+                return Ok(d);
+            }
+        }
+        return Err(Error::bad_input("the S/MIME part does not contain a CMS structure").hint("the message is damaged or not S/MIME"));
+    }
+    Ok(der)
+}
+
+/// Joins a message's outer fields (From, To, Subject…; no Content-* or MIME-Version) with an inner entity:
+/// the result of unwrapping a signed or encrypted layer.
+pub fn join_outer(raw: &[u8], entity: &[u8]) -> Result<Vec<u8>> {
+    let parts = mime::split_message_parts(raw)?;
+    let mut out = Vec::with_capacity(parts.outer.len() + entity.len() + 32);
+    out.extend_from_slice(&parts.outer);
+    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    out.extend_from_slice(&mime::to_crlf(entity));
+    Ok(out)
+}
+
+/// Searches the first level of a multipart message for an S/MIME layer that is not at the top (T26/T27): a
+/// signature there covers only its own part and must never be shown as the message's.
+pub fn nested_smime_parts(top: &TopLevel<'_>) -> Vec<(usize, &'static str)> {
+    let Ok(Some(ct)) = mime::content_type(&top.fields) else { return Vec::new() };
+    if !ct.is_multipart() {
+        return Vec::new();
+    }
+    let Some(b) = ct.param("boundary") else { return Vec::new() };
+    let Ok(mp) = mime::split_multipart(top.body, b.as_bytes()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, p) in mp.parts.iter().enumerate() {
+        let Ok(e) = mime::split_entity(p) else { continue };
+        let Ok(f) = mime::parse_headers(e.header) else { continue };
+        if let Ok(Some(ct)) = mime::content_type(&f) {
+            match mime::classify(&ct) {
+                Layer::MultipartSigned { .. } => out.push((i + 1, "signed")),
+                Layer::Pkcs7Mime { .. } => out.push((i + 1, "S/MIME")),
+                Layer::Other => {}
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! Signing a message: the top-level headers stay outside, the body with its Content-* fields becomes the
+//! signed entity (made safe to sign first, RFC 8551 §3.1), and the output is multipart/signed (default) or
+//! opaque application/pkcs7-mime signed-data.
+
+use std::io::Write;
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::cert::{self, CertInfo};
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::ids::{IdStore, Identity};
+use crate::mime;
+use crate::ossl::signed::{self, Capability, Digest, SignParams};
+
+/// How to sign.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignOptions {
+    /// The digest algorithm.
+    pub digest: Digest,
+    /// RSASSA-PSS instead of PKCS#1 v1.5 (RSA keys only).
+    pub pss: bool,
+    /// application/pkcs7-mime signed-data instead of multipart/signed.
+    pub opaque: bool,
+}
+
+/// Chooses the signing ID: `--as`, else the ID whose address matches From:, else the only ID. Refuses IDs
+/// that cannot sign e-mail or are not valid now, with the reason.
+pub fn choose_signer(home: &Home, raw: &[u8], as_id: Option<&str>) -> Result<Identity> {
+    let store = IdStore::new(home);
+    let id = match as_id {
+        Some(q) => store.find(q)?,
+        None => {
+            let top = super::top_level(raw)?;
+            let from = mime::from(&top.fields)?;
+            let all = store.list()?;
+            let now = cert::now();
+            let usable = |i: &Identity| {
+                let info = i.info(now);
+                info.can_sign && !info.expired && !info.not_yet_valid
+            };
+            match from {
+                Some(f) => {
+                    let mut mine: Vec<Identity> = all.into_iter().filter(|i| crate::address::contains(&i.emails(), &f.addr)).collect();
+                    // Prefer an ID that can sign now, then the newest.
+                    mine.sort_by_key(|i| (!usable(i), std::cmp::Reverse(cert::unix_time(i.cert.not_before()))));
+                    mine.into_iter().next().ok_or_else(|| {
+                        Error::not_found(format!("no digital ID for the From address {}", f.addr))
+                            .hint("import one with 'smimekit id import', or pick one with --as ID")
+                    })?
+                }
+                None if all.len() == 1 => all.into_iter().next().expect("one"),
+                None if all.is_empty() => {
+                    return Err(Error::not_found("no digital ID to sign with")
+                        .hint("import one with 'smimekit id import FILE.p12' or create a test ID with 'smimekit id new'"));
+                }
+                None => {
+                    return Err(Error::usage("the message has no From header and you have several IDs")
+                        .hint("pick one with --as ADDRESS"));
+                }
+            }
+        }
+    };
+    check_can_sign(&id)?;
+    Ok(id)
+}
+
+/// Refuses an ID that cannot sign e-mail now.
+pub fn check_can_sign(id: &Identity) -> Result<()> {
+    let info = CertInfo::new(&id.cert, cert::now());
+    if info.expired {
+        return Err(Error::unusable(format!("the ID {} expired on {}", id.label(), info.not_after))
+            .hint("renew the certificate with your CA ('smimekit id new --csr') and install it"));
+    }
+    if info.not_yet_valid {
+        return Err(Error::unusable(format!("the ID {} is not valid before {}", id.label(), info.not_before)));
+    }
+    if !info.can_sign {
+        return Err(Error::unusable(format!(
+            "the ID {} cannot sign e-mail (key usage: {}; extended key usage: {})",
+            id.label(),
+            if info.key_usage_present { info.key_usage.join(", ") } else { "any".into() },
+            if info.extended_key_usage.is_empty() { "any".into() } else { info.extended_key_usage.join(", ") }
+        ))
+        .hint("use an ID whose certificate allows digitalSignature and emailProtection (--as ID)"));
+    }
+    Ok(())
+}
+
+/// The chain to include: intermediates, not self-signed roots.
+fn chain_to_include(id: &Identity) -> Vec<X509> {
+    id.chain
+        .iter()
+        .filter(|c| {
+            let self_signed = c.subject_name().to_der().ok() == c.issuer_name().to_der().ok();
+            !self_signed
+        })
+        .cloned()
+        .collect()
+}
+
+/// The certificate correspondents should encrypt to: the signing ID if it can decrypt, else another valid ID
+/// for the same address that can.
+fn encryption_cert(home: &Home, id: &Identity) -> Option<X509> {
+    if cert::can_encrypt(&id.cert) {
+        return None;
+    }
+    let now = cert::now();
+    let store = IdStore::new(home);
+    id.emails().first().and_then(|a| store.for_address(a).ok()).and_then(|v| {
+        v.into_iter()
+            .find(|i| {
+                let info = i.info(now);
+                info.can_encrypt && !info.expired
+            })
+            .map(|i| i.cert)
+    })
+}
+
+/// Signs `raw` (an RFC 5322 message) with `id` and writes the signed message to `out`.
+pub fn sign_message(home: &Home, raw: &[u8], id: &Identity, key: &PKey<Private>, opts: &SignOptions, out: &mut dyn Write) -> Result<()> {
+    let parts = mime::split_message_parts(raw)?;
+    let entity = parts.entity();
+    let entity = mime::prepare_for_signing(&entity)?;
+    sign_entity(home, &parts.outer, &entity, id, key, opts, out)
+}
+
+/// Signs a prepared entity (Content-* fields, blank line, body; CRLF, 7-bit safe) and writes the message with
+/// the `outer` header fields. Used by `encrypt --sign` as well.
+pub fn sign_entity(home: &Home, outer: &[u8], entity: &[u8], id: &Identity, key: &PKey<Private>, opts: &SignOptions, out: &mut dyn Write) -> Result<()> {
+    let chain = chain_to_include(id);
+    let enc = encryption_cert(home, id);
+    let params = SignParams {
+        cert: &id.cert,
+        key,
+        chain: &chain,
+        digest: opts.digest,
+        pss: opts.pss,
+        detached: !opts.opaque,
+        capabilities: Capability::defaults_for(key),
+        encryption_cert: enc.as_deref(),
+    };
+    if opts.opaque {
+        let der = signed::sign(&params, &mut &entity[..], None)?;
+        mime::write_pkcs7_mime(out, outer, "signed-data", &der).map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+        return Ok(());
+    }
+    // One pass: the entity is digested as it is written after the multipart headers.
+    let boundary = mime::choose_boundary(entity);
+    let mut w = mime::MultipartSignedWriter::begin(out, outer, opts.digest.micalg(), &boundary)
+        .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+    let der = signed::sign(&params, &mut &entity[..], Some(&mut w))?;
+    w.finish(&der).map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+    Ok(())
+}

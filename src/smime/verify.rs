@@ -1,0 +1,568 @@
+//! Verifying a signed message: integrity, trust, validity, purpose and address match, reported separately for
+//! every signer, over the exact received bytes of the signed part.
+//!
+//! OpenSSL's all-in-one `CMS_verify` is not used: it accepts a SignerInfo without signed attributes
+//! (ForgedAttributes), a content-type attribute that differs from eContentType, tries only the first
+//! certificate that matches a key identifier, and (3.0) ignores intermediates handed to it. Instead each
+//! SignerInfo is checked on its own: profile rules, the message digest computed here over the signed bytes,
+//! the signature over the signed attributes with every candidate certificate, then path validation.
+
+use openssl::hash::Hasher;
+use openssl::x509::{X509, X509Ref};
+
+use super::{pkcs7_der, top_level};
+use crate::cert::{self, CertInfo};
+use crate::error::{Error, Result};
+use crate::mime::{self, Layer};
+use crate::ossl::signed::{CmsType, SignedData, SignerId, SignerSummary, content_type_of};
+use crate::trust::{self, ChainOptions, ChainReport, Purpose};
+
+/// Most certificates considered as signer candidates or intermediates for one message (T25).
+pub const MAX_CANDIDATE_CERTS: usize = 200;
+/// Most signers checked in one message.
+pub const MAX_SIGNERS: usize = 16;
+/// Signing times further in the future than this are flagged (clock skew allowance).
+pub const FUTURE_SKEW_SECS: i64 = 300;
+
+/// Where trust comes from and when to validate.
+#[derive(Default, Clone)]
+pub struct VerifyOptions {
+    /// Trust anchors of the user (and `--ca` files).
+    pub anchors: Vec<X509>,
+    /// Also trust the system store.
+    pub system_trust: bool,
+    /// Validation time (unix seconds); `None` = now.
+    pub at: Option<i64>,
+    /// Certificates known to us (contacts, their intermediates, our IDs): candidates for signers whose
+    /// certificate is not in the message, and intermediates for chain building. Never trusted by themselves.
+    pub known_certs: Vec<X509>,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// Whether it held.
+    pub ok: bool,
+    /// Why not (or a note).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Check {
+    fn pass() -> Check {
+        Check { ok: true, reason: None }
+    }
+    fn fail(r: impl Into<String>) -> Check {
+        Check { ok: false, reason: Some(r.into()) }
+    }
+}
+
+/// Validity of the signer's certificate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Validity {
+    /// Valid at the validation time.
+    pub ok: bool,
+    /// The validation time (now or `--at`), RFC 3339.
+    pub at: String,
+    /// Valid at the claimed signing time (informational: signingTime is only a claim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_signing_time: Option<bool>,
+    /// Certificate validity window.
+    pub not_before: String,
+    /// Certificate validity window.
+    pub not_after: String,
+}
+
+/// The From check.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AddressMatch {
+    /// The From address is among the certificate's addresses (or there is no From to check).
+    pub ok: bool,
+    /// The From address compared (addr-spec only, never the display name).
+    pub from: Option<String>,
+    /// The certificate's addresses.
+    pub cert_emails: Vec<String>,
+    /// A note, e.g. "no From header to check".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Everything about one signer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignerReport {
+    /// Position of the SignerInfo (1-based).
+    pub index: usize,
+    /// How the SignerInfo names its certificate.
+    pub sid: String,
+    /// Subject of the signer's certificate (if found).
+    pub subject: Option<String>,
+    /// The certificate's e-mail addresses.
+    pub emails: Vec<String>,
+    /// SHA-256 fingerprint of the signer's certificate.
+    pub fingerprint: Option<String>,
+    /// Issuer of the signer's certificate.
+    pub issuer: Option<String>,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// The claimed signing time, RFC 3339.
+    pub signing_time: Option<String>,
+    /// Digest algorithm.
+    pub digest_algorithm: String,
+    /// Signature algorithm.
+    pub signature_algorithm: String,
+    /// Digest and signature.
+    pub integrity: Check,
+    /// Path to a trust anchor.
+    pub trust: ChainReport,
+    /// Certificate validity.
+    pub validity: Validity,
+    /// keyUsage / extendedKeyUsage allow e-mail signing.
+    pub purpose: Check,
+    /// From address among the certificate's addresses.
+    pub address_match: AddressMatch,
+    /// Weak algorithms (accepted with a warning).
+    pub weak: Vec<String>,
+    /// Every check held.
+    pub valid: bool,
+    /// Why not, one line per failed check.
+    pub reasons: Vec<String>,
+    /// SMIMECapabilities the signer advertised.
+    pub capabilities: Vec<String>,
+    /// The certificate the signer prefers to receive encrypted mail at (SMIMEEncryptionKeyPreference).
+    pub encryption_key_preference: Option<String>,
+    /// True if the signing time is in the future (capabilities must then not be recorded).
+    pub signing_time_in_future: bool,
+    #[serde(skip)]
+    pub(crate) cert: Option<X509>,
+    #[serde(skip)]
+    pub(crate) signing_time_unix: Option<i64>,
+}
+
+impl SignerReport {
+    /// The signer's certificate, if it was found.
+    pub fn certificate(&self) -> Option<&X509Ref> {
+        self.cert.as_deref()
+    }
+    /// The claimed signing time, unix seconds.
+    pub fn signing_time_unix(&self) -> Option<i64> {
+        self.signing_time_unix
+    }
+}
+
+/// The verdict on a signed message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyReport {
+    /// `valid` when every signer is valid; `invalid` otherwise.
+    pub status: &'static str,
+    /// `multipart/signed` or `opaque`.
+    pub form: &'static str,
+    /// The From address (addr-spec).
+    pub from: Option<String>,
+    /// The Sender address, when it differs from From.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The Message-ID, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// One report per SignerInfo.
+    pub signers: Vec<SignerReport>,
+    /// Warnings about the message as a whole.
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when every signer verified.
+    pub fn is_valid(&self) -> bool {
+        self.status == "valid"
+    }
+}
+
+/// A verified (or not) message: the report, and the signed content as a message (outer headers + the signed
+/// entity) — only to be shown as verified when [`VerifyReport::is_valid`].
+pub struct Verified {
+    /// The report.
+    pub report: VerifyReport,
+    /// The outer header fields joined with the signed entity.
+    pub message: Vec<u8>,
+    /// Certificates carried by the message (candidate intermediates for harvest).
+    pub message_certs: Vec<X509>,
+}
+
+/// Is this message signed at the top level (multipart/signed or opaque signed-data)? Cheap check for callers
+/// such as decrypt, which verifies the inner entity only when it is signed.
+pub fn is_signed(raw: &[u8]) -> bool {
+    let Ok(top) = top_level(raw) else { return false };
+    match &top.layer {
+        Layer::MultipartSigned { .. } => true,
+        Layer::Pkcs7Mime { .. } => pkcs7_der(&top.fields, top.body)
+            .ok()
+            .and_then(|d| content_type_of(&d).ok())
+            .is_some_and(|t| t == CmsType::SignedData),
+        Layer::Other => false,
+    }
+}
+
+/// Verifies a signed RFC 5322 message.
+///
+/// Errors (exit 2): not a signed message at the top level, malformed, no signers, a signer's certificate
+/// missing. A signed message whose checks fail is a report with status `invalid` (exit 1).
+pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
+    let top = top_level(raw)?;
+    let from = mime::from(&top.fields)?;
+    let sender = mime::sender(&top.fields)?;
+    let message_id = top.fields.iter().find(|f| f.is("message-id")).map(|f| f.value.clone());
+    let mut warnings = Vec::new();
+    let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top.layer {
+        Layer::MultipartSigned { boundary, protocol, .. } => {
+            let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
+            if mp.parts.len() != 2 {
+                return Err(Error::bad_input(format!(
+                    "the multipart/signed message has {} parts instead of 2 (signed content and signature)",
+                    mp.parts.len()
+                ))
+                .hint("the message is damaged or was altered in transit"));
+            }
+            if !mp.terminated {
+                warnings.push("the multipart/signed has no closing boundary (truncated?)".into());
+            }
+            if let Some(p) = protocol {
+                if p != "application/pkcs7-signature" && p != "application/x-pkcs7-signature" {
+                    return Err(Error::unsupported(format!("multipart/signed with protocol \"{p}\" is not S/MIME"))
+                        .hint("this may be a PGP/MIME message; use gpg to verify it"));
+                }
+            }
+            let sig_ent = mime::split_entity(mp.parts[1])?;
+            let sig_fields = mime::parse_headers(sig_ent.header)?;
+            let der = pkcs7_der(&sig_fields, sig_ent.body)?;
+            let sd = parse_signed(&der)?;
+            if !sd.is_detached() {
+                // T10: eContent confusion. Neither text is ever presented as verified.
+                return Err(Error::bad_input(
+                    "the signature part carries content of its own (content present in a detached signature): \
+                     the message is forged or broken",
+                )
+                .hint("do not trust this message; ask the sender to send it again"));
+            }
+            // Signatures cover the canonical (CRLF) form; mail stores often keep LF.
+            ("multipart/signed", sd, mime::to_crlf(mp.parts[0]))
+        }
+        Layer::Pkcs7Mime { .. } => {
+            let der = pkcs7_der(&top.fields, top.body)?;
+            match content_type_of(&der)? {
+                CmsType::SignedData => {}
+                CmsType::EnvelopedData | CmsType::AuthEnvelopedData => {
+                    return Err(Error::bad_input("the message is encrypted, not (only) signed")
+                        .hint("decrypt it with 'smimekit decrypt', which also verifies a signature inside"));
+                }
+                other => return Err(Error::unsupported(format!("the message's CMS content is {other}, not signed data"))),
+            }
+            let sd = parse_signed(&der)?;
+            let Some(c) = sd.econtent() else {
+                return Err(Error::bad_input("the opaque signed message carries no content (a detached signature sent alone)")
+                    .hint("the signed text is missing; ask the sender for the complete message"));
+            };
+            ("opaque", sd, std::borrow::Cow::Owned(c))
+        }
+        Layer::Other => {
+            let nested = super::nested_smime_parts(&top);
+            let mut e = Error::bad_input("the message is not signed (no S/MIME signature at the top level)");
+            if let Some((n, kind)) = nested.first() {
+                e = Error::bad_input(format!(
+                    "the message is not signed as a whole: part {n} contains an {kind} part that covers only itself"
+                ))
+                .hint("text outside that part is not covered by any signature; treat the message as unsigned");
+            }
+            return Err(e);
+        }
+    };
+    let signers = sd.signers();
+    if signers.is_empty() {
+        return Err(Error::bad_input("the message has no signers: its signature part only carries certificates")
+            .hint("it is not a signed message; to add the certificates as contacts use 'smimekit contact add'"));
+    }
+    if signers.len() > MAX_SIGNERS {
+        return Err(Error::limit(format!("the message has {} signers (at most {MAX_SIGNERS} are checked)", signers.len())));
+    }
+    let message_certs: Vec<X509> = sd.certificates().into_iter().take(MAX_CANDIDATE_CERTS).collect();
+    let mut candidates: Vec<X509> = message_certs.clone();
+    candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
+    candidates.extend(opts.anchors.iter().cloned());
+    let now = cert::now();
+    let at = opts.at.unwrap_or(now);
+    let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut reports = Vec::new();
+    for (idx, s) in signers.iter().enumerate() {
+        let r = check_signer(&sd, idx, s, &content, &candidates, opts, at, now, from.as_ref().map(|m| m.addr.as_str()), &mut digests)?;
+        reports.push(r);
+    }
+    if let (Some(f), Some(s)) = (&from, &sender) {
+        if !crate::address::same(&f.addr, &s.addr) {
+            warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
+        }
+    }
+    let status = if reports.iter().all(|r| r.valid) { "valid" } else { "invalid" };
+    let report = VerifyReport {
+        status,
+        form,
+        from: from.map(|m| m.addr),
+        sender: sender.map(|m| m.addr),
+        message_id,
+        signers: reports,
+        warnings,
+    };
+    let message = super::join_outer(raw, &content)?;
+    Ok(Verified { report, message, message_certs })
+}
+
+fn parse_signed(der: &[u8]) -> Result<SignedData> {
+    SignedData::from_der(der).map_err(|e| {
+        Error::new(e.kind(), format!("cannot read the signature: {}", e.message()))
+            .hint("the signature part is damaged or not CMS")
+    })
+}
+
+pub(crate) fn sid_matches(sid: &SignerId, c: &X509Ref) -> bool {
+    match sid {
+        SignerId::IssuerSerial { issuer_der, serial_hex, .. } => {
+            c.issuer_name().to_der().map(|d| &d == issuer_der).unwrap_or(false)
+                && cert::serial_hex(c).trim_start_matches('0') == serial_hex.trim_start_matches('0')
+        }
+        SignerId::KeyId(k) => c.subject_key_id().map(|s| s.as_slice() == k.as_slice()).unwrap_or(false),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_signer(
+    sd: &SignedData,
+    idx: usize,
+    s: &SignerSummary,
+    content: &[u8],
+    candidates: &[X509],
+    opts: &VerifyOptions,
+    at: i64,
+    now: i64,
+    from: Option<&str>,
+    digests: &mut Vec<(String, Vec<u8>)>,
+) -> Result<SignerReport> {
+    let mut reasons = Vec::new();
+    let mut weak = Vec::new();
+    // RFC 8551 §2.6: try every certificate that matches the identifier, not just the first (T17).
+    let mut matching = Vec::new();
+    for c in candidates.iter().filter(|c| sid_matches(&s.sid, c)) {
+        if !matching.iter().any(|m: &X509| m.digest(openssl::hash::MessageDigest::sha256()).ok() == c.digest(openssl::hash::MessageDigest::sha256()).ok()) {
+            matching.push(c.clone());
+        }
+    }
+    if matching.is_empty() {
+        return Err(Error::not_found(format!(
+            "signer {} cannot be checked: its certificate ({}) is neither in the message nor among your contacts",
+            idx + 1,
+            s.sid
+        ))
+        .hint("ask the sender for their certificate and add it with 'smimekit contact add', then verify again"));
+    }
+    let violations = sd.profile_violations(idx);
+    let mut signer_cert: Option<X509> = None;
+    let mut sig_ok = false;
+    for c in &matching {
+        if sd.verify_signer(idx, c)? {
+            signer_cert = Some(c.clone());
+            sig_ok = true;
+            break;
+        }
+    }
+    // Report the first matching certificate if none verifies, so the user sees who claims to have signed.
+    let cert = signer_cert.clone().unwrap_or_else(|| matching[0].clone());
+    // Digest over the content, computed once per algorithm.
+    let md = sd.signer_digest(idx)?;
+    let key = s.digest_oid.clone();
+    let computed = match digests.iter().find(|(k, _)| *k == key) {
+        Some((_, d)) => d.clone(),
+        None => {
+            let d = hash(md, content)?;
+            digests.push((key, d.clone()));
+            d
+        }
+    };
+    let integrity = if !violations.is_empty() {
+        Check::fail(format!("the signature breaks the S/MIME rules: {}", violations.join("; ")))
+    } else if s.message_digest_values.first().map(|v| v.as_slice()) != Some(computed.as_slice()) {
+        let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
+        for (name, variant) in mime::variants_for_diagnosis(content) {
+            if hash(md, &variant).ok().as_deref() == s.message_digest_values.first().map(|v| v.as_slice()) {
+                why = format!("the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit");
+                break;
+            }
+        }
+        Check::fail(why)
+    } else if !sig_ok {
+        Check::fail("the signature value does not verify with the signer's certificate (bad signature)")
+    } else {
+        Check::pass()
+    };
+    if let Some(r) = &integrity.reason {
+        reasons.push(r.clone());
+    }
+    let info = CertInfo::new(&cert, at);
+    // Trust: a path from the signer to an anchor, with the message's certificates and known certificates as
+    // candidate intermediates (never as anchors).
+    let untrusted: Vec<X509> = candidates.iter().take(MAX_CANDIDATE_CERTS).cloned().collect();
+    let chain = trust::verify_chain(
+        &cert,
+        &untrusted,
+        &ChainOptions { anchors: &opts.anchors, system: opts.system_trust, at, purpose: Purpose::Sign },
+    )?;
+    let nb = cert::unix_time(cert.not_before());
+    let na = cert::unix_time(cert.not_after());
+    let validity = Validity {
+        ok: nb <= at && at <= na,
+        at: cert::rfc3339(at),
+        at_signing_time: s.signing_time.map(|t| nb <= t && t <= na),
+        not_before: info.not_before.clone(),
+        not_after: info.not_after.clone(),
+    };
+    if !validity.ok {
+        reasons.push(if at > na {
+            format!("the signer's certificate expired on {} (checked at {})", validity.not_after, validity.at)
+        } else {
+            format!("the signer's certificate is not valid before {} (checked at {})", validity.not_before, validity.at)
+        });
+    }
+    if !chain.trusted {
+        let e = chain.error.clone().unwrap_or_default();
+        if !(validity.ok == false && (e.contains("expired") || e.contains("not yet valid")) && chain.error_depth == Some(0)) {
+            reasons.push(format!("not trusted: {e} (at depth {})", chain.error_depth.unwrap_or(0)));
+        }
+    }
+    let purpose = if cert::can_sign(&cert) {
+        Check::pass()
+    } else {
+        let mut why = Vec::new();
+        if let Some(ku) = cert.key_usage() {
+            use openssl::x509::X509KeyUsage as K;
+            if !ku.intersects(K::DIGITAL_SIGNATURE | K::NON_REPUDIATION) {
+                why.push("its keyUsage does not allow digital signatures");
+            }
+        }
+        if !cert::eku_allows_email(&cert) {
+            why.push("its extendedKeyUsage does not include emailProtection");
+        }
+        if why.is_empty() {
+            why.push("it is a CA certificate");
+        }
+        Check::fail(format!("the certificate is not for signing e-mail: {}", why.join(" and ")))
+    };
+    if let Some(r) = &purpose.reason {
+        reasons.push(r.clone());
+    }
+    let address_match = match from {
+        None => AddressMatch { ok: true, from: None, cert_emails: info.emails.clone(), note: Some("no From header to check".into()) },
+        Some(f) => {
+            let ok = crate::address::contains(&info.emails, f);
+            if !ok {
+                reasons.push(format!(
+                    "the From address {f} is not in the signer's certificate ({}): valid signature by someone else",
+                    if info.emails.is_empty() { "no addresses".to_string() } else { info.emails.join(", ") }
+                ));
+            }
+            AddressMatch { ok, from: Some(f.to_string()), cert_emails: info.emails.clone(), note: None }
+        }
+    };
+    if s.digest_oid == "1.3.14.3.2.26" {
+        weak.push("SHA-1 digest".into());
+    }
+    weak.extend(info.weaknesses.iter().cloned());
+    let signing_time_in_future = s.signing_time.is_some_and(|t| t > now + FUTURE_SKEW_SECS);
+    if signing_time_in_future {
+        weak.push("the signing time is in the future (only a claim; capabilities are not recorded)".into());
+    }
+    let valid = reasons.is_empty();
+    Ok(SignerReport {
+        index: idx + 1,
+        sid: s.sid.to_string(),
+        subject: Some(info.subject.clone()),
+        emails: info.emails.clone(),
+        fingerprint: Some(info.fingerprint.clone()),
+        issuer: Some(info.issuer.clone()),
+        serial: Some(info.serial.clone()),
+        signing_time: s.signing_time.map(cert::rfc3339),
+        digest_algorithm: s.digest.clone(),
+        signature_algorithm: s.signature_alg.clone(),
+        integrity,
+        trust: chain,
+        validity,
+        purpose,
+        address_match,
+        weak,
+        valid,
+        reasons,
+        capabilities: s.capabilities.clone(),
+        encryption_key_preference: s.encryption_key_preference.as_ref().map(|p| p.to_string()),
+        signing_time_in_future,
+        cert: Some(cert),
+        signing_time_unix: s.signing_time,
+    })
+}
+
+fn hash(md: openssl::hash::MessageDigest, data: &[u8]) -> Result<Vec<u8>> {
+    let mut h = Hasher::new(md)?;
+    // Large inputs: feed in 1 MiB slices so progress is steady and nothing is copied.
+    for chunk in data.chunks(1 << 20) {
+        h.update(chunk)?;
+    }
+    Ok(h.finish()?.to_vec())
+}
+
+/// Human-readable report.
+pub fn render(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let n = r.signers.len();
+    s += &format!(
+        "{} ({}, {} signer{})\n",
+        if r.is_valid() { "VALID signature" } else { "INVALID signature" },
+        r.form,
+        n,
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(f) = &r.from {
+        s += &format!("  From:          {f}\n");
+    }
+    for w in &r.warnings {
+        s += &format!("  Warning:       {w}\n");
+    }
+    for sg in &r.signers {
+        s += &format!("Signer {}: {}\n", sg.index, if sg.valid { "valid" } else { "NOT valid" });
+        s += &format!("  Subject:       {}\n", sg.subject.as_deref().unwrap_or("?"));
+        s += &format!("  E-mail:        {}\n", if sg.emails.is_empty() { "(none)".into() } else { sg.emails.join(", ") });
+        s += &format!("  Issuer:        {}\n", sg.issuer.as_deref().unwrap_or("?"));
+        s += &format!("  Fingerprint:   {}\n", sg.fingerprint.as_deref().unwrap_or("?"));
+        s += &format!("  Signed at:     {} (claimed by the signer)\n", sg.signing_time.as_deref().unwrap_or("not stated"));
+        s += &format!("  Algorithms:    {} / {}\n", sg.digest_algorithm, sg.signature_algorithm);
+        s += &format!("  Integrity:     {}\n", verdict(&sg.integrity));
+        s += &format!(
+            "  Trust:         {}\n",
+            if sg.trust.trusted { format!("ok ({})", sg.trust.chain.last().cloned().unwrap_or_default()) } else { format!("FAILED: {}", sg.trust.error.clone().unwrap_or_default()) }
+        );
+        s += &format!("  Validity:      {} at {}\n", if sg.validity.ok { "ok" } else { "FAILED" }, sg.validity.at);
+        s += &format!("  Purpose:       {}\n", verdict(&sg.purpose));
+        s += &format!(
+            "  Address:       {}\n",
+            match (&sg.address_match.from, sg.address_match.ok) {
+                (None, _) => "no From header to check".to_string(),
+                (Some(f), true) => format!("ok ({f})"),
+                (Some(f), false) => format!("MISMATCH: From is {f}"),
+            }
+        );
+        for w in &sg.weak {
+            s += &format!("  Weak:          {w}\n");
+        }
+        for r in &sg.reasons {
+            s += &format!("  Reason:        {r}\n");
+        }
+    }
+    s
+}
+
+fn verdict(c: &Check) -> String {
+    if c.ok { "ok".into() } else { format!("FAILED: {}", c.reason.clone().unwrap_or_default()) }
+}
