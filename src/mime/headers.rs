@@ -322,9 +322,10 @@ impl fmt::Display for Mailbox {
     }
 }
 
-/// A plausible addr-spec: `local@domain`, no whitespace, brackets, quotes, commas or controls.
+/// A plausible addr-spec: `local@domain` with exactly one `@`, no whitespace, brackets, quotes, commas or
+/// controls (quoted local parts are not accepted).
 fn is_addr_spec(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
+    let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
     let bad = |c: char| c.is_whitespace() || c.is_control() || "<>\",;()[]\\".contains(c);
@@ -333,6 +334,8 @@ fn is_addr_spec(s: &str) -> bool {
         && !local.contains(bad)
         && !domain.contains(bad)
         && !domain.contains('@')
+        && !local.starts_with('.')
+        && !local.ends_with('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
 }
@@ -345,7 +348,17 @@ fn clean_display(name: Option<&str>) -> Option<String> {
 
 /// Every mailbox of one address field (groups flattened). Entries without a valid addr-spec are returned with
 /// `Err(shown text)`.
+///
+/// mail-parser glues stray tokens together (`<eve@evil.example> alice@example.com` gives
+/// `eve@evil.examplealice@example.com`), so an address is accepted only if it also occurs verbatim in the
+/// unfolded field: what we compare is what the header says.
 fn mailboxes(field: &Field<'_>) -> Vec<std::result::Result<Mailbox, String>> {
+    let unfolded: Vec<u8> = field
+        .raw_value()
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
     let value = terminated(field.raw_value());
     let addrs = match MessageStream::new(&value).parse_address() {
         HeaderValue::Address(Address::List(l)) => l,
@@ -358,7 +371,7 @@ fn mailboxes(field: &Field<'_>) -> Vec<std::result::Result<Mailbox, String>> {
         .into_iter()
         .map(|a| {
             let addr = a.address.as_deref().unwrap_or_default().trim();
-            if is_addr_spec(addr) {
+            if is_addr_spec(addr) && memchr::memmem::find(&unfolded, addr.as_bytes()).is_some() {
                 Ok(Mailbox {
                     display: clean_display(a.name.as_deref()),
                     addr: addr.to_string(),
@@ -646,6 +659,37 @@ mod tests {
             assert_eq!(m.addr, "eve@evil.example", "{h}");
             assert_eq!(m.display.as_deref(), Some("alice@example.com"), "{h}");
         }
+    }
+
+    #[test]
+    fn glued_or_odd_addresses_are_rejected() {
+        for h in [
+            "From: <eve@evil.example> alice@example.com\r\n",
+            "From: Alice <alice@example.com> <eve@evil.example>\r\n",
+            "From: alice@example.com@evil.example\r\n",
+            "From: \"eve@evil.example\"@example.com\r\n",
+            "From: <>\r\n",
+            "From: .alice@example.com\r\n",
+        ] {
+            let f = parse_headers(h.as_bytes()).unwrap();
+            assert!(from(&f).is_err(), "{h}: {:?}", from(&f));
+        }
+        let m = from(&fields("From: <alice@exam> ple.com\r\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.addr, "alice@exam");
+        // a comment is a display name, never the address
+        let f = fields("From: eve@evil.example (alice@example.com)\r\n");
+        let m = from(&f).unwrap().unwrap();
+        assert_eq!(m.addr, "eve@evil.example");
+        // an encoded display name that contains an address stays a display name
+        let f =
+            fields("From: =?utf-8?q?Alice_=3Calice=40example=2Ecom=3E?= <eve@evil.example>\r\n");
+        let m = from(&f).unwrap().unwrap();
+        assert_eq!(
+            (m.display.as_deref(), m.addr.as_str()),
+            (Some("Alice <alice@example.com>"), "eve@evil.example")
+        );
     }
 
     #[test]
