@@ -393,4 +393,130 @@ mod tests {
         }
         assert!(write_pkcs7_mime(&mut Vec::new(), b"", "bogus", b"").is_err());
     }
+
+    /// A self-signed RSA certificate and its key, for the end-to-end tests.
+    fn test_identity() -> (
+        openssl::x509::X509,
+        openssl::pkey::PKey<openssl::pkey::Private>,
+    ) {
+        use openssl::{
+            asn1::Asn1Time, bn::BigNum, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509,
+        };
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "Alice").unwrap();
+        let name = name.build();
+        let mut b = x509::X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build(), key)
+    }
+
+    /// Split a multipart/signed message the way verification will: (signed part, signature DER).
+    fn parse_signed(msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let e = split_entity(msg).unwrap();
+        let ct = content_type(&e.fields().unwrap()).unwrap().unwrap();
+        let Layer::MultipartSigned { boundary, .. } = classify(&ct) else {
+            panic!("not multipart/signed")
+        };
+        let mp = split_multipart(e.body, boundary.as_bytes()).unwrap();
+        let sig = split_entity(mp.parts[1]).unwrap();
+        (
+            mp.parts[0].to_vec(),
+            decode_body(sig.body, Some("base64")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn sign_prepare_write_verify() {
+        use openssl::cms::{CMSOptions, CmsContentInfo};
+        use openssl::stack::Stack;
+        use openssl::x509::store::X509StoreBuilder;
+        let (cert, key) = test_identity();
+        let raw = "From: Alice <alice@example.com>\nTo: bob@example.com\nSubject: test\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nGrüße\nFrom here  \n";
+        let (outer, entity) = crate::mime::split_message(raw.as_bytes()).unwrap();
+        let prepared = crate::mime::prepare_for_signing(&entity).unwrap();
+        let flags = CMSOptions::DETACHED | CMSOptions::BINARY;
+        let cms =
+            CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(&prepared), flags).unwrap();
+        let mut msg = Vec::new();
+        write_multipart_signed(
+            &mut msg,
+            &outer,
+            &prepared,
+            &cms.to_der().unwrap(),
+            "sha-256",
+        )
+        .unwrap();
+        assert_eq!(bare_lf(&msg), 0);
+        assert!(msg.iter().all(|&b| b < 0x80));
+
+        let mut certs = Stack::new().unwrap();
+        certs.push(cert.clone()).unwrap();
+        let store = X509StoreBuilder::new().unwrap().build();
+        let vflags = CMSOptions::BINARY | CMSOptions::NO_SIGNER_CERT_VERIFY;
+        let verify = |signed: &[u8], der: &[u8]| {
+            let mut c = CmsContentInfo::from_der(der).unwrap();
+            c.verify(Some(&certs), Some(&store), Some(signed), None, vflags)
+                .is_ok()
+        };
+        let (signed, der) = parse_signed(&msg);
+        assert_eq!(signed, &*prepared);
+        assert!(verify(&signed, &der));
+        // a copy stored with LF line ends verifies after to_crlf, and not without it
+        let lf: Vec<u8> = msg.iter().copied().filter(|&b| b != b'\r').collect();
+        let (signed_lf, der_lf) = parse_signed(&lf);
+        assert!(!verify(&signed_lf, &der_lf));
+        assert!(verify(&crate::mime::to_crlf(&signed_lf), &der_lf));
+        // a tampered copy does not verify, and the diagnosis finds nothing that repairs it
+        let tampered = String::from_utf8(signed.clone())
+            .unwrap()
+            .replace("Gr=C3=BC", "Gr=C3=B6");
+        assert!(!verify(tampered.as_bytes(), &der));
+        // openssl's own parser agrees (when the CLI is installed). Not with -binary: OpenSSL 3.0's SMIME_read_CMS
+        // mangles the detached content in binary mode (see the team notes).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signed.eml");
+        std::fs::write(&path, &msg).unwrap();
+        if let Ok(out) = std::process::Command::new("openssl")
+            .args(["cms", "-verify", "-noverify", "-in"])
+            .arg(&path)
+            .output()
+        {
+            assert!(
+                out.status.success(),
+                "openssl cms -verify: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, &*prepared);
+        }
+    }
+
+    #[test]
+    fn pkcs7_mime_is_read_by_openssl() {
+        use openssl::cms::{CMSOptions, CmsContentInfo};
+        let (cert, key) = test_identity();
+        let cms = CmsContentInfo::sign(
+            Some(&cert),
+            Some(&key),
+            None,
+            Some(b"hi\r\n"),
+            CMSOptions::BINARY,
+        )
+        .unwrap();
+        let der = cms.to_der().unwrap();
+        let mut msg = Vec::new();
+        write_pkcs7_mime(&mut msg, b"Subject: opaque\r\n", "signed-data", &der).unwrap();
+        let parsed = openssl::cms::CmsContentInfo::smime_read_cms(&msg).unwrap();
+        assert_eq!(parsed.to_der().unwrap(), der);
+    }
 }
