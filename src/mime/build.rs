@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use memchr::memmem;
 
-use super::to_crlf;
+use super::{parse_headers, to_crlf};
 
 /// Text before the first delimiter of a multipart/signed, for readers without MIME support.
 const PREAMBLE: &[u8] = b"This is an S/MIME signed message\r\n";
@@ -20,7 +20,8 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// Writes the caller's outer header fields in CRLF form, checking that they are only header fields.
+/// Writes the caller's outer header fields in CRLF form, checking that they are header fields and include no
+/// `MIME-Version` or `Content-*` field (which would duplicate ours).
 fn write_outer(out: &mut dyn Write, outer: &[u8]) -> io::Result<()> {
     if outer.is_empty() {
         return Ok(());
@@ -30,6 +31,17 @@ fn write_outer(out: &mut dyn Write, outer: &[u8]) -> io::Result<()> {
         return Err(invalid(
             "the outer header fields contain an empty line".into(),
         ));
+    }
+    let fields =
+        parse_headers(&outer).map_err(|e| invalid(format!("the outer header fields: {e}")))?;
+    if let Some(f) = fields.iter().find(|f| {
+        let n = f.name.to_ascii_lowercase();
+        n == "mime-version" || n.starts_with("content-")
+    }) {
+        return Err(invalid(format!(
+            "the outer header fields contain {}, which belongs to the entity",
+            f.name
+        )));
     }
     out.write_all(&outer)?;
     if !outer.ends_with(b"\r\n") {
@@ -113,9 +125,9 @@ pub fn choose_boundary(entity_sample: &[u8]) -> String {
 pub struct MultipartSignedWriter<W: Write> {
     out: W,
     boundary: String,
-    /// The last `needle.len() - 1` bytes written, to find a boundary split across writes.
+    /// The last bytes written (one fewer than `--boundary`), to find a boundary split across writes.
     tail: Vec<u8>,
-    needle: Vec<u8>,
+    finder: memmem::Finder<'static>,
     collision: bool,
 }
 
@@ -146,12 +158,12 @@ impl<W: Write> MultipartSignedWriter<W> {
         )?;
         out.write_all(PREAMBLE)?;
         write!(out, "\r\n--{boundary}\r\n")?;
-        let needle = format!("--{boundary}").into_bytes();
+        let finder = memmem::Finder::new(format!("--{boundary}").as_bytes()).into_owned();
         Ok(MultipartSignedWriter {
             out,
             boundary: boundary.to_string(),
             tail: Vec::new(),
-            needle,
+            finder,
             collision: false,
         })
     }
@@ -165,12 +177,10 @@ impl<W: Write> MultipartSignedWriter<W> {
         if self.collision || data.is_empty() {
             return;
         }
-        let keep = self.needle.len() - 1;
+        let keep = self.finder.needle().len() - 1;
         let mut joint = std::mem::take(&mut self.tail);
         joint.extend_from_slice(&data[..data.len().min(keep)]);
-        if memmem::find(&joint, &self.needle).is_some()
-            || memmem::find(data, &self.needle).is_some()
-        {
+        if self.finder.find(&joint).is_some() || self.finder.find(data).is_some() {
             self.collision = true;
         }
         // New tail: the last `keep` bytes of (old tail + data).

@@ -324,14 +324,16 @@ pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
 /// already is in that form (the common case costs one scan, no copy).
 ///
 /// - Line ends become CRLF (headers, multipart framing, text).
-/// - 8bit and binary leaves are re-encoded: `text/*` as quoted-printable (with `From ` at a line start written
+/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with `From ` at a line start written
 ///   `=46rom `, trailing whitespace encoded, lines of at most 76 characters), anything else as base64 of the
 ///   bytes as given.
 /// - 7bit, quoted-printable and base64 leaves are re-encoded the same way (after decoding) if they have a line
 ///   starting with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes.
 /// - `multipart/*` entities recurse into their parts, keeping boundaries and structure; `message/rfc822`
-///   recurses into the enclosed message. A preamble or epilogue that is not 7-bit safe is dropped.
-/// - Content-Transfer-Encoding fields are updated; other header fields are kept as they are.
+///   recurses into the enclosed message; their `8bit`/`binary` label becomes `7bit`. A preamble or epilogue that
+///   is not 7-bit safe is dropped.
+/// - Content-Transfer-Encoding fields are updated; other header fields are kept as they are (8-bit bytes in
+///   header fields are not encoded).
 ///
 /// Idempotent: preparing the result again returns it borrowed. Errors: malformed headers (see
 /// [`parse_headers`]), an unterminated or malformed multipart, an encoded multipart, an undecodable body, an
@@ -359,12 +361,13 @@ fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
                 .hint("multipart entities must be 7bit, 8bit or binary (RFC 2045 §6.4); the message is malformed"));
         }
         let boundary = ct.param("boundary").unwrap_or_default();
-        (
-            prepare_multipart(ent.body, boundary.as_bytes(), depth)?,
-            None,
-        )
+        let body = prepare_multipart(ent.body, boundary.as_bytes(), depth)?;
+        (body, relabel_7bit(cte.as_deref()))
     } else if ct.mime == "message/rfc822" && !encoded {
-        (prepare_entity(ent.body, depth + 1)?, None)
+        (
+            prepare_entity(ent.body, depth + 1)?,
+            relabel_7bit(cte.as_deref()),
+        )
     } else {
         prepare_leaf(&ct, cte.as_deref(), ent.body)?
     };
@@ -402,13 +405,30 @@ fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
     Ok(Cow::Owned(out))
 }
 
+/// The new label of a composite entity whose content is now 7-bit: an `8bit` or `binary` label becomes `7bit`.
+fn relabel_7bit(cte: Option<&str>) -> Option<&'static str> {
+    matches!(cte, Some("8bit" | "binary")).then_some("7bit")
+}
+
 /// A leaf body in safe form, and the new transfer encoding if it had to be re-encoded.
 fn prepare_leaf<'a>(
     ct: &ContentType,
     cte: Option<&str>,
     body: &'a [u8],
 ) -> Result<(Cow<'a, [u8]>, Option<&'static str>)> {
-    let is_text = ct.main_type() == "text";
+    // message/partial and message/external-body must stay 7bit (RFC 2046 §5.2.2, §5.2.3); other message/*
+    // leaves (delivery-status, disposition-notification, global…) are text-like and may be quoted-printable.
+    if matches!(
+        ct.mime.as_str(),
+        "message/partial" | "message/external-body"
+    ) && (cte.is_some_and(|c| c != "7bit") || transport_unsafe(&to_crlf(body), MAX_LINE))
+    {
+        return Err(
+            Error::unsupported(format!("a {} part is not 7-bit safe", ct.mime))
+                .hint("this part type cannot be re-encoded; remove it before signing"),
+        );
+    }
+    let is_text = matches!(ct.main_type(), "text" | "message");
     let reencode = |content: &[u8]| -> (Cow<'a, [u8]>, Option<&'static str>) {
         if is_text {
             (
@@ -474,9 +494,12 @@ fn prepare_multipart<'a>(body: &'a [u8], boundary: &[u8], depth: usize) -> Resul
     if framing_ok && parts.iter().all(|p| matches!(p, Cow::Borrowed(_))) {
         return Ok(Cow::Borrowed(body));
     }
+    let mut dash_boundary = b"--".to_vec();
+    dash_boundary.extend_from_slice(boundary);
+    // A preamble or epilogue is kept only if it is safe and cannot be mistaken for a delimiter line.
     let keep = |text: &[u8]| -> Vec<u8> {
         let c = to_crlf(text);
-        if transport_unsafe(&c, MAX_LINE) {
+        if transport_unsafe(&c, MAX_LINE) || memchr::memmem::find(&c, &dash_boundary).is_some() {
             Vec::new()
         } else {
             c.into_owned()
@@ -501,6 +524,15 @@ fn prepare_multipart<'a>(body: &'a [u8], boundary: &[u8], depth: usize) -> Resul
     out.extend_from_slice(boundary);
     out.extend_from_slice(b"--\r\n");
     out.extend_from_slice(&keep(mp.epilogue));
+    // Canonical line ends can turn content into a delimiter line ("x\r--b" becomes "x\r\n--b"): the
+    // structure must be exactly the one that was parsed.
+    let again = split_multipart(&out, boundary)?;
+    if again.parts.len() != parts.len() || again.parts.iter().zip(&parts).any(|(a, b)| *a != &**b) {
+        return Err(Error::bad_input(
+            "converting line ends to CRLF would change the structure of a multipart (a bare CR or LF next to a boundary)",
+        )
+        .hint("the message is malformed; fix its line ends before signing"));
+    }
     Ok(Cow::Owned(out))
 }
 
@@ -737,6 +769,46 @@ mod tests {
                 .starts_with(b"From: a@example.com\r\nSubject: fwd\r\n")
         );
         assert_eq!(body_of(p2.body).1, "body 8bit \u{e9}\r\n".as_bytes());
+    }
+
+    #[test]
+    fn mixed_line_ends_and_relabel() {
+        let e = b"Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: 8bit\n\n--b\nContent-Type: text/plain\r\n\r\na\rb\nc\r\n\r\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: binary\n\nSubject: x\n\ny\n--b--\n";
+        let out = prepare_for_signing(e).unwrap();
+        assert_safe(&out);
+        let ent = split_entity(&out).unwrap();
+        let f = ent.fields().unwrap();
+        assert_eq!(
+            content_transfer_encoding(&f).unwrap().as_deref(),
+            Some("7bit")
+        );
+        let mp = split_multipart(ent.body, b"b").unwrap();
+        assert_eq!(
+            mp.parts[0],
+            b"Content-Type: text/plain\r\n\r\na\r\nb\r\nc\r\n"
+        );
+        assert_eq!(
+            mp.parts[1],
+            b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\nSubject: x\r\n\r\ny"
+        );
+        let e = b"Content-Type: message/external-body; access-type=x\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xff";
+        assert!(prepare_for_signing(e).is_err());
+    }
+
+    #[test]
+    fn canonicalisation_must_not_create_delimiters() {
+        // "--b\r" is not a delimiter line, so this is a preamble; as CRLF it would become one: it is dropped.
+        let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\rfake\n--b\n\nreal\n--b--\n";
+        let out = prepare_for_signing(e).unwrap();
+        assert_safe(&out);
+        let mp = split_multipart(split_entity(&out).unwrap().body, b"b").unwrap();
+        assert_eq!(
+            (mp.preamble, mp.parts.as_slice()),
+            (&b""[..], &[&b"\r\nreal"[..]][..])
+        );
+        // inside a part it would split the part: refused
+        let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\r--b\ny\n--b--\n";
+        assert!(prepare_for_signing(e).is_err());
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn is_wsp(b: u8) -> bool {
 /// Each field starts on a line that does not begin with a space or tab; following lines that do are folded
 /// continuations. Errors: a header section over [`MAX_HEADER_BYTES`], more than [`MAX_FIELDS`] fields, a line
 /// that is not a field (no colon, or an invalid field name such as an mbox `From ` line), a continuation line
-/// with no field before it, or an empty line.
+/// with no field before it, an empty line, or a bare CR (which canonicalisation would turn into a line end).
 pub fn parse_headers(header: &[u8]) -> Result<Vec<Field<'_>>> {
     if header.len() > MAX_HEADER_BYTES {
         return Err(super::split::header_too_large(header.len()));
@@ -107,6 +107,16 @@ pub fn parse_headers(header: &[u8]) -> Result<Vec<Field<'_>>> {
     let mut fields = Vec::with_capacity(spans.len());
     for (i, (start, end)) in spans.into_iter().enumerate() {
         let raw = &header[start..end];
+        // A bare CR would become a line end when canonicalised, turning one field into two.
+        if let Some(cr) = memchr::memchr_iter(b'\r', raw).find(|&i| raw.get(i + 1) != Some(&b'\n'))
+        {
+            let shown = String::from_utf8_lossy(&raw[..cr.min(60)]).into_owned();
+            return Err(Error::bad_input(format!(
+                "header field {} (\"{shown}…\") contains a bare CR",
+                i + 1
+            ))
+            .hint("the message is malformed, possibly on purpose: do not trust what it displays"));
+        }
         let name = field_name(raw).ok_or_else(|| {
             let first = raw.split(|&b| b == b'\n').next().unwrap_or_default();
             let shown: String = String::from_utf8_lossy(&first[..first.len().min(60)])
@@ -512,6 +522,7 @@ mod tests {
         assert!(parse_headers(b"no colon here\r\n").is_err());
         assert!(parse_headers(b": empty name\r\n").is_err());
         assert!(parse_headers(b"A: 1\r\n\r\nB: 2\r\n").is_err());
+        assert!(parse_headers(b"Subject: a\rContent-Type: text/html\r\n").is_err());
         assert!(parse_headers(b"").unwrap().is_empty());
     }
 

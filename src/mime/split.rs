@@ -5,7 +5,7 @@
 
 use memchr::memmem;
 
-use super::headers::{Field, parse_headers};
+use super::headers::{Field, content_transfer_encoding, content_type, parse_headers};
 use super::{MAX_HEADER_BYTES, MAX_PARTS, to_crlf};
 use crate::error::{Error, Result};
 
@@ -265,6 +265,9 @@ impl MessageParts<'_> {
 pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
     let ent = split_entity(raw)?;
     let fields = parse_headers(ent.header)?;
+    // Refuse what would be ambiguous inside the signed or encrypted entity (T52).
+    content_type(&fields)?;
+    content_transfer_encoding(&fields)?;
     let mut outer = Vec::new();
     let mut content_header = Vec::new();
     for f in &fields {
@@ -486,6 +489,9 @@ mod tests {
         assert_eq!(
             entity,
             b"Content-Type: text/plain; charset=us-ascii\r\n\r\nhello"
+        );
+        assert!(
+            split_message(b"Content-Type: text/plain\r\nContent-type: text/html\r\n\r\nx").is_err()
         );
         let p = split_message_parts(b"Subject: x\r\n\r\nhello").unwrap();
         assert_eq!(p.body, b"hello");
