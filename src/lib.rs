@@ -10,6 +10,7 @@
 pub mod der;
 pub mod error;
 pub mod home;
+pub mod mime;
 pub mod ossl;
 pub mod secret;
 

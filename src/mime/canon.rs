@@ -1,0 +1,855 @@
+//! Canonical form and transfer encodings: CRLF canonicalisation, the RFC 8551 §3.1 "safe for signing" form,
+//! body decoding, and the variants tried when a digest does not match.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use memchr::{memchr, memchr2};
+
+use super::MAX_DEPTH;
+use super::headers::{ContentType, content_transfer_encoding, content_type, parse_headers};
+use super::split::{Multipart, split_entity, split_multipart};
+use crate::error::{Error, Result};
+
+/// Longest line (without its CRLF) allowed in a 7bit body (RFC 5322 §2.1.1).
+const MAX_LINE: usize = 998;
+/// Longest encoded line we write (RFC 2045 §6.7, §6.8).
+const ENCODED_LINE: usize = 76;
+
+/// The offset of the first bare CR or bare LF, if any.
+fn first_non_canonical(data: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    while let Some(k) = memchr2(b'\r', b'\n', &data[pos..]) {
+        let i = pos + k;
+        if data[i] == b'\n' {
+            return Some(i); // a CRLF is consumed below, so an LF found here is bare
+        }
+        if data.get(i + 1) != Some(&b'\n') {
+            return Some(i);
+        }
+        pos = i + 2;
+    }
+    None
+}
+
+/// True if every line end is CRLF (no bare CR, no bare LF).
+pub fn is_crlf_canonical(data: &[u8]) -> bool {
+    first_non_canonical(data).is_none()
+}
+
+/// Converts every bare LF and bare CR to CRLF. Borrows when `data` is already canonical (the common case, and
+/// the only cost is one scan).
+pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
+    let Some(first) = first_non_canonical(data) else {
+        return Cow::Borrowed(data);
+    };
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32 + 16);
+    out.extend_from_slice(&data[..first]);
+    let mut pos = first;
+    while let Some(k) = memchr2(b'\r', b'\n', &data[pos..]) {
+        let j = pos + k;
+        out.extend_from_slice(&data[pos..j]);
+        out.extend_from_slice(b"\r\n");
+        pos = if data[j] == b'\r' && data.get(j + 1) == Some(&b'\n') {
+            j + 2
+        } else {
+            j + 1
+        };
+    }
+    out.extend_from_slice(&data[pos..]);
+    Cow::Owned(out)
+}
+
+fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut pos = 0;
+    while let Some(k) = memchr::memmem::find(&data[pos..], b"\r\n") {
+        out.extend_from_slice(&data[pos..pos + k]);
+        out.push(b'\n');
+        pos += k + 2;
+    }
+    out.extend_from_slice(&data[pos..]);
+    out
+}
+
+fn strip_trailing_ws(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        let (body, cr) = match line.strip_suffix(b"\r") {
+            Some(b) => (b, true),
+            None => (line, false),
+        };
+        let keep = body.len()
+            - body
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        out.extend_from_slice(&body[..keep]);
+        if cr {
+            out.push(b'\r');
+        }
+    }
+    out
+}
+
+/// Variants of `data` to try when a digest does not match, to tell the user *how* the content was altered in
+/// transit. Each entry is (what was changed, the changed bytes); only variants that differ from `data` are
+/// returned. Diagnosis only: a variant that matches is still a failed verification.
+pub fn variants_for_diagnosis(data: &[u8]) -> Vec<(&'static str, Cow<'_, [u8]>)> {
+    let mut v: Vec<(&'static str, Cow<'_, [u8]>)> = Vec::new();
+    if let Cow::Owned(c) = to_crlf(data) {
+        v.push(("LF→CRLF", Cow::Owned(c)));
+    }
+    if memchr::memmem::find(data, b"\r\n").is_some() {
+        v.push(("CRLF→LF", Cow::Owned(crlf_to_lf(data))));
+    }
+    let stripped = strip_trailing_ws(&to_crlf(data));
+    if stripped != *to_crlf(data) {
+        v.push(("trailing whitespace stripped", Cow::Owned(stripped)));
+    }
+    if let Some(d) = data
+        .strip_suffix(b"\r\n")
+        .or_else(|| data.strip_suffix(b"\n"))
+    {
+        v.push(("final line end removed", Cow::Borrowed(d)));
+    } else {
+        let mut d = data.to_vec();
+        d.extend_from_slice(b"\r\n");
+        v.push(("final CRLF added", Cow::Owned(d)));
+    }
+    v
+}
+
+/// True if `data` could be altered by a 7-bit mail path: not CRLF-canonical, an 8-bit or NUL byte, a line
+/// starting with `From `, trailing whitespace, or a line longer than `max_line` octets.
+fn transport_unsafe(data: &[u8], max_line: usize) -> bool {
+    if !is_crlf_canonical(data) || memchr(0, data).is_some() {
+        return true;
+    }
+    // 8-bit bytes, a block at a time (this loop vectorises).
+    if data
+        .chunks(4096)
+        .any(|c| c.iter().fold(0u8, |acc, &b| acc | b) & 0x80 != 0)
+    {
+        return true;
+    }
+    let bad_line = |line: &[u8]| {
+        line.len() > max_line
+            || line.starts_with(b"From ")
+            || matches!(line.last(), Some(b' ' | b'\t'))
+    };
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        // canonical: every '\n' follows a '\r'
+        if bad_line(&data[start..nl - 1]) {
+            return true;
+        }
+        start = nl + 1;
+    }
+    bad_line(&data[start..])
+}
+
+/// Quoted-printable (RFC 2045 §6.7) for 7-bit transport: CRLF in `content` are hard line breaks; lines are at
+/// most 76 characters; `From ` at a line start becomes `=46rom `; whitespace before a line end is encoded.
+fn qp_encode(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + content.len() / 8 + 16);
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = content;
+    loop {
+        // A CRLF is a hard line break; any other CR or LF is data (and gets encoded).
+        let (line, hard) = match memchr::memmem::find(rest, b"\r\n") {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        let mut col = 0usize;
+        for (i, &b) in line.iter().enumerate() {
+            let last = i + 1 == line.len();
+            let from_at = |col: usize| col == 0 && line[i..].starts_with(b"From ");
+            let needs = |col: usize| {
+                b == b'='
+                    || b >= 0x7f
+                    || (b < 0x20 && b != b'\t')
+                    || ((b == b' ' || b == b'\t') && last)
+                    || from_at(col)
+            };
+            let mut enc = needs(col);
+            let width = if enc { 3 } else { 1 };
+            // Keep room for the soft-break '=' unless this is the last character of the line.
+            let limit = if last { ENCODED_LINE } else { ENCODED_LINE - 1 };
+            if col + width > limit {
+                out.extend_from_slice(b"=\r\n");
+                col = 0;
+                enc = needs(col);
+            }
+            if enc {
+                out.extend_from_slice(&[b'=', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                col += 3;
+            } else {
+                out.push(b);
+                col += 1;
+            }
+        }
+        if !hard {
+            break;
+        }
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[line.len() + 2..];
+    }
+    out
+}
+
+/// Base64 with 76-character CRLF lines, ending with CRLF (nothing for empty input).
+pub(crate) fn base64_lines(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 57 * 78 + 80);
+    for chunk in data.chunks(57) {
+        let start = out.len();
+        out.resize(start + chunk.len().div_ceil(3) * 4, 0);
+        let n = STANDARD.encode_slice(chunk, &mut out[start..]).unwrap_or(0);
+        out.truncate(start + n);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn qp_decode(body: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut lines = body.split(|&b| b == b'\n').enumerate().peekable();
+    while let Some((n, line)) = lines.next() {
+        let has_end = lines.peek().is_some();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Trailing whitespace is transport padding and is removed (RFC 2045 §6.7 rule 3).
+        let keep = line.len()
+            - line
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        let line = &line[..keep];
+        let mut soft = false;
+        let mut i = 0;
+        while i < line.len() {
+            let b = line[i];
+            if b != b'=' {
+                out.push(b);
+                i += 1;
+                continue;
+            }
+            if i + 1 == line.len() {
+                soft = true; // "=" at the end of a line (or of the body): soft line break
+                break;
+            }
+            match (
+                line.get(i + 1).and_then(|&c| hex(c)),
+                line.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    return Err(Error::bad_input(format!(
+                        "the quoted-printable body has an invalid escape \"{}\" on line {}",
+                        String::from_utf8_lossy(&line[i..line.len().min(i + 3)]),
+                        n + 1
+                    ))
+                    .hint("the message is damaged or not quoted-printable"));
+                }
+            }
+        }
+        if has_end && !soft {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    Ok(out)
+}
+
+fn base64_decode(body: &[u8]) -> Result<Vec<u8>> {
+    const CHUNK: usize = 64 * 1024;
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut padded = false;
+    let bad = |what: String| {
+        Error::bad_input(format!("the base64 body is invalid: {what}"))
+            .hint("the message is damaged or truncated")
+    };
+    for (i, &c) in body.iter().enumerate() {
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            b'=' => padded = true,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {
+                if padded {
+                    return Err(bad(format!("data after the padding at offset {i}")));
+                }
+            }
+            _ => return Err(bad(format!("character 0x{c:02x} at offset {i}"))),
+        }
+        buf.push(c);
+        if buf.len() == CHUNK && !padded {
+            STANDARD_PAD_INDIFFERENT
+                .decode_vec(&buf, &mut out)
+                .map_err(|e| bad(e.to_string()))?;
+            buf.clear();
+        }
+    }
+    STANDARD_PAD_INDIFFERENT
+        .decode_vec(&buf, &mut out)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes a body according to its Content-Transfer-Encoding (`None` means 7bit).
+///
+/// base64 ignores whitespace and line breaks but rejects any other character, data after padding and bad
+/// lengths; quoted-printable rejects invalid escapes and turns hard line breaks into CRLF; 7bit, 8bit and
+/// binary are returned as they are. Other encodings are unsupported.
+pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
+    match cte.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "7bit" | "8bit" | "binary") => Ok(body.to_vec()),
+        Some("base64") => base64_decode(body),
+        Some("quoted-printable") => qp_decode(body),
+        Some(other) => Err(Error::unsupported(format!(
+            "the transfer encoding \"{other}\" is not supported"
+        ))
+        .hint("only 7bit, 8bit, binary, quoted-printable and base64 are supported")),
+    }
+}
+
+/// Returns the entity in the RFC 8551 §3.1 form that survives 7-bit mail paths unchanged, borrowing it when it
+/// already is in that form (the common case costs one scan, no copy).
+///
+/// - Line ends become CRLF (headers, multipart framing, text).
+/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with `From ` at a line start written
+///   `=46rom `, trailing whitespace encoded, lines of at most 76 characters), anything else as base64 of the
+///   bytes as given.
+/// - 7bit, quoted-printable and base64 leaves are re-encoded the same way (after decoding) if they have a line
+///   starting with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes.
+/// - `multipart/*` entities recurse into their parts, keeping boundaries and structure; `message/rfc822`
+///   recurses into the enclosed message; their `8bit`/`binary` label becomes `7bit`. A preamble or epilogue that
+///   is not 7-bit safe is dropped.
+/// - Content-Transfer-Encoding fields are updated; other header fields are kept as they are (8-bit bytes in
+///   header fields are not encoded).
+///
+/// Idempotent: preparing the result again returns it borrowed. Errors: malformed headers (see
+/// [`parse_headers`]), an unterminated or malformed multipart, an encoded multipart, an undecodable body, an
+/// unknown transfer encoding on content that needs re-encoding, nesting deeper than [`MAX_DEPTH`].
+pub fn prepare_for_signing(entity: &[u8]) -> Result<Cow<'_, [u8]>> {
+    prepare_entity(entity, 0)
+}
+
+fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
+    if depth > MAX_DEPTH {
+        return Err(Error::limit(format!(
+            "MIME entities are nested more than {MAX_DEPTH} levels deep"
+        ))
+        .hint("this is not a normal e-mail message"));
+    }
+    let ent = split_entity(raw)?;
+    let fields = parse_headers(ent.header)?;
+    let ct = content_type(&fields)?.unwrap_or_else(ContentType::default_text);
+    let cte = content_transfer_encoding(&fields)?;
+    let encoded = matches!(cte.as_deref(), Some("base64" | "quoted-printable"));
+
+    let (new_body, new_cte): (Cow<'_, [u8]>, Option<&str>) = if ct.is_multipart() {
+        if encoded {
+            return Err(Error::bad_input(format!("a {} part has a {} transfer encoding", ct.mime, cte.unwrap_or_default()))
+                .hint("multipart entities must be 7bit, 8bit or binary (RFC 2045 §6.4); the message is malformed"));
+        }
+        let boundary = ct.param("boundary").unwrap_or_default();
+        let body = prepare_multipart(ent.body, boundary.as_bytes(), depth)?;
+        (body, relabel_7bit(cte.as_deref()))
+    } else if ct.mime == "message/rfc822" && !encoded {
+        (
+            prepare_entity(ent.body, depth + 1)?,
+            relabel_7bit(cte.as_deref()),
+        )
+    } else {
+        prepare_leaf(&ct, cte.as_deref(), ent.body)?
+    };
+
+    // The separator between header and body as given (empty if the entity has no blank line).
+    let separator = &raw[ent.header.len()..raw.len() - ent.body.len()];
+    let unchanged = new_cte.is_none()
+        && matches!(new_body, Cow::Borrowed(_))
+        && separator == b"\r\n"
+        && is_crlf_canonical(ent.header);
+    if unchanged {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut cte_written = false;
+    for f in &fields {
+        match new_cte {
+            Some(new) if f.is("Content-Transfer-Encoding") => {
+                out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
+                cte_written = true;
+            }
+            _ => {
+                out.extend_from_slice(&to_crlf(f.raw));
+                if !f.raw.ends_with(b"\n") {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+    if let (Some(new), false) = (new_cte, cte_written) {
+        out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&new_body);
+    Ok(Cow::Owned(out))
+}
+
+/// The new label of a composite entity whose content is now 7-bit: an `8bit` or `binary` label becomes `7bit`.
+fn relabel_7bit(cte: Option<&str>) -> Option<&'static str> {
+    matches!(cte, Some("8bit" | "binary")).then_some("7bit")
+}
+
+/// A leaf body in safe form, and the new transfer encoding if it had to be re-encoded.
+fn prepare_leaf<'a>(
+    ct: &ContentType,
+    cte: Option<&str>,
+    body: &'a [u8],
+) -> Result<(Cow<'a, [u8]>, Option<&'static str>)> {
+    // message/partial and message/external-body must stay 7bit (RFC 2046 §5.2.2, §5.2.3); other message/*
+    // leaves (delivery-status, disposition-notification, global…) are text-like and may be quoted-printable.
+    if matches!(
+        ct.mime.as_str(),
+        "message/partial" | "message/external-body"
+    ) && (cte.is_some_and(|c| c != "7bit") || transport_unsafe(&to_crlf(body), MAX_LINE))
+    {
+        return Err(
+            Error::unsupported(format!("a {} part is not 7-bit safe", ct.mime))
+                .hint("this part type cannot be re-encoded; remove it before signing"),
+        );
+    }
+    let is_text = matches!(ct.main_type(), "text" | "message");
+    let reencode = |content: &[u8]| -> (Cow<'a, [u8]>, Option<&'static str>) {
+        if is_text {
+            (
+                Cow::Owned(qp_encode(&to_crlf(content))),
+                Some("quoted-printable"),
+            )
+        } else {
+            (Cow::Owned(base64_lines(content)), Some("base64"))
+        }
+    };
+    match cte {
+        None | Some("7bit") => {
+            let canon = to_crlf(body);
+            if transport_unsafe(&canon, MAX_LINE) {
+                Ok(reencode(&canon))
+            } else {
+                Ok((canon, None))
+            }
+        }
+        Some("8bit" | "binary") => Ok(reencode(body)),
+        Some(enc @ ("quoted-printable" | "base64")) => {
+            let canon = to_crlf(body);
+            if transport_unsafe(&canon, MAX_LINE) {
+                Ok(reencode(&decode_body(body, Some(enc))?))
+            } else {
+                Ok((canon, None))
+            }
+        }
+        Some(other) => {
+            let canon = to_crlf(body);
+            if transport_unsafe(&canon, MAX_LINE) {
+                Err(Error::unsupported(format!(
+                    "a part with the transfer encoding \"{other}\" is not 7-bit safe and cannot be re-encoded"
+                ))
+                .hint("re-attach the content with a standard encoding (base64) before signing"))
+            } else {
+                Ok((canon, None))
+            }
+        }
+    }
+}
+
+fn prepare_multipart<'a>(body: &'a [u8], boundary: &[u8], depth: usize) -> Result<Cow<'a, [u8]>> {
+    let mp = split_multipart(body, boundary)?;
+    if !mp.terminated {
+        return Err(Error::bad_input("a multipart body has no close delimiter")
+            .hint("the message is truncated or malformed; it cannot be signed safely"));
+    }
+    let parts = mp
+        .parts
+        .iter()
+        .map(|p| prepare_entity(p, depth + 1))
+        .collect::<Result<Vec<_>>>()?;
+    // The bytes between the parts (preamble, delimiter lines, epilogue) must be safe too.
+    let mut framing_ok = true;
+    let mut prev_end = 0;
+    for p in &mp.parts {
+        let start = Multipart::offset_in(body, p).unwrap_or(prev_end);
+        framing_ok &= !transport_unsafe(&body[prev_end..start], MAX_LINE);
+        prev_end = start + p.len();
+    }
+    framing_ok &= !transport_unsafe(&body[prev_end..], MAX_LINE);
+    if framing_ok && parts.iter().all(|p| matches!(p, Cow::Borrowed(_))) {
+        return Ok(Cow::Borrowed(body));
+    }
+    let mut dash_boundary = b"--".to_vec();
+    dash_boundary.extend_from_slice(boundary);
+    // A preamble or epilogue is kept only if it is safe and cannot be mistaken for a delimiter line.
+    let keep = |text: &[u8]| -> Vec<u8> {
+        let c = to_crlf(text);
+        if transport_unsafe(&c, MAX_LINE) || memchr::memmem::find(&c, &dash_boundary).is_some() {
+            Vec::new()
+        } else {
+            c.into_owned()
+        }
+    };
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let preamble = keep(mp.preamble);
+    if !preamble.is_empty() {
+        out.extend_from_slice(&preamble);
+        out.extend_from_slice(b"\r\n");
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"\r\n--");
+    out.extend_from_slice(boundary);
+    out.extend_from_slice(b"--\r\n");
+    out.extend_from_slice(&keep(mp.epilogue));
+    // Canonical line ends can turn content into a delimiter line ("x\r--b" becomes "x\r\n--b"): the
+    // structure must be exactly the one that was parsed.
+    let again = split_multipart(&out, boundary)?;
+    if again.parts.len() != parts.len() || again.parts.iter().zip(&parts).any(|(a, b)| *a != &**b) {
+        return Err(Error::bad_input(
+            "converting line ends to CRLF would change the structure of a multipart (a bare CR or LF next to a boundary)",
+        )
+        .hint("the message is malformed; fix its line ends before signing"));
+    }
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checks of T07 on a prepared entity.
+    fn assert_safe(out: &[u8]) {
+        assert!(out.iter().all(|&b| b < 0x80), "8-bit byte in output");
+        assert!(is_crlf_canonical(out), "bare CR or LF in output");
+        for line in out.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            assert!(
+                !line.starts_with(b"From "),
+                "From line: {:?}",
+                String::from_utf8_lossy(line)
+            );
+            assert!(
+                !matches!(line.last(), Some(b' ' | b'\t')),
+                "trailing ws: {:?}",
+                String::from_utf8_lossy(line)
+            );
+            assert!(line.len() <= 998);
+        }
+        let again = prepare_for_signing(out).unwrap();
+        assert!(matches!(again, Cow::Borrowed(_)), "not idempotent");
+    }
+
+    fn body_of(entity: &[u8]) -> (Option<String>, Vec<u8>) {
+        let e = split_entity(entity).unwrap();
+        let f = e.fields().unwrap();
+        let cte = content_transfer_encoding(&f).unwrap();
+        let dec = decode_body(e.body, cte.as_deref()).unwrap();
+        (cte, dec)
+    }
+
+    #[test]
+    fn crlf() {
+        assert!(matches!(to_crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert!(matches!(to_crlf(b"no line end"), Cow::Borrowed(_)));
+        assert_eq!(
+            &*to_crlf(b"a\nb\r\nc\rd\r\r\n\n"),
+            b"a\r\nb\r\nc\r\nd\r\n\r\n\r\n"
+        );
+        assert_eq!(&*to_crlf(b"\n"), b"\r\n");
+        assert_eq!(&*to_crlf(b"\r"), b"\r\n");
+        assert!(!is_crlf_canonical(b"a\n"));
+        assert!(is_crlf_canonical(b""));
+    }
+
+    #[test]
+    fn diagnosis_variants() {
+        let v = variants_for_diagnosis(b"a \nb\n");
+        let names: Vec<&str> = v.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "LF→CRLF",
+                "trailing whitespace stripped",
+                "final line end removed"
+            ]
+        );
+        assert_eq!(&*v[0].1, b"a \r\nb\r\n");
+        assert_eq!(&*v[1].1, b"a\r\nb\r\n");
+        let v = variants_for_diagnosis(b"a\r\nb");
+        assert_eq!(v[0].0, "CRLF→LF");
+        assert_eq!(&*v[0].1, b"a\nb");
+        assert_eq!(v[1].0, "final CRLF added");
+    }
+
+    #[test]
+    fn base64_decoding() {
+        assert_eq!(
+            decode_body(b"aGVs\r\nbG8=\r\n", Some("base64")).unwrap(),
+            b"hello"
+        );
+        assert_eq!(decode_body(b" aGVsbG8 ", Some("BASE64")).unwrap(), b"hello");
+        assert_eq!(decode_body(b"aGVsbG8", Some("base64")).unwrap(), b"hello"); // missing padding tolerated
+        assert_eq!(decode_body(b" \r\n ", Some("base64")).unwrap(), b"");
+        assert!(decode_body(b"aGVs*bG8=", Some("base64")).is_err());
+        assert!(decode_body(b"aGVsbG8=aGVs", Some("base64")).is_err());
+        assert!(decode_body(b"aG=VsbG8", Some("base64")).is_err());
+        assert!(decode_body(b"aGVsb", Some("base64")).is_err());
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        assert_eq!(
+            decode_body(&base64_lines(&big), Some("base64")).unwrap(),
+            big
+        );
+    }
+
+    #[test]
+    fn qp_decoding() {
+        assert_eq!(
+            decode_body(b"caf=C3=A9 \r\nsoft=\r\nbreak", Some("quoted-printable")).unwrap(),
+            "café\r\nsoftbreak".as_bytes()
+        );
+        assert_eq!(
+            decode_body(b"a=3d\nb\n", Some("quoted-printable")).unwrap(),
+            b"a=\r\nb\r\n"
+        );
+        assert_eq!(
+            decode_body(b"end=", Some("quoted-printable")).unwrap(),
+            b"end"
+        );
+        assert!(decode_body(b"bad =ZZ", Some("quoted-printable")).is_err());
+        assert!(decode_body(b"bad =4", Some("quoted-printable")).is_err());
+        assert!(decode_body(b"x", Some("x-uuencode")).is_err());
+        assert_eq!(decode_body(b"raw\n", Some("8bit")).unwrap(), b"raw\n");
+    }
+
+    #[test]
+    fn qp_round_trip_and_limits() {
+        let long = "x".repeat(1200);
+        let text =
+            format!("From here\r\ntrailing \t\r\n{long}\r\nÜnïcödé = ok\r\n.\r\nFrom the end");
+        let enc = qp_encode(text.as_bytes());
+        for line in enc.split(|&b| b == b'\n') {
+            assert!(line.len() <= ENCODED_LINE + 1, "{}", line.len()); // + the '\r'
+        }
+        assert!(!transport_unsafe(&enc, ENCODED_LINE));
+        assert_eq!(qp_decode(&enc).unwrap(), text.as_bytes());
+        // "From " after a soft break is encoded too
+        let t = format!("{}From x", "a".repeat(75));
+        let enc = qp_encode(t.as_bytes());
+        assert!(
+            !transport_unsafe(&enc, ENCODED_LINE),
+            "{}",
+            String::from_utf8_lossy(&enc)
+        );
+        assert_eq!(qp_decode(&enc).unwrap(), t.as_bytes());
+        // bare LF inside decoded content is kept exactly
+        assert_eq!(qp_decode(&qp_encode(b"a\nb\r\n")).unwrap(), b"a\nb\r\n");
+    }
+
+    #[test]
+    fn canonical_entity_is_borrowed() {
+        let e = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nHello\r\nWorld\r\n";
+        assert!(matches!(prepare_for_signing(e).unwrap(), Cow::Borrowed(_)));
+        let e = b"Content-Type: multipart/mixed; boundary=b\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\nepi\r\n";
+        assert!(matches!(prepare_for_signing(e).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn lf_text_becomes_crlf() {
+        let out = prepare_for_signing(b"Content-Type: text/plain\n\nHello\nWorld\n").unwrap();
+        assert_eq!(&*out, b"Content-Type: text/plain\r\n\r\nHello\r\nWorld\r\n");
+        assert_safe(&out);
+    }
+
+    #[test]
+    fn utf8_from_trailing_long_line() {
+        let long = "y".repeat(1200);
+        let content =
+            format!("Grüße aus Köln\r\nFrom here on\r\ntrailing spaces   \r\n{long}\r\nend\r\n");
+        let entity = format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{content}"
+        );
+        let out = prepare_for_signing(entity.as_bytes()).unwrap();
+        assert_safe(&out);
+        let (cte, dec) = body_of(&out);
+        assert_eq!(cte.as_deref(), Some("quoted-printable"));
+        assert_eq!(dec, content.as_bytes());
+        // the same as 7bit-labelled text with LF line ends (no 8-bit, but From/trailing/long)
+        let content7 = format!("From here on\ntrailing spaces \n{long}\n");
+        let entity = format!("Content-Type: text/plain\n\n{content7}");
+        let out = prepare_for_signing(entity.as_bytes()).unwrap();
+        assert_safe(&out);
+        let (cte, dec) = body_of(&out);
+        assert_eq!(cte.as_deref(), Some("quoted-printable"));
+        assert_eq!(dec, to_crlf(content7.as_bytes()).as_ref());
+        // no Content-Transfer-Encoding before: one is added, and only one
+        let f = parse_headers(split_entity(&out).unwrap().header).unwrap();
+        assert_eq!(
+            f.iter()
+                .filter(|f| f.is("content-transfer-encoding"))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn qp_with_from_line_is_reencoded() {
+        let e = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nFrom me=\r\n caf=C3=A9\r\n";
+        let out = prepare_for_signing(e).unwrap();
+        assert_safe(&out);
+        assert_eq!(body_of(&out).1, "From me café\r\n".as_bytes());
+    }
+
+    #[test]
+    fn binary_attachment_in_mixed() {
+        let bin: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 256) as u8).collect();
+        let text = "Hällo\nFrom me  \n";
+        let mut e = b"Content-Type: multipart/mixed; boundary=\"==b==\"\n\nThis is a preamble\n--==b==\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n".to_vec();
+        e.extend_from_slice(text.as_bytes());
+        e.extend_from_slice(b"\n--==b==\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\n");
+        e.extend_from_slice(&bin);
+        e.extend_from_slice(b"\n--==b==--\nepilogue \xff\n");
+        let out = prepare_for_signing(&e).unwrap();
+        assert_safe(&out);
+        let ent = split_entity(&out).unwrap();
+        let mp = split_multipart(ent.body, b"==b==").unwrap();
+        assert!(mp.terminated);
+        assert_eq!(mp.preamble, b"This is a preamble");
+        assert_eq!(mp.epilogue, b""); // 8-bit epilogue dropped
+        assert_eq!(mp.parts.len(), 2);
+        let (cte, dec) = body_of(mp.parts[0]);
+        assert_eq!(cte.as_deref(), Some("quoted-printable"));
+        assert_eq!(dec, to_crlf(text.as_bytes()).as_ref());
+        let (cte, dec) = body_of(mp.parts[1]);
+        assert_eq!(cte.as_deref(), Some("base64"));
+        assert_eq!(dec, bin);
+    }
+
+    #[test]
+    fn nested_and_message_rfc822() {
+        let inner = "Content-Type: multipart/alternative; boundary=in\r\n\r\n--in\r\nContent-Type: text/plain\r\n\r\nFrom inner\r\n--in--\r\n";
+        let msg = "From: a@example.com\r\nSubject: fwd\r\n\r\nbody 8bit \u{e9}\r\n";
+        let e = format!(
+            "Content-Type: multipart/mixed; boundary=out\r\n\r\n--out\r\n{inner}\r\n--out\r\nContent-Type: message/rfc822\r\n\r\n{msg}\r\n--out--\r\n"
+        );
+        let out = prepare_for_signing(e.as_bytes()).unwrap();
+        assert_safe(&out);
+        let ent = split_entity(&out).unwrap();
+        let mp = split_multipart(ent.body, b"out").unwrap();
+        let p1 = split_entity(mp.parts[0]).unwrap();
+        let n = split_multipart(p1.body, b"in").unwrap();
+        assert_eq!(body_of(n.parts[0]).1, b"From inner");
+        let p2 = split_entity(mp.parts[1]).unwrap();
+        let nested = split_entity(p2.body).unwrap();
+        assert!(
+            nested
+                .header
+                .starts_with(b"From: a@example.com\r\nSubject: fwd\r\n")
+        );
+        assert_eq!(body_of(p2.body).1, "body 8bit \u{e9}\r\n".as_bytes());
+    }
+
+    #[test]
+    fn mixed_line_ends_and_relabel() {
+        let e = b"Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: 8bit\n\n--b\nContent-Type: text/plain\r\n\r\na\rb\nc\r\n\r\n--b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: binary\n\nSubject: x\n\ny\n--b--\n";
+        let out = prepare_for_signing(e).unwrap();
+        assert_safe(&out);
+        let ent = split_entity(&out).unwrap();
+        let f = ent.fields().unwrap();
+        assert_eq!(
+            content_transfer_encoding(&f).unwrap().as_deref(),
+            Some("7bit")
+        );
+        let mp = split_multipart(ent.body, b"b").unwrap();
+        assert_eq!(
+            mp.parts[0],
+            b"Content-Type: text/plain\r\n\r\na\r\nb\r\nc\r\n"
+        );
+        assert_eq!(
+            mp.parts[1],
+            b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n\r\nSubject: x\r\n\r\ny"
+        );
+        let e = b"Content-Type: message/external-body; access-type=x\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xff";
+        assert!(prepare_for_signing(e).is_err());
+    }
+
+    #[test]
+    fn canonicalisation_must_not_create_delimiters() {
+        // "--b\r" is not a delimiter line, so this is a preamble; as CRLF it would become one: it is dropped.
+        let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\rfake\n--b\n\nreal\n--b--\n";
+        let out = prepare_for_signing(e).unwrap();
+        assert_safe(&out);
+        let mp = split_multipart(split_entity(&out).unwrap().body, b"b").unwrap();
+        assert_eq!(
+            (mp.preamble, mp.parts.as_slice()),
+            (&b""[..], &[&b"\r\nreal"[..]][..])
+        );
+        // inside a part it would split the part: refused
+        let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\r--b\ny\n--b--\n";
+        assert!(prepare_for_signing(e).is_err());
+    }
+
+    #[test]
+    fn malformed_for_signing() {
+        assert!(
+            prepare_for_signing(
+                b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n"
+            )
+            .is_err()
+        );
+        assert!(prepare_for_signing(b"Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n").is_err());
+        assert!(
+            prepare_for_signing(b"Content-Type: text/plain\r\nContent-Type: text/html\r\n\r\nx")
+                .is_err()
+        );
+        assert!(
+            prepare_for_signing(
+                b"Content-Type: text/plain\r\nContent-Transfer-Encoding: x-uue\r\n\r\n\xff"
+            )
+            .is_err()
+        );
+        // depth limit
+        let mut e = b"Content-Type: text/plain\r\n\r\nx".to_vec();
+        for _ in 0..=MAX_DEPTH + 1 {
+            let mut outer = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
+            outer.extend_from_slice(&e);
+            e = outer;
+        }
+        assert_eq!(
+            prepare_for_signing(&e).unwrap_err().kind(),
+            crate::error::ErrorKind::Limit
+        );
+    }
+
+    #[test]
+    fn entity_without_headers_or_blank_line() {
+        let out = prepare_for_signing(b"\r\nplain \xc3\xa9\r\n").unwrap();
+        assert_safe(&out);
+        assert!(out.starts_with(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"));
+        let out = prepare_for_signing(b"Content-Type: text/plain").unwrap();
+        assert_eq!(&*out, b"Content-Type: text/plain\r\n\r\n");
+        assert_safe(&out);
+    }
+}

@@ -1,0 +1,41 @@
+//! MIME for S/MIME: byte-exact splitting, header values, canonicalisation and output framing.
+//!
+//! Signatures cover exact bytes, so everything here works on the bytes as received and never on a
+//! re-serialised parse:
+//! - [`split_entity`] and [`split_multipart`] are a strict, zero-copy RFC 2045/2046 splitter over `&[u8]`
+//!   (works over an mmap). A delimiter counts only at the start of a line, never mid-line as in mail-parser.
+//! - [`parse_headers`] finds header fields ourselves (bounded), and uses mail-parser only for field *values*
+//!   (RFC 2047 encoded words, RFC 2231 parameters, folding, address lists).
+//! - [`to_crlf`], [`prepare_for_signing`] and [`decode_body`] handle canonical form and transfer encodings
+//!   (RFC 8551 §3.1); functions return [`Cow`](std::borrow::Cow) and borrow when nothing changes.
+//! - [`write_multipart_signed`], [`MultipartSignedWriter`] and [`write_pkcs7_mime`] write CRLF output.
+//!
+//! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
+//! [`MAX_DEPTH`].
+
+mod build;
+mod canon;
+mod headers;
+mod split;
+
+pub use build::{MultipartSignedWriter, choose_boundary, write_multipart_signed, write_pkcs7_mime};
+pub use canon::{
+    decode_body, is_crlf_canonical, prepare_for_signing, to_crlf, variants_for_diagnosis,
+};
+pub use headers::{
+    ContentType, Field, Layer, Mailbox, addresses, classify, content_transfer_encoding,
+    content_type, from, parse_headers, sender,
+};
+pub use split::{
+    Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,
+    split_multipart,
+};
+
+/// Largest header section accepted (1 MiB).
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+/// Most header fields accepted in one header section.
+pub const MAX_FIELDS: usize = 10_000;
+/// Most body parts accepted in one multipart.
+pub const MAX_PARTS: usize = 10_000;
+/// Deepest nesting of multiparts and message/rfc822 entities that [`prepare_for_signing`] follows.
+pub const MAX_DEPTH: usize = 32;
