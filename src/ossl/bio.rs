@@ -59,8 +59,8 @@ impl<'a> MemBio<'a> {
         })
     }
 
-    /// The raw `BIO*`, valid while `self` lives.
-    pub(crate) fn as_ptr(&self) -> *mut sys::BIO {
+    /// The raw `BIO*` for FFI calls, valid while `self` lives (do not free it).
+    pub fn as_ptr(&self) -> *mut sys::BIO {
         self.bio
     }
 }
@@ -210,8 +210,8 @@ impl<'a> ReadBio<'a> {
         }
     }
 
-    /// The raw `BIO*`, valid while `self` lives.
-    pub(crate) fn as_ptr(&self) -> *mut sys::BIO {
+    /// The raw `BIO*` for FFI calls, valid while `self` lives (do not free it).
+    pub fn as_ptr(&self) -> *mut sys::BIO {
         self.bio
     }
 
@@ -368,8 +368,8 @@ impl<'a> WriteBio<'a> {
         }
     }
 
-    /// The raw `BIO*`, valid while `self` lives.
-    pub(crate) fn as_ptr(&self) -> *mut sys::BIO {
+    /// The raw `BIO*` for FFI calls, valid while `self` lives (do not free it).
+    pub fn as_ptr(&self) -> *mut sys::BIO {
         self.bio
     }
 

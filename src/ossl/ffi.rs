@@ -10,8 +10,8 @@
 use std::ffi::{c_char, c_int, c_uchar, c_uint, c_void};
 
 use openssl_sys::{
-    ASN1_OBJECT, BIO, CMS_ContentInfo, EVP_CIPHER, EVP_MD, EVP_PKEY, EVP_PKEY_CTX,
-    PKCS8_PRIV_KEY_INFO, X509, X509_ALGOR, stack_st_X509,
+    BIO, CMS_ContentInfo, EVP_CIPHER, EVP_MD, EVP_PKEY, EVP_PKEY_CTX, PKCS8_PRIV_KEY_INFO, X509,
+    X509_ALGOR, stack_st_X509,
 };
 
 /// `CMS_SignerInfo` (opaque; owned by its `CMS_ContentInfo`).
@@ -43,6 +43,8 @@ unsafe extern "C" {
     ) -> c_int;
     /// Adds a certificate to the `certificates` field (up-refs it; returns -1 for a duplicate, 0 on error).
     pub fn CMS_add1_cert(cms: *mut CMS_ContentInfo, cert: *mut X509) -> c_int;
+    /// Makes the eContent absent (1) or present-to-be-filled (0).
+    pub fn CMS_set_detached(cms: *mut CMS_ContentInfo, detached: c_int) -> c_int;
     /// Reads all content from `data`, digests it and signs (finalises a `CMS_PARTIAL` structure).
     pub fn CMS_final(
         cms: *mut CMS_ContentInfo,
@@ -62,8 +64,6 @@ unsafe extern "C" {
     pub fn CMS_SignerInfo_set1_signer_cert(si: *mut CMS_SignerInfo, signer: *mut X509);
     /// Verifies the signature over the signed attributes: 1 good, 0 bad, < 0 error.
     pub fn CMS_SignerInfo_verify(si: *mut CMS_SignerInfo) -> c_int;
-    /// The outer content type (`get0`).
-    pub fn CMS_get0_type(cms: *const CMS_ContentInfo) -> *const ASN1_OBJECT;
 
     // ---- PKCS#8 with a chosen PBKDF2 iteration count ------------------------------------------------------
     /// PBES2 AlgorithmIdentifier: PBKDF2 (`iter`, `salt`, PRF `prf_nid`) + `cipher` with IV `aiv` (NULL = random).
