@@ -45,6 +45,11 @@ unsafe extern "C" {
     pub fn CMS_add1_cert(cms: *mut CMS_ContentInfo, cert: *mut X509) -> c_int;
     /// Makes the eContent absent (1) or present-to-be-filled (0).
     pub fn CMS_set_detached(cms: *mut CMS_ContentInfo, detached: c_int) -> c_int;
+    /// The BIO chain (digest BIOs over a null or memory BIO) that content is written into; free with
+    /// `BIO_free_all` after `CMS_dataFinal`.
+    pub fn CMS_dataInit(cms: *mut CMS_ContentInfo, icont: *mut BIO) -> *mut BIO;
+    /// Finishes the digests started by `CMS_dataInit` and signs (or stores the content, for opaque signing).
+    pub fn CMS_dataFinal(cms: *mut CMS_ContentInfo, bio: *mut BIO) -> c_int;
     /// Reads all content from `data`, digests it and signs (finalises a `CMS_PARTIAL` structure).
     pub fn CMS_final(
         cms: *mut CMS_ContentInfo,
