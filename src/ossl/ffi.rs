@@ -1,0 +1,98 @@
+//! `extern "C"` declarations for the libcrypto 3.0 functions that `openssl-sys` 0.9 does not declare.
+//!
+//! Every symbol below was checked against `nm -D libcrypto.so.3` (OpenSSL 3.0.19) and against
+//! `openssl-sys/src/handwritten/` (none of them is declared there). The signatures follow the 3.0 headers
+//! (`cms.h`, `x509.h`, `pem.h`). Nothing outside `src/ossl/` may call these: each use is wrapped in a small safe
+//! function next to a `// SAFETY:` comment.
+
+#![allow(non_camel_case_types, missing_docs)]
+
+use std::ffi::{c_char, c_int, c_uchar, c_uint, c_void};
+
+use openssl_sys::{
+    BIO, CMS_ContentInfo, EVP_CIPHER, EVP_MD, EVP_PKEY, EVP_PKEY_CTX, PKCS8_PRIV_KEY_INFO, X509,
+    X509_ALGOR, stack_st_X509,
+};
+
+/// `CMS_SignerInfo` (opaque; owned by its `CMS_ContentInfo`).
+pub enum CMS_SignerInfo {}
+/// `STACK_OF(CMS_SignerInfo)` (opaque; use `OPENSSL_sk_num`/`OPENSSL_sk_value`).
+pub enum stack_st_CMS_SignerInfo {}
+/// `X509_SIG`, the PKCS#8 EncryptedPrivateKeyInfo.
+pub enum X509_SIG {}
+
+unsafe extern "C" {
+    // ---- CMS SignedData: building -------------------------------------------------------------------------
+    /// Adds a signer to a SignedData; returns a `get0` pointer owned by `cms`.
+    pub fn CMS_add1_signer(
+        cms: *mut CMS_ContentInfo,
+        signer: *mut X509,
+        pk: *mut EVP_PKEY,
+        md: *const EVP_MD,
+        flags: c_uint,
+    ) -> *mut CMS_SignerInfo;
+    /// The signing `EVP_PKEY_CTX` of a signer added with `CMS_KEY_PARAM` (`get0`).
+    pub fn CMS_SignerInfo_get0_pkey_ctx(si: *mut CMS_SignerInfo) -> *mut EVP_PKEY_CTX;
+    /// Adds a signed attribute; `bytes` is copied. With `V_ASN1_SEQUENCE` the bytes are a complete DER element.
+    pub fn CMS_signed_add1_attr_by_txt(
+        si: *mut CMS_SignerInfo,
+        attrname: *const c_char,
+        type_: c_int,
+        bytes: *const c_void,
+        len: c_int,
+    ) -> c_int;
+    /// Adds a certificate to the `certificates` field (up-refs it; returns -1 for a duplicate, 0 on error).
+    pub fn CMS_add1_cert(cms: *mut CMS_ContentInfo, cert: *mut X509) -> c_int;
+    /// Makes the eContent absent (1) or present-to-be-filled (0).
+    pub fn CMS_set_detached(cms: *mut CMS_ContentInfo, detached: c_int) -> c_int;
+    /// The BIO chain (digest BIOs over a null or memory BIO) that content is written into; free with
+    /// `BIO_free_all` after `CMS_dataFinal`.
+    pub fn CMS_dataInit(cms: *mut CMS_ContentInfo, icont: *mut BIO) -> *mut BIO;
+    /// Finishes the digests started by `CMS_dataInit` and signs (or stores the content, for opaque signing).
+    pub fn CMS_dataFinal(cms: *mut CMS_ContentInfo, bio: *mut BIO) -> c_int;
+    /// Reads all content from `data`, digests it and signs (finalises a `CMS_PARTIAL` structure).
+    pub fn CMS_final(
+        cms: *mut CMS_ContentInfo,
+        data: *mut BIO,
+        dcont: *mut BIO,
+        flags: c_uint,
+    ) -> c_int;
+
+    // ---- CMS SignedData: reading --------------------------------------------------------------------------
+    /// A new stack holding up-ref'd copies of the embedded certificates, or NULL if there are none.
+    pub fn CMS_get1_certs(cms: *mut CMS_ContentInfo) -> *mut stack_st_X509;
+    /// The SignerInfos of a SignedData (`get0`, owned by `cms`); NULL for other content types.
+    pub fn CMS_get0_SignerInfos(cms: *mut CMS_ContentInfo) -> *mut stack_st_CMS_SignerInfo;
+    /// 0 if `cert` matches the signer identifier (issuer+serial or subjectKeyIdentifier).
+    pub fn CMS_SignerInfo_cert_cmp(si: *mut CMS_SignerInfo, cert: *mut X509) -> c_int;
+    /// Sets (up-refs) the certificate whose key `CMS_SignerInfo_verify` uses; NULL clears it.
+    pub fn CMS_SignerInfo_set1_signer_cert(si: *mut CMS_SignerInfo, signer: *mut X509);
+    /// Verifies the signature over the signed attributes: 1 good, 0 bad, < 0 error.
+    pub fn CMS_SignerInfo_verify(si: *mut CMS_SignerInfo) -> c_int;
+
+    // ---- PKCS#8 with a chosen PBKDF2 iteration count ------------------------------------------------------
+    /// PBES2 AlgorithmIdentifier: PBKDF2 (`iter`, `salt`, PRF `prf_nid`) + `cipher` with IV `aiv` (NULL = random).
+    pub fn PKCS5_pbe2_set_iv(
+        cipher: *const EVP_CIPHER,
+        iter: c_int,
+        salt: *mut c_uchar,
+        saltlen: c_int,
+        aiv: *mut c_uchar,
+        prf_nid: c_int,
+    ) -> *mut X509_ALGOR;
+    /// Encrypts `p8inf` under `pbe` (takes ownership of `pbe` on success only).
+    pub fn PKCS8_set0_pbe(
+        pass: *const c_char,
+        passlen: c_int,
+        p8inf: *mut PKCS8_PRIV_KEY_INFO,
+        pbe: *mut X509_ALGOR,
+    ) -> *mut X509_SIG;
+    /// Writes an `ENCRYPTED PRIVATE KEY` PEM block.
+    pub fn PEM_write_bio_PKCS8(bp: *mut BIO, x: *const X509_SIG) -> c_int;
+    /// Frees an `X509_SIG`.
+    pub fn X509_SIG_free(a: *mut X509_SIG);
+
+    // ---- BIO ----------------------------------------------------------------------------------------------
+    /// Writes a NUL-terminated string through the BIO's `puts` method.
+    pub fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int;
+}
