@@ -914,6 +914,13 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
             if p.nonce_len == 0 {
                 return Err(bad(format!("{name}: empty nonce")));
             }
+            if info.has_auth_attrs {
+                // OpenSSL 3.0 decodes authAttrs under the wrong tag ([2]) and never feeds them to the AEAD as
+                // AAD, so it could not authenticate them (T37). Refuse rather than show unauthenticated attributes.
+                return Err(Error::unsupported(
+                    "cannot decrypt: the message carries authenticated attributes, which this OpenSSL cannot verify",
+                ));
+            }
         }
         (EnvelopedKind::AuthEnveloped, _) => {
             return Err(Error::bad_input(format!(
@@ -2369,6 +2376,41 @@ mod tests {
                     .starts_with("decryption failed: the message was modified or damaged")
             );
         }
+    }
+
+    #[test]
+    fn auth_attrs_are_refused() {
+        let id = rsa_id("Bob");
+        let m = enc(
+            &[Recipient::new(&id.cert)],
+            ContentCipher::Aes256Gcm,
+            b"hello",
+        );
+        // authAttrs [1] { contentType = id-data }, as RFC 5083 places them (before the mac).
+        let attr = der::seq(&[
+            &der::oid("1.2.840.113549.1.9.3"),
+            &der::tlv(tag::SET, &der::oid("1.2.840.113549.1.7.1")),
+        ]);
+        let with_attrs = rebuild(&m, None, |parts| {
+            let n = parts.len();
+            parts.insert(n - 1, der::tlv(0xa1, &attr));
+        });
+        let info = inspect(&with_attrs).unwrap();
+        assert!(info.has_auth_attrs);
+        assert_eq!(
+            check(&info, false).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        // OpenSSL 3.0's own (wrong) tag [2] in that place is not a valid AuthEnvelopedData.
+        let openssl_style = rebuild(&m, None, |parts| {
+            let n = parts.len();
+            parts.insert(n - 1, der::tlv(0xa2, &attr));
+        });
+        assert_eq!(
+            inspect(&openssl_style).unwrap_err().kind(),
+            ErrorKind::BadInput
+        );
+        assert!(decrypt(&openssl_style, &id.key, &id.cert).is_err());
     }
 
     #[test]
