@@ -2414,6 +2414,53 @@ mod tests {
     }
 
     #[test]
+    fn streaming_decrypt_reports_tampering() {
+        let id = ec_id("Bob", Nid::X9_62_PRIME256V1);
+        let data = content(200_000);
+        let m = enc(&[Recipient::new(&id.cert)], ContentCipher::Aes128Gcm, &data);
+        let mut out = Vec::new();
+        decrypt_streaming(&m, &id.key, &id.cert, &mut out).unwrap();
+        assert_eq!(out, data);
+        // OpenSSL writes the unauthenticated plaintext before the tag check fails: the caller gets Err and
+        // must discard `out` (this is the documented contract of decrypt_streaming).
+        let mut out = Vec::new();
+        let e = decrypt_streaming(&flip_content_byte(&m), &id.key, &id.cert, &mut out).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+        assert!(e.message().contains("authentication tag mismatch"));
+        // Write errors surface as I/O errors.
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = decrypt_streaming(&m, &id.key, &id.cert, &mut Full).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(e.message().contains("disk full"), "{e}");
+        let e = encrypt(
+            &[Recipient::new(&id.cert)],
+            ContentCipher::Aes256Gcm,
+            &mut &data[..],
+            &mut Full,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        // A detached message (no encryptedContent) cannot be decrypted.
+        let detached = CmsContentInfo::from_der(&parse(&m).unwrap().skeleton())
+            .unwrap()
+            .to_der()
+            .unwrap();
+        assert!(inspect(&detached).unwrap().detached);
+        assert_eq!(
+            decrypt(&detached, &id.key, &id.cert).unwrap_err().kind(),
+            ErrorKind::BadInput
+        );
+    }
+
+    #[test]
     fn legacy_ciphers() {
         let id = rsa_id("Bob");
         let data = content(3000);
@@ -2492,6 +2539,21 @@ mod tests {
             RecipientId::KeyId(id.cert.subject_key_id().unwrap().as_slice().to_vec())
         );
         assert_eq!(&decrypt(&m, &id.key, &id.cert).unwrap()[..], &data[..]);
+        // An EC recipient named by rKeyId.
+        let ec = ec_id("Carol", Nid::X9_62_PRIME256V1);
+        let m = cli_encrypt_keyopt(
+            &ec,
+            &["-aes-128-gcm", "-keyid"],
+            &["ecdh_kdf_md:sha256"],
+            &data,
+        );
+        let info = inspect(&m).unwrap();
+        assert_eq!(info.recipients[0].kind, "kari");
+        assert_eq!(
+            info.recipients[0].id,
+            RecipientId::KeyId(ec.cert.subject_key_id().unwrap().as_slice().to_vec())
+        );
+        assert_eq!(&decrypt(&m, &ec.key, &ec.cert).unwrap()[..], &data[..]);
         assert_eq!(serial_hex_from_der(&[0xff, 0x01]), "-FF");
         assert_eq!(serial_hex_from_der(&[0x00, 0x80]), "80");
     }
