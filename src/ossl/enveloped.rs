@@ -136,12 +136,16 @@ fn cipher_class(oid: &str) -> CipherClass {
 pub enum ContentCipher {
     /// AES-256-GCM in AuthEnvelopedData (the default).
     #[default]
+    #[serde(rename = "aes-256-gcm")]
     Aes256Gcm,
     /// AES-128-GCM in AuthEnvelopedData.
+    #[serde(rename = "aes-128-gcm")]
     Aes128Gcm,
     /// AES-256-CBC in EnvelopedData (no integrity; for recipients without AEAD support).
+    #[serde(rename = "aes-256-cbc")]
     Aes256Cbc,
     /// AES-128-CBC in EnvelopedData (no integrity; for recipients without AEAD support).
+    #[serde(rename = "aes-128-cbc")]
     Aes128Cbc,
 }
 
@@ -200,6 +204,31 @@ impl ContentCipher {
             .iter()
             .map(|c| der::seq(&[&der::oid(c.oid())]))
             .collect()
+    }
+
+    /// The first cipher we produce in a DER `SMIMECapabilities` value (`SEQUENCE OF SMIMECapability`, as
+    /// carried in a signed attribute), or `None` if it names none. Malformed input is an error.
+    pub fn from_capabilities_der(der: &[u8]) -> Result<Option<ContentCipher>> {
+        let caps = der::parse_one(der)?;
+        if caps.tag != tag::SEQUENCE {
+            return Err(Error::bad_input("malformed SMIMECapabilities"));
+        }
+        let mut oids = Vec::new();
+        let mut r = der::Reader::new(caps.value);
+        while !r.is_empty() {
+            let cap = r.read()?;
+            let oid = (cap.tag == tag::SEQUENCE)
+                .then(|| {
+                    der::Reader::new(cap.value)
+                        .read()
+                        .ok()
+                        .and_then(|o| o.oid())
+                })
+                .flatten()
+                .ok_or_else(|| Error::bad_input("malformed SMIMECapability"))?;
+            oids.push(oid);
+        }
+        Ok(Self::from_capabilities(&oids))
     }
 
     fn openssl_cipher(self) -> Cipher {
@@ -281,15 +310,20 @@ pub enum RecipientId {
     IssuerSerial {
         /// The issuer's distinguished name, for display (control characters escaped).
         issuer: String,
-        /// The issuer Name exactly as encoded in the message.
+        /// The issuer Name exactly as encoded in the message (hex in JSON).
+        #[serde(serialize_with = "ser_hex")]
         issuer_der: Vec<u8>,
         /// The serial number in upper-case hex (a leading `-` for a negative one).
         serial_hex: String,
     },
     /// subjectKeyIdentifier (ktri, kari rKeyId) or KEK identifier (kekri).
-    KeyId(Vec<u8>),
+    KeyId(#[serde(serialize_with = "ser_hex")] Vec<u8>),
     /// No identifier (pwri, ori).
     None,
+}
+
+fn ser_hex<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&v.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// One recipient as the message lists it.
@@ -896,6 +930,16 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
     let name = &info.content_cipher;
     match (info.kind, class) {
         (EnvelopedKind::AuthEnveloped, CipherClass::Aead) => {
+            if !matches!(
+                info.content_cipher_oid.as_str(),
+                OID_AES128_GCM | OID_AES192_GCM | OID_AES256_GCM
+            ) {
+                // OpenSSL 3.0's CMS supports no other AEAD (AES-CCM, ChaCha20-Poly1305).
+                return Err(Error::unsupported(format!(
+                    "cannot decrypt: unsupported content cipher {name}"
+                ))
+                .hint("ask the sender to use AES-GCM"));
+            }
             let p = info.gcm.ok_or_else(|| bad("AEAD parameters are missing"))?;
             if !(12..=16).contains(&p.icv_len) {
                 return Err(Error::bad_input(format!(
@@ -1999,6 +2043,22 @@ mod tests {
         let caps = ContentCipher::capabilities_der();
         let t = der::parse_one(&caps[0]).unwrap();
         assert_eq!(t.children().unwrap()[0].oid().unwrap(), OID_AES256_GCM);
+        // SMIMECapabilities as OpenSSL's defaults write them (3DES, RC2 with a parameter) + AES-128-CBC.
+        let rc2 = der::seq(&[&der::oid(OID_RC2_CBC), &der::uint(128)]);
+        let list = der::seq(&[
+            &der::seq(&[&der::oid(OID_DES_EDE3_CBC)]),
+            &rc2,
+            &der::seq(&[&der::oid(OID_AES128_CBC)]),
+        ]);
+        assert_eq!(
+            ContentCipher::from_capabilities_der(&list).unwrap(),
+            Some(ContentCipher::Aes128Cbc)
+        );
+        let weak = der::seq(&[&der::seq(&[&der::oid(OID_DES_EDE3_CBC)]), &rc2]);
+        assert_eq!(ContentCipher::from_capabilities_der(&weak).unwrap(), None);
+        assert!(ContentCipher::from_capabilities_der(&[0x30, 0x02, 0x05, 0x00]).is_err());
+        let json = serde_json::to_string(&ContentCipher::Aes256Gcm).unwrap();
+        assert_eq!(json, "\"aes-256-gcm\"");
     }
 
     #[test]
