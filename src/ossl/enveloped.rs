@@ -2325,6 +2325,24 @@ mod tests {
             mac_len: 8,
         });
         assert!(check(&info, false).is_err());
+        // AEADs OpenSSL 3.0's CMS cannot do are refused up front, not reported as tampering.
+        for oid in [OID_AES128_CCM, OID_CHACHA20_POLY1305] {
+            let mut info = inspect(&m).unwrap();
+            info.content_cipher_oid = oid.into();
+            assert_eq!(
+                check(&info, false).unwrap_err().kind(),
+                ErrorKind::Unsupported
+            );
+        }
+        let json = serde_json::to_value(inspect(&m).unwrap()).unwrap();
+        assert_eq!(json["kind"], "auth_enveloped");
+        assert_eq!(json["gcm"]["icv_len"], 16);
+        assert!(
+            json["recipients"][0]["id"]["issuer_serial"]["issuer_der"]
+                .as_str()
+                .unwrap()
+                .starts_with("30")
+        );
     }
 
     #[test]
