@@ -2249,6 +2249,20 @@ mod tests {
                 "aes-128-cbc",
                 "dhSinglePass-stdDH-sha1kdf-scheme",
             ),
+            (
+                &rsa,
+                vec!["-aes-192-gcm"],
+                vec![],
+                "aes-192-gcm",
+                "rsaEncryption",
+            ),
+            (
+                &rsa,
+                vec!["-aes-192-cbc"],
+                vec![],
+                "aes-192-cbc",
+                "rsaEncryption",
+            ),
         ];
         for (id, opts, keyopts, cipher, alg) in cases {
             let m = cli_encrypt_keyopt(id, &opts, &keyopts, &data);
