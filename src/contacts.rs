@@ -623,6 +623,60 @@ fn issuer_unknown(err: &str) -> bool {
         || e.contains("unable to verify the first certificate")
 }
 
+/// Path validation of an encryption certificate. RSA certificates go through [`trust::verify_chain`] with
+/// [`Purpose::Encrypt`]. OpenSSL's S/MIME-encryption purpose demands keyEncipherment, which an EC
+/// key-agreement certificate never has, so EC certificates are validated with no purpose (chain, signatures,
+/// validity, CA constraints); their own usage was already checked by [`cert::can_encrypt`].
+fn chain_for_encryption(
+    leaf: &X509Ref,
+    untrusted: &[X509],
+    opts: &ChainOptions,
+) -> Result<trust::ChainReport> {
+    if leaf.public_key().map(|k| k.id()).ok() != Some(Id::EC) {
+        return trust::verify_chain(leaf, untrusted, opts);
+    }
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::verify::X509VerifyParam;
+    use openssl::x509::{X509PurposeId, X509StoreContext};
+    let mut b = X509StoreBuilder::new()?;
+    if opts.system {
+        b.set_default_paths()?;
+    }
+    for a in opts.anchors {
+        let _ = b.add_cert(a.clone());
+    }
+    let _ = openssl::error::ErrorStack::get();
+    let mut param = X509VerifyParam::new()?;
+    param.set_time(opts.at as libc::time_t);
+    param.set_depth(trust::MAX_CHAIN_DEPTH);
+    param.set_purpose(X509PurposeId::ANY)?;
+    b.set_param(&param)?;
+    let store = b.build();
+    let mut chain = Stack::new()?;
+    for c in untrusted.iter().take(100) {
+        chain.push(c.clone())?;
+    }
+    let mut ctx = X509StoreContext::new()?;
+    Ok(ctx.init(&store, leaf, &chain, |c| {
+        let ok = c.verify_cert()?;
+        Ok(trust::ChainReport {
+            trusted: ok,
+            error: (!ok).then(|| c.error().error_string().to_string()),
+            error_depth: (!ok).then(|| c.error_depth()),
+            chain: c
+                .chain()
+                .map(|s| {
+                    s.iter()
+                        .map(|x| cert::name_to_string(x.subject_name()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            at: cert::rfc3339(opts.at),
+        })
+    })?)
+}
+
 struct Candidate {
     contact: Contact,
     trusted: bool,
@@ -1111,7 +1165,7 @@ impl<'a> ContactStore<'a> {
             let mut trusted = false;
             let mut note = None;
             if why.is_empty() {
-                match trust::verify_chain(&c.cert, &untrusted, &chain_opts) {
+                match chain_for_encryption(&c.cert, &untrusted, &chain_opts) {
                     Ok(r) if r.trusted => trusted = true,
                     Ok(r) => {
                         let err = r.error.unwrap_or_else(|| "unknown error".into());
@@ -1352,4 +1406,1054 @@ fn pem_with_header(title: &str, c: &X509Ref, addresses: &[String]) -> Result<Vec
     let mut out = out.into_bytes();
     out.extend(c.to_pem()?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::Rsa;
+    use openssl::x509::X509NameBuilder;
+    use openssl::x509::extension::{
+        BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    };
+
+    const DAY: i64 = 86_400;
+
+    fn rsa() -> PKey<Private> {
+        PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+    }
+    fn ec() -> PKey<Private> {
+        let g = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        PKey::from_ec_key(EcKey::generate(&g).unwrap()).unwrap()
+    }
+
+    struct Ca {
+        key: PKey<Private>,
+        cert: X509,
+    }
+
+    /// What a test certificate looks like.
+    struct Spec<'a> {
+        cn: &'a str,
+        email: Option<&'a str>,
+        ku: Option<&'a [&'a str]>,
+        eku: Option<&'a str>,
+        from: i64,
+        until: i64,
+        ca: bool,
+    }
+
+    impl<'a> Spec<'a> {
+        fn leaf(email: &'a str) -> Self {
+            let now = cert::now();
+            Spec {
+                cn: "leaf",
+                email: Some(email),
+                ku: Some(&["digitalSignature", "keyEncipherment", "keyAgreement"]),
+                eku: Some("emailProtection"),
+                from: now - 10 * DAY,
+                until: now + 300 * DAY,
+                ca: false,
+            }
+        }
+    }
+
+    fn make(spec: &Spec, key: &PKey<Private>, issuer: Option<&Ca>) -> X509 {
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_nid(Nid::COMMONNAME, spec.cn).unwrap();
+        let n = n.build();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(issuer.map(|i| i.cert.subject_name()).unwrap_or(&n))
+            .unwrap();
+        b.set_pubkey(key).unwrap();
+        b.set_not_before(&Asn1Time::from_unix(spec.from).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_unix(spec.until).unwrap())
+            .unwrap();
+        if spec.ca {
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
+        } else {
+            b.append_extension(BasicConstraints::new().build().unwrap())
+                .unwrap();
+        }
+        if let Some(ku) = spec.ku {
+            let mut k = KeyUsage::new();
+            k.critical();
+            for u in ku {
+                match *u {
+                    "digitalSignature" => k.digital_signature(),
+                    "keyEncipherment" => k.key_encipherment(),
+                    "keyAgreement" => k.key_agreement(),
+                    "keyCertSign" => k.key_cert_sign(),
+                    "cRLSign" => k.crl_sign(),
+                    other => panic!("{other}"),
+                };
+            }
+            b.append_extension(k.build().unwrap()).unwrap();
+        }
+        if let Some(e) = spec.eku {
+            let mut x = ExtendedKeyUsage::new();
+            match e {
+                "emailProtection" => x.email_protection(),
+                "serverAuth" => x.server_auth(),
+                other => panic!("{other}"),
+            };
+            b.append_extension(x.build().unwrap()).unwrap();
+        }
+        if let Some(email) = spec.email {
+            let san = SubjectAlternativeName::new()
+                .email(email)
+                .build(&b.x509v3_context(issuer.map(|i| i.cert.as_ref()), None))
+                .unwrap();
+            b.append_extension(san).unwrap();
+        }
+        let signer = issuer.map(|i| &i.key).unwrap_or(key);
+        b.sign(signer, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
+    fn new_ca(cn: &str) -> Ca {
+        let now = cert::now();
+        let key = ec();
+        let cert = make(
+            &Spec {
+                cn,
+                email: None,
+                ku: Some(&["keyCertSign", "cRLSign"]),
+                eku: None,
+                from: now - 1000 * DAY,
+                until: now + 1000 * DAY,
+                ca: true,
+            },
+            &key,
+            None,
+        );
+        Ca { key, cert }
+    }
+
+    fn issue(ca: &Ca, spec: &Spec) -> X509 {
+        make(spec, &ec(), Some(ca))
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        home: Home,
+    }
+
+    fn fixture() -> Fixture {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::open(&d.path().join("h")).unwrap();
+        Fixture { _dir: d, home }
+    }
+
+    fn add(f: &Fixture, c: &X509) -> AddOutcome {
+        let lock = f.home.lock().unwrap();
+        ContactStore::new(&f.home)
+            .add_cert(&lock, c, Provenance::file("test.pem", cert::now()))
+            .unwrap()
+    }
+
+    fn select(f: &Fixture, addr: &str, anchors: &[X509]) -> Selection {
+        ContactStore::new(&f.home)
+            .select_for_encryption(
+                addr,
+                &SelectOptions {
+                    anchors,
+                    system: false,
+                    now: cert::now(),
+                },
+            )
+            .unwrap()
+    }
+
+    fn chosen(s: &Selection) -> &str {
+        &s.chosen.as_ref().expect("a chosen certificate").fingerprint
+    }
+
+    #[test]
+    fn expired_is_rejected_even_if_newer() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let valid = issue(&ca, &Spec::leaf("bob@example.org"));
+        let expired = issue(
+            &ca,
+            &Spec {
+                from: now - 5 * DAY,
+                until: now - DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &valid);
+        add(&f, &expired);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&valid));
+        assert!(s.chosen.as_ref().unwrap().chain_trusted);
+        let why = s.why_not(&cert::fingerprint(&expired)).unwrap();
+        assert!(why.contains("expired"), "{why}");
+    }
+
+    #[test]
+    fn not_yet_valid_is_rejected() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let future = issue(
+            &ca,
+            &Spec {
+                from: now + 5 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &future);
+        let s = select(&f, "bob@example.org", &[]);
+        assert!(s.chosen.is_none());
+        assert!(s.rejected[0].why[0].contains("not valid before"));
+        let e = s.into_chosen().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unusable);
+        assert!(e.message().contains("not valid before"), "{e}");
+    }
+
+    #[test]
+    fn signing_only_is_rejected() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        // RSA: keyEncipherment needed.
+        let sign_only = make(
+            &Spec {
+                ku: Some(&["digitalSignature"]),
+                from: now - DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+            &rsa(),
+            Some(&ca),
+        );
+        let enc = make(
+            &Spec {
+                ku: Some(&["digitalSignature", "keyEncipherment"]),
+                from: now - 30 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+            &rsa(),
+            Some(&ca),
+        );
+        add(&f, &sign_only);
+        add(&f, &enc);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&enc));
+        let why = s.why_not(&cert::fingerprint(&sign_only)).unwrap();
+        assert!(why.contains("keyEncipherment"), "{why}");
+    }
+
+    #[test]
+    fn rsa_needs_key_encipherment_and_ec_needs_key_agreement() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let rsa_ka = make(
+            &Spec {
+                ku: Some(&["digitalSignature", "keyAgreement"]),
+                ..Spec::leaf("rsa@example.org")
+            },
+            &rsa(),
+            Some(&ca),
+        );
+        let ec_ke = make(
+            &Spec {
+                ku: Some(&["digitalSignature", "keyEncipherment"]),
+                ..Spec::leaf("ec@example.org")
+            },
+            &ec(),
+            Some(&ca),
+        );
+        let ec_ka = make(
+            &Spec {
+                ku: Some(&["digitalSignature", "keyAgreement"]),
+                ..Spec::leaf("ec2@example.org")
+            },
+            &ec(),
+            Some(&ca),
+        );
+        let rsa_ke = make(
+            &Spec {
+                ku: Some(&["keyEncipherment"]),
+                ..Spec::leaf("rsa2@example.org")
+            },
+            &rsa(),
+            Some(&ca),
+        );
+        for c in [&rsa_ka, &ec_ke, &ec_ka, &rsa_ke] {
+            add(&f, c);
+        }
+        let anchors = [ca.cert.clone()];
+        let s = select(&f, "rsa@example.org", &anchors);
+        assert!(s.chosen.is_none());
+        assert!(s.rejected[0].why[0].contains("keyEncipherment"));
+        let s = select(&f, "ec@example.org", &anchors);
+        assert!(s.chosen.is_none());
+        assert!(s.rejected[0].why[0].contains("keyAgreement"));
+        assert_eq!(
+            chosen(&select(&f, "ec2@example.org", &anchors)),
+            cert::fingerprint(&ec_ka)
+        );
+        assert_eq!(
+            chosen(&select(&f, "rsa2@example.org", &anchors)),
+            cert::fingerprint(&rsa_ke)
+        );
+    }
+
+    #[test]
+    fn eku_without_email_protection_is_rejected() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let c = issue(
+            &ca,
+            &Spec {
+                eku: Some("serverAuth"),
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &c);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert!(s.chosen.is_none());
+        assert!(s.rejected[0].why.join(";").contains("emailProtection"));
+    }
+
+    #[test]
+    fn newest_not_before_wins_then_pin_then_unpin() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let old = issue(
+            &ca,
+            &Spec {
+                from: now - 50 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        let new = issue(
+            &ca,
+            &Spec {
+                from: now - 5 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &old);
+        add(&f, &new);
+        let anchors = [ca.cert.clone()];
+        let s = select(&f, "bob@example.org", &anchors);
+        assert_eq!(chosen(&s), cert::fingerprint(&new));
+        assert!(s.reason.contains("newest"), "{}", s.reason);
+        assert_eq!(s.usable.len(), 2);
+
+        let store = ContactStore::new(&f.home);
+        let lock = f.home.lock().unwrap();
+        let fp = store
+            .prefer(&lock, "BOB@example.org", &cert::fingerprint(&old)[..12])
+            .unwrap();
+        assert_eq!(fp, cert::fingerprint(&old));
+        let s = select(&f, "bob@example.org", &anchors);
+        assert_eq!(chosen(&s), cert::fingerprint(&old));
+        assert!(s.reason.contains("pinned"));
+        assert_eq!(store.pinned("bob@EXAMPLE.org").unwrap(), Some(fp.clone()));
+        // A certificate of another address cannot be pinned.
+        let carol = issue(&ca, &Spec::leaf("carol@example.org"));
+        drop(lock);
+        add(&f, &carol);
+        let lock = f.home.lock().unwrap();
+        let e = store
+            .prefer(&lock, "bob@example.org", &cert::fingerprint(&carol))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert_eq!(store.unpin(&lock, "bob@example.org").unwrap(), Some(fp));
+        let s = select(&f, "bob@example.org", &anchors);
+        assert_eq!(chosen(&s), cert::fingerprint(&new));
+    }
+
+    #[test]
+    fn pinned_but_expired_falls_back_with_explanation() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let expired = issue(
+            &ca,
+            &Spec {
+                from: now - 50 * DAY,
+                until: now - DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        let good = issue(&ca, &Spec::leaf("bob@example.org"));
+        add(&f, &expired);
+        add(&f, &good);
+        let lock = f.home.lock().unwrap();
+        ContactStore::new(&f.home)
+            .prefer(&lock, "bob@example.org", &cert::fingerprint(&expired))
+            .unwrap();
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&good));
+        assert!(s.reason.contains("pinned certificate"), "{}", s.reason);
+    }
+
+    #[test]
+    fn encryption_key_preference_wins_over_newest_only_with_trusted_chain() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let enc = issue(
+            &ca,
+            &Spec {
+                from: now - 50 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        let signing = issue(
+            &ca,
+            &Spec {
+                from: now - 5 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &enc);
+        add(&f, &signing);
+        let store = ContactStore::new(&f.home);
+        let lock = f.home.lock().unwrap();
+        let out = store
+            .record_capabilities(
+                &lock,
+                &cert::fingerprint(&signing),
+                CapabilitiesUpdate {
+                    capabilities: Some(vec!["2.16.840.1.101.3.4.1.42".into()]),
+                    signing_time: now - 60,
+                    encryption_key_preference: Some(cert::fingerprint(&enc)),
+                },
+                now,
+            )
+            .unwrap();
+        assert_eq!(out, CapsOutcome::Recorded);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&enc));
+        assert!(s.reason.contains("preference"), "{}", s.reason);
+        // Without a trusted chain the preference is not honoured (T41).
+        let s = select(&f, "bob@example.org", &[]);
+        assert_eq!(chosen(&s), cert::fingerprint(&signing));
+        assert!(s.reason.contains("not trusted"), "{}", s.reason);
+    }
+
+    #[test]
+    fn mixed_case_and_idn_addresses() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let c = issue(&ca, &Spec::leaf("Bob.Smith@Example.ORG"));
+        add(&f, &c);
+        let s = select(&f, "bob.smith@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&c));
+        let s = select(&f, "BOB.SMITH@EXAMPLE.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&c));
+
+        let idn = issue(&ca, &Spec::leaf("user@xn--bcher-kva.example"));
+        add(&f, &idn);
+        let s = select(&f, "user@bücher.example", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&idn));
+        // UTF-8 everywhere, odd input: no crash, just nothing found or a usage error.
+        let store = ContactStore::new(&f.home);
+        let opts = SelectOptions {
+            anchors: &[],
+            system: false,
+            now: cert::now(),
+        };
+        for a in [
+            "ünïcødé@例え.テスト",
+            "用户@例子.广告",
+            "\u{202e}evil@example.org",
+        ] {
+            if let Ok(s) = store.select_for_encryption(a, &opts) {
+                assert!(s.chosen.is_none());
+                assert_eq!(s.into_chosen().unwrap_err().kind(), ErrorKind::NotFound);
+            }
+        }
+        for a in ["", "no-at-sign", "a\0b@example.org", "@"] {
+            let e = store.select_for_encryption(a, &opts).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage);
+        }
+        assert!(store.for_address("ünïcødé@例え.テスト").unwrap().is_empty());
+    }
+
+    #[test]
+    fn no_certificate_is_not_found_with_hint() {
+        let f = fixture();
+        let e = select(&f, "bob@example.org", &[])
+            .into_chosen()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(e.message(), "no certificate for bob@example.org");
+        assert!(e.hint_text().unwrap().contains("smimekit contact add FILE"));
+    }
+
+    #[test]
+    fn unknown_issuer_is_usable_but_ranks_after_trusted() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let other = new_ca("Unknown CA");
+        let now = cert::now();
+        let trusted = issue(
+            &ca,
+            &Spec {
+                from: now - 50 * DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        let unknown = issue(
+            &other,
+            &Spec {
+                from: now - DAY,
+                ..Spec::leaf("bob@example.org")
+            },
+        );
+        add(&f, &trusted);
+        add(&f, &unknown);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&trusted));
+        assert!(s.reason.contains("trusted chain"), "{}", s.reason);
+        assert!(s.notes.contains_key(&cert::fingerprint(&unknown)));
+        // Alone, an unknown issuer is still usable (with a warning in the reason).
+        let s = select(&f, "bob@example.org", &[]);
+        assert!(!s.chosen.as_ref().unwrap().chain_trusted);
+        assert!(s.reason.contains("warning"));
+    }
+
+    #[test]
+    fn chain_through_stored_intermediate() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let now = cert::now();
+        let int_key = ec();
+        let int = Ca {
+            cert: make(
+                &Spec {
+                    cn: "Intermediate",
+                    email: None,
+                    ku: Some(&["keyCertSign", "cRLSign"]),
+                    eku: None,
+                    from: now - 100 * DAY,
+                    until: now + 100 * DAY,
+                    ca: true,
+                },
+                &int_key,
+                Some(&root),
+            ),
+            key: int_key,
+        };
+        let leaf = issue(&int, &Spec::leaf("bob@example.org"));
+        let store = ContactStore::new(&f.home);
+        let lock = f.home.lock().unwrap();
+        let r = store
+            .add_batch(
+                &lock,
+                vec![(leaf.clone(), Provenance::file("b.p7b", now))],
+                std::slice::from_ref(&int.cert),
+            )
+            .unwrap();
+        assert_eq!(r.intermediates_added, 1);
+        // Roots and leaves are not intermediates.
+        assert!(
+            store
+                .add_intermediates(&lock, &[root.cert.clone()])
+                .is_err()
+        );
+        assert!(store.add_intermediates(&lock, &[leaf.clone()]).is_err());
+        assert_eq!(store.intermediates().unwrap().len(), 1);
+        assert_eq!(
+            store.list().unwrap().len(),
+            1,
+            "intermediates are not contacts"
+        );
+        drop(lock);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&root.cert));
+        assert!(s.chosen.as_ref().unwrap().chain_trusted);
+    }
+
+    #[test]
+    fn broken_chain_is_rejected() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let now = cert::now();
+        let int_key = ec();
+        // An intermediate that expired: the chain is known and broken.
+        let int = Ca {
+            cert: make(
+                &Spec {
+                    cn: "Intermediate",
+                    email: None,
+                    ku: Some(&["keyCertSign", "cRLSign"]),
+                    eku: None,
+                    from: now - 100 * DAY,
+                    until: now - DAY,
+                    ca: true,
+                },
+                &int_key,
+                Some(&root),
+            ),
+            key: int_key,
+        };
+        let leaf = issue(&int, &Spec::leaf("bob@example.org"));
+        let lock = f.home.lock().unwrap();
+        ContactStore::new(&f.home)
+            .add_batch(
+                &lock,
+                vec![(leaf.clone(), Provenance::file("b.pem", now))],
+                std::slice::from_ref(&int.cert),
+            )
+            .unwrap();
+        drop(lock);
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&root.cert));
+        assert!(s.chosen.is_none());
+        assert!(s.rejected[0].why[0].contains("chain"), "{:?}", s.rejected);
+    }
+
+    fn caps_of(f: &Fixture, fp: &str) -> ContactMeta {
+        ContactStore::new(&f.home).get(fp).unwrap().meta
+    }
+
+    #[test]
+    fn capabilities_update_rules() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let c = issue(&ca, &Spec::leaf("alice@example.com"));
+        let fp = add(&f, &c).fingerprint;
+        let store = ContactStore::new(&f.home);
+        let lock = f.home.lock().unwrap();
+        let now = cert::now();
+        let upd = |caps: &str, t: i64| CapabilitiesUpdate {
+            capabilities: Some(vec![caps.to_string()]),
+            signing_time: t,
+            encryption_key_preference: None,
+        };
+        // Far future: ignored (RFC 8551 §2.7.1).
+        assert_eq!(
+            store
+                .record_capabilities(&lock, &fp, upd("future", now + 3600), now)
+                .unwrap(),
+            CapsOutcome::FutureSigningTime
+        );
+        assert!(caps_of(&f, &fp).capabilities.is_none());
+        // Within the clock skew: accepted.
+        assert_eq!(
+            store
+                .record_capabilities(&lock, &fp, upd("skew", now + 200), now)
+                .unwrap(),
+            CapsOutcome::Recorded
+        );
+        assert_eq!(
+            caps_of(&f, &fp).capabilities,
+            Some(vec!["skew".to_string()])
+        );
+        // Older: ignored.
+        assert_eq!(
+            store
+                .record_capabilities(&lock, &fp, upd("older", now - DAY), now)
+                .unwrap(),
+            CapsOutcome::NotNewer
+        );
+        let m = caps_of(&f, &fp);
+        assert_eq!(m.capabilities, Some(vec!["skew".to_string()]));
+        assert_eq!(m.capabilities_time, Some(cert::rfc3339(now + 200)));
+        // Newer: replaces, in order.
+        let newer = CapabilitiesUpdate {
+            capabilities: Some(vec!["b".into(), "a".into()]),
+            signing_time: now + 250,
+            encryption_key_preference: None,
+        };
+        assert_eq!(
+            store
+                .record_capabilities(&lock, &fp, newer, now + 100)
+                .unwrap(),
+            CapsOutcome::Recorded
+        );
+        assert_eq!(
+            caps_of(&f, &fp).capabilities,
+            Some(vec!["b".to_string(), "a".to_string()])
+        );
+        // Unknown certificate: NotFound.
+        assert_eq!(
+            store
+                .record_capabilities(&lock, &"0".repeat(64), upd("x", now), now)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn add_from_message_records_caps_and_intermediates_in_one_commit() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let now = cert::now();
+        let c = issue(&root, &Spec::leaf("alice@example.com"));
+        let lock = f.home.lock().unwrap();
+        let store = ContactStore::new(&f.home);
+        let (out, caps) = store
+            .add_from_message(
+                &lock,
+                &c,
+                &[root.cert.clone()],
+                Provenance::message(
+                    Some("<1@example.com>"),
+                    Some("Tue, 24 Nov 2026 10:00:00 +0000"),
+                    Some("alice@example.com"),
+                    now,
+                ),
+                Some(CapabilitiesUpdate {
+                    capabilities: Some(vec!["2.16.840.1.101.3.4.1.46".into()]),
+                    signing_time: now - 10,
+                    encryption_key_preference: None,
+                }),
+                now,
+            )
+            .unwrap();
+        assert!(out.new);
+        assert_eq!(caps, Some(CapsOutcome::Recorded));
+        // The root that came with the message is not kept (never a trust anchor, T41).
+        assert!(store.intermediates().unwrap().is_empty());
+        let m = store.get(&out.fingerprint).unwrap().meta;
+        assert_eq!(m.provenance[0].source, Source::Message);
+        assert_eq!(
+            m.provenance[0].message_id.as_deref(),
+            Some("<1@example.com>")
+        );
+    }
+
+    #[test]
+    fn ca_certificate_is_rejected() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let lock = f.home.lock().unwrap();
+        let e = ContactStore::new(&f.home)
+            .add_cert(&lock, &ca.cert, Provenance::file("ca.pem", 0))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+        assert!(e.message().contains("CA certificates are not contacts"));
+        assert!(e.hint_text().unwrap().contains("smimekit trust add"));
+    }
+
+    #[test]
+    fn certificate_without_email_is_rejected() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let c = issue(
+            &ca,
+            &Spec {
+                email: None,
+                ..Spec::leaf("x@example.org")
+            },
+        );
+        let lock = f.home.lock().unwrap();
+        let e = ContactStore::new(&f.home)
+            .add_cert(&lock, &c, Provenance::file("c.pem", 0))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+        assert!(e.message().contains("no e-mail address"), "{e}");
+    }
+
+    #[test]
+    fn key_change_is_reported() {
+        let f = fixture();
+        let ca1 = new_ca("CA one");
+        let ca2 = new_ca("CA two");
+        let now = cert::now();
+        let first = issue(
+            &ca1,
+            &Spec {
+                from: now - 100 * DAY,
+                ..Spec::leaf("alice@example.com")
+            },
+        );
+        assert!(add(&f, &first).key_changes.is_empty());
+        // Same issuer, new key (a renewal or a replacement).
+        let key2 = ec();
+        let second = make(
+            &Spec {
+                from: now - 50 * DAY,
+                ..Spec::leaf("Alice@Example.com")
+            },
+            &key2,
+            Some(&ca1),
+        );
+        let out = add(&f, &second);
+        assert!(out.new);
+        assert_eq!(out.key_changes.len(), 1);
+        let k = &out.key_changes[0];
+        assert!(k.different_key && !k.different_issuer);
+        assert_eq!(k.old_fingerprint, cert::fingerprint(&first));
+        assert_eq!(k.new_fingerprint, cert::fingerprint(&second));
+        assert!(k.message().contains("impersonation"));
+        // Same key as before, other issuer.
+        let third = make(&Spec::leaf("alice@example.com"), &key2, Some(&ca2));
+        let out = add(&f, &third);
+        let k = &out.key_changes[0];
+        assert!(!k.different_key && k.different_issuer);
+        assert_eq!(k.old_fingerprint, cert::fingerprint(&second));
+        // Adding a known certificate again: no change, just provenance.
+        let again = add(&f, &first);
+        assert!(!again.new && again.key_changes.is_empty());
+        let m = ContactStore::new(&f.home)
+            .get(&again.fingerprint)
+            .unwrap()
+            .meta;
+        assert_eq!(m.provenance.len(), 2);
+    }
+
+    #[test]
+    fn failed_add_leaves_the_index_unchanged() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let a = issue(&ca, &Spec::leaf("a@example.org"));
+        add(&f, &a);
+        let index = f.home.dir(DIR).join(INDEX);
+        let before = std::fs::read(&index).unwrap();
+        let b = issue(&ca, &Spec::leaf("b@example.org"));
+        let bad = issue(
+            &ca,
+            &Spec {
+                email: None,
+                ..Spec::leaf("x@example.org")
+            },
+        );
+        let lock = f.home.lock().unwrap();
+        let store = ContactStore::new(&f.home);
+        let now = cert::now();
+        assert!(
+            store
+                .add_batch(
+                    &lock,
+                    vec![
+                        (b.clone(), Provenance::file("b", now)),
+                        (bad, Provenance::file("bad", now))
+                    ],
+                    &[],
+                )
+                .is_err()
+        );
+        assert!(store.add_batch(&lock, vec![], &[ca.cert.clone()]).is_err());
+        assert_eq!(std::fs::read(&index).unwrap(), before);
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert!(
+            !f.home
+                .dir(DIR)
+                .join(format!("{}.pem", cert::fingerprint(&b)))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn cert_file_without_index_entry_is_ignored_and_damage_is_reported() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let a = issue(&ca, &Spec::leaf("a@example.org"));
+        let orphan = issue(&ca, &Spec::leaf("o@example.org"));
+        add(&f, &a);
+        // An interrupted add: the certificate file was written, the index was not.
+        std::fs::write(
+            f.home
+                .dir(DIR)
+                .join(format!("{}.pem", cert::fingerprint(&orphan))),
+            orphan.to_pem().unwrap(),
+        )
+        .unwrap();
+        let store = ContactStore::new(&f.home);
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert!(store.for_address("o@example.org").unwrap().is_empty());
+        // Adding it for real afterwards works.
+        add(&f, &orphan);
+        assert_eq!(store.list().unwrap().len(), 2);
+        // A file that does not hold the certificate its name says is reported, not used.
+        let p = f
+            .home
+            .dir(DIR)
+            .join(format!("{}.pem", cert::fingerprint(&a)));
+        std::fs::write(&p, orphan.to_pem().unwrap()).unwrap();
+        assert_eq!(store.list().unwrap_err().kind(), ErrorKind::Store);
+        // And a damaged index is a store error.
+        std::fs::write(f.home.dir(DIR).join(INDEX), b"{not json").unwrap();
+        assert_eq!(store.list().unwrap_err().kind(), ErrorKind::Store);
+        std::fs::write(f.home.dir(DIR).join(INDEX), br#"{"format": 99}"#).unwrap();
+        let e = store.list().unwrap_err();
+        assert!(e.hint_text().unwrap().contains("upgrade"));
+    }
+
+    #[test]
+    fn remove_by_address_and_fingerprint() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let a1 = issue(&ca, &Spec::leaf("a@example.org"));
+        let a2 = issue(&ca, &Spec::leaf("a@example.org"));
+        let b = issue(&ca, &Spec::leaf("b@example.org"));
+        for c in [&a1, &a2, &b] {
+            add(&f, c);
+        }
+        let store = ContactStore::new(&f.home);
+        let lock = f.home.lock().unwrap();
+        store
+            .prefer(&lock, "a@example.org", &cert::fingerprint(&a1))
+            .unwrap();
+        let r = store.remove(&lock, "A@EXAMPLE.ORG").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(store.pinned("a@example.org").unwrap(), None);
+        assert!(
+            !f.home
+                .dir(DIR)
+                .join(format!("{}.pem", cert::fingerprint(&a1)))
+                .exists()
+        );
+        assert_eq!(
+            store.remove(&lock, "a@example.org").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        let r = store.remove(&lock, &cert::fingerprint(&b)[..10]).unwrap();
+        assert_eq!(r[0].addresses, vec!["b@example.org".to_string()]);
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(
+            store.remove(&lock, "xyz").unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+    }
+
+    #[test]
+    fn backup_and_restore_round_trip() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let now = cert::now();
+        let int_key = ec();
+        let int = Ca {
+            cert: make(
+                &Spec {
+                    cn: "Intermediate",
+                    email: None,
+                    ku: Some(&["keyCertSign"]),
+                    eku: None,
+                    from: now - DAY,
+                    until: now + DAY * 100,
+                    ca: true,
+                },
+                &int_key,
+                Some(&root),
+            ),
+            key: int_key,
+        };
+        let a = issue(&int, &Spec::leaf("a@example.org"));
+        let lock = f.home.lock().unwrap();
+        let store = ContactStore::new(&f.home);
+        store
+            .add_batch(
+                &lock,
+                vec![(a.clone(), Provenance::file("a", now))],
+                std::slice::from_ref(&int.cert),
+            )
+            .unwrap();
+        let backup = store.for_backup().unwrap();
+        assert_eq!(backup.len(), 2);
+        assert_eq!(backup[0].0, "a@example.org");
+        assert_eq!(backup[1].0, "");
+
+        let g = fixture();
+        let lock2 = g.home.lock().unwrap();
+        let store2 = ContactStore::new(&g.home);
+        let mut entries = backup.clone();
+        entries.push(("root".into(), root.cert.clone()));
+        let r = store2.restore(&lock2, entries).unwrap();
+        assert_eq!((r.added, r.present, r.intermediates), (1, 0, 1));
+        assert_eq!(r.skipped.len(), 1);
+        assert_eq!(
+            store2.list().unwrap()[0].meta.provenance[0].source,
+            Source::Backup
+        );
+        let r = store2.restore(&lock2, backup).unwrap();
+        assert_eq!((r.added, r.present, r.intermediates), (0, 1, 0));
+    }
+
+    #[test]
+    fn certs_from_file_formats() {
+        let ca = new_ca("CA");
+        let a = issue(&ca, &Spec::leaf("a@example.org"));
+        let b = issue(&ca, &Spec::leaf("b@example.org"));
+        // PEM with comments and two blocks.
+        let mut pem = b"# comment\n".to_vec();
+        pem.extend(a.to_pem().unwrap());
+        pem.extend(b.to_pem().unwrap());
+        assert_eq!(certs_from_file(&pem, "two.pem").unwrap().len(), 2);
+        // DER.
+        let der = a.to_der().unwrap();
+        let got = certs_from_file(&der, "a.der").unwrap();
+        assert_eq!(cert::fingerprint(&got[0]), cert::fingerprint(&a));
+        // Garbage, empty PEM, a private key, a message.
+        assert_eq!(
+            certs_from_file(b"hello", "x.crt").unwrap_err().kind(),
+            ErrorKind::BadInput
+        );
+        assert!(certs_from_file(b"-----BEGIN FOO-----\n-----END FOO-----\n", "x.pem").is_err());
+        let key = ec().private_key_to_pem_pkcs8().unwrap();
+        let e = certs_from_file(&key, "k.pem").unwrap_err();
+        assert!(e.message().contains("private key"));
+        assert_eq!(
+            certs_from_file(b"From: a", "m.eml").unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        // A truncated DER certificate.
+        assert!(certs_from_file(&der[..der.len() / 2], "t.der").is_err());
+    }
+
+    #[test]
+    fn signed_pkcs7_is_not_a_bundle() {
+        use openssl::pkcs7::Pkcs7Flags;
+        use openssl::stack::Stack;
+        let ca = new_ca("CA");
+        let key = ec();
+        let signer = make(&Spec::leaf("eve@example.org"), &key, Some(&ca));
+        let mut extra = Stack::new().unwrap();
+        extra.push(ca.cert.clone()).unwrap();
+        let p7 = Pkcs7::sign(&signer, &key, &extra, b"hi", Pkcs7Flags::BINARY).unwrap();
+        let e = certs_from_file(&p7.to_der().unwrap(), "evil.p7b").unwrap_err();
+        assert!(e.message().contains("signed message"), "{e}");
+        let e = certs_from_file(&p7.to_pem().unwrap(), "evil.p7c").unwrap_err();
+        assert!(e.message().contains("signed message"), "{e}");
+    }
+
+    #[test]
+    fn classify_sorts_roles() {
+        let root = new_ca("Root");
+        let int_key = ec();
+        let now = cert::now();
+        let int = make(
+            &Spec {
+                cn: "Int",
+                email: None,
+                ku: Some(&["keyCertSign"]),
+                eku: None,
+                from: now - DAY,
+                until: now + DAY,
+                ca: true,
+            },
+            &int_key,
+            Some(&root),
+        );
+        let leaf = issue(&root, &Spec::leaf("a@example.org"));
+        let c = classify(vec![root.cert.clone(), int, leaf]);
+        assert_eq!(
+            (c.leaves.len(), c.intermediates.len(), c.roots.len()),
+            (1, 1, 1)
+        );
+    }
 }
