@@ -17,6 +17,7 @@ pub mod secret;
 pub use error::{Error, ErrorKind, Result};
 pub mod address;
 pub mod cert;
+pub mod contacts;
 pub mod ids;
 pub mod pkcs12;
 pub mod trust;

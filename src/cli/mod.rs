@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod contact;
 mod id;
 mod output;
 mod secrets;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Manage your own trust anchors (root certificates you trust besides the system's).
     #[command(subcommand)]
     Trust(trust::TrustCommand),
+    /// Manage your correspondents' certificates (to encrypt to them).
+    #[command(subcommand)]
+    Contact(contact::ContactCommand),
 }
 
 /// Runs the command line; returns the exit code.
@@ -75,6 +79,7 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
         Command::Trust(c) => trust::run(&cli.global, c),
+        Command::Contact(c) => contact::run(&cli.global, c),
     };
     match result {
         Ok(code) => code,

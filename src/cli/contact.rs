@@ -1,0 +1,438 @@
+//! `smimekit contact …`: correspondents' certificates.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use smimekit::Error;
+use smimekit::cert::{self, CertInfo};
+use smimekit::contacts::{self, Contact, ContactMeta, ContactStore, Provenance, SelectOptions};
+use smimekit::trust::TrustStore;
+
+use super::Global;
+use super::output;
+
+/// Contact commands.
+#[derive(Subcommand)]
+pub enum ContactCommand {
+    /// Add correspondents' certificates: PEM or DER (.pem .crt .cer .der) or PKCS#7 bundles (.p7b .p7c).
+    Add {
+        /// Certificate files. Everything is checked before anything is stored.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List your contacts' certificates (flags expired and soon-expiring ones).
+    List,
+    /// Show every certificate of an address, marking the one used for encryption and why.
+    Show {
+        /// The contact's e-mail address.
+        address: String,
+    },
+    /// Remove every certificate of an address, or one certificate by fingerprint.
+    Remove {
+        /// E-mail address or fingerprint (at least 8 hex digits).
+        target: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write the certificate used for encryption to an address (PEM).
+    Export {
+        /// E-mail address (or a fingerprint).
+        address: String,
+        /// Output file ("-" for standard output).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Always encrypt to this certificate for the address (while it is usable).
+    Prefer {
+        /// The contact's e-mail address.
+        address: String,
+        /// Fingerprint (at least 8 hex digits) of one of the address's certificates.
+        #[arg(required_unless_present = "clear")]
+        fingerprint: Option<String>,
+        /// Remove the pin instead.
+        #[arg(long, conflicts_with = "fingerprint")]
+        clear: bool,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct ContactJson {
+    status: &'static str,
+    #[serde(flatten)]
+    cert: CertInfo,
+    meta: ContactMeta,
+    pinned_for: Vec<String>,
+}
+
+fn contact_json(store: &ContactStore, c: &Contact, now: i64) -> Result<ContactJson> {
+    let info = c.info(now);
+    let mut pinned_for = Vec::new();
+    for a in &c.meta.addresses {
+        if store.pinned(a)?.as_deref() == Some(c.fingerprint.as_str()) {
+            pinned_for.push(a.clone());
+        }
+    }
+    Ok(ContactJson {
+        status: info.status(),
+        cert: info,
+        meta: c.meta.clone(),
+        pinned_for,
+    })
+}
+
+fn flag(info: &CertInfo) -> String {
+    match info.status() {
+        "valid" => String::new(),
+        st => format!("  [{}]", st.to_uppercase()),
+    }
+}
+
+fn read_file(p: &PathBuf) -> Result<Vec<u8>> {
+    Ok(std::fs::read(p).map_err(|e| Error::io("read", p, e))?)
+}
+
+fn select_opts<'a>(anchors: &'a [openssl::x509::X509]) -> SelectOptions<'a> {
+    SelectOptions {
+        anchors,
+        system: true,
+        now: cert::now(),
+    }
+}
+
+/// Runs a contact command.
+pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
+    let home = g.home()?;
+    let store = ContactStore::new(&home);
+    let now = cert::now();
+    match c {
+        ContactCommand::Add { files } => {
+            // Read and check every file before taking the lock: a bad file changes nothing.
+            let mut leaves = Vec::new();
+            let mut intermediates = Vec::new();
+            for f in files {
+                let name = f.display().to_string();
+                let data = read_file(f)?;
+                let certs = contacts::certs_from_file(&data, &name)?;
+                let cl = contacts::classify(certs);
+                if cl.leaves.is_empty() {
+                    return Err(Error::bad_input(format!(
+                        "{name} holds only CA certificates: CA certificates are not contacts"
+                    ))
+                    .hint("use 'smimekit trust add' to trust a CA")
+                    .into());
+                }
+                for l in &cl.leaves {
+                    contacts::check_contact(l).map_err(|e| {
+                        let hint = e.hint_text().map(str::to_string);
+                        let e2 = Error::bad_input(format!("{name}: {}", e.message()));
+                        match hint {
+                            Some(h) => e2.hint(h),
+                            None => e2,
+                        }
+                    })?;
+                }
+                for r in &cl.roots {
+                    output::note(&format!(
+                        "{name}: not storing the root certificate {} (bundles never add trust; use 'smimekit trust add' to trust it)",
+                        cert::name_to_string(r.subject_name())
+                    ));
+                }
+                leaves.extend(
+                    cl.leaves
+                        .into_iter()
+                        .map(|l| (l, Provenance::file(&name, now))),
+                );
+                intermediates.extend(cl.intermediates);
+            }
+            let _lock = home.lock()?;
+            let shown: Vec<_> = leaves.iter().map(|(l, _)| l.clone()).collect();
+            let report = store.add_batch(&_lock, leaves, &intermediates)?;
+            for a in &report.added {
+                for k in &a.key_changes {
+                    output::warn(&k.message());
+                }
+            }
+            if g.json {
+                output::json(&report)?;
+            } else {
+                let mut s = String::new();
+                for (a, l) in report.added.iter().zip(&shown) {
+                    let info = CertInfo::new(l, now);
+                    let encrypt = if info.can_encrypt {
+                        ""
+                    } else {
+                        "  (cannot receive encrypted mail)"
+                    };
+                    s += &format!(
+                        "{} {}  {}{}{}\n",
+                        if a.new { "added" } else { "already present:" },
+                        &a.fingerprint[..16],
+                        output::clean(&info.emails.join(", ")),
+                        encrypt,
+                        flag(&info)
+                    );
+                }
+                if report.intermediates_added > 0 {
+                    s += &format!(
+                        "kept {} intermediate CA certificate(s) for chain building\n",
+                        report.intermediates_added
+                    );
+                }
+                output::print(&s)?;
+            }
+            Ok(0)
+        }
+        ContactCommand::List => {
+            let all = store.list()?;
+            if g.json {
+                #[derive(serde::Serialize)]
+                struct I {
+                    fingerprint: String,
+                    subject: String,
+                    not_after: String,
+                }
+                #[derive(serde::Serialize)]
+                struct L {
+                    contacts: Vec<ContactJson>,
+                    intermediates: Vec<I>,
+                }
+                let contacts = all
+                    .iter()
+                    .map(|c| contact_json(&store, c, now))
+                    .collect::<Result<_>>()?;
+                let intermediates = store
+                    .intermediates()?
+                    .iter()
+                    .map(|c| I {
+                        fingerprint: cert::fingerprint(c),
+                        subject: cert::name_to_string(c.subject_name()),
+                        not_after: cert::rfc3339(cert::unix_time(c.not_after())),
+                    })
+                    .collect();
+                output::json(&L {
+                    contacts,
+                    intermediates,
+                })?;
+                return Ok(0);
+            }
+            if all.is_empty() {
+                output::print(
+                    "No contacts. Add a certificate with 'smimekit contact add FILE', or verify a signed message from them.\n",
+                )?;
+                return Ok(0);
+            }
+            let mut s = String::new();
+            for c in &all {
+                let info = c.info(now);
+                s += &format!(
+                    "{}  {}  {}  until {}{}{}\n",
+                    &c.fingerprint[..16],
+                    output::clean(&info.emails.join(", ")),
+                    info.key,
+                    &info.not_after[..10.min(info.not_after.len())],
+                    if info.can_encrypt {
+                        ""
+                    } else {
+                        "  signing only"
+                    },
+                    flag(&info)
+                );
+            }
+            output::print(&s)?;
+            Ok(0)
+        }
+        ContactCommand::Show { address } => {
+            let certs = store.for_address(address)?;
+            let anchors = TrustStore::new(&home).certs()?;
+            let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
+            if certs.is_empty() {
+                // The "no certificate for ADDRESS" error with its hint.
+                sel.clone().into_chosen()?;
+            }
+            if g.json {
+                #[derive(serde::Serialize)]
+                struct S {
+                    address: String,
+                    certificates: Vec<ContactJson>,
+                    selection: smimekit::contacts::Selection,
+                }
+                output::json(&S {
+                    address: address.clone(),
+                    certificates: certs
+                        .iter()
+                        .map(|c| contact_json(&store, c, now))
+                        .collect::<Result<_>>()?,
+                    selection: sel,
+                })?;
+                return Ok(0);
+            }
+            let mut s = format!(
+                "{}: {} certificate(s)\n",
+                output::clean(address),
+                certs.len()
+            );
+            for c in &certs {
+                let info = c.info(now);
+                let chosen = sel
+                    .chosen
+                    .as_ref()
+                    .is_some_and(|x| x.fingerprint == c.fingerprint);
+                s += &format!(
+                    "\n{} {}\n    subject: {}\n    issuer:  {}\n    key:     {}   valid {} → {}{}\n",
+                    if chosen { "*" } else { " " },
+                    c.fingerprint,
+                    output::clean(&info.subject),
+                    output::clean(&info.issuer),
+                    info.key,
+                    info.not_before,
+                    info.not_after,
+                    flag(&info)
+                );
+                if let Some(caps) = &c.meta.capabilities {
+                    s += &format!(
+                        "    capabilities ({}): {}\n",
+                        c.meta.capabilities_time.as_deref().unwrap_or("?"),
+                        caps.join(", ")
+                    );
+                }
+                if let Some(p) = c.meta.provenance.last() {
+                    let from = match p.source {
+                        contacts::Source::Message => format!(
+                            "message {} from {}",
+                            p.message_id.as_deref().unwrap_or("?"),
+                            p.from.as_deref().unwrap_or("?")
+                        ),
+                        contacts::Source::File => {
+                            format!("file {}", p.file.as_deref().unwrap_or("?"))
+                        }
+                        contacts::Source::Backup => "a backup".to_string(),
+                    };
+                    s += &format!("    seen:    {} ({})\n", output::clean(&from), p.seen_at);
+                }
+                if chosen {
+                    s += &format!(
+                        "    → used for encryption: {}\n",
+                        output::clean(&sel.reason)
+                    );
+                } else if let Some(w) = sel.why_not(&c.fingerprint) {
+                    s += &format!("    → not used: {}\n", output::clean(&w));
+                }
+            }
+            if sel.chosen.is_none() {
+                s += &format!(
+                    "\nNo certificate can be used to encrypt to {}: {}\n",
+                    output::clean(address),
+                    output::clean(&sel.reason)
+                );
+            }
+            output::print(&s)?;
+            Ok(0)
+        }
+        ContactCommand::Remove { target, yes } => {
+            let victims: Vec<Contact> = if target.contains('@') {
+                store.for_address(target)?
+            } else {
+                vec![store.get(target)?]
+            };
+            if victims.is_empty() {
+                return Err(
+                    Error::not_found(format!("no contact certificate for {target}"))
+                        .hint("run 'smimekit contact list' to see your contacts")
+                        .into(),
+                );
+            }
+            if !yes {
+                let what = victims
+                    .iter()
+                    .map(|v| v.label())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if g.batch {
+                    return Err(Error::usage(format!("removing {what} needs confirmation"))
+                        .hint("add --yes")
+                        .into());
+                }
+                let answer = rpassword::prompt_password(format!(
+                    "Remove the contact certificate(s) {}? Type 'yes': ",
+                    output::clean(&what)
+                ))
+                .map_err(|_| {
+                    Error::usage("cannot ask for confirmation: no terminal").hint("add --yes")
+                })?;
+                if answer.trim() != "yes" {
+                    output::note("nothing removed");
+                    return Ok(2);
+                }
+            }
+            let lock = home.lock()?;
+            let removed = store.remove(&lock, target)?;
+            if g.json {
+                output::json(&removed)?;
+            } else {
+                for r in &removed {
+                    output::note(&format!(
+                        "removed {} ({})",
+                        r.addresses.join(", "),
+                        &r.fingerprint[..16]
+                    ));
+                }
+            }
+            Ok(0)
+        }
+        ContactCommand::Export {
+            address,
+            output: out,
+        } => {
+            let cert = if address.contains('@') {
+                let anchors = TrustStore::new(&home).certs()?;
+                let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
+                let reason = sel.reason.clone();
+                let chosen = sel.into_chosen()?;
+                output::note(&format!(
+                    "exporting {} ({reason})",
+                    &chosen.fingerprint[..16]
+                ));
+                chosen.cert
+            } else {
+                store.get(address)?.cert
+            };
+            output::write_output(Some(out), &cert.to_pem()?)?;
+            Ok(0)
+        }
+        ContactCommand::Prefer {
+            address,
+            fingerprint,
+            clear,
+        } => {
+            let lock = home.lock()?;
+            if *clear {
+                match store.unpin(&lock, address)? {
+                    Some(fp) => {
+                        output::note(&format!("{address}: no longer pinned to {}", &fp[..16]))
+                    }
+                    None => output::note(&format!("{address} had no pinned certificate")),
+                }
+                return Ok(0);
+            }
+            let fp = store.prefer(&lock, address, fingerprint.as_deref().unwrap_or_default())?;
+            drop(lock);
+            let anchors = TrustStore::new(&home).certs()?;
+            let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
+            if sel.chosen.as_ref().is_some_and(|c| c.fingerprint == fp) {
+                output::note(&format!(
+                    "{address}: mail will be encrypted to {}",
+                    &fp[..16]
+                ));
+            } else {
+                output::warn(&format!(
+                    "{address}: pinned {}, but it cannot be used now ({}); it will be used when it can",
+                    &fp[..16],
+                    sel.why_not(&fp).unwrap_or_default()
+                ));
+            }
+            Ok(0)
+        }
+    }
+}
