@@ -2,22 +2,30 @@
 //!
 //! The library does all the work and returns typed [`Error`]s; the `smimekit` binary is a thin shell over it.
 //! Module map:
-//! - [`home`]: the home folder, its lock and crash-safe writes; [`secret`]: zeroizing secrets.
-//! - [`ossl`]: the only place with `unsafe` — OpenSSL FFI the `openssl` crate lacks, behind safe wrappers.
-//! - [`der`]: a minimal bounded BER/DER reader/writer for checks OpenSSL does not expose.
-//! - [`error`]: the error type.
+//! - [`smime`]: the message operations — sign, verify, encrypt, decrypt, inspect.
+//! - [`mime`]: byte-exact MIME handling (strict multipart splitter, canonical form, builders).
+//! - [`ossl`]: the only place with `unsafe` — OpenSSL FFI the `openssl` crate lacks (CMS, PKCS#12, PKCS#8),
+//!   behind safe wrappers.
+//! - [`cert`], [`address`], [`trust`]: certificate facts, e-mail address comparison, trust anchors and path
+//!   validation.
+//! - [`ids`], [`pkcs12`]: the digital-ID store and PKCS#12 import/export/backup.
+//! - [`contacts`]: correspondents' certificates and the choice of one per address.
+//! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
+//!   bounded DER reader, typed errors.
 
-pub mod der;
-pub mod error;
-pub mod home;
-pub mod mime;
-pub mod ossl;
-pub mod secret;
-
-pub use error::{Error, ErrorKind, Result};
 pub mod address;
 pub mod cert;
 pub mod contacts;
+pub mod der;
+pub mod error;
+pub mod home;
+pub mod input;
 pub mod ids;
+pub mod mime;
+pub mod ossl;
 pub mod pkcs12;
+pub mod secret;
+pub mod smime;
 pub mod trust;
+
+pub use error::{Error, ErrorKind, Result};

@@ -8,6 +8,7 @@ use smimekit::Error;
 
 mod contact;
 mod id;
+mod message;
 mod output;
 mod secrets;
 mod trust;
@@ -64,6 +65,16 @@ pub enum Command {
     /// Manage your digital IDs (private key + certificate).
     #[command(subcommand)]
     Id(id::IdCommand),
+    /// Sign a message (multipart/signed, or opaque with --opaque).
+    Sign(message::SignArgs),
+    /// Verify a signed message: integrity, trust, validity, purpose and From address, per signer.
+    Verify(message::VerifyArgs),
+    /// Encrypt a message to its recipients (To, Cc) and yourself.
+    Encrypt(message::EncryptArgs),
+    /// Decrypt a message (and verify it if it is signed inside).
+    Decrypt(message::DecryptArgs),
+    /// Show the S/MIME layers, algorithms, signers and recipients of a message (no secrets needed).
+    Inspect(message::InspectArgs),
     /// Manage your own trust anchors (root certificates you trust besides the system's).
     #[command(subcommand)]
     Trust(trust::TrustCommand),
@@ -79,6 +90,11 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
         Command::Trust(c) => trust::run(&cli.global, c),
+        Command::Sign(a) => message::run_sign(&cli.global, a),
+        Command::Verify(a) => message::run_verify(&cli.global, a),
+        Command::Encrypt(a) => message::run_encrypt(&cli.global, a),
+        Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
+        Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
     };
     match result {

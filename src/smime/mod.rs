@@ -3,10 +3,13 @@
 //! checks ([`crate::cert`], [`crate::trust`]) and the stores.
 
 pub mod decrypt;
+pub mod harvest;
 pub mod encrypt;
 pub mod inspect;
 pub mod sign;
 pub mod verify;
+
+pub use self::top_level as top_level_of;
 
 use crate::error::{Error, Result};
 use crate::mime::{self, Field, Layer};

@@ -136,6 +136,8 @@ pub struct SignerReport {
     pub(crate) cert: Option<X509>,
     #[serde(skip)]
     pub(crate) signing_time_unix: Option<i64>,
+    #[serde(skip)]
+    pub(crate) preference: Option<SignerId>,
 }
 
 impl SignerReport {
@@ -348,8 +350,11 @@ fn check_signer(
     let mut weak = Vec::new();
     // RFC 8551 §2.6: try every certificate that matches the identifier, not just the first (T17).
     let mut matching = Vec::new();
+    let mut seen = Vec::new();
     for c in candidates.iter().filter(|c| sid_matches(&s.sid, c)) {
-        if !matching.iter().any(|m: &X509| m.digest(openssl::hash::MessageDigest::sha256()).ok() == c.digest(openssl::hash::MessageDigest::sha256()).ok()) {
+        let fp = cert::fingerprint(c);
+        if !seen.contains(&fp) {
+            seen.push(fp);
             matching.push(c.clone());
         }
     }
@@ -501,6 +506,7 @@ fn check_signer(
         signing_time_in_future,
         cert: Some(cert),
         signing_time_unix: s.signing_time,
+        preference: s.encryption_key_preference.clone(),
     })
 }
 

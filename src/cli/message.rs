@@ -1,0 +1,448 @@
+//! The message verbs: `sign`, `verify`, `encrypt`, `decrypt`, `inspect`. Input is a message file or standard
+//! input; output is `-o FILE` (written atomically, only on success) or standard output (written only once the
+//! whole result is ready). The report goes to standard output, or to standard error when standard output
+//! carries the message.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use openssl::x509::X509;
+use smimekit::contacts::ContactStore;
+use smimekit::home::Home;
+use smimekit::ids::IdStore;
+use smimekit::ossl::enveloped::ContentCipher;
+use smimekit::ossl::signed::Digest;
+use smimekit::smime::{decrypt, encrypt, harvest, inspect, sign, verify};
+use smimekit::trust::TrustStore;
+use smimekit::{Error, cert, input};
+
+use super::Global;
+use super::id::unlock;
+use super::output;
+
+/// Digest choices.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DigestArg {
+    /// SHA-256 (default).
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+/// Content-cipher choices.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CipherArg {
+    /// AES-256-GCM (AuthEnvelopedData).
+    Aes256Gcm,
+    /// AES-128-GCM (AuthEnvelopedData).
+    Aes128Gcm,
+    /// AES-256-CBC (EnvelopedData; no integrity protection) for old clients.
+    Aes256Cbc,
+    /// AES-128-CBC (EnvelopedData; no integrity protection).
+    Aes128Cbc,
+}
+
+/// `smimekit sign`.
+#[derive(Args)]
+pub struct SignArgs {
+    /// The message (RFC 5322); standard input if absent or "-".
+    pub file: Option<PathBuf>,
+    /// Write the signed message here (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The ID to sign with (e-mail or fingerprint); default: the ID matching From:, else the only ID.
+    #[arg(long = "as", value_name = "ID")]
+    pub as_id: Option<String>,
+    /// Opaque signed-data (application/pkcs7-mime) instead of multipart/signed.
+    #[arg(long)]
+    pub opaque: bool,
+    /// Digest algorithm.
+    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
+    pub digest: DigestArg,
+    /// RSASSA-PSS (salt length = digest length) instead of PKCS#1 v1.5 for RSA keys.
+    #[arg(long)]
+    pub pss: bool,
+}
+
+/// Trust options shared by verify and decrypt.
+#[derive(Args, Clone)]
+pub struct TrustArgs {
+    /// Validate at this time (RFC 3339 or a date) instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Also trust these anchors (PEM or DER; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// Do not trust the system's certificate store.
+    #[arg(long)]
+    pub no_system_trust: bool,
+    /// Do not add the signer's certificate to the contacts.
+    #[arg(long)]
+    pub no_harvest: bool,
+    /// Write the content even when verification fails (it is NOT verified).
+    #[arg(long)]
+    pub force_output: bool,
+}
+
+/// `smimekit verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The message; standard input if absent or "-".
+    pub file: Option<PathBuf>,
+    /// Write the signed content as a message (outer headers + signed entity), only if the signature is valid.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// `smimekit encrypt`.
+#[derive(Args)]
+pub struct EncryptArgs {
+    /// The message; standard input if absent or "-".
+    pub file: Option<PathBuf>,
+    /// Write the encrypted message here (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Also encrypt to this address (repeatable; To and Cc are always included).
+    #[arg(long, value_name = "ADDRESS")]
+    pub to: Vec<String>,
+    /// Also encrypt to this certificate (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Vec<PathBuf>,
+    /// Sign first, then encrypt (RFC 8551 §3.7).
+    #[arg(long)]
+    pub sign: bool,
+    /// Your ID (for --sign and your own copy); default: the ID matching From:.
+    #[arg(long = "as", value_name = "ID")]
+    pub as_id: Option<String>,
+    /// Content cipher (default: chosen from the recipients' capabilities).
+    #[arg(long, value_enum)]
+    pub cipher: Option<CipherArg>,
+    /// Do not encrypt a copy to yourself.
+    #[arg(long)]
+    pub no_self: bool,
+    /// RSA-OAEP (SHA-256) key transport for every RSA recipient.
+    #[arg(long)]
+    pub oaep: bool,
+    /// Digest for --sign.
+    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
+    pub digest: DigestArg,
+}
+
+/// `smimekit decrypt`.
+#[derive(Args)]
+pub struct DecryptArgs {
+    /// The message; standard input if absent or "-".
+    pub file: Option<PathBuf>,
+    /// Write the decrypted message here (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Decrypt with this ID (e-mail or fingerprint).
+    #[arg(long = "as", value_name = "ID")]
+    pub as_id: Option<String>,
+    /// Allow RC2 and DES content encryption (old archives only).
+    #[arg(long)]
+    pub allow_legacy: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// `smimekit inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The message; standard input if absent or "-".
+    pub file: Option<PathBuf>,
+}
+
+fn to_stdout(o: &Option<PathBuf>) -> bool {
+    o.as_deref().is_none_or(|p| p.as_os_str() == "-")
+}
+
+/// Writes the output with `f`: to a temp file renamed over `-o FILE` on success, or to a buffer printed to
+/// standard output on success. On error nothing is left behind.
+fn emit(path: &Option<PathBuf>, f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>) -> Result<()> {
+    match path.as_deref() {
+        Some(p) if p.as_os_str() != "-" => {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let mut tmp = tempfile::Builder::new().prefix(".smimekit-").tempfile_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
+            {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                f(&mut w)?;
+                w.flush().map_err(Error::output)?;
+            }
+            tmp.as_file().sync_all().map_err(|e| Error::io("write", p, e))?;
+            tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
+            Ok(())
+        }
+        _ => {
+            let mut buf = zeroize::Zeroizing::new(Vec::new());
+            f(&mut *buf)?;
+            output::write_output(None, &buf)
+        }
+    }
+}
+
+fn load_anchors(home: &Home, t: &TrustArgs) -> Result<Vec<X509>> {
+    let mut anchors = TrustStore::new(home).certs()?;
+    for f in &t.ca {
+        let data = std::fs::read(f).map_err(|e| Error::io("read", f, e))?;
+        anchors.extend(cert::parse_certs(&data, &f.display().to_string())?);
+    }
+    Ok(anchors)
+}
+
+fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
+    let mut known = Vec::new();
+    let contacts = ContactStore::new(home);
+    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
+    known.extend(contacts.intermediates()?);
+    for i in IdStore::new(home).list()? {
+        known.push(i.cert.clone());
+        known.extend(i.chain.iter().cloned());
+    }
+    Ok(verify::VerifyOptions {
+        anchors: load_anchors(home, t)?,
+        system_trust: !t.no_system_trust,
+        at: t.at.as_deref().map(cert::parse_time).transpose()?,
+        known_certs: known,
+    })
+}
+
+fn digest(d: DigestArg) -> Digest {
+    match d {
+        DigestArg::Sha256 => Digest::Sha256,
+        DigestArg::Sha384 => Digest::Sha384,
+        DigestArg::Sha512 => Digest::Sha512,
+    }
+}
+
+/// Runs `sign`.
+pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
+    let home = g.home()?;
+    let raw = input::read(a.file.as_deref())?;
+    let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+    let key = unlock(g, &id)?;
+    let opts = sign::SignOptions { digest: digest(a.digest), pss: a.pss, opaque: a.opaque };
+    emit(&a.output, |w| sign::sign_message(&home, &raw, &id, &key, &opts, w))?;
+    if !to_stdout(&a.output) {
+        output::note(&format!("signed as {}", id.label()));
+    }
+    Ok(0)
+}
+
+fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
+    if stdout_has_message {
+        eprint!("{}", output::clean(text));
+        Ok(())
+    } else {
+        output::print(&output::clean(text))
+    }
+}
+
+/// Verifies, harvests and prints; returns the exit code and the content to output, if any.
+fn verify_and_report(g: &Global, home: &Home, raw: &[u8], t: &TrustArgs, stdout_has_message: bool, extra: Option<serde_json::Value>) -> Result<(i32, Option<Vec<u8>>)> {
+    let opts = verify_options(home, t)?;
+    let v = verify::verify(raw, &opts)?;
+    let mut h = harvest::Harvest::default();
+    if !t.no_harvest && v.report.is_valid() {
+        let date = smimekit::smime::top_level(raw).ok().and_then(|tl| tl.fields.iter().find(|f| f.is("date")).map(|f| f.value.clone()));
+        let lock = home.lock()?;
+        h = harvest::harvest(home, &lock, &v, date.as_deref())?;
+    }
+    if g.json {
+        let mut j = serde_json::to_value(&v.report)?;
+        j["harvest"] = serde_json::to_value(&h)?;
+        if let Some(e) = extra {
+            j["decryption"] = e;
+        }
+        report_out(stdout_has_message, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+    } else {
+        let mut text = verify::render(&v.report);
+        for k in &h.key_changes {
+            text += &format!("WARNING: {k}\n");
+        }
+        for fp in &h.added {
+            text += &format!("Added the signer's certificate to your contacts ({})\n", &fp[..16]);
+        }
+        for n in &h.notes {
+            text += &format!("Note: {n}\n");
+        }
+        report_out(stdout_has_message, &text)?;
+    }
+    let code = if v.report.is_valid() { 0 } else { 1 };
+    let content = if code == 0 || t.force_output { Some(v.message) } else { None };
+    if code != 0 && t.force_output {
+        output::warn("--force-output: writing content whose signature did NOT verify");
+    }
+    Ok((code, content))
+}
+
+/// Runs `verify`.
+pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
+    let home = g.home()?;
+    let raw = input::read(a.file.as_deref())?;
+    let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let (code, content) = verify_and_report(g, &home, &raw, &a.trust, stdout_msg, None)?;
+    if let (Some(_), Some(c)) = (&a.output, content) {
+        emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
+    }
+    Ok(code)
+}
+
+/// Runs `encrypt`.
+pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
+    let home = g.home()?;
+    let raw = input::read(a.file.as_deref())?;
+    let mut certs = Vec::new();
+    for f in &a.cert {
+        let data = std::fs::read(f).map_err(|e| Error::io("read", f, e))?;
+        certs.extend(smimekit::contacts::certs_from_file(&data, &f.display().to_string())?);
+    }
+    let opts = encrypt::EncryptOptions {
+        to: a.to.clone(),
+        certs,
+        cipher: a.cipher.map(|c| match c {
+            CipherArg::Aes256Gcm => ContentCipher::Aes256Gcm,
+            CipherArg::Aes128Gcm => ContentCipher::Aes128Gcm,
+            CipherArg::Aes256Cbc => ContentCipher::Aes256Cbc,
+            CipherArg::Aes128Cbc => ContentCipher::Aes128Cbc,
+        }),
+        no_self: a.no_self,
+        oaep: a.oaep,
+        as_id: a.as_id.clone(),
+        anchors: TrustStore::new(&home).certs()?,
+        system_trust: true,
+    };
+    let plan = encrypt::plan(&home, &raw, &opts)?;
+    // Sign first when asked: the signed message's entity (multipart/signed) is what gets encrypted.
+    let signed = if a.sign {
+        let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+        let key = unlock(g, &id)?;
+        let mut buf = Vec::new();
+        sign::sign_message(&home, &raw, &id, &key, &sign::SignOptions { digest: digest(a.digest), pss: false, opaque: false }, &mut buf)?;
+        Some(buf)
+    } else {
+        None
+    };
+    emit(&a.output, |w| encrypt::encrypt_message(&plan, signed.as_deref().unwrap_or(&raw), w))?;
+    for w in &plan.warnings {
+        output::warn(w);
+    }
+    if g.json {
+        report_out(to_stdout(&a.output), &(serde_json::to_string_pretty(&plan)? + "\n"))?;
+    } else {
+        let mut s = format!("Encrypted with {}: {}\n", plan.cipher.name(), plan.cipher_reason);
+        for r in &plan.recipients {
+            s += &format!("  to {} ({}, {}{})\n", r.address, &r.fingerprint[..16], r.source, if r.oaep { ", RSA-OAEP" } else { "" });
+        }
+        if a.sign {
+            s += "Signed before encryption.\n";
+        }
+        report_out(to_stdout(&a.output), &s)?;
+    }
+    Ok(0)
+}
+
+/// Runs `decrypt`.
+pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
+    let home = g.home()?;
+    let raw = input::read(a.file.as_deref())?;
+    let enc = decrypt::parse(&raw, a.allow_legacy)?;
+    let id = enc.choose_id(&home, a.as_id.as_deref())?;
+    let key = unlock(g, &id)?;
+    let mut plain = zeroize::Zeroizing::new(Vec::new());
+    let report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *plain)?;
+    drop(key);
+    for w in &report.warnings {
+        output::warn(w);
+    }
+    let stdout_msg = to_stdout(&a.output);
+    if verify::is_signed(&plain) {
+        let extra = serde_json::to_value(&report)?;
+        if !g.json {
+            report_out(stdout_msg, &render_decrypt(&report))?;
+        }
+        let (code, content) = verify_and_report(g, &home, &plain, &a.trust, stdout_msg, Some(extra))?;
+        if let Some(c) = content {
+            emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
+        }
+        return Ok(code);
+    }
+    if g.json {
+        report_out(stdout_msg, &(serde_json::to_string_pretty(&serde_json::json!({"decryption": report, "signed": false}))? + "\n"))?;
+    } else {
+        report_out(stdout_msg, &render_decrypt(&report))?;
+    }
+    emit(&a.output, |w| w.write_all(&plain).map_err(Error::output))?;
+    Ok(0)
+}
+
+fn render_decrypt(r: &decrypt::DecryptReport) -> String {
+    format!(
+        "Decrypted with {} ({}, {}: {})\n",
+        r.decrypted_with,
+        r.content_cipher,
+        if r.integrity == "authenticated" { "authenticated encryption" } else { "confidentiality only" },
+        if r.integrity == "authenticated" { "tampering would have been detected" } else { "NO integrity protection" }
+    )
+}
+
+/// Runs `inspect`.
+pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
+    let home = g.home()?;
+    let raw = input::read(a.file.as_deref())?;
+    let mut known: inspect::Known = Vec::new();
+    for i in IdStore::new(&home).list()? {
+        known.push((format!("your ID {}", i.label()), i.cert.clone()));
+    }
+    for c in ContactStore::new(&home).list()? {
+        known.push((format!("contact {}", c.label()), c.cert.clone()));
+    }
+    let r = inspect::inspect(&raw, &known)?;
+    if g.json {
+        output::json(&r)?;
+        return Ok(0);
+    }
+    let mut s = String::new();
+    if let Some(f) = &r.from {
+        s += &format!("From:    {f}\n");
+    }
+    if let Some(sub) = &r.subject {
+        s += &format!("Subject: {sub}\n");
+    }
+    for (i, l) in r.layers.iter().enumerate() {
+        s += &format!("Layer {}: {} ({}{})\n", i + 1, l.kind, l.mime, l.smime_type.as_ref().map(|t| format!("; smime-type={t}")).unwrap_or_default());
+        for sg in &l.signers {
+            s += &format!(
+                "  signer: {} — {} / {}, signed {}{}\n",
+                sg.certificate.clone().unwrap_or_else(|| sg.sid.clone()),
+                sg.digest_algorithm,
+                sg.signature_algorithm,
+                sg.signing_time.clone().unwrap_or_else(|| "(no time)".into()),
+                sg.known_as.as_ref().map(|k| format!(" [{k}]")).unwrap_or_default()
+            );
+        }
+        if let Some(c) = &l.content_cipher {
+            s += &format!("  cipher: {c}\n");
+        }
+        for rc in &l.recipients {
+            s += &format!("  recipient ({}, {}): {}{}\n", rc.kind, rc.key_algorithm, rc.id, rc.known_as.as_ref().map(|k| format!(" [{k}]")).unwrap_or_default());
+        }
+        for c in &l.certificates {
+            s += &format!("  carries certificate: {c}\n");
+        }
+        for n in &l.notes {
+            s += &format!("  note: {n}\n");
+        }
+    }
+    for n in &r.nested_parts {
+        s += &format!("Not at the top level: {n}\n");
+    }
+    output::print(&output::clean(&s))?;
+    Ok(0)
+}

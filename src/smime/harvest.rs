@@ -1,0 +1,82 @@
+//! Harvesting: a signed message that verified (integrity, trust and address match) adds its signer's
+//! certificate and chain to the contacts, with the capabilities and encryption-key preference it advertised.
+//! A certificate from a message that failed verification is never harvested, and certificates the message
+//! merely carries (T40) are never added as contacts.
+
+use crate::cert;
+use crate::contacts::{CapabilitiesUpdate, ContactStore, Provenance};
+use crate::error::Result;
+use crate::home::{Home, WriteLock};
+
+use super::verify::Verified;
+
+/// What harvesting did, for the report.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Harvest {
+    /// Fingerprints added to the contacts.
+    pub added: Vec<String>,
+    /// Key-change warnings ("alice's certificate changed…").
+    pub key_changes: Vec<String>,
+    /// Notes (capabilities ignored because the signing time is in the future, …).
+    pub notes: Vec<String>,
+}
+
+fn oid_of(cap: &str) -> String {
+    match (cap.rfind('('), cap.rfind(')')) {
+        (Some(a), Some(b)) if a < b => cap[a + 1..b].to_string(),
+        _ => cap.to_string(),
+    }
+}
+
+/// Adds the signers of a valid message to the contacts. Does nothing for an invalid one.
+pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) -> Result<Harvest> {
+    let mut h = Harvest::default();
+    if !v.report.is_valid() {
+        return Ok(h);
+    }
+    let store = ContactStore::new(home);
+    let now = cert::now();
+    // Only CA certificates from the message can become intermediates; leaves other than the signer are ignored.
+    let chain: Vec<_> = v.message_certs.iter().filter(|c| cert::is_ca(c)).cloned().collect();
+    let own = crate::ids::IdStore::new(home).list()?;
+    for s in &v.report.signers {
+        let Some(c) = s.certificate() else { continue };
+        // Our own certificate is not a contact.
+        if own.iter().any(|i| i.fingerprint == cert::fingerprint(c)) {
+            continue;
+        }
+        let prov = Provenance::message(v.report.message_id.as_deref(), date, v.report.from.as_deref(), now);
+        let caps = s.signing_time_unix().map(|t| CapabilitiesUpdate {
+            capabilities: if s.capabilities.is_empty() { None } else { Some(s.capabilities.iter().map(|c| oid_of(c)).collect()) },
+            signing_time: t,
+            encryption_key_preference: s
+                .preference
+                .as_ref()
+                .and_then(|_| resolve_preference(s, &v.message_certs)),
+        });
+        if s.signing_time_in_future {
+            h.notes.push("the signing time is in the future: capabilities not recorded".into());
+        }
+        let caps = if s.signing_time_in_future { None } else { caps };
+        let (added, _caps) = store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
+        if added.new {
+            h.added.push(added.fingerprint.clone());
+        }
+        for k in &added.key_changes {
+            h.key_changes.push(k.message());
+        }
+    }
+    Ok(h)
+}
+
+/// The fingerprint of the certificate named by the signer's encryption-key preference, when the message
+/// carries it and it belongs to the same subject (T41: a preference for another identity is ignored).
+fn resolve_preference(s: &super::verify::SignerReport, certs: &[openssl::x509::X509]) -> Option<String> {
+    let signer = s.certificate()?;
+    let pref = s.preference.as_ref()?;
+    certs
+        .iter()
+        .find(|c| super::verify::sid_matches(pref, c))
+        .filter(|c| c.subject_name().to_der().ok() == signer.subject_name().to_der().ok())
+        .map(|c| cert::fingerprint(c))
+}
