@@ -534,7 +534,7 @@ fn parse(input: &[u8]) -> Result<Parsed<'_>> {
     let class = cipher_class(&cipher_oid);
     let (name, gcm) = describe_cipher(&cipher_oid, params.as_ref(), mac_len)?;
     let encrypted_len = match &content {
-        Some(t) => segments(t)?.iter().map(|s| s.len() as u64).sum(),
+        Some(t) => Segments::new(t).try_fold(0u64, |a, s| s.map(|s| a + s.len() as u64))?,
         None => 0,
     };
     let info = EnvelopedInfo {
@@ -778,31 +778,68 @@ fn parse_recipient_info(t: &Tlv<'_>, out: &mut Vec<RecipientInfoSummary>) -> Res
     Ok(())
 }
 
-/// The primitive segments of an encryptedContent ([0] IMPLICIT OCTET STRING, primitive or BER-constructed).
-fn segments<'a>(t: &Tlv<'a>) -> Result<Vec<&'a [u8]>> {
-    fn walk<'a>(t: &Tlv<'a>, depth: usize, out: &mut Vec<&'a [u8]>) -> Result<()> {
+/// The primitive segments of an encryptedContent ([0] IMPLICIT OCTET STRING, primitive or BER-constructed),
+/// walked lazily so that memory stays flat whatever the number of segments.
+struct Segments<'a> {
+    /// The primitive content itself, for a primitive encryptedContent (taken on the first call).
+    single: Option<&'a [u8]>,
+    /// Readers over the constructed levels being walked, innermost last.
+    stack: Vec<der::Reader<'a>>,
+}
+
+impl<'a> Segments<'a> {
+    fn new(t: &Tlv<'a>) -> Self {
         if t.constructed() {
-            if depth >= MAX_SEGMENT_NESTING {
-                return Err(Error::limit(
-                    "the encrypted content is nested too deeply (BER segments)",
-                ));
-            }
-            let mut r = der::Reader::new(t.value);
-            while !r.is_empty() {
-                let c = r.read()?;
-                if c.tag != tag::OCTET_STRING && c.tag != 0x24 {
-                    return Err(bad("malformed encryptedContent segment"));
-                }
-                walk(&c, depth + 1, out)?;
+            Segments {
+                single: None,
+                stack: vec![der::Reader::new(t.value)],
             }
         } else {
-            out.push(t.value);
+            Segments {
+                single: Some(t.value),
+                stack: Vec::new(),
+            }
         }
-        Ok(())
     }
-    let mut out = Vec::new();
-    walk(t, 0, &mut out)?;
-    Ok(out)
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = Result<&'a [u8]>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(v) = self.single.take() {
+            return Some(Ok(v));
+        }
+        loop {
+            let r = self.stack.last_mut()?;
+            if r.is_empty() {
+                self.stack.pop();
+                continue;
+            }
+            let c = match r.read() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.stack.clear();
+                    return Some(Err(e));
+                }
+            };
+            match c.tag {
+                tag::OCTET_STRING => return Some(Ok(c.value)),
+                0x24 if self.stack.len() < MAX_SEGMENT_NESTING => {
+                    self.stack.push(der::Reader::new(c.value))
+                }
+                0x24 => {
+                    self.stack.clear();
+                    return Some(Err(Error::limit(
+                        "the encrypted content is nested too deeply (BER segments)",
+                    )));
+                }
+                _ => {
+                    self.stack.clear();
+                    return Some(Err(bad("malformed encryptedContent segment")));
+                }
+            }
+        }
+    }
 }
 
 /// Upper-case hex of an INTEGER's contents: the magnitude, with `-` for negative values.
@@ -1581,24 +1618,27 @@ fn stream_encrypt(
 
 /// A reader over the encrypted content's segments, without copying them.
 struct SegmentReader<'a> {
-    segs: Vec<&'a [u8]>,
-    idx: usize,
-    off: usize,
+    segs: Segments<'a>,
+    cur: &'a [u8],
 }
 
 impl Read for SegmentReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut n = 0;
-        while n < buf.len() && self.idx < self.segs.len() {
-            let s = &self.segs[self.idx][self.off..];
-            let k = s.len().min(buf.len() - n);
-            buf[n..n + k].copy_from_slice(&s[..k]);
-            n += k;
-            self.off += k;
-            if self.off == self.segs[self.idx].len() {
-                self.idx += 1;
-                self.off = 0;
+        while n < buf.len() {
+            if self.cur.is_empty() {
+                match self.segs.next() {
+                    None => break,
+                    Some(Ok(s)) => self.cur = s,
+                    // Already checked by parse(); kept as an I/O error for completeness.
+                    Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+                }
+                continue;
             }
+            let k = self.cur.len().min(buf.len() - n);
+            buf[n..n + k].copy_from_slice(&self.cur[..k]);
+            n += k;
+            self.cur = &self.cur[k..];
         }
         Ok(n)
     }
@@ -1733,9 +1773,8 @@ fn decrypt_parsed(
     let mut cms = CmsContentInfo::from_der(&parsed.skeleton())
         .map_err(|e| bad("OpenSSL cannot read the message").detail(e))?;
     let mut reader = SegmentReader {
-        segs: segments(content)?,
-        idx: 0,
-        off: 0,
+        segs: Segments::new(content),
+        cur: &[],
     };
     let mut dcont = RustBio::new(Some(&mut reader), None)?;
     let mut out_bio = RustBio::new(None, Some(out))?;
@@ -1998,6 +2037,10 @@ mod tests {
             None => parsed.content_type_raw.to_vec(),
         };
         der::seq(&[&ct, &der::tlv(0xa0, &der::seq(&refs))])
+    }
+
+    fn segments<'a>(t: &Tlv<'a>) -> Result<Vec<&'a [u8]>> {
+        Segments::new(t).collect()
     }
 
     /// Flips one byte in the middle of the encrypted content.
@@ -2535,6 +2578,72 @@ mod tests {
             decrypt(&detached, &id.key, &id.cert).unwrap_err().kind(),
             ErrorKind::BadInput
         );
+    }
+
+    #[test]
+    fn ber_segment_edge_cases() {
+        let id = ec_id("Bob", Nid::X9_62_PRIME256V1);
+        let data = content(10_000);
+        let m = enc(&[Recipient::new(&id.cert)], ContentCipher::Aes256Gcm, &data);
+        let parsed = parse(&m).unwrap();
+        let segs = segments(parsed.content.as_ref().unwrap()).unwrap();
+        let with_content = |content: Vec<u8>| {
+            let eci = der::seq(&[parsed.eci_head[0], parsed.eci_head[1], &content]);
+            rebuild(&m, None, |parts| parts[parsed.eci_index] = eci.clone())
+        };
+        // Empty segments and one level of nested constructed OCTET STRING are fine.
+        let mut body = [0x04, 0x00].repeat(1000);
+        let inner: Vec<u8> = segs
+            .iter()
+            .flat_map(|s| der::tlv(tag::OCTET_STRING, s))
+            .collect();
+        body.extend(der::tlv(0x24, &inner));
+        let odd = with_content(der::tlv(0xa0, &body));
+        assert_eq!(&decrypt(&odd, &id.key, &id.cert).unwrap()[..], &data[..]);
+        // A single primitive [0] works too.
+        let flat = with_content(der::tlv(0x80, &segs.concat()));
+        assert_eq!(&decrypt(&flat, &id.key, &id.cert).unwrap()[..], &data[..]);
+        // Nesting beyond OpenSSL's limit is refused.
+        let mut deep = der::tlv(tag::OCTET_STRING, &segs.concat());
+        for _ in 0..MAX_SEGMENT_NESTING {
+            deep = der::tlv(0x24, &deep);
+        }
+        let deep = with_content(der::tlv(0xa0, &deep));
+        assert_eq!(inspect(&deep).unwrap_err().kind(), ErrorKind::Limit);
+        // Something other than OCTET STRINGs inside is malformed.
+        let wrong = with_content(der::tlv(0xa0, &der::uint(5)));
+        assert_eq!(inspect(&wrong).unwrap_err().kind(), ErrorKind::BadInput);
+    }
+
+    /// Random corruption never panics, and whenever GCM decryption succeeds the plaintext is the original.
+    #[test]
+    fn mutations_never_panic_and_gcm_never_lies() {
+        let id = ec_id("Bob", Nid::X9_62_PRIME256V1);
+        let data = content(300);
+        let ours = enc(&[Recipient::new(&id.cert)], ContentCipher::Aes128Gcm, &data);
+        let cli_der = cli_encrypt_keyopt(&id, &["-aes-256-gcm"], &["ecdh_kdf_md:sha256"], &data);
+        let mut rnd = [0u8; 4096];
+        openssl::rand::rand_bytes(&mut rnd).unwrap();
+        let mut ok = 0;
+        for (i, r) in rnd.chunks(4).enumerate() {
+            let base = if i % 2 == 0 { &ours } else { &cli_der };
+            let pos = (usize::from(r[0]) << 8 | usize::from(r[1])) % base.len();
+            let mut v = base.clone();
+            match r[2] % 4 {
+                0 => v.truncate(pos),
+                _ => v[pos] ^= r[3] | 1,
+            }
+            let _ = inspect(&v);
+            if let Ok(p) = decrypt(&v, &id.key, &id.cert) {
+                assert_eq!(
+                    &p[..],
+                    &data[..],
+                    "mutation at {pos} decrypted to something else"
+                );
+                ok += 1;
+            }
+        }
+        assert!(ok < 1024);
     }
 
     #[test]
