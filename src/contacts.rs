@@ -1971,10 +1971,14 @@ mod tests {
         // Roots and leaves are not intermediates.
         assert!(
             store
-                .add_intermediates(&lock, &[root.cert.clone()])
+                .add_intermediates(&lock, std::slice::from_ref(&root.cert))
                 .is_err()
         );
-        assert!(store.add_intermediates(&lock, &[leaf.clone()]).is_err());
+        assert!(
+            store
+                .add_intermediates(&lock, std::slice::from_ref(&leaf))
+                .is_err()
+        );
         assert_eq!(store.intermediates().unwrap().len(), 1);
         assert_eq!(
             store.list().unwrap().len(),
@@ -2109,7 +2113,7 @@ mod tests {
             .add_from_message(
                 &lock,
                 &c,
-                &[root.cert.clone()],
+                std::slice::from_ref(&root.cert),
                 Provenance::message(
                     Some("<1@example.com>"),
                     Some("Tue, 24 Nov 2026 10:00:00 +0000"),
@@ -2247,7 +2251,11 @@ mod tests {
                 )
                 .is_err()
         );
-        assert!(store.add_batch(&lock, vec![], &[ca.cert.clone()]).is_err());
+        assert!(
+            store
+                .add_batch(&lock, vec![], std::slice::from_ref(&ca.cert))
+                .is_err()
+        );
         assert_eq!(std::fs::read(&index).unwrap(), before);
         assert_eq!(store.list().unwrap().len(), 1);
         assert!(
