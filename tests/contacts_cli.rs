@@ -453,3 +453,34 @@ fn bad_files_exit_2_and_change_nothing() {
     let err = env.fails(&["contact", "add", &env.cert("root.pem")]);
     assert!(err.contains("smimekit trust add"), "{err}");
 }
+
+#[test]
+fn crash_before_the_index_is_replaced_leaves_the_store_as_it_was() {
+    let env = Env::new();
+    env.pki();
+    env.ok(&["contact", "add", &env.cert("bob.der")]);
+    let before = env.snapshot();
+    // The process dies between writing the new index to a temp file and renaming it.
+    cargo_bin_cmd!("smimekit")
+        .env("SMIMEKIT_TEST_CRASH_BEFORE_RENAME", "index.json")
+        .arg("--home")
+        .arg(env.path("home"))
+        .args(["contact", "add", &env.cert("alice.pem")])
+        .assert()
+        .failure();
+    // The certificate file may be there, but without an index entry it is ignored.
+    let v = env.json(&["contact", "list", "--json"]);
+    assert_eq!(fps(&v), vec![fingerprint_of(&env, "bob.pem")]);
+    let index = |snap: &[(PathBuf, Vec<u8>)]| {
+        snap.iter()
+            .find(|(p, _)| p.ends_with("index.json"))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(index(&before), index(&env.snapshot()));
+    // And the add succeeds afterwards.
+    env.ok(&["contact", "add", &env.cert("alice.pem")]);
+    let v = env.json(&["contact", "list", "--json"]);
+    assert_eq!(fps(&v).len(), 2);
+}
