@@ -710,6 +710,22 @@ impl<'a> ContactStore<'a> {
             Error::store(format!("the contacts index {} is damaged: {e}", path.display()))
                 .hint("restore it from a backup ('smimekit id restore'), or delete it and add the contacts again")
         })?;
+        let ok = idx.contacts.iter().all(|(k, m)| {
+            is_fp(k)
+                && m.fingerprint == *k
+                && m.encryption_key_preference.as_deref().is_none_or(is_fp)
+        }) && idx.intermediates.keys().all(|k| is_fp(k))
+            && idx
+                .addresses
+                .values()
+                .all(|a| a.pinned.as_deref().is_none_or(is_fp));
+        if !ok && idx.format <= INDEX_FORMAT {
+            return Err(Error::store(format!(
+                "the contacts index {} is damaged: an entry is not a SHA-256 fingerprint",
+                path.display()
+            ))
+            .hint("restore it from a backup ('smimekit id restore'), or delete it and add the contacts again"));
+        }
         if idx.format > INDEX_FORMAT {
             return Err(Error::store(format!(
                 "the contacts index {} has format {} but this smimekit reads format {INDEX_FORMAT}",
@@ -1264,13 +1280,13 @@ impl<'a> ContactStore<'a> {
                     Some(_) => {
                         reason_prefix += &format!(
                             "their preferred certificate {} is ignored because its chain is not trusted; ",
-                            &pref[..pref.len().min(16)]
+                            &pref[..16]
                         )
                     }
                     None => {
                         reason_prefix += &format!(
                             "their preferred certificate {} is not usable; ",
-                            &pref[..pref.len().min(16)]
+                            &pref[..16]
                         )
                     }
                 }
@@ -1318,6 +1334,13 @@ impl<'a> ContactStore<'a> {
     }
 }
 
+/// A full SHA-256 fingerprint: 64 lowercase hex digits.
+fn is_fp(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn push_provenance(meta: &mut ContactMeta, prov: Provenance) {
     meta.provenance.push(prov);
     let n = meta.provenance.len();
@@ -1336,6 +1359,13 @@ fn apply_caps(
         .contacts
         .get_mut(fp)
         .ok_or_else(|| Error::not_found(format!("no contact certificate with fingerprint {fp}")))?;
+    if let Some(p) = &update.encryption_key_preference
+        && !is_fp(p)
+    {
+        return Err(Error::bad_input(format!(
+            "the encryption-key preference '{p}' is not a SHA-256 fingerprint"
+        )));
+    }
     if update.signing_time > now + CLOCK_SKEW_SECS {
         return Ok(CapsOutcome::FutureSigningTime);
     }
@@ -1854,6 +1884,59 @@ mod tests {
     }
 
     #[test]
+    fn preference_for_another_identity_is_ignored() {
+        let f = fixture();
+        let ca = new_ca("CA");
+        let now = cert::now();
+        let bob = issue(&ca, &Spec::leaf("bob@example.org"));
+        let carol = issue(&ca, &Spec::leaf("carol@example.org"));
+        add(&f, &bob);
+        add(&f, &carol);
+        let lock = f.home.lock().unwrap();
+        ContactStore::new(&f.home)
+            .record_capabilities(
+                &lock,
+                &cert::fingerprint(&bob),
+                CapabilitiesUpdate {
+                    capabilities: None,
+                    signing_time: now,
+                    encryption_key_preference: Some(cert::fingerprint(&carol)),
+                },
+                now,
+            )
+            .unwrap();
+        let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
+        assert_eq!(chosen(&s), cert::fingerprint(&bob));
+        assert!(s.reason.contains("not usable"), "{}", s.reason);
+        // A preference that is not a fingerprint is refused.
+        let e = ContactStore::new(&f.home)
+            .record_capabilities(
+                &lock,
+                &cert::fingerprint(&bob),
+                CapabilitiesUpdate {
+                    capabilities: None,
+                    signing_time: now + 1,
+                    encryption_key_preference: Some("../../x".into()),
+                },
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn index_entries_must_be_fingerprints() {
+        let f = fixture();
+        let _lock = f.home.lock().unwrap();
+        f.home.ensure_dir(DIR).unwrap();
+        let evil = r#"{"format":1,"contacts":{"../../ids/x":{"fingerprint":"../../ids/x","addresses":[],"provenance":[],"added_at":"now"}}}"#;
+        std::fs::write(f.home.dir(DIR).join(INDEX), evil).unwrap();
+        let e = ContactStore::new(&f.home).list().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Store);
+        assert!(e.message().contains("damaged"));
+    }
+
+    #[test]
     fn mixed_case_and_idn_addresses() {
         let f = fixture();
         let ca = new_ca("CA");
@@ -1971,10 +2054,14 @@ mod tests {
         // Roots and leaves are not intermediates.
         assert!(
             store
-                .add_intermediates(&lock, &[root.cert.clone()])
+                .add_intermediates(&lock, std::slice::from_ref(&root.cert))
                 .is_err()
         );
-        assert!(store.add_intermediates(&lock, &[leaf.clone()]).is_err());
+        assert!(
+            store
+                .add_intermediates(&lock, std::slice::from_ref(&leaf))
+                .is_err()
+        );
         assert_eq!(store.intermediates().unwrap().len(), 1);
         assert_eq!(
             store.list().unwrap().len(),
@@ -2109,7 +2196,7 @@ mod tests {
             .add_from_message(
                 &lock,
                 &c,
-                &[root.cert.clone()],
+                std::slice::from_ref(&root.cert),
                 Provenance::message(
                     Some("<1@example.com>"),
                     Some("Tue, 24 Nov 2026 10:00:00 +0000"),
@@ -2247,7 +2334,11 @@ mod tests {
                 )
                 .is_err()
         );
-        assert!(store.add_batch(&lock, vec![], &[ca.cert.clone()]).is_err());
+        assert!(
+            store
+                .add_batch(&lock, vec![], std::slice::from_ref(&ca.cert))
+                .is_err()
+        );
         assert_eq!(std::fs::read(&index).unwrap(), before);
         assert_eq!(store.list().unwrap().len(), 1);
         assert!(

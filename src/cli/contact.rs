@@ -116,13 +116,6 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 let data = read_file(f)?;
                 let certs = contacts::certs_from_file(&data, &name)?;
                 let cl = contacts::classify(certs);
-                if cl.leaves.is_empty() {
-                    return Err(Error::bad_input(format!(
-                        "{name} holds only CA certificates: CA certificates are not contacts"
-                    ))
-                    .hint("use 'smimekit trust add' to trust a CA")
-                    .into());
-                }
                 for l in &cl.leaves {
                     contacts::check_contact(l).map_err(|e| {
                         let hint = e.hint_text().map(str::to_string);
@@ -145,6 +138,18 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                         .map(|l| (l, Provenance::file(&name, now))),
                 );
                 intermediates.extend(cl.intermediates);
+            }
+            if leaves.is_empty() {
+                let what = if files.len() == 1 {
+                    format!("{} holds", files[0].display())
+                } else {
+                    "the files hold".to_string()
+                };
+                return Err(Error::bad_input(format!(
+                    "{what} only CA certificates: CA certificates are not contacts"
+                ))
+                .hint("use 'smimekit trust add' to trust a CA")
+                .into());
             }
             let _lock = home.lock()?;
             let shown: Vec<_> = leaves.iter().map(|(l, _)| l.clone()).collect();
