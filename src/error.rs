@@ -119,7 +119,8 @@ impl Error {
     }
     /// A failure writing the command's output.
     pub fn output(err: std::io::Error) -> Self {
-        Self::new(ErrorKind::Io, format!("cannot write the output: {err}")).hint("check the output file's folder and free space")
+        Self::new(ErrorKind::Io, format!("cannot write the output: {err}"))
+            .hint("check the output file's folder and free space")
     }
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {

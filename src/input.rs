@@ -35,7 +35,9 @@ pub fn read(path: Option<&Path>) -> Result<Input> {
             let len = f.metadata().map_err(|e| Error::io("read", p, e))?.len();
             if len == 0 || !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
                 let mut v = Vec::new();
-                std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut v)).map_err(|e| Error::io("read", p, e))?;
+                std::fs::File::open(p)
+                    .and_then(|mut f| f.read_to_end(&mut v))
+                    .map_err(|e| Error::io("read", p, e))?;
                 return Ok(Input::Owned(v));
             }
             // SAFETY: the map is read-only. If another process truncates the file while we read it, reads of the
@@ -51,7 +53,10 @@ pub fn read(path: Option<&Path>) -> Result<Input> {
                 .read_to_end(&mut v)
                 .map_err(|e| Error::io("read", Path::new("standard input"), e))?;
             if v.len() > MAX_STDIN {
-                return Err(Error::limit("the message on standard input is larger than 4 GiB").hint("pass it as a file"));
+                return Err(
+                    Error::limit("the message on standard input is larger than 4 GiB")
+                        .hint("pass it as a file"),
+                );
             }
             Ok(Input::Owned(v))
         }

@@ -179,10 +179,11 @@ pub fn verify_chain(
     let mut param = X509VerifyParam::new()?;
     param.set_time(opts.at as libc::time_t);
     param.set_depth(MAX_CHAIN_DEPTH);
-    param.set_purpose(match opts.purpose {
-        Purpose::Sign => X509PurposeId::SMIME_SIGN,
-        Purpose::Encrypt => X509PurposeId::SMIME_ENCRYPT,
-    })?;
+    // OpenSSL's S/MIME-encrypt purpose demands keyEncipherment, which EC (key agreement) certificates never
+    // have; encryption usability is checked by `cert::can_encrypt` instead, and the chain here.
+    if opts.purpose == Purpose::Sign {
+        param.set_purpose(X509PurposeId::SMIME_SIGN)?;
+    }
     b.set_param(&param)?;
     let store = b.build();
     let mut chain = Stack::new()?;

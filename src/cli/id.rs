@@ -401,7 +401,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 &format!("a password for the backup {}", out.display()),
                 true,
             )?;
-            let contacts = Vec::new();
+            let contacts = smimekit::contacts::ContactStore::new(&home).for_backup()?;
             let mut unlock_one = |i: &Identity| -> smimekit::Result<_> {
                 if !i.key_protected {
                     return i.unlock(None);
@@ -456,6 +456,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             };
             let _lock = home.lock()?;
             let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
+            let contacts = smimekit::contacts::ContactStore::new(&home)
+                .restore(&_lock, plan.contacts.clone())?;
             let new = added.iter().filter(|a| a.new).count();
             if g.json {
                 output::json(
@@ -463,9 +465,10 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 )?;
             } else {
                 output::print(&format!(
-                    "Restored {new} new ID(s) ({} already present), {anchors} new trust anchor(s), {} contact certificate(s)\n",
+                    "Restored {new} new ID(s) ({} already present), {anchors} new trust anchor(s), {} new contact certificate(s) ({} already present)\n",
                     added.len() - new,
-                    plan.contacts.len()
+                    contacts.added,
+                    contacts.present
                 ))?;
             }
             Ok(0)

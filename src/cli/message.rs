@@ -165,17 +165,28 @@ fn to_stdout(o: &Option<PathBuf>) -> bool {
 
 /// Writes the output with `f`: to a temp file renamed over `-o FILE` on success, or to a buffer printed to
 /// standard output on success. On error nothing is left behind.
-fn emit(path: &Option<PathBuf>, f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>) -> Result<()> {
+fn emit(
+    path: &Option<PathBuf>,
+    f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>,
+) -> Result<()> {
     match path.as_deref() {
         Some(p) if p.as_os_str() != "-" => {
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let mut tmp = tempfile::Builder::new().prefix(".smimekit-").tempfile_in(dir).map_err(|e| Error::io("create a file in", dir, e))?;
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".smimekit-")
+                .tempfile_in(dir)
+                .map_err(|e| Error::io("create a file in", dir, e))?;
             {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
                 f(&mut w)?;
                 w.flush().map_err(Error::output)?;
             }
-            tmp.as_file().sync_all().map_err(|e| Error::io("write", p, e))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| Error::io("write", p, e))?;
             tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
             Ok(())
         }
@@ -227,8 +238,14 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
-    let opts = sign::SignOptions { digest: digest(a.digest), pss: a.pss, opaque: a.opaque };
-    emit(&a.output, |w| sign::sign_message(&home, &raw, &id, &key, &opts, w))?;
+    let opts = sign::SignOptions {
+        digest: digest(a.digest),
+        pss: a.pss,
+        opaque: a.opaque,
+    };
+    emit(&a.output, |w| {
+        sign::sign_message(&home, &raw, &id, &key, &opts, w)
+    })?;
     if !to_stdout(&a.output) {
         output::note(&format!("signed as {}", id.label()));
     }
@@ -245,12 +262,24 @@ fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
 }
 
 /// Verifies, harvests and prints; returns the exit code and the content to output, if any.
-fn verify_and_report(g: &Global, home: &Home, raw: &[u8], t: &TrustArgs, stdout_has_message: bool, extra: Option<serde_json::Value>) -> Result<(i32, Option<Vec<u8>>)> {
+fn verify_and_report(
+    g: &Global,
+    home: &Home,
+    raw: &[u8],
+    t: &TrustArgs,
+    stdout_has_message: bool,
+    extra: Option<serde_json::Value>,
+) -> Result<(i32, Option<Vec<u8>>)> {
     let opts = verify_options(home, t)?;
     let v = verify::verify(raw, &opts)?;
     let mut h = harvest::Harvest::default();
     if !t.no_harvest && v.report.is_valid() {
-        let date = smimekit::smime::top_level(raw).ok().and_then(|tl| tl.fields.iter().find(|f| f.is("date")).map(|f| f.value.clone()));
+        let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
+            tl.fields
+                .iter()
+                .find(|f| f.is("date"))
+                .map(|f| f.value.clone())
+        });
         let lock = home.lock()?;
         h = harvest::harvest(home, &lock, &v, date.as_deref())?;
     }
@@ -260,14 +289,20 @@ fn verify_and_report(g: &Global, home: &Home, raw: &[u8], t: &TrustArgs, stdout_
         if let Some(e) = extra {
             j["decryption"] = e;
         }
-        report_out(stdout_has_message, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+        report_out(
+            stdout_has_message,
+            &(serde_json::to_string_pretty(&j)? + "\n"),
+        )?;
     } else {
         let mut text = verify::render(&v.report);
         for k in &h.key_changes {
             text += &format!("WARNING: {k}\n");
         }
         for fp in &h.added {
-            text += &format!("Added the signer's certificate to your contacts ({})\n", &fp[..16]);
+            text += &format!(
+                "Added the signer's certificate to your contacts ({})\n",
+                &fp[..16]
+            );
         }
         for n in &h.notes {
             text += &format!("Note: {n}\n");
@@ -275,7 +310,11 @@ fn verify_and_report(g: &Global, home: &Home, raw: &[u8], t: &TrustArgs, stdout_
         report_out(stdout_has_message, &text)?;
     }
     let code = if v.report.is_valid() { 0 } else { 1 };
-    let content = if code == 0 || t.force_output { Some(v.message) } else { None };
+    let content = if code == 0 || t.force_output {
+        Some(v.message)
+    } else {
+        None
+    };
     if code != 0 && t.force_output {
         output::warn("--force-output: writing content whose signature did NOT verify");
     }
@@ -301,7 +340,10 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     let mut certs = Vec::new();
     for f in &a.cert {
         let data = std::fs::read(f).map_err(|e| Error::io("read", f, e))?;
-        certs.extend(smimekit::contacts::certs_from_file(&data, &f.display().to_string())?);
+        certs.extend(smimekit::contacts::certs_from_file(
+            &data,
+            &f.display().to_string(),
+        )?);
     }
     let opts = encrypt::EncryptOptions {
         to: a.to.clone(),
@@ -324,21 +366,47 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
         let key = unlock(g, &id)?;
         let mut buf = Vec::new();
-        sign::sign_message(&home, &raw, &id, &key, &sign::SignOptions { digest: digest(a.digest), pss: false, opaque: false }, &mut buf)?;
+        sign::sign_message(
+            &home,
+            &raw,
+            &id,
+            &key,
+            &sign::SignOptions {
+                digest: digest(a.digest),
+                pss: false,
+                opaque: false,
+            },
+            &mut buf,
+        )?;
         Some(buf)
     } else {
         None
     };
-    emit(&a.output, |w| encrypt::encrypt_message(&plan, signed.as_deref().unwrap_or(&raw), w))?;
+    emit(&a.output, |w| {
+        encrypt::encrypt_message(&plan, signed.as_deref().unwrap_or(&raw), w)
+    })?;
     for w in &plan.warnings {
         output::warn(w);
     }
     if g.json {
-        report_out(to_stdout(&a.output), &(serde_json::to_string_pretty(&plan)? + "\n"))?;
+        report_out(
+            to_stdout(&a.output),
+            &(serde_json::to_string_pretty(&plan)? + "\n"),
+        )?;
     } else {
-        let mut s = format!("Encrypted with {}: {}\n", plan.cipher.name(), plan.cipher_reason);
+        let mut s = format!(
+            "Encrypted with {}: {}\n",
+            plan.cipher.name(),
+            plan.cipher_reason
+        );
         for r in &plan.recipients {
-            s += &format!("  to {} ({}, {}{})\n", r.address, &r.fingerprint[..16], r.source, if r.oaep { ", RSA-OAEP" } else { "" });
+            s += &format!(
+                "  to {} ({}, {}{})\n",
+                r.address,
+                &r.fingerprint[..16],
+                r.source,
+                if r.oaep { ", RSA-OAEP" } else { "" }
+            );
         }
         if a.sign {
             s += "Signed before encryption.\n";
@@ -367,14 +435,20 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         if !g.json {
             report_out(stdout_msg, &render_decrypt(&report))?;
         }
-        let (code, content) = verify_and_report(g, &home, &plain, &a.trust, stdout_msg, Some(extra))?;
+        let (code, content) =
+            verify_and_report(g, &home, &plain, &a.trust, stdout_msg, Some(extra))?;
         if let Some(c) = content {
             emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
         }
         return Ok(code);
     }
     if g.json {
-        report_out(stdout_msg, &(serde_json::to_string_pretty(&serde_json::json!({"decryption": report, "signed": false}))? + "\n"))?;
+        report_out(
+            stdout_msg,
+            &(serde_json::to_string_pretty(
+                &serde_json::json!({"decryption": report, "signed": false}),
+            )? + "\n"),
+        )?;
     } else {
         report_out(stdout_msg, &render_decrypt(&report))?;
     }
@@ -387,8 +461,16 @@ fn render_decrypt(r: &decrypt::DecryptReport) -> String {
         "Decrypted with {} ({}, {}: {})\n",
         r.decrypted_with,
         r.content_cipher,
-        if r.integrity == "authenticated" { "authenticated encryption" } else { "confidentiality only" },
-        if r.integrity == "authenticated" { "tampering would have been detected" } else { "NO integrity protection" }
+        if r.integrity == "authenticated" {
+            "authenticated encryption"
+        } else {
+            "confidentiality only"
+        },
+        if r.integrity == "authenticated" {
+            "tampering would have been detected"
+        } else {
+            "NO integrity protection"
+        }
     )
 }
 
@@ -416,22 +498,45 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
         s += &format!("Subject: {sub}\n");
     }
     for (i, l) in r.layers.iter().enumerate() {
-        s += &format!("Layer {}: {} ({}{})\n", i + 1, l.kind, l.mime, l.smime_type.as_ref().map(|t| format!("; smime-type={t}")).unwrap_or_default());
+        s += &format!(
+            "Layer {}: {} ({}{})\n",
+            i + 1,
+            l.kind,
+            l.mime,
+            l.smime_type
+                .as_ref()
+                .map(|t| format!("; smime-type={t}"))
+                .unwrap_or_default()
+        );
         for sg in &l.signers {
             s += &format!(
                 "  signer: {} — {} / {}, signed {}{}\n",
                 sg.certificate.clone().unwrap_or_else(|| sg.sid.clone()),
                 sg.digest_algorithm,
                 sg.signature_algorithm,
-                sg.signing_time.clone().unwrap_or_else(|| "(no time)".into()),
-                sg.known_as.as_ref().map(|k| format!(" [{k}]")).unwrap_or_default()
+                sg.signing_time
+                    .clone()
+                    .unwrap_or_else(|| "(no time)".into()),
+                sg.known_as
+                    .as_ref()
+                    .map(|k| format!(" [{k}]"))
+                    .unwrap_or_default()
             );
         }
         if let Some(c) = &l.content_cipher {
             s += &format!("  cipher: {c}\n");
         }
         for rc in &l.recipients {
-            s += &format!("  recipient ({}, {}): {}{}\n", rc.kind, rc.key_algorithm, rc.id, rc.known_as.as_ref().map(|k| format!(" [{k}]")).unwrap_or_default());
+            s += &format!(
+                "  recipient ({}, {}): {}{}\n",
+                rc.kind,
+                rc.key_algorithm,
+                rc.id,
+                rc.known_as
+                    .as_ref()
+                    .map(|k| format!(" [{k}]"))
+                    .unwrap_or_default()
+            );
         }
         for c in &l.certificates {
             s += &format!("  carries certificate: {c}\n");

@@ -56,7 +56,9 @@ pub struct Encrypted<'a> {
 /// Describes a recipient identifier for people.
 pub fn describe_recipient(id: &RecipientId) -> String {
     match id {
-        RecipientId::IssuerSerial { issuer, serial_hex, .. } => format!("issuer \"{issuer}\", serial {serial_hex}"),
+        RecipientId::IssuerSerial {
+            issuer, serial_hex, ..
+        } => format!("issuer \"{issuer}\", serial {serial_hex}"),
         RecipientId::KeyId(k) => format!("key id {}", crate::cert::hex(k)),
         RecipientId::None => "a password or key-encryption key (not supported)".into(),
     }
@@ -65,11 +67,22 @@ pub fn describe_recipient(id: &RecipientId) -> String {
 /// True if `rid` names `cert`.
 pub fn recipient_matches(rid: &RecipientId, cert: &openssl::x509::X509Ref) -> bool {
     match rid {
-        RecipientId::IssuerSerial { issuer_der, serial_hex, .. } => {
-            cert.issuer_name().to_der().map(|d| &d == issuer_der).unwrap_or(false)
-                && crate::cert::serial_hex(cert).trim_start_matches('0') == serial_hex.trim_start_matches('0')
+        RecipientId::IssuerSerial {
+            issuer_der,
+            serial_hex,
+            ..
+        } => {
+            cert.issuer_name()
+                .to_der()
+                .map(|d| &d == issuer_der)
+                .unwrap_or(false)
+                && crate::cert::serial_hex(cert).trim_start_matches('0')
+                    == serial_hex.trim_start_matches('0')
         }
-        RecipientId::KeyId(k) => cert.subject_key_id().map(|s| s.as_slice() == k.as_slice()).unwrap_or(false),
+        RecipientId::KeyId(k) => cert
+            .subject_key_id()
+            .map(|s| s.as_slice() == k.as_slice())
+            .unwrap_or(false),
         RecipientId::None => false,
     }
 }
@@ -80,7 +93,8 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
     match &top.layer {
         Layer::Pkcs7Mime { .. } => {}
         Layer::MultipartSigned { .. } => {
-            return Err(Error::bad_input("the message is signed, not encrypted").hint("verify it with 'smimekit verify'"));
+            return Err(Error::bad_input("the message is signed, not encrypted")
+                .hint("verify it with 'smimekit verify'"));
         }
         Layer::Other => {
             let nested = super::nested_smime_parts(&top);
@@ -90,28 +104,49 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
                 ))
                 .hint("smimekit decrypts only a message's top level, so decrypted text is never mixed with unprotected content (EFAIL)"));
             }
-            return Err(Error::bad_input("the message is not encrypted (no S/MIME layer at the top level)"));
+            return Err(Error::bad_input(
+                "the message is not encrypted (no S/MIME layer at the top level)",
+            ));
         }
     }
     let der = pkcs7_der(&top.fields, top.body)?;
     match content_type_of(&der)? {
         CmsType::EnvelopedData | CmsType::AuthEnvelopedData => {}
         CmsType::SignedData => {
-            return Err(Error::bad_input("the message is signed (opaque), not encrypted").hint("verify it with 'smimekit verify'"));
+            return Err(
+                Error::bad_input("the message is signed (opaque), not encrypted")
+                    .hint("verify it with 'smimekit verify'"),
+            );
         }
-        other => return Err(Error::unsupported(format!("the message's CMS content is {other}, not enveloped data"))),
+        other => {
+            return Err(Error::unsupported(format!(
+                "the message's CMS content is {other}, not enveloped data"
+            )));
+        }
     }
     let info = enveloped::inspect(&der)?;
     let warnings = enveloped::check(&info, allow_legacy)?;
-    Ok(Encrypted { raw, der, info, warnings })
+    Ok(Encrypted {
+        raw,
+        der,
+        info,
+        warnings,
+    })
 }
 
 impl Encrypted<'_> {
     /// The IDs of `home` that a RecipientInfo names, best first (valid before expired).
     pub fn matching_ids(&self, home: &Home) -> Result<Vec<Identity>> {
         let all = IdStore::new(home).list()?;
-        let mut m: Vec<Identity> =
-            all.into_iter().filter(|i| self.info.recipients.iter().any(|r| recipient_matches(&r.id, &i.cert))).collect();
+        let mut m: Vec<Identity> = all
+            .into_iter()
+            .filter(|i| {
+                self.info
+                    .recipients
+                    .iter()
+                    .any(|r| recipient_matches(&r.id, &i.cert))
+            })
+            .collect();
         let now = crate::cert::now();
         m.sort_by_key(|i| i.info(now).expired);
         Ok(m)
@@ -119,7 +154,11 @@ impl Encrypted<'_> {
 
     /// The recipients, described.
     pub fn recipients(&self) -> Vec<String> {
-        self.info.recipients.iter().map(|r| format!("{} ({})", describe_recipient(&r.id), r.kind)).collect()
+        self.info
+            .recipients
+            .iter()
+            .map(|r| format!("{} ({})", describe_recipient(&r.id), r.kind))
+            .collect()
     }
 
     /// Picks the ID to decrypt with: `as_id`, else the first matching one. No match: NotFound listing the
@@ -127,18 +166,28 @@ impl Encrypted<'_> {
     pub fn choose_id(&self, home: &Home, as_id: Option<&str>) -> Result<Identity> {
         if let Some(q) = as_id {
             let id = IdStore::new(home).find(q)?;
-            if !self.info.recipients.iter().any(|r| recipient_matches(&r.id, &id.cert)) {
-                return Err(Error::not_found(format!("the message is not encrypted to {}", id.label()))
-                    .hint(format!("it is encrypted to: {}", self.recipients().join("; "))));
+            if !self
+                .info
+                .recipients
+                .iter()
+                .any(|r| recipient_matches(&r.id, &id.cert))
+            {
+                return Err(Error::not_found(format!(
+                    "the message is not encrypted to {}",
+                    id.label()
+                ))
+                .hint(format!(
+                    "it is encrypted to: {}",
+                    self.recipients().join("; ")
+                )));
             }
             return Ok(id);
         }
         self.matching_ids(home)?.into_iter().next().ok_or_else(|| {
-            Error::not_found("none of your digital IDs can decrypt this message")
-                .hint(format!(
-                    "it is encrypted to: {}. Import the matching ID with 'smimekit id import'",
-                    self.recipients().join("; ")
-                ))
+            Error::not_found("none of your digital IDs can decrypt this message").hint(format!(
+                "it is encrypted to: {}. Import the matching ID with 'smimekit id import'",
+                self.recipients().join("; ")
+            ))
         })
     }
 
@@ -147,12 +196,25 @@ impl Encrypted<'_> {
     /// **On `Err`, everything written to `out` must be discarded** (write to a temporary file and rename it
     /// into place only on `Ok`): with CBC content, OpenSSL writes plaintext before it finds bad padding, and
     /// nothing is released here unless decryption completed and, for AES-GCM, the tag verified.
-    pub fn decrypt_to(&self, id: &Identity, key: &PKey<Private>, allow_legacy: bool, out: &mut dyn Write) -> Result<DecryptReport> {
+    pub fn decrypt_to(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+        out: &mut dyn Write,
+    ) -> Result<DecryptReport> {
         let parts = mime::split_message_parts(self.raw)?;
         out.write_all(&parts.outer).map_err(Error::output)?;
-        out.write_all(b"MIME-Version: 1.0\r\n").map_err(Error::output)?;
+        out.write_all(b"MIME-Version: 1.0\r\n")
+            .map_err(Error::output)?;
         let mut warnings = self.warnings.clone();
-        warnings.extend(enveloped::decrypt_streaming_with(&self.der, key, &id.cert, allow_legacy, out)?);
+        warnings.extend(enveloped::decrypt_streaming_with(
+            &self.der,
+            key,
+            &id.cert,
+            allow_legacy,
+            out,
+        )?);
         warnings.dedup();
         let aead = self.info.aead && self.info.kind == EnvelopedKind::AuthEnveloped;
         Ok(DecryptReport {

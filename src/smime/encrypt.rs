@@ -98,11 +98,18 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
     let now = cert::now();
     let ids = IdStore::new(home);
     let contacts = ContactStore::new(home);
-    let mut addrs: Vec<String> = mime::addresses(&top.fields, &["to", "cc"]).into_iter().map(|m| m.addr).collect();
+    let mut addrs: Vec<String> = mime::addresses(&top.fields, &["to", "cc"])
+        .into_iter()
+        .map(|m| m.addr)
+        .collect();
     addrs.extend(opts.to.iter().cloned());
     let mut recipients: Vec<PlannedRecipient> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
-    let sel = SelectOptions { anchors: &opts.anchors, system: opts.system_trust, now };
+    let sel = SelectOptions {
+        anchors: &opts.anchors,
+        system: opts.system_trust,
+        now,
+    };
     let usable_id = |i: &Identity| {
         let info = CertInfo::new(&i.cert, now);
         info.can_encrypt && !info.expired && !info.not_yet_valid
@@ -112,7 +119,10 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             problems.push(format!("{a}: not a valid address"));
             continue;
         }
-        if recipients.iter().any(|r| crate::address::same(&r.address, a)) {
+        if recipients
+            .iter()
+            .any(|r| crate::address::same(&r.address, a))
+        {
             continue;
         }
         // Our own address: our ID's certificate.
@@ -135,7 +145,10 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             Ok((c, reason)) => {
                 let meta = contacts.get(&c.fingerprint).ok().map(|ct| ct.meta);
                 let caps = meta.and_then(|m| m.capabilities).map(|c| cap_oids(&c));
-                let oaep = opts.oaep || caps.as_ref().is_some_and(|c| c.iter().any(|o| o == OID_RSAES_OAEP));
+                let oaep = opts.oaep
+                    || caps
+                        .as_ref()
+                        .is_some_and(|c| c.iter().any(|o| o == OID_RSAES_OAEP));
                 recipients.push(PlannedRecipient {
                     address: a.clone(),
                     fingerprint: c.fingerprint.clone(),
@@ -151,13 +164,20 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
     }
     for c in &opts.certs {
         let info = CertInfo::new(c, now);
-        let addr = info.emails.first().cloned().unwrap_or_else(|| info.subject.clone());
+        let addr = info
+            .emails
+            .first()
+            .cloned()
+            .unwrap_or_else(|| info.subject.clone());
         if !info.can_encrypt {
             problems.push(format!("{addr} (--cert): the certificate is not for encryption (keyEncipherment/keyAgreement and emailProtection needed)"));
             continue;
         }
         if info.expired || info.not_yet_valid {
-            problems.push(format!("{addr} (--cert): the certificate is {} ", info.status()));
+            problems.push(format!(
+                "{addr} (--cert): the certificate is {} ",
+                info.status()
+            ));
             continue;
         }
         recipients.push(PlannedRecipient {
@@ -205,53 +225,113 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         .hint("nothing was written. Add their certificates ('smimekit contact add FILE', or verify a signed message from them), or leave them out"));
     }
     if recipients.is_empty() {
-        return Err(Error::usage("the message has no recipients").hint("add To/Cc headers, or pass --to ADDRESS or --cert FILE"));
+        return Err(Error::usage("the message has no recipients")
+            .hint("add To/Cc headers, or pass --to ADDRESS or --cert FILE"));
     }
     let (cipher, cipher_reason) = choose_cipher(&recipients, opts.cipher, &mut warnings);
-    Ok(EncryptPlan { recipients, cipher, cipher_reason, warnings })
+    Ok(EncryptPlan {
+        recipients,
+        cipher,
+        cipher_reason,
+        warnings,
+    })
 }
 
 /// RFC 8551 §2.7.1: AES-GCM when every recipient with known capabilities lists it; AES-CBC for all when one
 /// lists only CBC (naming who forced it); AES-256-GCM when capabilities are unknown (Rule 2).
-fn choose_cipher(recipients: &[PlannedRecipient], forced: Option<ContentCipher>, warnings: &mut Vec<String>) -> (ContentCipher, String) {
+fn choose_cipher(
+    recipients: &[PlannedRecipient],
+    forced: Option<ContentCipher>,
+    warnings: &mut Vec<String>,
+) -> (ContentCipher, String) {
     if let Some(c) = forced {
         return (c, "chosen with --cipher".into());
     }
-    let known: Vec<(&PlannedRecipient, Vec<String>)> =
-        recipients.iter().filter_map(|r| r.capabilities.clone().map(|c| (r, c))).filter(|(_, c)| !c.is_empty()).collect();
+    let known: Vec<(&PlannedRecipient, Vec<String>)> = recipients
+        .iter()
+        .filter_map(|r| r.capabilities.clone().map(|c| (r, c)))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
     if known.is_empty() {
-        return (ContentCipher::Aes256Gcm, "no recipient's capabilities are known: AES-256-GCM (RFC 8551 rule 2)".into());
+        return (
+            ContentCipher::Aes256Gcm,
+            "no recipient's capabilities are known: AES-256-GCM (RFC 8551 rule 2)".into(),
+        );
     }
     let lists = |r: &[String], c: ContentCipher| r.iter().any(|o| o == c.oid());
     let mut cbc_forcers = Vec::new();
     for (r, caps) in &known {
         if ContentCipher::from_capabilities(caps).is_none() {
-            warnings.push(format!("{} advertises only ciphers smimekit never uses (3DES/RC2); using AES-CBC", r.address));
+            warnings.push(format!(
+                "{} advertises only ciphers smimekit never uses (3DES/RC2); using AES-CBC",
+                r.address
+            ));
             cbc_forcers.push(r.address.clone());
         } else if !lists(caps, ContentCipher::Aes256Gcm) && !lists(caps, ContentCipher::Aes128Gcm) {
             cbc_forcers.push(r.address.clone());
         }
     }
     if !cbc_forcers.is_empty() {
-        let all_256 = known.iter().all(|(_, c)| lists(c, ContentCipher::Aes256Cbc) || ContentCipher::from_capabilities(c).is_none());
-        let c = if all_256 || !known.iter().all(|(_, c)| lists(c, ContentCipher::Aes128Cbc)) { ContentCipher::Aes256Cbc } else { ContentCipher::Aes128Cbc };
-        warnings.push(format!("no integrity protection: {} cannot read AES-GCM", cbc_forcers.join(", ")));
-        return (c, format!("{} advertise(s) only CBC ciphers: {} for everyone (confidentiality only, no integrity)", cbc_forcers.join(", "), c.name()));
+        let all_256 = known.iter().all(|(_, c)| {
+            lists(c, ContentCipher::Aes256Cbc) || ContentCipher::from_capabilities(c).is_none()
+        });
+        let c = if all_256
+            || !known
+                .iter()
+                .all(|(_, c)| lists(c, ContentCipher::Aes128Cbc))
+        {
+            ContentCipher::Aes256Cbc
+        } else {
+            ContentCipher::Aes128Cbc
+        };
+        warnings.push(format!(
+            "no integrity protection: {} cannot read AES-GCM",
+            cbc_forcers.join(", ")
+        ));
+        return (
+            c,
+            format!(
+                "{} advertise(s) only CBC ciphers: {} for everyone (confidentiality only, no integrity)",
+                cbc_forcers.join(", "),
+                c.name()
+            ),
+        );
     }
-    if known.iter().all(|(_, c)| lists(c, ContentCipher::Aes256Gcm)) {
-        (ContentCipher::Aes256Gcm, "every recipient with known capabilities supports AES-256-GCM".into())
+    if known
+        .iter()
+        .all(|(_, c)| lists(c, ContentCipher::Aes256Gcm))
+    {
+        (
+            ContentCipher::Aes256Gcm,
+            "every recipient with known capabilities supports AES-256-GCM".into(),
+        )
     } else {
-        (ContentCipher::Aes128Gcm, "every recipient with known capabilities supports AES-128-GCM, not all AES-256-GCM".into())
+        (
+            ContentCipher::Aes128Gcm,
+            "every recipient with known capabilities supports AES-128-GCM, not all AES-256-GCM"
+                .into(),
+        )
     }
 }
 
 /// Encrypts `entity` (Content-* fields, blank line, body) per `plan` and writes the message with the `outer`
 /// header fields. On error, discard what was written.
 pub fn write(plan: &EncryptPlan, outer: &[u8], entity: &[u8], out: &mut dyn Write) -> Result<()> {
-    let recips: Vec<Recipient<'_>> = plan.recipients.iter().map(|r| Recipient { cert: &r.cert, oaep: r.oaep }).collect();
+    let recips: Vec<Recipient<'_>> = plan
+        .recipients
+        .iter()
+        .map(|r| Recipient {
+            cert: &r.cert,
+            oaep: r.oaep,
+        })
+        .collect();
     let mut der = Vec::with_capacity(entity.len() + 4096);
     enveloped::encrypt(&recips, plan.cipher, &mut &*mime::to_crlf(entity), &mut der)?;
-    let smime_type = if plan.cipher.is_aead() { "authEnveloped-data" } else { "enveloped-data" };
+    let smime_type = if plan.cipher.is_aead() {
+        "authEnveloped-data"
+    } else {
+        "enveloped-data"
+    };
     mime::write_pkcs7_mime(out, outer, smime_type, &der).map_err(Error::output)
 }
 

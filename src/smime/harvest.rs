@@ -37,7 +37,12 @@ pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) 
     let store = ContactStore::new(home);
     let now = cert::now();
     // Only CA certificates from the message can become intermediates; leaves other than the signer are ignored.
-    let chain: Vec<_> = v.message_certs.iter().filter(|c| cert::is_ca(c)).cloned().collect();
+    let chain: Vec<_> = v
+        .message_certs
+        .iter()
+        .filter(|c| cert::is_ca(c))
+        .cloned()
+        .collect();
     let own = crate::ids::IdStore::new(home).list()?;
     for s in &v.report.signers {
         let Some(c) = s.certificate() else { continue };
@@ -45,9 +50,18 @@ pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) 
         if own.iter().any(|i| i.fingerprint == cert::fingerprint(c)) {
             continue;
         }
-        let prov = Provenance::message(v.report.message_id.as_deref(), date, v.report.from.as_deref(), now);
+        let prov = Provenance::message(
+            v.report.message_id.as_deref(),
+            date,
+            v.report.from.as_deref(),
+            now,
+        );
         let caps = s.signing_time_unix().map(|t| CapabilitiesUpdate {
-            capabilities: if s.capabilities.is_empty() { None } else { Some(s.capabilities.iter().map(|c| oid_of(c)).collect()) },
+            capabilities: if s.capabilities.is_empty() {
+                None
+            } else {
+                Some(s.capabilities.iter().map(|c| oid_of(c)).collect())
+            },
             signing_time: t,
             encryption_key_preference: s
                 .preference
@@ -55,10 +69,12 @@ pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) 
                 .and_then(|_| resolve_preference(s, &v.message_certs)),
         });
         if s.signing_time_in_future {
-            h.notes.push("the signing time is in the future: capabilities not recorded".into());
+            h.notes
+                .push("the signing time is in the future: capabilities not recorded".into());
         }
         let caps = if s.signing_time_in_future { None } else { caps };
-        let (added, _caps) = store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
+        let (added, _caps) =
+            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
         if added.new {
             h.added.push(added.fingerprint.clone());
         }
@@ -71,7 +87,10 @@ pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) 
 
 /// The fingerprint of the certificate named by the signer's encryption-key preference, when the message
 /// carries it and it belongs to the same subject (T41: a preference for another identity is ignored).
-fn resolve_preference(s: &super::verify::SignerReport, certs: &[openssl::x509::X509]) -> Option<String> {
+fn resolve_preference(
+    s: &super::verify::SignerReport,
+    certs: &[openssl::x509::X509],
+) -> Option<String> {
     let signer = s.certificate()?;
     let pref = s.preference.as_ref()?;
     certs

@@ -95,22 +95,37 @@ fn known_label(known: &Known, pred: impl Fn(&X509) -> bool) -> Option<String> {
 pub fn inspect(raw: &[u8], known: &Known) -> Result<InspectReport> {
     let top = top_level(raw)?;
     let from = mime::from(&top.fields).ok().flatten().map(|m| m.addr);
-    let subject = top.fields.iter().find(|f| f.is("subject")).map(|f| f.value.clone());
+    let subject = top
+        .fields
+        .iter()
+        .find(|f| f.is("subject"))
+        .map(|f| f.value.clone());
     let mut layers = Vec::new();
     let nested_parts = match &top.layer {
-        Layer::Other => super::nested_smime_parts(&top).into_iter().map(|(n, k)| format!("part {n}: {k} (covers only that part)")).collect(),
+        Layer::Other => super::nested_smime_parts(&top)
+            .into_iter()
+            .map(|(n, k)| format!("part {n}: {k} (covers only that part)"))
+            .collect(),
         _ => Vec::new(),
     };
     walk(raw, known, &mut layers, 0)?;
     if layers.is_empty() && nested_parts.is_empty() {
-        return Err(Error::bad_input("the message has no S/MIME layer").hint("it is neither signed nor encrypted"));
+        return Err(Error::bad_input("the message has no S/MIME layer")
+            .hint("it is neither signed nor encrypted"));
     }
-    Ok(InspectReport { from, subject, layers, nested_parts })
+    Ok(InspectReport {
+        from,
+        subject,
+        layers,
+        nested_parts,
+    })
 }
 
 fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize) -> Result<()> {
     if depth >= MAX_LAYERS {
-        return Err(Error::limit(format!("more than {MAX_LAYERS} nested S/MIME layers")));
+        return Err(Error::limit(format!(
+            "more than {MAX_LAYERS} nested S/MIME layers"
+        )));
     }
     let top = top_level(entity)?;
     match &top.layer {
@@ -118,7 +133,10 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
         Layer::MultipartSigned { boundary, .. } => {
             let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
             if mp.parts.len() != 2 {
-                return Err(Error::bad_input(format!("multipart/signed with {} parts instead of 2", mp.parts.len())));
+                return Err(Error::bad_input(format!(
+                    "multipart/signed with {} parts instead of 2",
+                    mp.parts.len()
+                )));
             }
             let e = mime::split_entity(mp.parts[1])?;
             let f = mime::parse_headers(e.header)?;
@@ -149,8 +167,12 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
                         notes.push("confidentiality only, no integrity protection (CBC)".into());
                     }
                     let label_says_auth = smime_type.as_deref() == Some("authenveloped-data");
-                    if label_says_auth != (t == CmsType::AuthEnvelopedData) && smime_type.is_some() {
-                        notes.push(format!("mislabelled: smime-type says {}, the CMS content is {t}", smime_type.clone().unwrap_or_default()));
+                    if label_says_auth != (t == CmsType::AuthEnvelopedData) && smime_type.is_some()
+                    {
+                        notes.push(format!(
+                            "mislabelled: smime-type says {}, the CMS content is {t}",
+                            smime_type.clone().unwrap_or_default()
+                        ));
                     }
                     if let Err(e) = enveloped::check(&info, false) {
                         notes.push(format!("would be refused: {}", e.message()));
@@ -162,11 +184,17 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
                             kind: r.kind.to_string(),
                             id: super::decrypt::describe_recipient(&r.id),
                             key_algorithm: r.key_alg.clone(),
-                            known_as: known_label(known, |c| super::decrypt::recipient_matches(&r.id, c)),
+                            known_as: known_label(known, |c| {
+                                super::decrypt::recipient_matches(&r.id, c)
+                            }),
                         })
                         .collect();
                     layers.push(LayerView {
-                        kind: if t == CmsType::AuthEnvelopedData { "auth_enveloped".into() } else { "enveloped".into() },
+                        kind: if t == CmsType::AuthEnvelopedData {
+                            "auth_enveloped".into()
+                        } else {
+                            "enveloped".into()
+                        },
                         mime: "application/pkcs7-mime".into(),
                         smime_type: smime_type.clone(),
                         signers: Vec::new(),
@@ -203,7 +231,9 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
         .iter()
         .map(|s| {
             let in_msg = certs.iter().find(|c| super::verify::sid_matches(&s.sid, c));
-            let in_known = known.iter().find(|(_, c)| super::verify::sid_matches(&s.sid, c));
+            let in_known = known
+                .iter()
+                .find(|(_, c)| super::verify::sid_matches(&s.sid, c));
             SignerView {
                 sid: s.sid.to_string(),
                 digest_algorithm: s.digest.clone(),
@@ -217,7 +247,11 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
             }
         })
         .collect();
-    let kind = if signers.is_empty() { "certs_only" } else { "signed" };
+    let kind = if signers.is_empty() {
+        "certs_only"
+    } else {
+        "signed"
+    };
     let mut notes = Vec::new();
     if !sd.is_detached() && kind == "signed" {
         notes.push("opaque: the content is inside the signature".into());
@@ -227,7 +261,10 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
         mime: "application/pkcs7-mime".into(),
         smime_type: None,
         signers,
-        certificates: certs.iter().map(|c| cert::name_to_string(c.subject_name())).collect(),
+        certificates: certs
+            .iter()
+            .map(|c| cert::name_to_string(c.subject_name()))
+            .collect(),
         content_cipher: None,
         recipients: Vec::new(),
         notes,

@@ -3,8 +3,8 @@
 //! checks ([`crate::cert`], [`crate::trust`]) and the stores.
 
 pub mod decrypt;
-pub mod harvest;
 pub mod encrypt;
+pub mod harvest;
 pub mod inspect;
 pub mod sign;
 pub mod verify;
@@ -29,7 +29,8 @@ pub struct TopLevel<'a> {
 /// Parses the top level of `raw`.
 pub fn top_level(raw: &[u8]) -> Result<TopLevel<'_>> {
     if raw.is_empty() {
-        return Err(Error::bad_input("the message is empty").hint("pass an RFC 5322 message file, or pipe one on standard input"));
+        return Err(Error::bad_input("the message is empty")
+            .hint("pass an RFC 5322 message file, or pipe one on standard input"));
     }
     let ent = mime::split_entity(raw)?;
     let fields = mime::parse_headers(ent.header)?;
@@ -37,7 +38,12 @@ pub fn top_level(raw: &[u8]) -> Result<TopLevel<'_>> {
         Some(ct) => mime::classify(&ct),
         None => Layer::Other,
     };
-    Ok(TopLevel { raw, fields, body: ent.body, layer })
+    Ok(TopLevel {
+        raw,
+        fields,
+        body: ent.body,
+        layer,
+    })
 }
 
 /// Decodes the body of a pkcs7-mime entity (base64 usually; binary accepted) into DER/BER.
@@ -51,7 +57,10 @@ pub fn pkcs7_der(fields: &[Field<'_>], body: &[u8]) -> Result<Vec<u8>> {
                 return Ok(d);
             }
         }
-        return Err(Error::bad_input("the S/MIME part does not contain a CMS structure").hint("the message is damaged or not S/MIME"));
+        return Err(
+            Error::bad_input("the S/MIME part does not contain a CMS structure")
+                .hint("the message is damaged or not S/MIME"),
+        );
     }
     Ok(der)
 }
@@ -70,16 +79,26 @@ pub fn join_outer(raw: &[u8], entity: &[u8]) -> Result<Vec<u8>> {
 /// Searches the first level of a multipart message for an S/MIME layer that is not at the top (T26/T27): a
 /// signature there covers only its own part and must never be shown as the message's.
 pub fn nested_smime_parts(top: &TopLevel<'_>) -> Vec<(usize, &'static str)> {
-    let Ok(Some(ct)) = mime::content_type(&top.fields) else { return Vec::new() };
+    let Ok(Some(ct)) = mime::content_type(&top.fields) else {
+        return Vec::new();
+    };
     if !ct.is_multipart() {
         return Vec::new();
     }
-    let Some(b) = ct.param("boundary") else { return Vec::new() };
-    let Ok(mp) = mime::split_multipart(top.body, b.as_bytes()) else { return Vec::new() };
+    let Some(b) = ct.param("boundary") else {
+        return Vec::new();
+    };
+    let Ok(mp) = mime::split_multipart(top.body, b.as_bytes()) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for (i, p) in mp.parts.iter().enumerate() {
-        let Ok(e) = mime::split_entity(p) else { continue };
-        let Ok(f) = mime::parse_headers(e.header) else { continue };
+        let Ok(e) = mime::split_entity(p) else {
+            continue;
+        };
+        let Ok(f) = mime::parse_headers(e.header) else {
+            continue;
+        };
         if let Ok(Some(ct)) = mime::content_type(&f) {
             match mime::classify(&ct) {
                 Layer::MultipartSigned { .. } => out.push((i + 1, "signed")),

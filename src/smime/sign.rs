@@ -42,9 +42,17 @@ pub fn choose_signer(home: &Home, raw: &[u8], as_id: Option<&str>) -> Result<Ide
             };
             match from {
                 Some(f) => {
-                    let mut mine: Vec<Identity> = all.into_iter().filter(|i| crate::address::contains(&i.emails(), &f.addr)).collect();
+                    let mut mine: Vec<Identity> = all
+                        .into_iter()
+                        .filter(|i| crate::address::contains(&i.emails(), &f.addr))
+                        .collect();
                     // Prefer an ID that can sign now, then the newest.
-                    mine.sort_by_key(|i| (!usable(i), std::cmp::Reverse(cert::unix_time(i.cert.not_before()))));
+                    mine.sort_by_key(|i| {
+                        (
+                            !usable(i),
+                            std::cmp::Reverse(cert::unix_time(i.cert.not_before())),
+                        )
+                    });
                     mine.into_iter().next().ok_or_else(|| {
                         Error::not_found(format!("no digital ID for the From address {}", f.addr))
                             .hint("import one with 'smimekit id import', or pick one with --as ID")
@@ -56,8 +64,10 @@ pub fn choose_signer(home: &Home, raw: &[u8], as_id: Option<&str>) -> Result<Ide
                         .hint("import one with 'smimekit id import FILE.p12' or create a test ID with 'smimekit id new'"));
                 }
                 None => {
-                    return Err(Error::usage("the message has no From header and you have several IDs")
-                        .hint("pick one with --as ADDRESS"));
+                    return Err(Error::usage(
+                        "the message has no From header and you have several IDs",
+                    )
+                    .hint("pick one with --as ADDRESS"));
                 }
             }
         }
@@ -70,20 +80,38 @@ pub fn choose_signer(home: &Home, raw: &[u8], as_id: Option<&str>) -> Result<Ide
 pub fn check_can_sign(id: &Identity) -> Result<()> {
     let info = CertInfo::new(&id.cert, cert::now());
     if info.expired {
-        return Err(Error::unusable(format!("the ID {} expired on {}", id.label(), info.not_after))
-            .hint("renew the certificate with your CA ('smimekit id new --csr') and install it"));
+        return Err(Error::unusable(format!(
+            "the ID {} expired on {}",
+            id.label(),
+            info.not_after
+        ))
+        .hint("renew the certificate with your CA ('smimekit id new --csr') and install it"));
     }
     if info.not_yet_valid {
-        return Err(Error::unusable(format!("the ID {} is not valid before {}", id.label(), info.not_before)));
+        return Err(Error::unusable(format!(
+            "the ID {} is not valid before {}",
+            id.label(),
+            info.not_before
+        )));
     }
     if !info.can_sign {
         return Err(Error::unusable(format!(
             "the ID {} cannot sign e-mail (key usage: {}; extended key usage: {})",
             id.label(),
-            if info.key_usage_present { info.key_usage.join(", ") } else { "any".into() },
-            if info.extended_key_usage.is_empty() { "any".into() } else { info.extended_key_usage.join(", ") }
+            if info.key_usage_present {
+                info.key_usage.join(", ")
+            } else {
+                "any".into()
+            },
+            if info.extended_key_usage.is_empty() {
+                "any".into()
+            } else {
+                info.extended_key_usage.join(", ")
+            }
         ))
-        .hint("use an ID whose certificate allows digitalSignature and emailProtection (--as ID)"));
+        .hint(
+            "use an ID whose certificate allows digitalSignature and emailProtection (--as ID)",
+        ));
     }
     Ok(())
 }
@@ -108,18 +136,28 @@ fn encryption_cert(home: &Home, id: &Identity) -> Option<X509> {
     }
     let now = cert::now();
     let store = IdStore::new(home);
-    id.emails().first().and_then(|a| store.for_address(a).ok()).and_then(|v| {
-        v.into_iter()
-            .find(|i| {
-                let info = i.info(now);
-                info.can_encrypt && !info.expired
-            })
-            .map(|i| i.cert)
-    })
+    id.emails()
+        .first()
+        .and_then(|a| store.for_address(a).ok())
+        .and_then(|v| {
+            v.into_iter()
+                .find(|i| {
+                    let info = i.info(now);
+                    info.can_encrypt && !info.expired
+                })
+                .map(|i| i.cert)
+        })
 }
 
 /// Signs `raw` (an RFC 5322 message) with `id` and writes the signed message to `out`.
-pub fn sign_message(home: &Home, raw: &[u8], id: &Identity, key: &PKey<Private>, opts: &SignOptions, out: &mut dyn Write) -> Result<()> {
+pub fn sign_message(
+    home: &Home,
+    raw: &[u8],
+    id: &Identity,
+    key: &PKey<Private>,
+    opts: &SignOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
     let parts = mime::split_message_parts(raw)?;
     let entity = parts.entity();
     let entity = mime::prepare_for_signing(&entity)?;
@@ -128,7 +166,15 @@ pub fn sign_message(home: &Home, raw: &[u8], id: &Identity, key: &PKey<Private>,
 
 /// Signs a prepared entity (Content-* fields, blank line, body; CRLF, 7-bit safe) and writes the message with
 /// the `outer` header fields. Used by `encrypt --sign` as well.
-pub fn sign_entity(home: &Home, outer: &[u8], entity: &[u8], id: &Identity, key: &PKey<Private>, opts: &SignOptions, out: &mut dyn Write) -> Result<()> {
+pub fn sign_entity(
+    home: &Home,
+    outer: &[u8],
+    entity: &[u8],
+    id: &Identity,
+    key: &PKey<Private>,
+    opts: &SignOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
     let chain = chain_to_include(id);
     let enc = encryption_cert(home, id);
     let params = SignParams {
@@ -143,7 +189,8 @@ pub fn sign_entity(home: &Home, outer: &[u8], entity: &[u8], id: &Identity, key:
     };
     if opts.opaque {
         let der = signed::sign(&params, &mut &entity[..], None)?;
-        mime::write_pkcs7_mime(out, outer, "signed-data", &der).map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+        mime::write_pkcs7_mime(out, outer, "signed-data", &der)
+            .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
         return Ok(());
     }
     // One pass: the entity is digested as it is written after the multipart headers.
@@ -151,6 +198,7 @@ pub fn sign_entity(home: &Home, outer: &[u8], entity: &[u8], id: &Identity, key:
     let mut w = mime::MultipartSignedWriter::begin(out, outer, opts.digest.micalg(), &boundary)
         .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
     let der = signed::sign(&params, &mut &entity[..], Some(&mut w))?;
-    w.finish(&der).map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+    w.finish(&der)
+        .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
     Ok(())
 }

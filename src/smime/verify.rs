@@ -50,10 +50,16 @@ pub struct Check {
 
 impl Check {
     fn pass() -> Check {
-        Check { ok: true, reason: None }
+        Check {
+            ok: true,
+            reason: None,
+        }
     }
     fn fail(r: impl Into<String>) -> Check {
-        Check { ok: false, reason: Some(r.into()) }
+        Check {
+            ok: false,
+            reason: Some(r.into()),
+        }
     }
 }
 
@@ -193,7 +199,9 @@ pub struct Verified {
 /// Is this message signed at the top level (multipart/signed or opaque signed-data)? Cheap check for callers
 /// such as decrypt, which verifies the inner entity only when it is signed.
 pub fn is_signed(raw: &[u8]) -> bool {
-    let Ok(top) = top_level(raw) else { return false };
+    let Ok(top) = top_level(raw) else {
+        return false;
+    };
     match &top.layer {
         Layer::MultipartSigned { .. } => true,
         Layer::Pkcs7Mime { .. } => pkcs7_der(&top.fields, top.body)
@@ -212,10 +220,18 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
     let top = top_level(raw)?;
     let from = mime::from(&top.fields)?;
     let sender = mime::sender(&top.fields)?;
-    let message_id = top.fields.iter().find(|f| f.is("message-id")).map(|f| f.value.clone());
+    let message_id = top
+        .fields
+        .iter()
+        .find(|f| f.is("message-id"))
+        .map(|f| f.value.clone());
     let mut warnings = Vec::new();
-    let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top.layer {
-        Layer::MultipartSigned { boundary, protocol, .. } => {
+    let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top
+        .layer
+    {
+        Layer::MultipartSigned {
+            boundary, protocol, ..
+        } => {
             let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
             if mp.parts.len() != 2 {
                 return Err(Error::bad_input(format!(
@@ -229,8 +245,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             }
             if let Some(p) = protocol {
                 if p != "application/pkcs7-signature" && p != "application/x-pkcs7-signature" {
-                    return Err(Error::unsupported(format!("multipart/signed with protocol \"{p}\" is not S/MIME"))
-                        .hint("this may be a PGP/MIME message; use gpg to verify it"));
+                    return Err(Error::unsupported(format!(
+                        "multipart/signed with protocol \"{p}\" is not S/MIME"
+                    ))
+                    .hint("this may be a PGP/MIME message; use gpg to verify it"));
                 }
             }
             let sig_ent = mime::split_entity(mp.parts[1])?;
@@ -256,7 +274,11 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
                     return Err(Error::bad_input("the message is encrypted, not (only) signed")
                         .hint("decrypt it with 'smimekit decrypt', which also verifies a signature inside"));
                 }
-                other => return Err(Error::unsupported(format!("the message's CMS content is {other}, not signed data"))),
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "the message's CMS content is {other}, not signed data"
+                    )));
+                }
             }
             let sd = parse_signed(&der)?;
             let Some(c) = sd.econtent() else {
@@ -267,7 +289,9 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         }
         Layer::Other => {
             let nested = super::nested_smime_parts(&top);
-            let mut e = Error::bad_input("the message is not signed (no S/MIME signature at the top level)");
+            let mut e = Error::bad_input(
+                "the message is not signed (no S/MIME signature at the top level)",
+            );
             if let Some((n, kind)) = nested.first() {
                 e = Error::bad_input(format!(
                     "the message is not signed as a whole: part {n} contains an {kind} part that covers only itself"
@@ -283,9 +307,16 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             .hint("it is not a signed message; to add the certificates as contacts use 'smimekit contact add'"));
     }
     if signers.len() > MAX_SIGNERS {
-        return Err(Error::limit(format!("the message has {} signers (at most {MAX_SIGNERS} are checked)", signers.len())));
+        return Err(Error::limit(format!(
+            "the message has {} signers (at most {MAX_SIGNERS} are checked)",
+            signers.len()
+        )));
     }
-    let message_certs: Vec<X509> = sd.certificates().into_iter().take(MAX_CANDIDATE_CERTS).collect();
+    let message_certs: Vec<X509> = sd
+        .certificates()
+        .into_iter()
+        .take(MAX_CANDIDATE_CERTS)
+        .collect();
     let mut candidates: Vec<X509> = message_certs.clone();
     candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
     candidates.extend(opts.anchors.iter().cloned());
@@ -294,7 +325,18 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
     let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
     let mut reports = Vec::new();
     for (idx, s) in signers.iter().enumerate() {
-        let r = check_signer(&sd, idx, s, &content, &candidates, opts, at, now, from.as_ref().map(|m| m.addr.as_str()), &mut digests)?;
+        let r = check_signer(
+            &sd,
+            idx,
+            s,
+            &content,
+            &candidates,
+            opts,
+            at,
+            now,
+            from.as_ref().map(|m| m.addr.as_str()),
+            &mut digests,
+        )?;
         reports.push(r);
     }
     if let (Some(f), Some(s)) = (&from, &sender) {
@@ -302,7 +344,11 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
         }
     }
-    let status = if reports.iter().all(|r| r.valid) { "valid" } else { "invalid" };
+    let status = if reports.iter().all(|r| r.valid) {
+        "valid"
+    } else {
+        "invalid"
+    };
     let report = VerifyReport {
         status,
         form,
@@ -313,23 +359,40 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         warnings,
     };
     let message = super::join_outer(raw, &content)?;
-    Ok(Verified { report, message, message_certs })
+    Ok(Verified {
+        report,
+        message,
+        message_certs,
+    })
 }
 
 fn parse_signed(der: &[u8]) -> Result<SignedData> {
     SignedData::from_der(der).map_err(|e| {
-        Error::new(e.kind(), format!("cannot read the signature: {}", e.message()))
-            .hint("the signature part is damaged or not CMS")
+        Error::new(
+            e.kind(),
+            format!("cannot read the signature: {}", e.message()),
+        )
+        .hint("the signature part is damaged or not CMS")
     })
 }
 
 pub(crate) fn sid_matches(sid: &SignerId, c: &X509Ref) -> bool {
     match sid {
-        SignerId::IssuerSerial { issuer_der, serial_hex, .. } => {
-            c.issuer_name().to_der().map(|d| &d == issuer_der).unwrap_or(false)
+        SignerId::IssuerSerial {
+            issuer_der,
+            serial_hex,
+            ..
+        } => {
+            c.issuer_name()
+                .to_der()
+                .map(|d| &d == issuer_der)
+                .unwrap_or(false)
                 && cert::serial_hex(c).trim_start_matches('0') == serial_hex.trim_start_matches('0')
         }
-        SignerId::KeyId(k) => c.subject_key_id().map(|s| s.as_slice() == k.as_slice()).unwrap_or(false),
+        SignerId::KeyId(k) => c
+            .subject_key_id()
+            .map(|s| s.as_slice() == k.as_slice())
+            .unwrap_or(false),
     }
 }
 
@@ -390,18 +453,27 @@ fn check_signer(
         }
     };
     let integrity = if !violations.is_empty() {
-        Check::fail(format!("the signature breaks the S/MIME rules: {}", violations.join("; ")))
+        Check::fail(format!(
+            "the signature breaks the S/MIME rules: {}",
+            violations.join("; ")
+        ))
     } else if s.message_digest_values.first().map(|v| v.as_slice()) != Some(computed.as_slice()) {
         let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
         for (name, variant) in mime::variants_for_diagnosis(content) {
-            if hash(md, &variant).ok().as_deref() == s.message_digest_values.first().map(|v| v.as_slice()) {
-                why = format!("the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit");
+            if hash(md, &variant).ok().as_deref()
+                == s.message_digest_values.first().map(|v| v.as_slice())
+            {
+                why = format!(
+                    "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
+                );
                 break;
             }
         }
         Check::fail(why)
     } else if !sig_ok {
-        Check::fail("the signature value does not verify with the signer's certificate (bad signature)")
+        Check::fail(
+            "the signature value does not verify with the signer's certificate (bad signature)",
+        )
     } else {
         Check::pass()
     };
@@ -411,11 +483,20 @@ fn check_signer(
     let info = CertInfo::new(&cert, at);
     // Trust: a path from the signer to an anchor, with the message's certificates and known certificates as
     // candidate intermediates (never as anchors).
-    let untrusted: Vec<X509> = candidates.iter().take(MAX_CANDIDATE_CERTS).cloned().collect();
+    let untrusted: Vec<X509> = candidates
+        .iter()
+        .take(MAX_CANDIDATE_CERTS)
+        .cloned()
+        .collect();
     let chain = trust::verify_chain(
         &cert,
         &untrusted,
-        &ChainOptions { anchors: &opts.anchors, system: opts.system_trust, at, purpose: Purpose::Sign },
+        &ChainOptions {
+            anchors: &opts.anchors,
+            system: opts.system_trust,
+            at,
+            purpose: Purpose::Sign,
+        },
     )?;
     let nb = cert::unix_time(cert.not_before());
     let na = cert::unix_time(cert.not_after());
@@ -428,15 +509,27 @@ fn check_signer(
     };
     if !validity.ok {
         reasons.push(if at > na {
-            format!("the signer's certificate expired on {} (checked at {})", validity.not_after, validity.at)
+            format!(
+                "the signer's certificate expired on {} (checked at {})",
+                validity.not_after, validity.at
+            )
         } else {
-            format!("the signer's certificate is not valid before {} (checked at {})", validity.not_before, validity.at)
+            format!(
+                "the signer's certificate is not valid before {} (checked at {})",
+                validity.not_before, validity.at
+            )
         });
     }
     if !chain.trusted {
         let e = chain.error.clone().unwrap_or_default();
-        if !(validity.ok == false && (e.contains("expired") || e.contains("not yet valid")) && chain.error_depth == Some(0)) {
-            reasons.push(format!("not trusted: {e} (at depth {})", chain.error_depth.unwrap_or(0)));
+        if !(validity.ok == false
+            && (e.contains("expired") || e.contains("not yet valid"))
+            && chain.error_depth == Some(0))
+        {
+            reasons.push(format!(
+                "not trusted: {e} (at depth {})",
+                chain.error_depth.unwrap_or(0)
+            ));
         }
     }
     let purpose = if cert::can_sign(&cert) {
@@ -455,13 +548,21 @@ fn check_signer(
         if why.is_empty() {
             why.push("it is a CA certificate");
         }
-        Check::fail(format!("the certificate is not for signing e-mail: {}", why.join(" and ")))
+        Check::fail(format!(
+            "the certificate is not for signing e-mail: {}",
+            why.join(" and ")
+        ))
     };
     if let Some(r) = &purpose.reason {
         reasons.push(r.clone());
     }
     let address_match = match from {
-        None => AddressMatch { ok: true, from: None, cert_emails: info.emails.clone(), note: Some("no From header to check".into()) },
+        None => AddressMatch {
+            ok: true,
+            from: None,
+            cert_emails: info.emails.clone(),
+            note: Some("no From header to check".into()),
+        },
         Some(f) => {
             let ok = crate::address::contains(&info.emails, f);
             if !ok {
@@ -470,7 +571,12 @@ fn check_signer(
                     if info.emails.is_empty() { "no addresses".to_string() } else { info.emails.join(", ") }
                 ));
             }
-            AddressMatch { ok, from: Some(f.to_string()), cert_emails: info.emails.clone(), note: None }
+            AddressMatch {
+                ok,
+                from: Some(f.to_string()),
+                cert_emails: info.emails.clone(),
+                note: None,
+            }
         }
     };
     if s.digest_oid == "1.3.14.3.2.26" {
@@ -479,7 +585,10 @@ fn check_signer(
     weak.extend(info.weaknesses.iter().cloned());
     let signing_time_in_future = s.signing_time.is_some_and(|t| t > now + FUTURE_SKEW_SECS);
     if signing_time_in_future {
-        weak.push("the signing time is in the future (only a claim; capabilities are not recorded)".into());
+        weak.push(
+            "the signing time is in the future (only a claim; capabilities are not recorded)"
+                .into(),
+        );
     }
     let valid = reasons.is_empty();
     Ok(SignerReport {
@@ -525,7 +634,11 @@ pub fn render(r: &VerifyReport) -> String {
     let n = r.signers.len();
     s += &format!(
         "{} ({}, {} signer{})\n",
-        if r.is_valid() { "VALID signature" } else { "INVALID signature" },
+        if r.is_valid() {
+            "VALID signature"
+        } else {
+            "INVALID signature"
+        },
         r.form,
         n,
         if n == 1 { "" } else { "s" }
@@ -537,19 +650,53 @@ pub fn render(r: &VerifyReport) -> String {
         s += &format!("  Warning:       {w}\n");
     }
     for sg in &r.signers {
-        s += &format!("Signer {}: {}\n", sg.index, if sg.valid { "valid" } else { "NOT valid" });
-        s += &format!("  Subject:       {}\n", sg.subject.as_deref().unwrap_or("?"));
-        s += &format!("  E-mail:        {}\n", if sg.emails.is_empty() { "(none)".into() } else { sg.emails.join(", ") });
+        s += &format!(
+            "Signer {}: {}\n",
+            sg.index,
+            if sg.valid { "valid" } else { "NOT valid" }
+        );
+        s += &format!(
+            "  Subject:       {}\n",
+            sg.subject.as_deref().unwrap_or("?")
+        );
+        s += &format!(
+            "  E-mail:        {}\n",
+            if sg.emails.is_empty() {
+                "(none)".into()
+            } else {
+                sg.emails.join(", ")
+            }
+        );
         s += &format!("  Issuer:        {}\n", sg.issuer.as_deref().unwrap_or("?"));
-        s += &format!("  Fingerprint:   {}\n", sg.fingerprint.as_deref().unwrap_or("?"));
-        s += &format!("  Signed at:     {} (claimed by the signer)\n", sg.signing_time.as_deref().unwrap_or("not stated"));
-        s += &format!("  Algorithms:    {} / {}\n", sg.digest_algorithm, sg.signature_algorithm);
+        s += &format!(
+            "  Fingerprint:   {}\n",
+            sg.fingerprint.as_deref().unwrap_or("?")
+        );
+        s += &format!(
+            "  Signed at:     {} (claimed by the signer)\n",
+            sg.signing_time.as_deref().unwrap_or("not stated")
+        );
+        s += &format!(
+            "  Algorithms:    {} / {}\n",
+            sg.digest_algorithm, sg.signature_algorithm
+        );
         s += &format!("  Integrity:     {}\n", verdict(&sg.integrity));
         s += &format!(
             "  Trust:         {}\n",
-            if sg.trust.trusted { format!("ok ({})", sg.trust.chain.last().cloned().unwrap_or_default()) } else { format!("FAILED: {}", sg.trust.error.clone().unwrap_or_default()) }
+            if sg.trust.trusted {
+                format!(
+                    "ok ({})",
+                    sg.trust.chain.last().cloned().unwrap_or_default()
+                )
+            } else {
+                format!("FAILED: {}", sg.trust.error.clone().unwrap_or_default())
+            }
         );
-        s += &format!("  Validity:      {} at {}\n", if sg.validity.ok { "ok" } else { "FAILED" }, sg.validity.at);
+        s += &format!(
+            "  Validity:      {} at {}\n",
+            if sg.validity.ok { "ok" } else { "FAILED" },
+            sg.validity.at
+        );
         s += &format!("  Purpose:       {}\n", verdict(&sg.purpose));
         s += &format!(
             "  Address:       {}\n",
@@ -570,5 +717,9 @@ pub fn render(r: &VerifyReport) -> String {
 }
 
 fn verdict(c: &Check) -> String {
-    if c.ok { "ok".into() } else { format!("FAILED: {}", c.reason.clone().unwrap_or_default()) }
+    if c.ok {
+        "ok".into()
+    } else {
+        format!("FAILED: {}", c.reason.clone().unwrap_or_default())
+    }
 }

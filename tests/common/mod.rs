@@ -14,12 +14,16 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Path of a committed fixture.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// Path of a file of the shared third-party corpus (`../shared/corpus`).
 pub fn corpus(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(rel)
 }
 
 /// A temporary home and working folder.
@@ -29,7 +33,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
@@ -41,7 +47,8 @@ impl Env {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("smimekit").unwrap();
         c.arg("--home").arg(self.home()).arg("--batch").args(args);
-        c.env("SMIMEKIT_PASSWORD", P12_PASSWORD).env("SMIMEKIT_PASSPHRASE", PASSPHRASE);
+        c.env("SMIMEKIT_PASSWORD", P12_PASSWORD)
+            .env("SMIMEKIT_PASSPHRASE", PASSPHRASE);
         c.env_remove("SMIMEKIT_HOME");
         c
     }
@@ -52,14 +59,26 @@ impl Env {
     /// Runs smimekit with `stdin` as standard input.
     pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         use std::io::Write;
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
     }
     /// Runs smimekit and asserts exit 0.
     pub fn ok(&self, args: &[&str]) -> Output {
         let o = self.run(args);
-        assert_eq!(o.status.code(), Some(0), "smimekit {args:?} failed:\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "smimekit {args:?} failed:\nstdout: {}\nstderr: {}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
         o
     }
     /// Imports a fixture PKCS#12 into the home.
@@ -95,8 +114,17 @@ pub fn text(b: &[u8]) -> String {
 pub fn external(prog: &str, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
     use std::io::Write;
     let mut c = Command::new(prog);
-    c.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {prog}: {e} (CI installs it with apt-get)"));
+    c.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {prog}: {e} (CI installs it with apt-get)"));
     if let Some(s) = stdin {
         child.stdin.take().unwrap().write_all(s).unwrap();
     }
@@ -111,14 +139,27 @@ pub struct Gpg {
 
 impl Gpg {
     pub fn new() -> Gpg {
-        let dir = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
         std::fs::write(dir.path().join("gpgsm.conf"), "disable-crl-checks\n").unwrap();
-        std::fs::write(dir.path().join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
+        std::fs::write(
+            dir.path().join("gpg-agent.conf"),
+            "allow-loopback-pinentry\n",
+        )
+        .unwrap();
         Gpg { dir }
     }
     /// Runs gpgsm with this home, the passphrase on fd 0 when given.
     pub fn gpgsm(&self, args: &[&str], passphrase: Option<&str>) -> (i32, Vec<u8>, String) {
-        let mut full: Vec<&str> = vec!["--homedir", self.dir.path().to_str().unwrap(), "--batch", "--pinentry-mode", "loopback"];
+        let mut full: Vec<&str> = vec![
+            "--homedir",
+            self.dir.path().to_str().unwrap(),
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+        ];
         if passphrase.is_some() {
             full.extend(["--passphrase-fd", "0"]);
         }
