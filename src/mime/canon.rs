@@ -451,10 +451,16 @@ fn prepare_leaf<'a>(
         Some("8bit" | "binary") => Ok(reencode(body)),
         Some(enc @ ("quoted-printable" | "base64")) => {
             let canon = to_crlf(body);
-            if transport_unsafe(&canon, MAX_LINE) {
-                Ok(reencode(&decode_body(body, Some(enc))?))
-            } else {
+            if !transport_unsafe(&canon, MAX_LINE) {
                 Ok((canon, None))
+            } else if enc == "base64" {
+                // Keep base64 (only the line layout or whitespace was unsafe), rewrapped.
+                Ok((
+                    Cow::Owned(base64_lines(&decode_body(body, Some(enc))?)),
+                    Some("base64"),
+                ))
+            } else {
+                Ok(reencode(&decode_body(body, Some(enc))?))
             }
         }
         Some(other) => {
