@@ -527,7 +527,10 @@ mod tests {
     }
 
     /// A line-by-line reference splitter, written independently of the memmem one.
-    fn reference(body: &[u8], b: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>, Vec<u8>, bool)> {
+    /// (preamble, parts, epilogue, terminated), owned.
+    type Owned = (Vec<u8>, Vec<Vec<u8>>, Vec<u8>, bool);
+
+    fn reference(body: &[u8], b: &[u8]) -> Option<Owned> {
         let mut lines = Vec::new(); // (start, end without line end, end with line end)
         let mut i = 0;
         while i < body.len() {
