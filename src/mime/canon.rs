@@ -98,31 +98,37 @@ fn strip_trailing_ws(data: &[u8]) -> Vec<u8> {
 }
 
 /// Variants of `data` to try when a digest does not match, to tell the user *how* the content was altered in
-/// transit. Each entry is (what was changed, the changed bytes); only variants that differ from `data` are
-/// returned. Diagnosis only: a variant that matches is still a failed verification.
-pub fn variants_for_diagnosis(data: &[u8]) -> Vec<(&'static str, Cow<'_, [u8]>)> {
-    let mut v: Vec<(&'static str, Cow<'_, [u8]>)> = Vec::new();
-    if let Cow::Owned(c) = to_crlf(data) {
-        v.push(("LF→CRLF", Cow::Owned(c)));
-    }
-    if memchr::memmem::find(data, b"\r\n").is_some() {
-        v.push(("CRLF→LF", Cow::Owned(crlf_to_lf(data))));
-    }
-    let stripped = strip_trailing_ws(&to_crlf(data));
-    if stripped != *to_crlf(data) {
-        v.push(("trailing whitespace stripped", Cow::Owned(stripped)));
-    }
-    if let Some(d) = data
-        .strip_suffix(b"\r\n")
-        .or_else(|| data.strip_suffix(b"\n"))
-    {
-        v.push(("final line end removed", Cow::Borrowed(d)));
-    } else {
-        let mut d = data.to_vec();
-        d.extend_from_slice(b"\r\n");
-        v.push(("final CRLF added", Cow::Owned(d)));
-    }
-    v
+/// transit: "LF→CRLF", "CRLF→LF", "trailing whitespace stripped" (on the CRLF form) and "final line end
+/// removed" or "final CRLF added". Each item is (what was changed, the changed bytes); only variants that differ
+/// from `data` are produced. The iterator is lazy, so a large entity costs one extra copy at a time.
+///
+/// Diagnosis only: a variant that matches is still a failed verification.
+pub fn variants_for_diagnosis(
+    data: &[u8],
+) -> impl Iterator<Item = (&'static str, Cow<'_, [u8]>)> + '_ {
+    (0..4).filter_map(move |step| match step {
+        0 => match to_crlf(data) {
+            Cow::Owned(c) => Some(("LF→CRLF", Cow::Owned(c))),
+            Cow::Borrowed(_) => None,
+        },
+        1 => memchr::memmem::find(data, b"\r\n").map(|_| ("CRLF→LF", Cow::Owned(crlf_to_lf(data)))),
+        2 => {
+            let canon = to_crlf(data);
+            let stripped = strip_trailing_ws(&canon);
+            (stripped != *canon).then_some(("trailing whitespace stripped", Cow::Owned(stripped)))
+        }
+        _ => match data
+            .strip_suffix(b"\r\n")
+            .or_else(|| data.strip_suffix(b"\n"))
+        {
+            Some(d) => Some(("final line end removed", Cow::Borrowed(d))),
+            None => {
+                let mut d = data.to_vec();
+                d.extend_from_slice(b"\r\n");
+                Some(("final CRLF added", Cow::Owned(d)))
+            }
+        },
+    })
 }
 
 /// True if `data` could be altered by a 7-bit mail path: not CRLF-canonical, an 8-bit or NUL byte, a line
@@ -592,7 +598,7 @@ mod tests {
 
     #[test]
     fn diagnosis_variants() {
-        let v = variants_for_diagnosis(b"a \nb\n");
+        let v: Vec<_> = variants_for_diagnosis(b"a \nb\n").collect();
         let names: Vec<&str> = v.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
@@ -604,7 +610,7 @@ mod tests {
         );
         assert_eq!(&*v[0].1, b"a \r\nb\r\n");
         assert_eq!(&*v[1].1, b"a\r\nb\r\n");
-        let v = variants_for_diagnosis(b"a\r\nb");
+        let v: Vec<_> = variants_for_diagnosis(b"a\r\nb").collect();
         assert_eq!(v[0].0, "CRLF→LF");
         assert_eq!(&*v[0].1, b"a\nb");
         assert_eq!(v[1].0, "final CRLF added");
