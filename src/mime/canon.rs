@@ -161,7 +161,8 @@ fn transport_unsafe(data: &[u8], max_line: usize) -> bool {
 }
 
 /// Quoted-printable (RFC 2045 §6.7) for 7-bit transport: CRLF in `content` are hard line breaks; lines are at
-/// most 76 characters; `From ` at a line start becomes `=46rom `; whitespace before a line end is encoded.
+/// most 76 characters; `From ` at a line start becomes `=46rom ` and `--` becomes `=2D-`; whitespace before a
+/// line end is encoded.
 fn qp_encode(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 8 + 16);
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -175,7 +176,11 @@ fn qp_encode(content: &[u8]) -> Vec<u8> {
         let mut col = 0usize;
         for (i, &b) in line.iter().enumerate() {
             let last = i + 1 == line.len();
-            let from_at = |col: usize| col == 0 && line[i..].starts_with(b"From ");
+            // At the start of an output line, "From " would be mangled by mbox stores, and "--" could read as
+            // a multipart delimiter (a soft break can put any text there, and decoded text may hold "--b").
+            let from_at = |col: usize| {
+                col == 0 && (line[i..].starts_with(b"From ") || line[i..].starts_with(b"--"))
+            };
             let needs = |col: usize| {
                 b == b'='
                     || b >= 0x7f
@@ -330,11 +335,12 @@ pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
 /// already is in that form (the common case costs one scan, no copy).
 ///
 /// - Line ends become CRLF (headers, multipart framing, text).
-/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with `From ` at a line start written
-///   `=46rom `, trailing whitespace encoded, lines of at most 76 characters), anything else as base64 of the
-///   bytes as given.
-/// - 7bit, quoted-printable and base64 leaves are re-encoded the same way (after decoding) if they have a line
-///   starting with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes.
+/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with
+///   `From ` at a line start written `=46rom `, `--` at a line start written `=2D-`, trailing whitespace
+///   encoded, lines of at most 76 characters), anything else as base64 of the bytes as given.
+/// - 7bit and quoted-printable leaves are re-encoded the same way (after decoding) if they have a line starting
+///   with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes; base64 leaves with such
+///   problems are re-wrapped as base64.
 /// - `multipart/*` entities recurse into their parts, keeping boundaries and structure; `message/rfc822`
 ///   recurses into the enclosed message; their `8bit`/`binary` label becomes `7bit`. A preamble or epilogue that
 ///   is not 7-bit safe is dropped.
@@ -667,6 +673,15 @@ mod tests {
         }
         assert!(!transport_unsafe(&enc, ENCODED_LINE));
         assert_eq!(qp_decode(&enc).unwrap(), text.as_bytes());
+        // "--" at the start of a line (after a soft break or not) is encoded
+        let t = format!("--b\r\n{}--b\r\n", "a".repeat(75));
+        let enc = qp_encode(t.as_bytes());
+        assert!(
+            enc.split(|&b| b == b'\n').all(|l| !l.starts_with(b"--")),
+            "{}",
+            String::from_utf8_lossy(&enc)
+        );
+        assert_eq!(qp_decode(&enc).unwrap(), t.as_bytes());
         // "From " after a soft break is encoded too
         let t = format!("{}From x", "a".repeat(75));
         let enc = qp_encode(t.as_bytes());
@@ -821,6 +836,22 @@ mod tests {
         // inside a part it would split the part: refused
         let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\r--b\ny\n--b--\n";
         assert!(prepare_for_signing(e).is_err());
+    }
+
+    #[test]
+    fn soft_break_cannot_create_a_delimiter() {
+        let line = format!("{}--b", "a".repeat(75));
+        let e = format!(
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\u{e9}\r\n{line}\r\n--b--\r\n"
+        );
+        let out = prepare_for_signing(e.as_bytes()).unwrap();
+        assert_safe(&out);
+        let mp = split_multipart(split_entity(&out).unwrap().body, b"b").unwrap();
+        assert_eq!(mp.parts.len(), 1);
+        assert_eq!(
+            body_of(mp.parts[0]).1,
+            format!("\u{e9}\r\n{line}").as_bytes()
+        );
     }
 
     #[test]
