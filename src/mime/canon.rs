@@ -354,46 +354,106 @@ pub fn prepare_for_signing(entity: &[u8]) -> Result<Cow<'_, [u8]>> {
     prepare_entity(entity, 0)
 }
 
+/// [`prepare_for_signing`] for an entity held in two pieces, such as [`MessageParts`](super::MessageParts):
+/// `head` is the header section including the blank line that ends it (`content_header`), `body` the body.
+/// Returns the prepared head and body, each borrowed when unchanged; write one after the other (e.g. through
+/// [`MultipartSignedWriter`](super::MultipartSignedWriter)) to sign a large message without joining it first.
+pub fn prepare_for_signing_parts<'h, 'b>(
+    head: &'h [u8],
+    body: &'b [u8],
+) -> Result<Prepared<'h, 'b>> {
+    let (head, body) = prepare_parts(head, body, 0)?;
+    Ok(Prepared { head, body })
+}
+
+/// An entity prepared for signing in two pieces (see [`prepare_for_signing_parts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared<'h, 'b> {
+    /// The header section and its blank line.
+    pub head: Cow<'h, [u8]>,
+    /// The body.
+    pub body: Cow<'b, [u8]>,
+}
+
+impl Prepared<'_, '_> {
+    /// True if nothing had to change (both pieces are borrowed).
+    pub fn is_unchanged(&self) -> bool {
+        matches!(
+            (&self.head, &self.body),
+            (Cow::Borrowed(_), Cow::Borrowed(_))
+        )
+    }
+    /// The length of the whole entity.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+    /// True if the entity is empty (never, in practice: the head has at least the blank line).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A prepared (head, body), each borrowed when unchanged.
+type Pieces<'h, 'b> = (Cow<'h, [u8]>, Cow<'b, [u8]>);
+
 fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
+    let ent = split_entity(raw)?;
+    let (head, body) = prepare_parts(&raw[..raw.len() - ent.body.len()], ent.body, depth)?;
+    match (head, body) {
+        (Cow::Borrowed(_), Cow::Borrowed(_)) => Ok(Cow::Borrowed(raw)),
+        (head, body) => {
+            let mut out = Vec::with_capacity(head.len() + body.len());
+            out.extend_from_slice(&head);
+            out.extend_from_slice(&body);
+            Ok(Cow::Owned(out))
+        }
+    }
+}
+
+fn prepare_parts<'h, 'b>(head: &'h [u8], body: &'b [u8], depth: usize) -> Result<Pieces<'h, 'b>> {
     if depth > MAX_DEPTH {
         return Err(Error::limit(format!(
             "MIME entities are nested more than {MAX_DEPTH} levels deep"
         ))
         .hint("this is not a normal e-mail message"));
     }
-    let ent = split_entity(raw)?;
-    let fields = parse_headers(ent.header)?;
+    let h = split_entity(head)?;
+    if !h.body.is_empty() {
+        return Err(Error::usage(
+            "the entity head given for signing contains more than a header section",
+        )
+        .hint(
+            "pass the header section with its blank line as the head, and the rest as the body",
+        ));
+    }
+    let fields = parse_headers(h.header)?;
     let ct = content_type(&fields)?.unwrap_or_else(ContentType::default_text);
     let cte = content_transfer_encoding(&fields)?;
     let encoded = matches!(cte.as_deref(), Some("base64" | "quoted-printable"));
 
-    let (new_body, new_cte): (Cow<'_, [u8]>, Option<&str>) = if ct.is_multipart() {
+    let (new_body, new_cte): (Cow<'b, [u8]>, Option<&str>) = if ct.is_multipart() {
         if encoded {
             return Err(Error::bad_input(format!("a {} part has a {} transfer encoding", ct.mime, cte.unwrap_or_default()))
                 .hint("multipart entities must be 7bit, 8bit or binary (RFC 2045 §6.4); the message is malformed"));
         }
         let boundary = ct.param("boundary").unwrap_or_default();
-        let body = prepare_multipart(ent.body, boundary.as_bytes(), depth)?;
+        let body = prepare_multipart(body, boundary.as_bytes(), depth)?;
         (body, relabel_7bit(cte.as_deref()))
     } else if ct.mime == "message/rfc822" && !encoded {
         (
-            prepare_entity(ent.body, depth + 1)?,
+            prepare_entity(body, depth + 1)?,
             relabel_7bit(cte.as_deref()),
         )
     } else {
-        prepare_leaf(&ct, cte.as_deref(), ent.body)?
+        prepare_leaf(&ct, cte.as_deref(), body)?
     };
 
     // The separator between header and body as given (empty if the entity has no blank line).
-    let separator = &raw[ent.header.len()..raw.len() - ent.body.len()];
-    let unchanged = new_cte.is_none()
-        && matches!(new_body, Cow::Borrowed(_))
-        && separator == b"\r\n"
-        && is_crlf_canonical(ent.header);
-    if unchanged {
-        return Ok(Cow::Borrowed(raw));
+    let separator = &head[h.header.len()..];
+    if new_cte.is_none() && separator == b"\r\n" && is_crlf_canonical(h.header) {
+        return Ok((Cow::Borrowed(head), new_body));
     }
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut out = Vec::with_capacity(head.len() + 64);
     let mut cte_written = false;
     for f in &fields {
         match new_cte {
@@ -413,8 +473,7 @@ fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
         out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&new_body);
-    Ok(Cow::Owned(out))
+    Ok((Cow::Owned(out), new_body))
 }
 
 /// The new label of a composite entity whose content is now 7-bit: an `8bit` or `binary` label becomes `7bit`.
@@ -852,6 +911,24 @@ mod tests {
             body_of(mp.parts[0]).1,
             format!("\u{e9}\r\n{line}").as_bytes()
         );
+    }
+
+    #[test]
+    fn prepare_in_two_pieces() {
+        let p = crate::mime::split_message_parts(
+            b"From: a@example.com\nContent-Type: text/plain\n\nHello\r\n",
+        )
+        .unwrap();
+        let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
+        assert!(pr.is_unchanged());
+        let p = crate::mime::split_message_parts("Subject: x\n\nFrom \u{e9}\n".as_bytes()).unwrap();
+        let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
+        assert!(!pr.is_unchanged());
+        let joined = [&*pr.head, &*pr.body].concat();
+        assert_eq!(pr.len(), joined.len());
+        assert_safe(&joined);
+        assert_eq!(&*prepare_for_signing(&p.entity()).unwrap(), &joined[..]);
+        assert!(prepare_for_signing_parts(b"A: b\r\n\r\nbody", b"").is_err());
     }
 
     #[test]

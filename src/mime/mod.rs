@@ -22,7 +22,8 @@ mod split;
 
 pub use build::{MultipartSignedWriter, choose_boundary, write_multipart_signed, write_pkcs7_mime};
 pub use canon::{
-    decode_body, is_crlf_canonical, prepare_for_signing, to_crlf, variants_for_diagnosis,
+    Prepared, decode_body, is_crlf_canonical, prepare_for_signing, prepare_for_signing_parts,
+    to_crlf, variants_for_diagnosis,
 };
 pub use headers::{
     ContentType, Field, Layer, Mailbox, addresses, classify, content_transfer_encoding,
