@@ -8,7 +8,9 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use memchr::{memchr, memchr2};
 
 use super::MAX_DEPTH;
-use super::headers::{ContentType, content_transfer_encoding, content_type, parse_headers};
+use super::headers::{
+    ContentType, content_transfer_encoding, content_type, encode_field_7bit, parse_headers,
+};
 use super::split::{Multipart, split_entity, split_multipart};
 use crate::error::{Error, Result};
 
@@ -344,8 +346,9 @@ pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
 /// - `multipart/*` entities recurse into their parts, keeping boundaries and structure; `message/rfc822`
 ///   recurses into the enclosed message; their `8bit`/`binary` label becomes `7bit`. A preamble or epilogue that
 ///   is not 7-bit safe is dropped.
-/// - Content-Transfer-Encoding fields are updated; other header fields are kept as they are (8-bit bytes in
-///   header fields are not encoded).
+/// - Content-Transfer-Encoding fields are updated. `Content-*` fields with raw UTF-8 are encoded (RFC 2231
+///   parameters, RFC 2047 words); other fields (e.g. the header of an enclosed message/rfc822) and fields that
+///   are not valid UTF-8 are kept as they are.
 ///
 /// Idempotent: preparing the result again returns it borrowed. Errors: malformed headers (see
 /// [`parse_headers`]), an unterminated or malformed multipart, an encoded multipart, an undecodable body, an
@@ -450,17 +453,26 @@ fn prepare_parts<'h, 'b>(head: &'h [u8], body: &'b [u8], depth: usize) -> Result
 
     // The separator between header and body as given (empty if the entity has no blank line).
     let separator = &head[h.header.len()..];
-    if new_cte.is_none() && separator == b"\r\n" && is_crlf_canonical(h.header) {
+    let encoded_fields = fields
+        .iter()
+        .map(encode_field_7bit)
+        .collect::<Result<Vec<_>>>()?;
+    if new_cte.is_none()
+        && separator == b"\r\n"
+        && is_crlf_canonical(h.header)
+        && encoded_fields.iter().all(Option::is_none)
+    {
         return Ok((Cow::Borrowed(head), new_body));
     }
     let mut out = Vec::with_capacity(head.len() + 64);
     let mut cte_written = false;
-    for f in &fields {
-        match new_cte {
-            Some(new) if f.is("Content-Transfer-Encoding") => {
+    for (f, encoded) in fields.iter().zip(encoded_fields) {
+        match (new_cte, encoded) {
+            (Some(new), _) if f.is("Content-Transfer-Encoding") => {
                 out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
                 cte_written = true;
             }
+            (_, Some(e)) => out.extend_from_slice(&e),
             _ => {
                 out.extend_from_slice(&to_crlf(f.raw));
                 if !f.raw.ends_with(b"\n") {
@@ -929,6 +941,19 @@ mod tests {
         assert_safe(&joined);
         assert_eq!(&*prepare_for_signing(&p.entity()).unwrap(), &joined[..]);
         assert!(prepare_for_signing_parts(b"A: b\r\n\r\nbody", b"").is_err());
+    }
+
+    #[test]
+    fn utf8_filename_in_entity_header() {
+        let e = "Content-Type: application/pdf; name=\"Bericht für Jörg.pdf\"\r\nContent-Disposition: attachment; filename=\"Bericht für Jörg.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n";
+        let out = prepare_for_signing(e.as_bytes()).unwrap();
+        assert_safe(&out);
+        let f = split_entity(&out).unwrap().fields().unwrap();
+        assert_eq!(
+            content_type(&f).unwrap().unwrap().param("name"),
+            Some("Bericht für Jörg.pdf")
+        );
+        assert_eq!(body_of(&out).1, b"%PDF-");
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub use canon::{
     to_crlf, variants_for_diagnosis,
 };
 pub use headers::{
-    ContentType, Field, Layer, Mailbox, addresses, classify, content_transfer_encoding,
-    content_type, from, parse_headers, sender,
+    ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,
+    content_transfer_encoding, content_type, from, parse_headers, sender,
 };
 pub use layer::{SignedParts, entity_body, split_signed, write_message};
 pub use split::{
