@@ -1333,6 +1333,16 @@ impl SignedData {
                 "the signer has no signed attributes (S/MIME requires them; this is how ForgedAttributes works)"
                     .to_string(),
             );
+            if self
+                .econtent
+                .as_deref()
+                .is_some_and(looks_like_signed_attributes)
+            {
+                out.push(
+                    "the content is itself an encoded set of signed attributes (a ForgedAttributes forgery)"
+                        .to_string(),
+                );
+            }
             return out;
         };
         let count = |oid: &str| attrs.iter().filter(|a| a.oid == oid).count();
@@ -1446,6 +1456,25 @@ impl SignedData {
             )),
         }
     }
+}
+
+/// True if `content` parses as a DER SET OF Attribute containing a content-type or message-digest attribute.
+fn looks_like_signed_attributes(content: &[u8]) -> bool {
+    let Ok(set) = der::parse_one(content) else {
+        return false;
+    };
+    if set.tag != der::tag::SET {
+        return false;
+    }
+    set.children().is_ok_and(|attrs| {
+        attrs.iter().any(|a| {
+            let oid = a
+                .children()
+                .ok()
+                .and_then(|c| c.first().and_then(|o| o.oid()));
+            matches!(oid.as_deref(), Some(OID_CONTENT_TYPE | OID_MESSAGE_DIGEST))
+        })
+    })
 }
 
 fn rsa_bits(cert: &X509Ref) -> Option<u32> {
@@ -2604,5 +2633,95 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// T14: the full ForgedAttributes construction (signedAttrs removed, eContent = those attributes as a SET).
+    #[test]
+    fn forged_attributes_construction_is_flagged() {
+        let p = pki();
+        let d = sign_default(&p.rsa, false);
+        let si = signer_info(&d, 0);
+        let sa = *si.iter().find(|t| t.tag == 0xa0).unwrap();
+        let forged_content = der::tlv(der::tag::SET, sa.value);
+        let step1 = replace_tlv(&d, off(&d, &sa), &[]);
+        let ec = sd_fields(&step1)[2].children().unwrap()[1];
+        let forged = replace_tlv(
+            &step1,
+            off(&step1, &ec),
+            &der::tlv(0xa0, &der::tlv(der::tag::OCTET_STRING, &forged_content)),
+        );
+        let sd = SignedData::from_der(&forged).unwrap();
+        assert_eq!(sd.econtent_bytes(), Some(forged_content.as_slice()));
+        let v = sd.profile_violations(0);
+        assert!(
+            v.iter().any(|m| m.contains("no signed attributes")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|m| m.contains("ForgedAttributes forgery")),
+            "{v:?}"
+        );
+        // OpenSSL's all-in-one verification accepts it (F4); we never get to "true".
+        assert!(sd.verify_signer(0, &p.rsa.cert).is_err());
+        let dir = pki_dir();
+        std::fs::write(dir.path().join("forged.der"), &forged).unwrap();
+        let (ok, _) = openssl(
+            &[
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-in",
+                "forged.der",
+                "-CAfile",
+                "ca.pem",
+                "-out",
+                "/dev/null",
+            ],
+            dir.path(),
+        );
+        assert!(
+            ok,
+            "OpenSSL CLI is expected to accept the forgery (finding F4)"
+        );
+    }
+
+    /// T25: RSA keys above 8192 bits are refused before any signature check, and flagged when embedded.
+    #[test]
+    fn oversized_rsa_keys_are_refused() {
+        let p = pki();
+        // A 9000-bit "public key" (not a real key pair: only its size matters) in a certificate that has alice's
+        // issuer and serial number, so it matches her signer identifier.
+        let mut n = BigNum::new().unwrap();
+        n.rand(9000, openssl::bn::MsbOption::ONE, true).unwrap();
+        let big = Rsa::from_public_components(n, BigNum::from_u32(65537).unwrap()).unwrap();
+        let big = PKey::from_rsa(big).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "alice twin").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(2).unwrap()).unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(p.ca.cert.subject_name()).unwrap();
+        b.set_pubkey(&big).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(&p.ca.key, MessageDigest::sha256()).unwrap();
+        let big_cert = b.build();
+
+        let mut params = SignParams::new(&p.rsa.cert, &p.rsa.key);
+        let chain = [big_cert.clone()];
+        params.chain = &chain;
+        let d = sign(&params, &mut &CONTENT[..], None).unwrap();
+        let sd = SignedData::from_der(&d).unwrap();
+        let e = sd.verify_signer(0, &big_cert).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Limit);
+        let v = sd.profile_violations(0);
+        assert!(v.iter().any(|m| m.contains("9000 bits")), "{v:?}");
+        assert!(sd.verify_signer(0, &p.rsa.cert).unwrap());
     }
 }
