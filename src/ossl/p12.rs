@@ -210,7 +210,7 @@ pub struct P12Key {
 impl fmt::Debug for P12Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("P12Key")
-            .field("key", &self.key.id())
+            .field("key", &key_type(&self.key))
             .field("local_key_id", &self.local_key_id.as_deref().map(hex))
             .field("friendly_name", &self.friendly_name)
             .finish()
@@ -1692,11 +1692,10 @@ fn looks_unsupported(e: &ErrorStack) -> bool {
     })
 }
 
+/// RC2, RC4 and single DES live in OpenSSL 3's legacy provider; 3DES does not.
 fn needs_legacy_provider(alg: &str) -> bool {
-    alg.contains("RC2")
-        || alg.contains("RC4")
-        || alg.contains("AndDES")
-        || alg.contains("DES-CBC") && !alg.contains("EDE3")
+    let triple = alg.contains("TripleDES") || alg.contains("DES-EDE3");
+    alg.contains("RC2") || alg.contains("RC4") || (alg.contains("DES") && !triple)
 }
 
 struct Collector<'p> {
@@ -1739,12 +1738,16 @@ impl Collector<'_> {
         }
     }
 
-    fn spend(&mut self, alg: &Alg) -> Result<()> {
+    /// Checks a key bag's algorithm against the caps before it is decrypted; `count` adds its iterations to
+    /// the running total (for bags `summarize` could not see).
+    fn spend(&mut self, alg: &Alg, count: bool) -> Result<()> {
         for &n in &alg.iterations {
             if n > MAX_ITERATIONS {
                 return Err(iterations_error(n, MAX_ITERATIONS, false));
             }
-            self.budget = self.budget.saturating_add(n);
+            if count {
+                self.budget = self.budget.saturating_add(n);
+            }
             if self.budget > MAX_TOTAL_ITERATIONS {
                 return Err(iterations_error(self.budget, MAX_TOTAL_ITERATIONS, true));
             }
@@ -1778,12 +1781,8 @@ impl Collector<'_> {
                         Bag::Shrouded(a) => a,
                         _ => return Err(damaged("a shrouded key bag cannot be read")),
                     };
-                    if hidden {
-                        self.spend(&alg)?;
-                    } else if alg.iterations.iter().any(|&n| n > MAX_ITERATIONS) {
-                        // Already counted by summarize; re-check the cap defensively.
-                        self.spend(&alg)?;
-                    }
+                    // Bags in plain safes were counted by summarize; those in encrypted safes were not.
+                    self.spend(&alg, hidden)?;
                     let p8 = bag
                         .decrypt_key(self.pass)
                         .map_err(|e| self.decrypt_error("private key", &alg.name, e))?;
@@ -1948,6 +1947,23 @@ fn check_mac(p12: &Pkcs12Ref, pass: &Pass, summary: &P12Summary) -> Result<()> {
 // ---------------------------------------------------------------------------------------------------------
 // identities
 // ---------------------------------------------------------------------------------------------------------
+
+/// "RSA-2048", "EC-256"… (for messages and `Debug`).
+fn key_type(k: &PKeyRef<Private>) -> String {
+    use openssl::pkey::Id;
+    let t = match k.id() {
+        Id::RSA => "RSA",
+        Id::RSA_PSS => "RSA-PSS",
+        Id::EC => "EC",
+        Id::DSA => "DSA",
+        Id::ED25519 => "Ed25519",
+        Id::ED448 => "Ed448",
+        Id::X25519 => "X25519",
+        Id::X448 => "X448",
+        _ => "key",
+    };
+    format!("{t}-{}", k.bits())
+}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -3086,6 +3102,192 @@ mod tests {
             build(&[], &pw("x"), Profile::Modern).unwrap_err().kind(),
             ErrorKind::Usage
         );
+    }
+
+    /// Parses a bag from DER (test helper for building files OpenSSL's API would not write).
+    fn bag_from_der(d: &[u8]) -> Owned<BagItem> {
+        unsafe extern "C" {
+            fn d2i_PKCS12_SAFEBAG(
+                a: *mut *mut PKCS12_SAFEBAG,
+                pp: *mut *const c_uchar,
+                len: std::ffi::c_long,
+            ) -> *mut PKCS12_SAFEBAG;
+        }
+        let mut p = d.as_ptr();
+        // SAFETY: `p` points at `d.len()` readable bytes; the result is a new bag we own (or null).
+        let b = unsafe { d2i_PKCS12_SAFEBAG(ptr::null_mut(), &mut p, d.len() as std::ffi::c_long) };
+        // SAFETY: `b` is null or a new PKCS12_SAFEBAG.
+        unsafe { Owned::from_raw(b.cast()) }.expect("bag DER")
+    }
+
+    #[test]
+    fn hidden_key_bag_iterations_are_checked_before_decryption() {
+        // A shrouded key bag inside the encrypted safe, where summarize cannot see it, asking for 2^31-1
+        // PBKDF2 iterations; the MAC is valid.
+        let p = pki();
+        let (k, _) = leaf(&p, "alice");
+        let pass = Pass::new(b"pw").unwrap();
+        let bag = Owned::<BagItem>::key_bag(&k, sys::NID_aes_256_cbc, &pass, 2048).unwrap();
+        let bag_der = BagRef {
+            ptr: bag.ptr.cast(),
+            _life: PhantomData,
+        }
+        .to_der()
+        .unwrap();
+        let patched = rewrite_int(&der::parse_one(&bag_der).unwrap(), 2048, 2_147_483_647);
+        let mut bags = OwnedStack::<BagItem>::new().unwrap();
+        bags.push(bag_from_der(&patched)).unwrap();
+        let mut safes = OwnedStack::<P7Item>::new().unwrap();
+        let safe = Owned::encrypted_safe(&bags, sys::NID_aes_256_cbc, &pass, 2048).unwrap();
+        safes.push(safe).unwrap();
+        let p12 = pkcs12_from_safes(&safes).unwrap();
+        set_mac(&p12, &pass, 2048, MessageDigest::sha256()).unwrap();
+        let der = p12.to_der().unwrap();
+
+        let s = summarize(&der).unwrap();
+        assert_eq!(s.max_iterations, 2048, "the key bag is not visible: {s:?}");
+        let t = Instant::now();
+        let err = parse(&der, &pw("pw")).unwrap_err();
+        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
+        assert_eq!(err.kind(), ErrorKind::Limit, "{err:?}");
+        assert!(err.message().contains("2147483647"), "{err}");
+    }
+
+    #[test]
+    fn without_legacy_provider_rc2_is_unsupported_not_a_wrong_password() {
+        // OpenSSL loads providers once per process, so the check runs in a child test process whose
+        // OPENSSL_MODULES points nowhere.
+        let p = pki();
+        let (k, c) = leaf(&p, "alice");
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "alice",
+        }];
+        let der = build(&e, &pw("pw"), Profile::Legacy).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("legacy.p12");
+        std::fs::write(&f, der).unwrap();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "ossl::p12::tests::child_without_legacy_provider"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("OPENSSL_MODULES", dir.path().join("no-modules"))
+            .env("SMIMEKIT_P12_CHILD_FILE", &f)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    #[ignore = "run in a child process by without_legacy_provider_rc2_is_unsupported_not_a_wrong_password"]
+    fn child_without_legacy_provider() {
+        let Some(f) = std::env::var_os("SMIMEKIT_P12_CHILD_FILE") else {
+            return;
+        };
+        assert!(
+            !provider::ensure_legacy(),
+            "the legacy provider loaded anyway"
+        );
+        let der = std::fs::read(f).unwrap();
+        let err = parse(&der, &pw("pw")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err:?}");
+        assert!(
+            err.message()
+                .contains("unsupported algorithm pbeWithSHA1And40BitRC2-CBC"),
+            "{err}"
+        );
+        assert!(err.hint_text().unwrap().contains("legacy provider"));
+        // A wrong password is still reported as such: the MAC is checked first.
+        assert_eq!(
+            parse(&der, &pw("bad")).unwrap_err().kind(),
+            ErrorKind::WrongSecret
+        );
+        let p = pki();
+        let (k, c) = leaf(&p, "alice");
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "",
+        }];
+        assert_eq!(
+            build(&e, &pw("pw"), Profile::Legacy).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        build(&e, &pw("pw"), Profile::Compat).unwrap();
+    }
+
+    #[test]
+    fn gpgsm_imports_legacy_profile() {
+        if !Command::new("gpgsm")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return;
+        }
+        let p = pki();
+        // RSA: gpgsm 2.2.40 crashes (SIGSEGV) importing EC keys from any PKCS#12, OpenSSL's own included.
+        let k = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let c = cert("alice", &k, Some((&p.inter, &p.inter_key)), false);
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "alice",
+        }];
+        // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
+        for profile in [Profile::Legacy] {
+            let der = build(&e, &pw("pw"), profile).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let home = dir.path().join("g");
+            std::fs::create_dir(&home).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::fs::write(home.join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
+            let f = dir.path().join("id.p12");
+            std::fs::write(&f, der).unwrap();
+            let mut child = Command::new("timeout")
+                .args([
+                    "60",
+                    "gpgsm",
+                    "--batch",
+                    "--disable-dirmngr",
+                    "--pinentry-mode",
+                    "loopback",
+                ])
+                .args(["--passphrase-fd", "0", "--import"])
+                .arg(&f)
+                .env("GNUPGHOME", &home)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"pw\npw\npw\n")
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let _ = Command::new("gpgconf")
+                .args(["--kill", "all"])
+                .env("GNUPGHOME", &home)
+                .output();
+            let text = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                text.contains("secret keys imported: 1"),
+                "{profile:?}: {text}"
+            );
+        }
     }
 
     #[test]
