@@ -1277,14 +1277,17 @@ impl Drop for P8 {
 impl P8 {
     /// Converts to an `EVP_PKEY`.
     fn to_pkey(&self) -> Result<PKey<Private>> {
-        p8_to_pkey(self.0.as_ptr())
+        // SAFETY: we own the structure for the duration of the call.
+        unsafe { p8_to_pkey(self.0.as_ptr()) }
     }
 }
 
 /// `EVP_PKCS82PKEY` on a borrowed PKCS8_PRIV_KEY_INFO.
-fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
-    // SAFETY: `p8` is valid for the duration of the call (owned by a `P8` or by a live bag); the result is a
-    // new EVP_PKEY we take ownership of.
+///
+/// # Safety
+/// `p8` must be a valid PKCS8_PRIV_KEY_INFO for the duration of the call.
+unsafe fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
+    // SAFETY: `p8` is valid (caller's contract); the result is a new EVP_PKEY we take ownership of.
     let k = unsafe { sys::EVP_PKCS82PKEY(p8) };
     if k.is_null() {
         return Err(Error::unsupported(
@@ -1379,17 +1382,13 @@ fn unpack_authsafes(p12: &Pkcs12Ref) -> Result<OwnedStack<P7Item>> {
         .ok_or_else(|| damaged("cannot decode the AuthenticatedSafe").detail(ErrorStack::get()))
 }
 
-fn p7_ref(p: NonNull<c_void>) -> &'static Pkcs7Ref {
-    // SAFETY: `p` is a PKCS7 element of a stack; callers only use the reference while that stack lives
-    // (enforced by `p7s`, which ties the lifetime to the stack borrow).
-    unsafe { Pkcs7Ref::from_ptr(p.as_ptr().cast()) }
-}
-
 impl OwnedStack<P7Item> {
+    /// The PKCS7 elements, borrowed for as long as the stack.
     fn p7s(&self) -> Vec<&Pkcs7Ref> {
         self.items()
             .into_iter()
-            .map(|p| -> &Pkcs7Ref { p7_ref(p) })
+            // SAFETY: each element is a PKCS7 owned by this stack, which outlives the borrow of `self`.
+            .map(|p| unsafe { Pkcs7Ref::from_ptr(p.as_ptr().cast()) })
             .collect()
     }
 }
@@ -1463,7 +1462,8 @@ impl<'a> BagRef<'a> {
         if p8.is_null() {
             return Err(damaged("a key bag holds no key"));
         }
-        p8_to_pkey(p8)
+        // SAFETY: `p8` is owned by the bag, which lives for 'a.
+        unsafe { p8_to_pkey(p8) }
     }
 
     /// Decrypts a pkcs8ShroudedKeyBag.
@@ -3243,51 +3243,50 @@ mod tests {
             friendly_name: "alice",
         }];
         // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
-        for profile in [Profile::Legacy] {
-            let der = build(&e, &pw("pw"), profile).unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let home = dir.path().join("g");
-            std::fs::create_dir(&home).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-            std::fs::write(home.join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
-            let f = dir.path().join("id.p12");
-            std::fs::write(&f, der).unwrap();
-            let mut child = Command::new("timeout")
-                .args([
-                    "60",
-                    "gpgsm",
-                    "--batch",
-                    "--disable-dirmngr",
-                    "--pinentry-mode",
-                    "loopback",
-                ])
-                .args(["--passphrase-fd", "0", "--import"])
-                .arg(&f)
-                .env("GNUPGHOME", &home)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"pw\npw\npw\n")
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            let _ = Command::new("gpgconf")
-                .args(["--kill", "all"])
-                .env("GNUPGHOME", &home)
-                .output();
-            let text = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                text.contains("secret keys imported: 1"),
-                "{profile:?}: {text}"
-            );
-        }
+        let profile = Profile::Legacy;
+        let der = build(&e, &pw("pw"), profile).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("g");
+        std::fs::create_dir(&home).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(home.join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
+        let f = dir.path().join("id.p12");
+        std::fs::write(&f, der).unwrap();
+        let mut child = Command::new("timeout")
+            .args([
+                "60",
+                "gpgsm",
+                "--batch",
+                "--disable-dirmngr",
+                "--pinentry-mode",
+                "loopback",
+            ])
+            .args(["--passphrase-fd", "0", "--import"])
+            .arg(&f)
+            .env("GNUPGHOME", &home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"pw\npw\npw\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "all"])
+            .env("GNUPGHOME", &home)
+            .output();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("secret keys imported: 1"),
+            "{profile:?}: {text}"
+        );
     }
 
     #[test]
