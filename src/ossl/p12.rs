@@ -920,9 +920,10 @@ fn join_short(algs: &[Alg]) -> String {
         .join("+")
 }
 
+/// "AES-256-CBC/PBKDF2-HMAC-SHA256 + 3DES": algorithm descriptions for one item of a list.
 fn join_desc(algs: &[Alg]) -> String {
     algs.iter()
-        .map(|a| a.desc.as_str())
+        .map(|a| a.desc.replace(", ", "/"))
         .collect::<Vec<_>>()
         .join(" + ")
 }
@@ -986,8 +987,14 @@ fn summary_of(w: &Walk) -> P12Summary {
     {
         // One scheme protects everything: "modern PKCS#12 (AES-256-CBC, PBKDF2-HMAC-SHA256, SHA-256 MAC)".
         format!("{kind} PKCS#12 ({}, {mac_desc})", all[0].desc)
-    } else if t.safe_algs.len() == 1 && t.key_algs.len() == 1 && !t.plain_key {
-        // The classic legacy layout: "legacy RC2-40 PKCS#12 (3DES key, SHA-1 MAC)".
+    } else if t.safe_algs.len() == 1
+        && t.key_algs.len() == 1
+        && !t.plain_key
+        && [&t.safe_algs[0], &t.key_algs[0]]
+            .iter()
+            .all(|a| a.desc == a.short)
+    {
+        // The classic legacy layout (PKCS#12 PBEs, no PBES2): "legacy RC2-40 PKCS#12 (3DES key, SHA-1 MAC)".
         format!(
             "{kind} {} PKCS#12 ({} key, {mac_desc})",
             join_short(&t.safe_algs),
@@ -2851,6 +2858,13 @@ mod tests {
         let (key, _, chain) = pick_identity(&got).unwrap();
         assert!(key.public_eq(&k));
         assert_eq!(chain.len(), 1);
+        let mixed = openssl_export(&k, &c, &[], "pw", &["-descert"]);
+        let s = summarize(&mixed).unwrap();
+        assert_eq!(
+            s.description,
+            "legacy PKCS#12 (AES-256-CBC/PBKDF2-HMAC-SHA256 key, 3DES certificates, SHA-256 MAC)"
+        );
+        assert!(s.legacy);
     }
 
     #[test]
