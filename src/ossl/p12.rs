@@ -42,10 +42,10 @@ use crate::secret::Secret;
 /// refused before any key derivation: OpenSSL would spend minutes to hours on 2^31−1 (T43).
 pub const MAX_ITERATIONS: u64 = 10_000_000;
 
-/// The largest *sum* of iteration counts over all key derivations a file asks for (about a minute of
-/// work). A file of many bags, each just under [`MAX_ITERATIONS`], is refused too. A backup of 150
-/// identities in the [`Profile::Modern`] profile needs about 91,000,000.
-pub const MAX_TOTAL_ITERATIONS: u64 = 100_000_000;
+/// The largest *sum* of iteration counts over all key derivations a file asks for (about 80 s of PBKDF2
+/// here), so that a file of many bags, each just under [`MAX_ITERATIONS`], is refused too. A backup of N
+/// identities in the [`Profile::Modern`] profile needs (N + 2) · 600,000: up to about 500 identities fit.
+pub const MAX_TOTAL_ITERATIONS: u64 = 300_000_000;
 
 /// The most memory an scrypt key derivation may ask for (128·r·N bytes), 1 GiB.
 pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
@@ -82,12 +82,14 @@ const MAX_CHAIN: usize = 16;
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     /// PBES2 + PBKDF2-HMAC-SHA256 ([`MODERN_ITERATIONS`]) + AES-256-CBC for both key and certificate
-    /// bags, 16-byte salts, and an HMAC-SHA-256 MAC with [`MODERN_MAC_ITERATIONS`]. Read by OpenSSL 3,
-    /// current macOS/iOS/Windows and Java; not by gpgsm 2.2.
+    /// bags, 16-byte salts, and an HMAC-SHA-256 MAC with [`MODERN_MAC_ITERATIONS`]. Read by OpenSSL 3
+    /// (`openssl pkcs12 -info` shows "PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256");
+    /// not by gpgsm 2.2.
     #[default]
     Modern,
     /// `pbeWithSHA1And3-KeyTripleDES-CBC` for key and certificates, SHA-1 MAC, [`LEGACY_ITERATIONS`]:
-    /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files.
+    /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files. gpgsm 2.2 imports it
+    /// too (checked by hand).
     Compat,
     /// RC2-40 certificates, 3DES key, SHA-1 MAC, [`LEGACY_ITERATIONS`]: exactly what
     /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports. Needs OpenSSL's legacy
@@ -2006,6 +2008,16 @@ fn same_cert(a: &X509Ref, b: &X509Ref) -> bool {
     }
 }
 
+/// True if `issuer` issued `subject`: names, key identifiers and key usage fit (`X509_check_issued`) and
+/// the signature verifies with the issuer's key.
+fn is_issuer(issuer: &X509Ref, subject: &X509Ref) -> bool {
+    issuer.issued(subject) == X509VerifyResult::OK
+        && issuer
+            .public_key()
+            .and_then(|k| subject.verify(&k))
+            .unwrap_or(false)
+}
+
 /// Issuers of `leaf` among `certs`, in issuer order, stopping at a self-issued certificate.
 fn chain_for(leaf: &X509Ref, certs: &[P12Cert]) -> Vec<X509> {
     let mut chain: Vec<X509> = Vec::new();
@@ -2015,9 +2027,7 @@ fn chain_for(leaf: &X509Ref, certs: &[P12Cert]) -> Vec<X509> {
             break; // self-issued: the root
         }
         let next = certs.iter().map(|c| &c.cert).find(|c| {
-            !same_cert(c, leaf)
-                && !chain.iter().any(|x| same_cert(x, c))
-                && c.issued(&cur) == X509VerifyResult::OK
+            !same_cert(c, leaf) && !chain.iter().any(|x| same_cert(x, c)) && is_issuer(c, &cur)
         });
         match next {
             Some(n) => {
