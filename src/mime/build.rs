@@ -22,7 +22,7 @@ fn invalid(msg: String) -> io::Error {
 
 /// Writes the caller's outer header fields in CRLF form, checking that they are header fields and include no
 /// `MIME-Version` or `Content-*` field (which would duplicate ours).
-fn write_outer(out: &mut dyn Write, outer: &[u8]) -> io::Result<()> {
+pub(super) fn write_outer(out: &mut dyn Write, outer: &[u8]) -> io::Result<()> {
     if outer.is_empty() {
         return Ok(());
     }

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use memchr::{memchr, memchr2};
 
 use super::MAX_DEPTH;
-use super::headers::{ContentType, content_transfer_encoding, content_type, parse_headers};
+use super::headers::{
+    ContentType, content_transfer_encoding, content_type, encode_field_7bit, parse_headers,
+};
 use super::split::{Multipart, split_entity, split_multipart};
 use crate::error::{Error, Result};
 
@@ -98,31 +100,37 @@ fn strip_trailing_ws(data: &[u8]) -> Vec<u8> {
 }
 
 /// Variants of `data` to try when a digest does not match, to tell the user *how* the content was altered in
-/// transit. Each entry is (what was changed, the changed bytes); only variants that differ from `data` are
-/// returned. Diagnosis only: a variant that matches is still a failed verification.
-pub fn variants_for_diagnosis(data: &[u8]) -> Vec<(&'static str, Cow<'_, [u8]>)> {
-    let mut v: Vec<(&'static str, Cow<'_, [u8]>)> = Vec::new();
-    if let Cow::Owned(c) = to_crlf(data) {
-        v.push(("LF→CRLF", Cow::Owned(c)));
-    }
-    if memchr::memmem::find(data, b"\r\n").is_some() {
-        v.push(("CRLF→LF", Cow::Owned(crlf_to_lf(data))));
-    }
-    let stripped = strip_trailing_ws(&to_crlf(data));
-    if stripped != *to_crlf(data) {
-        v.push(("trailing whitespace stripped", Cow::Owned(stripped)));
-    }
-    if let Some(d) = data
-        .strip_suffix(b"\r\n")
-        .or_else(|| data.strip_suffix(b"\n"))
-    {
-        v.push(("final line end removed", Cow::Borrowed(d)));
-    } else {
-        let mut d = data.to_vec();
-        d.extend_from_slice(b"\r\n");
-        v.push(("final CRLF added", Cow::Owned(d)));
-    }
-    v
+/// transit: "LF→CRLF", "CRLF→LF", "trailing whitespace stripped" (on the CRLF form) and "final line end
+/// removed" or "final CRLF added". Each item is (what was changed, the changed bytes); only variants that differ
+/// from `data` are produced. The iterator is lazy, so a large entity costs one extra copy at a time.
+///
+/// Diagnosis only: a variant that matches is still a failed verification.
+pub fn variants_for_diagnosis(
+    data: &[u8],
+) -> impl Iterator<Item = (&'static str, Cow<'_, [u8]>)> + '_ {
+    (0..4).filter_map(move |step| match step {
+        0 => match to_crlf(data) {
+            Cow::Owned(c) => Some(("LF→CRLF", Cow::Owned(c))),
+            Cow::Borrowed(_) => None,
+        },
+        1 => memchr::memmem::find(data, b"\r\n").map(|_| ("CRLF→LF", Cow::Owned(crlf_to_lf(data)))),
+        2 => {
+            let canon = to_crlf(data);
+            let stripped = strip_trailing_ws(&canon);
+            (stripped != *canon).then_some(("trailing whitespace stripped", Cow::Owned(stripped)))
+        }
+        _ => match data
+            .strip_suffix(b"\r\n")
+            .or_else(|| data.strip_suffix(b"\n"))
+        {
+            Some(d) => Some(("final line end removed", Cow::Borrowed(d))),
+            None => {
+                let mut d = data.to_vec();
+                d.extend_from_slice(b"\r\n");
+                Some(("final CRLF added", Cow::Owned(d)))
+            }
+        },
+    })
 }
 
 /// True if `data` could be altered by a 7-bit mail path: not CRLF-canonical, an 8-bit or NUL byte, a line
@@ -155,7 +163,8 @@ fn transport_unsafe(data: &[u8], max_line: usize) -> bool {
 }
 
 /// Quoted-printable (RFC 2045 §6.7) for 7-bit transport: CRLF in `content` are hard line breaks; lines are at
-/// most 76 characters; `From ` at a line start becomes `=46rom `; whitespace before a line end is encoded.
+/// most 76 characters; `From ` at a line start becomes `=46rom ` and `--` becomes `=2D-`; whitespace before a
+/// line end is encoded.
 fn qp_encode(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 8 + 16);
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -169,7 +178,11 @@ fn qp_encode(content: &[u8]) -> Vec<u8> {
         let mut col = 0usize;
         for (i, &b) in line.iter().enumerate() {
             let last = i + 1 == line.len();
-            let from_at = |col: usize| col == 0 && line[i..].starts_with(b"From ");
+            // At the start of an output line, "From " would be mangled by mbox stores, and "--" could read as
+            // a multipart delimiter (a soft break can put any text there, and decoded text may hold "--b").
+            let from_at = |col: usize| {
+                col == 0 && (line[i..].starts_with(b"From ") || line[i..].starts_with(b"--"))
+            };
             let needs = |col: usize| {
                 b == b'='
                     || b >= 0x7f
@@ -324,16 +337,18 @@ pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
 /// already is in that form (the common case costs one scan, no copy).
 ///
 /// - Line ends become CRLF (headers, multipart framing, text).
-/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with `From ` at a line start written
-///   `=46rom `, trailing whitespace encoded, lines of at most 76 characters), anything else as base64 of the
-///   bytes as given.
-/// - 7bit, quoted-printable and base64 leaves are re-encoded the same way (after decoding) if they have a line
-///   starting with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes.
+/// - 8bit and binary leaves are re-encoded: `text/*` (and `message/*` leaves) as quoted-printable (with
+///   `From ` at a line start written `=46rom `, `--` at a line start written `=2D-`, trailing whitespace
+///   encoded, lines of at most 76 characters), anything else as base64 of the bytes as given.
+/// - 7bit and quoted-printable leaves are re-encoded the same way (after decoding) if they have a line starting
+///   with `From `, trailing whitespace, a line over 998 octets, or 8-bit/NUL bytes; base64 leaves with such
+///   problems are re-wrapped as base64.
 /// - `multipart/*` entities recurse into their parts, keeping boundaries and structure; `message/rfc822`
 ///   recurses into the enclosed message; their `8bit`/`binary` label becomes `7bit`. A preamble or epilogue that
 ///   is not 7-bit safe is dropped.
-/// - Content-Transfer-Encoding fields are updated; other header fields are kept as they are (8-bit bytes in
-///   header fields are not encoded).
+/// - Content-Transfer-Encoding fields are updated. `Content-*` fields with raw UTF-8 are encoded (RFC 2231
+///   parameters, RFC 2047 words); other fields (e.g. the header of an enclosed message/rfc822) and fields that
+///   are not valid UTF-8 are kept as they are.
 ///
 /// Idempotent: preparing the result again returns it borrowed. Errors: malformed headers (see
 /// [`parse_headers`]), an unterminated or malformed multipart, an encoded multipart, an undecodable body, an
@@ -342,53 +357,122 @@ pub fn prepare_for_signing(entity: &[u8]) -> Result<Cow<'_, [u8]>> {
     prepare_entity(entity, 0)
 }
 
+/// [`prepare_for_signing`] for an entity held in two pieces, such as [`MessageParts`](super::MessageParts):
+/// `head` is the header section including the blank line that ends it (`content_header`), `body` the body.
+/// Returns the prepared head and body, each borrowed when unchanged; write one after the other (e.g. through
+/// [`MultipartSignedWriter`](super::MultipartSignedWriter)) to sign a large message without joining it first.
+pub fn prepare_for_signing_parts<'h, 'b>(
+    head: &'h [u8],
+    body: &'b [u8],
+) -> Result<Prepared<'h, 'b>> {
+    let (head, body) = prepare_parts(head, body, 0)?;
+    Ok(Prepared { head, body })
+}
+
+/// An entity prepared for signing in two pieces (see [`prepare_for_signing_parts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared<'h, 'b> {
+    /// The header section and its blank line.
+    pub head: Cow<'h, [u8]>,
+    /// The body.
+    pub body: Cow<'b, [u8]>,
+}
+
+impl Prepared<'_, '_> {
+    /// True if nothing had to change (both pieces are borrowed).
+    pub fn is_unchanged(&self) -> bool {
+        matches!(
+            (&self.head, &self.body),
+            (Cow::Borrowed(_), Cow::Borrowed(_))
+        )
+    }
+    /// The length of the whole entity.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+    /// True if the entity is empty (never, in practice: the head has at least the blank line).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A prepared (head, body), each borrowed when unchanged.
+type Pieces<'h, 'b> = (Cow<'h, [u8]>, Cow<'b, [u8]>);
+
 fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
+    let ent = split_entity(raw)?;
+    let (head, body) = prepare_parts(&raw[..raw.len() - ent.body.len()], ent.body, depth)?;
+    match (head, body) {
+        (Cow::Borrowed(_), Cow::Borrowed(_)) => Ok(Cow::Borrowed(raw)),
+        (head, body) => {
+            let mut out = Vec::with_capacity(head.len() + body.len());
+            out.extend_from_slice(&head);
+            out.extend_from_slice(&body);
+            Ok(Cow::Owned(out))
+        }
+    }
+}
+
+fn prepare_parts<'h, 'b>(head: &'h [u8], body: &'b [u8], depth: usize) -> Result<Pieces<'h, 'b>> {
     if depth > MAX_DEPTH {
         return Err(Error::limit(format!(
             "MIME entities are nested more than {MAX_DEPTH} levels deep"
         ))
         .hint("this is not a normal e-mail message"));
     }
-    let ent = split_entity(raw)?;
-    let fields = parse_headers(ent.header)?;
+    let h = split_entity(head)?;
+    if !h.body.is_empty() {
+        return Err(Error::usage(
+            "the entity head given for signing contains more than a header section",
+        )
+        .hint(
+            "pass the header section with its blank line as the head, and the rest as the body",
+        ));
+    }
+    let fields = parse_headers(h.header)?;
     let ct = content_type(&fields)?.unwrap_or_else(ContentType::default_text);
     let cte = content_transfer_encoding(&fields)?;
     let encoded = matches!(cte.as_deref(), Some("base64" | "quoted-printable"));
 
-    let (new_body, new_cte): (Cow<'_, [u8]>, Option<&str>) = if ct.is_multipart() {
+    let (new_body, new_cte): (Cow<'b, [u8]>, Option<&str>) = if ct.is_multipart() {
         if encoded {
             return Err(Error::bad_input(format!("a {} part has a {} transfer encoding", ct.mime, cte.unwrap_or_default()))
                 .hint("multipart entities must be 7bit, 8bit or binary (RFC 2045 §6.4); the message is malformed"));
         }
         let boundary = ct.param("boundary").unwrap_or_default();
-        let body = prepare_multipart(ent.body, boundary.as_bytes(), depth)?;
+        let body = prepare_multipart(body, boundary.as_bytes(), depth)?;
         (body, relabel_7bit(cte.as_deref()))
     } else if ct.mime == "message/rfc822" && !encoded {
         (
-            prepare_entity(ent.body, depth + 1)?,
+            prepare_entity(body, depth + 1)?,
             relabel_7bit(cte.as_deref()),
         )
     } else {
-        prepare_leaf(&ct, cte.as_deref(), ent.body)?
+        prepare_leaf(&ct, cte.as_deref(), body)?
     };
 
     // The separator between header and body as given (empty if the entity has no blank line).
-    let separator = &raw[ent.header.len()..raw.len() - ent.body.len()];
-    let unchanged = new_cte.is_none()
-        && matches!(new_body, Cow::Borrowed(_))
+    let separator = &head[h.header.len()..];
+    let encoded_fields = fields
+        .iter()
+        .map(encode_field_7bit)
+        .collect::<Result<Vec<_>>>()?;
+    if new_cte.is_none()
         && separator == b"\r\n"
-        && is_crlf_canonical(ent.header);
-    if unchanged {
-        return Ok(Cow::Borrowed(raw));
+        && is_crlf_canonical(h.header)
+        && encoded_fields.iter().all(Option::is_none)
+    {
+        return Ok((Cow::Borrowed(head), new_body));
     }
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut out = Vec::with_capacity(head.len() + 64);
     let mut cte_written = false;
-    for f in &fields {
-        match new_cte {
-            Some(new) if f.is("Content-Transfer-Encoding") => {
+    for (f, encoded) in fields.iter().zip(encoded_fields) {
+        match (new_cte, encoded) {
+            (Some(new), _) if f.is("Content-Transfer-Encoding") => {
                 out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
                 cte_written = true;
             }
+            (_, Some(e)) => out.extend_from_slice(&e),
             _ => {
                 out.extend_from_slice(&to_crlf(f.raw));
                 if !f.raw.ends_with(b"\n") {
@@ -401,8 +485,7 @@ fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
         out.extend_from_slice(format!("Content-Transfer-Encoding: {new}\r\n").as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&new_body);
-    Ok(Cow::Owned(out))
+    Ok((Cow::Owned(out), new_body))
 }
 
 /// The new label of a composite entity whose content is now 7-bit: an `8bit` or `binary` label becomes `7bit`.
@@ -451,10 +534,16 @@ fn prepare_leaf<'a>(
         Some("8bit" | "binary") => Ok(reencode(body)),
         Some(enc @ ("quoted-printable" | "base64")) => {
             let canon = to_crlf(body);
-            if transport_unsafe(&canon, MAX_LINE) {
-                Ok(reencode(&decode_body(body, Some(enc))?))
-            } else {
+            if !transport_unsafe(&canon, MAX_LINE) {
                 Ok((canon, None))
+            } else if enc == "base64" {
+                // Keep base64 (only the line layout or whitespace was unsafe), rewrapped.
+                Ok((
+                    Cow::Owned(base64_lines(&decode_body(body, Some(enc))?)),
+                    Some("base64"),
+                ))
+            } else {
+                Ok(reencode(&decode_body(body, Some(enc))?))
             }
         }
         Some(other) => {
@@ -586,7 +675,7 @@ mod tests {
 
     #[test]
     fn diagnosis_variants() {
-        let v = variants_for_diagnosis(b"a \nb\n");
+        let v: Vec<_> = variants_for_diagnosis(b"a \nb\n").collect();
         let names: Vec<&str> = v.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
@@ -598,7 +687,7 @@ mod tests {
         );
         assert_eq!(&*v[0].1, b"a \r\nb\r\n");
         assert_eq!(&*v[1].1, b"a\r\nb\r\n");
-        let v = variants_for_diagnosis(b"a\r\nb");
+        let v: Vec<_> = variants_for_diagnosis(b"a\r\nb").collect();
         assert_eq!(v[0].0, "CRLF→LF");
         assert_eq!(&*v[0].1, b"a\nb");
         assert_eq!(v[1].0, "final CRLF added");
@@ -655,6 +744,15 @@ mod tests {
         }
         assert!(!transport_unsafe(&enc, ENCODED_LINE));
         assert_eq!(qp_decode(&enc).unwrap(), text.as_bytes());
+        // "--" at the start of a line (after a soft break or not) is encoded
+        let t = format!("--b\r\n{}--b\r\n", "a".repeat(75));
+        let enc = qp_encode(t.as_bytes());
+        assert!(
+            enc.split(|&b| b == b'\n').all(|l| !l.starts_with(b"--")),
+            "{}",
+            String::from_utf8_lossy(&enc)
+        );
+        assert_eq!(qp_decode(&enc).unwrap(), t.as_bytes());
         // "From " after a soft break is encoded too
         let t = format!("{}From x", "a".repeat(75));
         let enc = qp_encode(t.as_bytes());
@@ -809,6 +907,53 @@ mod tests {
         // inside a part it would split the part: refused
         let e = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nx\r--b\ny\n--b--\n";
         assert!(prepare_for_signing(e).is_err());
+    }
+
+    #[test]
+    fn soft_break_cannot_create_a_delimiter() {
+        let line = format!("{}--b", "a".repeat(75));
+        let e = format!(
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\u{e9}\r\n{line}\r\n--b--\r\n"
+        );
+        let out = prepare_for_signing(e.as_bytes()).unwrap();
+        assert_safe(&out);
+        let mp = split_multipart(split_entity(&out).unwrap().body, b"b").unwrap();
+        assert_eq!(mp.parts.len(), 1);
+        assert_eq!(
+            body_of(mp.parts[0]).1,
+            format!("\u{e9}\r\n{line}").as_bytes()
+        );
+    }
+
+    #[test]
+    fn prepare_in_two_pieces() {
+        let p = crate::mime::split_message_parts(
+            b"From: a@example.com\nContent-Type: text/plain\n\nHello\r\n",
+        )
+        .unwrap();
+        let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
+        assert!(pr.is_unchanged());
+        let p = crate::mime::split_message_parts("Subject: x\n\nFrom \u{e9}\n".as_bytes()).unwrap();
+        let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
+        assert!(!pr.is_unchanged());
+        let joined = [&*pr.head, &*pr.body].concat();
+        assert_eq!(pr.len(), joined.len());
+        assert_safe(&joined);
+        assert_eq!(&*prepare_for_signing(&p.entity()).unwrap(), &joined[..]);
+        assert!(prepare_for_signing_parts(b"A: b\r\n\r\nbody", b"").is_err());
+    }
+
+    #[test]
+    fn utf8_filename_in_entity_header() {
+        let e = "Content-Type: application/pdf; name=\"Bericht für Jörg.pdf\"\r\nContent-Disposition: attachment; filename=\"Bericht für Jörg.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n";
+        let out = prepare_for_signing(e.as_bytes()).unwrap();
+        assert_safe(&out);
+        let f = split_entity(&out).unwrap().fields().unwrap();
+        assert_eq!(
+            content_type(&f).unwrap().unwrap().param("name"),
+            Some("Bericht für Jörg.pdf")
+        );
+        assert_eq!(body_of(&out).1, b"%PDF-");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use base64::Engine as _;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue};
 
@@ -211,50 +212,21 @@ impl ContentType {
     ///
     /// Errors: no `type/subtype`, a repeated parameter, a `multipart/*` type without a usable boundary.
     pub fn parse(raw_value: &[u8]) -> Result<ContentType> {
-        let shown = || {
-            String::from_utf8_lossy(raw_value)
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let value = terminated(raw_value);
-        let ct = match MessageStream::new(&value).parse_content_type() {
-            HeaderValue::ContentType(ct) => ct,
-            _ => {
-                return Err(Error::bad_input(format!(
-                    "the Content-Type \"{}\" cannot be parsed",
-                    shown()
-                ))
-                .hint("the message is malformed"));
-            }
-        };
+        let (main, sub, params) = parse_with_params(raw_value, "Content-Type")?;
         let is_token = |s: &str| {
             !s.is_empty()
                 && s.bytes()
                     .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
         };
-        let sub = ct.c_subtype.as_deref().unwrap_or_default();
-        if !is_token(&ct.c_type) || !is_token(sub) {
+        let sub = sub.unwrap_or_default();
+        if !is_token(&main) || !is_token(&sub) {
             return Err(Error::bad_input(format!(
                 "the Content-Type \"{}\" has no valid type/subtype",
-                shown()
+                shown(raw_value)
             ))
             .hint("the message is malformed"));
         }
-        let mime = format!("{}/{}", ct.c_type, sub).to_ascii_lowercase();
-        let mut params: Vec<(String, String)> = Vec::new();
-        for a in ct.attributes.unwrap_or_default() {
-            let name = a.name.to_ascii_lowercase();
-            if params.iter().any(|(n, _)| *n == name) {
-                return Err(Error::bad_input(format!(
-                    "the Content-Type has two \"{name}\" parameters"
-                ))
-                .hint(
-                    "the message is malformed, possibly on purpose: do not trust what it displays",
-                ));
-            }
-            params.push((name, a.value.into_owned()));
-        }
+        let mime = format!("{main}/{sub}").to_ascii_lowercase();
         let ct = ContentType { mime, params };
         if ct.is_multipart() {
             let b = ct.param("boundary").unwrap_or_default();
@@ -268,6 +240,149 @@ impl ContentType {
         }
         Ok(ct)
     }
+}
+
+/// A raw value for an error message: lossy UTF-8, whitespace collapsed.
+fn shown(raw_value: &[u8]) -> String {
+    String::from_utf8_lossy(raw_value)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses a Content-Type or Content-Disposition value: (type, subtype, parameters with lowercase names).
+/// A repeated parameter is an error.
+fn parse_with_params(
+    raw_value: &[u8],
+    what: &str,
+) -> Result<(String, Option<String>, Vec<(String, String)>)> {
+    let value = terminated(raw_value);
+    let ct = match MessageStream::new(&value).parse_content_type() {
+        HeaderValue::ContentType(ct) => ct,
+        _ => {
+            return Err(Error::bad_input(format!(
+                "the {what} \"{}\" cannot be parsed",
+                shown(raw_value)
+            ))
+            .hint("the message is malformed"));
+        }
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    for a in ct.attributes.unwrap_or_default() {
+        let name = a.name.to_ascii_lowercase();
+        if params.iter().any(|(n, _)| *n == name) {
+            return Err(
+                Error::bad_input(format!("the {what} has two \"{name}\" parameters")).hint(
+                    "the message is malformed, possibly on purpose: do not trust what it displays",
+                ),
+            );
+        }
+        params.push((name, a.value.into_owned()));
+    }
+    Ok((
+        ct.c_type.into_owned(),
+        ct.c_subtype.map(|s| s.into_owned()),
+        params,
+    ))
+}
+
+/// The Content-Disposition of a header, or `None` if there is none. [`ContentType::mime`] then holds the
+/// disposition type in lowercase (`attachment`, `inline`), and the parameters are decoded as for Content-Type
+/// (e.g. `filename`). Two Content-Disposition fields are an error.
+pub fn content_disposition(fields: &[Field<'_>]) -> Result<Option<ContentType>> {
+    let Some(f) = single(fields, "Content-Disposition")? else {
+        return Ok(None);
+    };
+    let (main, _, params) = parse_with_params(f.raw_value(), "Content-Disposition")?;
+    Ok(Some(ContentType {
+        mime: main.to_ascii_lowercase(),
+        params,
+    }))
+}
+
+/// A 7-bit replacement (with its CRLF) for a `Content-*` field whose value holds raw UTF-8: parameters of
+/// Content-Type and Content-Disposition become RFC 2231 `name*=utf-8''…` (with continuations when long), any
+/// other field becomes RFC 2047 encoded words. `None` if the field is ASCII, not valid UTF-8, or not `Content-*`.
+pub(crate) fn encode_field_7bit(f: &Field<'_>) -> Result<Option<Vec<u8>>> {
+    if f.raw.is_ascii()
+        || std::str::from_utf8(f.raw).is_err()
+        || !f.name.to_ascii_lowercase().starts_with("content-")
+    {
+        return Ok(None);
+    }
+    let mut out = format!("{}:", f.name);
+    if f.is("Content-Type") || f.is("Content-Disposition") {
+        let (main, sub, params) = parse_with_params(f.raw_value(), &f.name)?;
+        if !main.is_ascii() || sub.as_deref().is_some_and(|s| !s.is_ascii()) {
+            return Ok(None);
+        }
+        out.push(' ');
+        out.push_str(&main);
+        if let Some(sub) = sub {
+            out.push('/');
+            out.push_str(&sub);
+        }
+        for (name, value) in params {
+            out.push_str(";\r\n\t");
+            if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                out.push_str(&format!(
+                    "{name}=\"{}\"",
+                    value.replace('\\', "\\\\").replace('"', "\\\"")
+                ));
+                continue;
+            }
+            let mut pct = String::new();
+            for b in value.bytes() {
+                if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                    pct.push(b as char);
+                } else {
+                    pct.push_str(&format!("%{b:02X}"));
+                }
+            }
+            if pct.len() <= 60 {
+                out.push_str(&format!("{name}*=utf-8''{pct}"));
+                continue;
+            }
+            // RFC 2231 continuations of at most 60 characters, never splitting a %XX.
+            let mut rest = pct.as_str();
+            let mut n = 0;
+            while !rest.is_empty() {
+                let mut cut = rest.len().min(60);
+                if let Some(p) = rest[..cut].rfind('%').filter(|&p| p + 3 > cut) {
+                    cut = p;
+                }
+                if n > 0 {
+                    out.push_str(";\r\n\t");
+                }
+                let charset = if n == 0 { "utf-8''" } else { "" };
+                out.push_str(&format!("{name}*{n}*={charset}{}", &rest[..cut]));
+                rest = &rest[cut..];
+                n += 1;
+            }
+        }
+    } else {
+        // Encoded words of at most 45 bytes of text each (72 characters), split at character boundaries.
+        let mut word = String::new();
+        let mut words = Vec::new();
+        for c in f.value.chars() {
+            if word.len() + c.len_utf8() > 45 {
+                words.push(std::mem::take(&mut word));
+            }
+            word.push(c);
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        for (i, w) in words.iter().enumerate() {
+            out.push_str(if i == 0 { " " } else { "\r\n " });
+            out.push_str(&format!(
+                "=?utf-8?B?{}?=",
+                base64::engine::general_purpose::STANDARD.encode(w)
+            ));
+        }
+    }
+    out.push_str("\r\n");
+    Ok(Some(out.into_bytes()))
 }
 
 impl fmt::Display for ContentType {
@@ -596,6 +711,42 @@ mod tests {
         );
         assert!(content_type(&fields("Content-Type: multipart/mixed\r\n")).is_err());
         assert!(content_type(&fields("Content-Type: text\r\n")).is_err());
+    }
+
+    #[test]
+    fn utf8_content_fields_are_encoded() {
+        let long = "Überlänge-".repeat(12);
+        let h = format!(
+            "Content-Type: text/plain; charset=utf-8; name=\"Grüße.txt\"\r\nContent-Disposition: attachment; filename=\"{long}.txt\"; size=3\r\nContent-Description: Prüfbericht über die Prüfung der Prüfer, mit Überlänge und Umlauten\r\nSubject: Grüße\r\n"
+        );
+        let h: &'static str = Box::leak(h.into_boxed_str());
+        let f = fields(h);
+        let enc: Vec<Vec<u8>> = f
+            .iter()
+            .map(|f| {
+                encode_field_7bit(f)
+                    .unwrap()
+                    .unwrap_or_else(|| f.raw.to_vec())
+            })
+            .collect();
+        assert!(enc[..3].iter().all(|e| e.is_ascii()));
+        assert!(!enc[3].is_ascii()); // not a Content-* field: left alone
+        let all: Vec<u8> = enc.concat();
+        let back = parse_headers(&all).unwrap();
+        let ct = content_type(&back).unwrap().unwrap();
+        assert_eq!(ct.param("name"), Some("Grüße.txt"));
+        assert_eq!(ct.param("charset"), Some("utf-8"));
+        let cd = content_disposition(&back).unwrap().unwrap();
+        assert_eq!(cd.mime, "attachment");
+        assert_eq!(cd.param("filename"), Some(format!("{long}.txt").as_str()));
+        assert_eq!(cd.param("size"), Some("3"));
+        assert_eq!(back[2].value, f[2].value);
+        assert!(all.split(|&b| b == b'\n').all(|l| l.len() <= 100));
+        assert!(
+            encode_field_7bit(&fields("Content-Type: text/plain\r\n")[0])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   (RFC 2047 encoded words, RFC 2231 parameters, folding, address lists).
 //! - [`to_crlf`], [`prepare_for_signing`] and [`decode_body`] handle canonical form and transfer encodings
 //!   (RFC 8551 §3.1); functions return [`Cow`](std::borrow::Cow) and borrow when nothing changes.
-//! - [`write_multipart_signed`], [`MultipartSignedWriter`] and [`write_pkcs7_mime`] write CRLF output.
+//! - [`write_multipart_signed`], [`MultipartSignedWriter`], [`write_pkcs7_mime`] and [`write_message`] write
+//!   CRLF output; [`split_signed`] and [`entity_body`] take S/MIME layers apart again.
 //!
 //! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
 //! [`MAX_DEPTH`].
@@ -16,16 +17,19 @@
 mod build;
 mod canon;
 mod headers;
+mod layer;
 mod split;
 
 pub use build::{MultipartSignedWriter, choose_boundary, write_multipart_signed, write_pkcs7_mime};
 pub use canon::{
-    decode_body, is_crlf_canonical, prepare_for_signing, to_crlf, variants_for_diagnosis,
+    Prepared, decode_body, is_crlf_canonical, prepare_for_signing, prepare_for_signing_parts,
+    to_crlf, variants_for_diagnosis,
 };
 pub use headers::{
-    ContentType, Field, Layer, Mailbox, addresses, classify, content_transfer_encoding,
-    content_type, from, parse_headers, sender,
+    ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,
+    content_transfer_encoding, content_type, from, parse_headers, sender,
 };
+pub use layer::{SignedParts, entity_body, split_signed, write_message};
 pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,
     split_multipart,

@@ -525,4 +525,174 @@ mod tests {
         assert!(matches!(to_crlf(&e), std::borrow::Cow::Borrowed(_)));
         println!("to_crlf (already canonical): {:?}", t.elapsed());
     }
+
+    /// A line-by-line reference splitter, written independently of the memmem one.
+    /// (preamble, parts, epilogue, terminated), owned.
+    type Owned = (Vec<u8>, Vec<Vec<u8>>, Vec<u8>, bool);
+
+    fn reference(body: &[u8], b: &[u8]) -> Option<Owned> {
+        let mut lines = Vec::new(); // (start, end without line end, end with line end)
+        let mut i = 0;
+        while i < body.len() {
+            let nl = body[i..].iter().position(|&c| c == b'\n').map(|p| i + p);
+            let (content_end, next) = match nl {
+                Some(n) if n > i && body[n - 1] == b'\r' => (n - 1, n + 1),
+                Some(n) => (n, n + 1),
+                None => (body.len(), body.len()),
+            };
+            lines.push((i, content_end, next));
+            i = next;
+        }
+        let kind = |line: &[u8]| -> Option<bool> {
+            let rest = line.strip_prefix(b"--")?.strip_prefix(b)?;
+            let (close, rest) = match rest.strip_prefix(b"--") {
+                Some(r) => (true, r),
+                None => (false, rest),
+            };
+            rest.iter()
+                .all(|&c| c == b' ' || c == b'\t')
+                .then_some(close)
+        };
+        let mut preamble = None;
+        let mut parts = Vec::new();
+        let mut part_start = 0;
+        let mut prev_end = 0; // end of the content of the line before
+        for &(start, content_end, next) in &lines {
+            let Some(close) = kind(&body[start..content_end]) else {
+                prev_end = content_end;
+                continue;
+            };
+            let delim_start = if start == 0 {
+                0
+            } else {
+                prev_end.max(part_start)
+            };
+            match preamble {
+                None => {
+                    if close {
+                        return None;
+                    }
+                    preamble = Some(body[..delim_start].to_vec());
+                }
+                Some(_) => parts.push(body[part_start..delim_start].to_vec()),
+            }
+            if close {
+                return Some((preamble.unwrap(), parts, body[next..].to_vec(), true));
+            }
+            part_start = next;
+            prev_end = content_end;
+        }
+        let preamble = preamble?;
+        parts.push(body[part_start..].to_vec());
+        Some((preamble, parts, Vec::new(), false))
+    }
+
+    #[test]
+    fn differential_against_reference() {
+        const TOKENS: [&str; 14] = [
+            "a",
+            " ",
+            "\t",
+            "\r\n",
+            "\n",
+            "\r",
+            "--b",
+            "--b--",
+            "--bb",
+            "-",
+            "b",
+            "--",
+            "\r\n--b\r\n",
+            "\n--b--",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut counts = [0usize; 3];
+        for _ in 0..50_000 {
+            let mut body = Vec::new();
+            for _ in 0..rnd(30) {
+                body.extend_from_slice(TOKENS[rnd(TOKENS.len())].as_bytes());
+            }
+            let ours = split_multipart(&body, b"b").ok().map(|m| {
+                let parts = m.parts.iter().map(|p| p.to_vec()).collect::<Vec<_>>();
+                (
+                    m.preamble.to_vec(),
+                    parts,
+                    m.epilogue.to_vec(),
+                    m.terminated,
+                )
+            });
+            assert_eq!(
+                ours,
+                reference(&body, b"b"),
+                "body {:?}",
+                String::from_utf8_lossy(&body)
+            );
+            match ours {
+                Some((_, _, _, true)) => counts[0] += 1,
+                Some((_, p, _, false)) if p.len() > 1 => counts[1] += 1,
+                None => counts[2] += 1,
+                _ => {}
+            }
+        }
+        println!(
+            "terminated {}, unterminated multi-part {}, errors {}",
+            counts[0], counts[1], counts[2]
+        );
+        assert!(counts.iter().all(|&c| c > 1000), "{counts:?}");
+    }
+
+    /// On well-formed multipart/signed messages (content never contains "--b"), mail-parser and the
+    /// strict splitter agree on the signed bytes
+    /// (they differ only on malformed input, where the strict one is right).
+    #[test]
+    fn differential_against_mail_parser() {
+        const TOKENS: [&str; 10] = [
+            "word", " ", "\r\n", "-", "--", "=", "b-", " b ", "\r\n\r\n", "é",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..1 + rnd(40) {
+                text.push_str(TOKENS[rnd(TOKENS.len())]);
+            }
+            if text.contains("--b") {
+                continue; // not well-formed: mail-parser would split there (see below)
+            }
+            let entity = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{text}");
+            let msg = format!(
+                "From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; boundary=\"b\"; protocol=\"application/pkcs7-signature\"\r\n\r\n--b\r\n{entity}\r\n--b\r\nContent-Type: application/pkcs7-signature\r\n\r\nAAAA\r\n--b--\r\n"
+            );
+            let ent = split_entity(msg.as_bytes()).unwrap();
+            let ours = split_multipart(ent.body, b"b").unwrap();
+            assert_eq!(ours.parts[0], entity.as_bytes());
+            let parsed = mail_parser::MessageParser::default()
+                .parse(msg.as_bytes())
+                .unwrap();
+            let p = &parsed.parts[1];
+            let theirs = &msg.as_bytes()[p.offset_header as usize..p.offset_end as usize];
+            assert_eq!(theirs, ours.parts[0], "{text:?}");
+        }
+        // A "--b" in the middle of a line: mail-parser ends the part there, the strict splitter does not.
+        let msg = b"Content-Type: multipart/signed; boundary=b\r\n\r\n--b\r\n\r\nline one --b inside\r\n--b\r\n\r\nsig\r\n--b--\r\n";
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&msg[..])
+            .unwrap();
+        let p = &parsed.parts[1];
+        let theirs = &msg[p.offset_header as usize..p.offset_end as usize];
+        let ours = split_multipart(split_entity(msg).unwrap().body, b"b").unwrap();
+        assert_eq!(ours.parts[0], b"\r\nline one --b inside");
+        assert_ne!(theirs, ours.parts[0]);
+    }
 }

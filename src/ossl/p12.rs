@@ -42,10 +42,10 @@ use crate::secret::Secret;
 /// refused before any key derivation: OpenSSL would spend minutes to hours on 2^31−1 (T43).
 pub const MAX_ITERATIONS: u64 = 10_000_000;
 
-/// The largest *sum* of iteration counts over all key derivations a file asks for (about a minute of
-/// work). A file of many bags, each just under [`MAX_ITERATIONS`], is refused too. A backup of 150
-/// identities in the [`Profile::Modern`] profile needs about 91,000,000.
-pub const MAX_TOTAL_ITERATIONS: u64 = 100_000_000;
+/// The largest *sum* of iteration counts over all key derivations a file asks for (about 80 s of PBKDF2
+/// here), so that a file of many bags, each just under [`MAX_ITERATIONS`], is refused too. A backup of N
+/// identities in the [`Profile::Modern`] profile needs (N + 2) · 600,000: up to about 500 identities fit.
+pub const MAX_TOTAL_ITERATIONS: u64 = 300_000_000;
 
 /// The most memory an scrypt key derivation may ask for (128·r·N bytes), 1 GiB.
 pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
@@ -82,12 +82,14 @@ const MAX_CHAIN: usize = 16;
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     /// PBES2 + PBKDF2-HMAC-SHA256 ([`MODERN_ITERATIONS`]) + AES-256-CBC for both key and certificate
-    /// bags, 16-byte salts, and an HMAC-SHA-256 MAC with [`MODERN_MAC_ITERATIONS`]. Read by OpenSSL 3,
-    /// current macOS/iOS/Windows and Java; not by gpgsm 2.2.
+    /// bags, 16-byte salts, and an HMAC-SHA-256 MAC with [`MODERN_MAC_ITERATIONS`]. Read by OpenSSL 3
+    /// (`openssl pkcs12 -info` shows "PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256");
+    /// not by gpgsm 2.2.
     #[default]
     Modern,
     /// `pbeWithSHA1And3-KeyTripleDES-CBC` for key and certificates, SHA-1 MAC, [`LEGACY_ITERATIONS`]:
-    /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files.
+    /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files. gpgsm 2.2 imports it
+    /// too (checked by hand).
     Compat,
     /// RC2-40 certificates, 3DES key, SHA-1 MAC, [`LEGACY_ITERATIONS`]: exactly what
     /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports. Needs OpenSSL's legacy
@@ -210,7 +212,7 @@ pub struct P12Key {
 impl fmt::Debug for P12Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("P12Key")
-            .field("key", &self.key.id())
+            .field("key", &key_type(&self.key))
             .field("local_key_id", &self.local_key_id.as_deref().map(hex))
             .field("friendly_name", &self.friendly_name)
             .finish()
@@ -920,9 +922,10 @@ fn join_short(algs: &[Alg]) -> String {
         .join("+")
 }
 
+/// "AES-256-CBC/PBKDF2-HMAC-SHA256 + 3DES": algorithm descriptions for one item of a list.
 fn join_desc(algs: &[Alg]) -> String {
     algs.iter()
-        .map(|a| a.desc.as_str())
+        .map(|a| a.desc.replace(", ", "/"))
         .collect::<Vec<_>>()
         .join(" + ")
 }
@@ -986,8 +989,14 @@ fn summary_of(w: &Walk) -> P12Summary {
     {
         // One scheme protects everything: "modern PKCS#12 (AES-256-CBC, PBKDF2-HMAC-SHA256, SHA-256 MAC)".
         format!("{kind} PKCS#12 ({}, {mac_desc})", all[0].desc)
-    } else if t.safe_algs.len() == 1 && t.key_algs.len() == 1 && !t.plain_key {
-        // The classic legacy layout: "legacy RC2-40 PKCS#12 (3DES key, SHA-1 MAC)".
+    } else if t.safe_algs.len() == 1
+        && t.key_algs.len() == 1
+        && !t.plain_key
+        && [&t.safe_algs[0], &t.key_algs[0]]
+            .iter()
+            .all(|a| a.desc == a.short)
+    {
+        // The classic legacy layout (PKCS#12 PBEs, no PBES2): "legacy RC2-40 PKCS#12 (3DES key, SHA-1 MAC)".
         format!(
             "{kind} {} PKCS#12 ({} key, {mac_desc})",
             join_short(&t.safe_algs),
@@ -1277,14 +1286,17 @@ impl Drop for P8 {
 impl P8 {
     /// Converts to an `EVP_PKEY`.
     fn to_pkey(&self) -> Result<PKey<Private>> {
-        p8_to_pkey(self.0.as_ptr())
+        // SAFETY: we own the structure for the duration of the call.
+        unsafe { p8_to_pkey(self.0.as_ptr()) }
     }
 }
 
 /// `EVP_PKCS82PKEY` on a borrowed PKCS8_PRIV_KEY_INFO.
-fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
-    // SAFETY: `p8` is valid for the duration of the call (owned by a `P8` or by a live bag); the result is a
-    // new EVP_PKEY we take ownership of.
+///
+/// # Safety
+/// `p8` must be a valid PKCS8_PRIV_KEY_INFO for the duration of the call.
+unsafe fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
+    // SAFETY: `p8` is valid (caller's contract); the result is a new EVP_PKEY we take ownership of.
     let k = unsafe { sys::EVP_PKCS82PKEY(p8) };
     if k.is_null() {
         return Err(Error::unsupported(
@@ -1379,17 +1391,13 @@ fn unpack_authsafes(p12: &Pkcs12Ref) -> Result<OwnedStack<P7Item>> {
         .ok_or_else(|| damaged("cannot decode the AuthenticatedSafe").detail(ErrorStack::get()))
 }
 
-fn p7_ref(p: NonNull<c_void>) -> &'static Pkcs7Ref {
-    // SAFETY: `p` is a PKCS7 element of a stack; callers only use the reference while that stack lives
-    // (enforced by `p7s`, which ties the lifetime to the stack borrow).
-    unsafe { Pkcs7Ref::from_ptr(p.as_ptr().cast()) }
-}
-
 impl OwnedStack<P7Item> {
+    /// The PKCS7 elements, borrowed for as long as the stack.
     fn p7s(&self) -> Vec<&Pkcs7Ref> {
         self.items()
             .into_iter()
-            .map(|p| -> &Pkcs7Ref { p7_ref(p) })
+            // SAFETY: each element is a PKCS7 owned by this stack, which outlives the borrow of `self`.
+            .map(|p| unsafe { Pkcs7Ref::from_ptr(p.as_ptr().cast()) })
             .collect()
     }
 }
@@ -1463,7 +1471,8 @@ impl<'a> BagRef<'a> {
         if p8.is_null() {
             return Err(damaged("a key bag holds no key"));
         }
-        p8_to_pkey(p8)
+        // SAFETY: `p8` is owned by the bag, which lives for 'a.
+        unsafe { p8_to_pkey(p8) }
     }
 
     /// Decrypts a pkcs8ShroudedKeyBag.
@@ -1692,11 +1701,10 @@ fn looks_unsupported(e: &ErrorStack) -> bool {
     })
 }
 
+/// RC2, RC4 and single DES live in OpenSSL 3's legacy provider; 3DES does not.
 fn needs_legacy_provider(alg: &str) -> bool {
-    alg.contains("RC2")
-        || alg.contains("RC4")
-        || alg.contains("AndDES")
-        || alg.contains("DES-CBC") && !alg.contains("EDE3")
+    let triple = alg.contains("TripleDES") || alg.contains("DES-EDE3");
+    alg.contains("RC2") || alg.contains("RC4") || (alg.contains("DES") && !triple)
 }
 
 struct Collector<'p> {
@@ -1739,12 +1747,16 @@ impl Collector<'_> {
         }
     }
 
-    fn spend(&mut self, alg: &Alg) -> Result<()> {
+    /// Checks a key bag's algorithm against the caps before it is decrypted; `count` adds its iterations to
+    /// the running total (for bags `summarize` could not see).
+    fn spend(&mut self, alg: &Alg, count: bool) -> Result<()> {
         for &n in &alg.iterations {
             if n > MAX_ITERATIONS {
                 return Err(iterations_error(n, MAX_ITERATIONS, false));
             }
-            self.budget = self.budget.saturating_add(n);
+            if count {
+                self.budget = self.budget.saturating_add(n);
+            }
             if self.budget > MAX_TOTAL_ITERATIONS {
                 return Err(iterations_error(self.budget, MAX_TOTAL_ITERATIONS, true));
             }
@@ -1778,12 +1790,8 @@ impl Collector<'_> {
                         Bag::Shrouded(a) => a,
                         _ => return Err(damaged("a shrouded key bag cannot be read")),
                     };
-                    if hidden {
-                        self.spend(&alg)?;
-                    } else if alg.iterations.iter().any(|&n| n > MAX_ITERATIONS) {
-                        // Already counted by summarize; re-check the cap defensively.
-                        self.spend(&alg)?;
-                    }
+                    // Bags in plain safes were counted by summarize; those in encrypted safes were not.
+                    self.spend(&alg, hidden)?;
                     let p8 = bag
                         .decrypt_key(self.pass)
                         .map_err(|e| self.decrypt_error("private key", &alg.name, e))?;
@@ -1949,6 +1957,23 @@ fn check_mac(p12: &Pkcs12Ref, pass: &Pass, summary: &P12Summary) -> Result<()> {
 // identities
 // ---------------------------------------------------------------------------------------------------------
 
+/// "RSA-2048", "EC-256"… (for messages and `Debug`).
+fn key_type(k: &PKeyRef<Private>) -> String {
+    use openssl::pkey::Id;
+    let t = match k.id() {
+        Id::RSA => "RSA",
+        Id::RSA_PSS => "RSA-PSS",
+        Id::EC => "EC",
+        Id::DSA => "DSA",
+        Id::ED25519 => "Ed25519",
+        Id::ED448 => "Ed448",
+        Id::X25519 => "X25519",
+        Id::X448 => "X448",
+        _ => "key",
+    };
+    format!("{t}-{}", k.bits())
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1983,6 +2008,16 @@ fn same_cert(a: &X509Ref, b: &X509Ref) -> bool {
     }
 }
 
+/// True if `issuer` issued `subject`: names, key identifiers and key usage fit (`X509_check_issued`) and
+/// the signature verifies with the issuer's key.
+fn is_issuer(issuer: &X509Ref, subject: &X509Ref) -> bool {
+    issuer.issued(subject) == X509VerifyResult::OK
+        && issuer
+            .public_key()
+            .and_then(|k| subject.verify(&k))
+            .unwrap_or(false)
+}
+
 /// Issuers of `leaf` among `certs`, in issuer order, stopping at a self-issued certificate.
 fn chain_for(leaf: &X509Ref, certs: &[P12Cert]) -> Vec<X509> {
     let mut chain: Vec<X509> = Vec::new();
@@ -1992,9 +2027,7 @@ fn chain_for(leaf: &X509Ref, certs: &[P12Cert]) -> Vec<X509> {
             break; // self-issued: the root
         }
         let next = certs.iter().map(|c| &c.cert).find(|c| {
-            !same_cert(c, leaf)
-                && !chain.iter().any(|x| same_cert(x, c))
-                && c.issued(&cur) == X509VerifyResult::OK
+            !same_cert(c, leaf) && !chain.iter().any(|x| same_cert(x, c)) && is_issuer(c, &cur)
         });
         match next {
             Some(n) => {
@@ -2835,6 +2868,13 @@ mod tests {
         let (key, _, chain) = pick_identity(&got).unwrap();
         assert!(key.public_eq(&k));
         assert_eq!(chain.len(), 1);
+        let mixed = openssl_export(&k, &c, &[], "pw", &["-descert"]);
+        let s = summarize(&mixed).unwrap();
+        assert_eq!(
+            s.description,
+            "legacy PKCS#12 (AES-256-CBC/PBKDF2-HMAC-SHA256 key, 3DES certificates, SHA-256 MAC)"
+        );
+        assert!(s.legacy);
     }
 
     #[test]
@@ -3085,6 +3125,191 @@ mod tests {
         assert_eq!(
             build(&[], &pw("x"), Profile::Modern).unwrap_err().kind(),
             ErrorKind::Usage
+        );
+    }
+
+    /// Parses a bag from DER (test helper for building files OpenSSL's API would not write).
+    fn bag_from_der(d: &[u8]) -> Owned<BagItem> {
+        unsafe extern "C" {
+            fn d2i_PKCS12_SAFEBAG(
+                a: *mut *mut PKCS12_SAFEBAG,
+                pp: *mut *const c_uchar,
+                len: std::ffi::c_long,
+            ) -> *mut PKCS12_SAFEBAG;
+        }
+        let mut p = d.as_ptr();
+        // SAFETY: `p` points at `d.len()` readable bytes; the result is a new bag we own (or null).
+        let b = unsafe { d2i_PKCS12_SAFEBAG(ptr::null_mut(), &mut p, d.len() as std::ffi::c_long) };
+        // SAFETY: `b` is null or a new PKCS12_SAFEBAG.
+        unsafe { Owned::from_raw(b.cast()) }.expect("bag DER")
+    }
+
+    #[test]
+    fn hidden_key_bag_iterations_are_checked_before_decryption() {
+        // A shrouded key bag inside the encrypted safe, where summarize cannot see it, asking for 2^31-1
+        // PBKDF2 iterations; the MAC is valid.
+        let p = pki();
+        let (k, _) = leaf(&p, "alice");
+        let pass = Pass::new(b"pw").unwrap();
+        let bag = Owned::<BagItem>::key_bag(&k, sys::NID_aes_256_cbc, &pass, 2048).unwrap();
+        let bag_der = BagRef {
+            ptr: bag.ptr.cast(),
+            _life: PhantomData,
+        }
+        .to_der()
+        .unwrap();
+        let patched = rewrite_int(&der::parse_one(&bag_der).unwrap(), 2048, 2_147_483_647);
+        let mut bags = OwnedStack::<BagItem>::new().unwrap();
+        bags.push(bag_from_der(&patched)).unwrap();
+        let mut safes = OwnedStack::<P7Item>::new().unwrap();
+        let safe = Owned::encrypted_safe(&bags, sys::NID_aes_256_cbc, &pass, 2048).unwrap();
+        safes.push(safe).unwrap();
+        let p12 = pkcs12_from_safes(&safes).unwrap();
+        set_mac(&p12, &pass, 2048, MessageDigest::sha256()).unwrap();
+        let der = p12.to_der().unwrap();
+
+        let s = summarize(&der).unwrap();
+        assert_eq!(s.max_iterations, 2048, "the key bag is not visible: {s:?}");
+        let t = Instant::now();
+        let err = parse(&der, &pw("pw")).unwrap_err();
+        assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
+        assert_eq!(err.kind(), ErrorKind::Limit, "{err:?}");
+        assert!(err.message().contains("2147483647"), "{err}");
+    }
+
+    #[test]
+    fn without_legacy_provider_rc2_is_unsupported_not_a_wrong_password() {
+        // OpenSSL loads providers once per process, so the check runs in a child test process whose
+        // OPENSSL_MODULES points nowhere.
+        let p = pki();
+        let (k, c) = leaf(&p, "alice");
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "alice",
+        }];
+        let der = build(&e, &pw("pw"), Profile::Legacy).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("legacy.p12");
+        std::fs::write(&f, der).unwrap();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "ossl::p12::tests::child_without_legacy_provider"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env("OPENSSL_MODULES", dir.path().join("no-modules"))
+            .env("SMIMEKIT_P12_CHILD_FILE", &f)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    #[test]
+    #[ignore = "run in a child process by without_legacy_provider_rc2_is_unsupported_not_a_wrong_password"]
+    fn child_without_legacy_provider() {
+        let Some(f) = std::env::var_os("SMIMEKIT_P12_CHILD_FILE") else {
+            return;
+        };
+        assert!(
+            !provider::ensure_legacy(),
+            "the legacy provider loaded anyway"
+        );
+        let der = std::fs::read(f).unwrap();
+        let err = parse(&der, &pw("pw")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err:?}");
+        assert!(
+            err.message()
+                .contains("unsupported algorithm pbeWithSHA1And40BitRC2-CBC"),
+            "{err}"
+        );
+        assert!(err.hint_text().unwrap().contains("legacy provider"));
+        // A wrong password is still reported as such: the MAC is checked first.
+        assert_eq!(
+            parse(&der, &pw("bad")).unwrap_err().kind(),
+            ErrorKind::WrongSecret
+        );
+        let p = pki();
+        let (k, c) = leaf(&p, "alice");
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "",
+        }];
+        assert_eq!(
+            build(&e, &pw("pw"), Profile::Legacy).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        build(&e, &pw("pw"), Profile::Compat).unwrap();
+    }
+
+    #[test]
+    fn gpgsm_imports_legacy_profile() {
+        if !Command::new("gpgsm")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return;
+        }
+        let p = pki();
+        // RSA: gpgsm 2.2.40 crashes (SIGSEGV) importing EC keys from any PKCS#12, OpenSSL's own included.
+        let k = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let c = cert("alice", &k, Some((&p.inter, &p.inter_key)), false);
+        let e = [BuildEntry::Identity {
+            key: &k,
+            cert: &c,
+            chain: &[],
+            friendly_name: "alice",
+        }];
+        // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
+        let profile = Profile::Legacy;
+        let der = build(&e, &pw("pw"), profile).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("g");
+        std::fs::create_dir(&home).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(home.join("gpg-agent.conf"), "allow-loopback-pinentry\n").unwrap();
+        let f = dir.path().join("id.p12");
+        std::fs::write(&f, der).unwrap();
+        let mut child = Command::new("timeout")
+            .args([
+                "60",
+                "gpgsm",
+                "--batch",
+                "--disable-dirmngr",
+                "--pinentry-mode",
+                "loopback",
+            ])
+            .args(["--passphrase-fd", "0", "--import"])
+            .arg(&f)
+            .env("GNUPGHOME", &home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"pw\npw\npw\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let _ = Command::new("gpgconf")
+            .args(["--kill", "all"])
+            .env("GNUPGHOME", &home)
+            .output();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("secret keys imported: 1"),
+            "{profile:?}: {text}"
         );
     }
 

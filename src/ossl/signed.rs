@@ -61,6 +61,8 @@ const OID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 const OID_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
 const OID_SMIME_CAPABILITIES: &str = "1.2.840.113549.1.9.15";
 const OID_SIGNING_CERT_V2: &str = "1.2.840.113549.1.9.16.2.47";
+const OID_SIGNING_CERT_V1: &str = "1.2.840.113549.1.9.16.2.12";
+const OID_SHA1: &str = "1.3.14.3.2.26";
 const OID_ENC_KEY_PREF: &str = "1.2.840.113549.1.9.16.2.11";
 const OID_MS_ENC_KEY_PREF: &str = "1.3.6.1.4.1.311.16.4";
 
@@ -668,6 +670,58 @@ pub struct PssParams {
     pub salt_len: u64,
 }
 
+/// One ESSCertID / ESSCertIDv2 (RFC 5035): a hash of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EssCertId {
+    /// Hash algorithm OID (SHA-256 when absent in v2; SHA-1 in v1).
+    pub hash_oid: String,
+    /// The certificate hash.
+    pub hash: Vec<u8>,
+}
+
+impl EssCertId {
+    /// Does this ID name `cert`? `None` when the hash algorithm is unknown (or MD5).
+    pub fn matches(&self, cert: &X509Ref) -> Option<bool> {
+        if self.hash_oid == OID_MD5 {
+            return None;
+        }
+        let md = Asn1Object::from_str(&self.hash_oid)
+            .ok()
+            .and_then(|o| MessageDigest::from_nid(o.nid()));
+        let r = md
+            .and_then(|md| cert.digest(md).ok())
+            .map(|d| d.as_ref() == self.hash.as_slice());
+        let _ = ErrorStack::get();
+        r
+    }
+}
+
+fn ess_ids(value: &[u8], v2: bool) -> Vec<EssCertId> {
+    let mut out = Vec::new();
+    let certs = der::parse_one(value)
+        .ok()
+        .and_then(|t| t.children().ok()?.into_iter().next());
+    for id in certs.and_then(|c| c.children().ok()).unwrap_or_default() {
+        let Ok(f) = id.children() else { continue };
+        let (hash_oid, hash_t) = match f.first() {
+            Some(a) if v2 && a.tag == der::tag::SEQUENCE => (alg_oid(a).ok(), f.get(1)),
+            _ => (
+                Some(if v2 { OID_SHA256 } else { OID_SHA1 }.to_string()),
+                f.first(),
+            ),
+        };
+        if let (Some(hash_oid), Some(h)) =
+            (hash_oid, hash_t.filter(|h| h.tag == der::tag::OCTET_STRING))
+        {
+            out.push(EssCertId {
+                hash_oid,
+                hash: h.value.to_vec(),
+            });
+        }
+    }
+    out
+}
+
 /// What one SignerInfo says, read from the received encoding. Nothing here is verified.
 #[derive(Debug, Clone)]
 pub struct SignerSummary {
@@ -695,6 +749,9 @@ pub struct SignerSummary {
     pub capabilities: Vec<String>,
     /// SMIMEEncryptionKeyPreference (or else Microsoft's 1.3.6.1.4.1.311.16.4).
     pub encryption_key_preference: Option<SignerId>,
+    /// The ESSCertIDs of the first signingCertificateV2 (or else signingCertificate v1) attribute, in order;
+    /// the first identifies the signing certificate (RFC 5035 §5.4).
+    pub ess_cert_ids: Vec<EssCertId>,
     /// Every signed attribute type, in received order (dotted OIDs), for diagnostics.
     pub signed_attr_types: Vec<String>,
 }
@@ -820,8 +877,8 @@ fn alg_oid(t: &Tlv<'_>) -> Result<String> {
 
 fn pss_params(params: Option<&Tlv<'_>>) -> PssParams {
     let mut p = PssParams {
-        hash: oid_name("1.3.14.3.2.26"),
-        mgf1_hash: oid_name("1.3.14.3.2.26"),
+        hash: oid_name(OID_SHA1),
+        mgf1_hash: oid_name(OID_SHA1),
         salt_len: 20,
     };
     let Some(params) = params else { return p };
@@ -855,16 +912,22 @@ fn pss_params(params: Option<&Tlv<'_>>) -> PssParams {
 
 /// Unix time of a UTCTime / GeneralizedTime.
 fn parse_time(t: &Tlv<'_>) -> Option<i64> {
-    let s = std::str::from_utf8(t.value).ok()?;
+    let s = std::str::from_utf8(t.value).ok().filter(|s| s.is_ascii())?;
+    let digits = |x: &str| -> Option<i64> {
+        x.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| x.parse().ok())
+            .flatten()
+    };
     let (year, rest) = match t.tag {
         der::tag::UTC_TIME => {
-            let yy: i64 = s.get(0..2)?.parse().ok()?;
+            let yy = digits(s.get(0..2)?)?;
             (if yy < 50 { 2000 + yy } else { 1900 + yy }, s.get(2..)?)
         }
-        der::tag::GENERALIZED_TIME => (s.get(0..4)?.parse().ok()?, s.get(4..)?),
+        der::tag::GENERALIZED_TIME => (digits(s.get(0..4)?)?, s.get(4..)?),
         _ => return None,
     };
-    let num = |a: usize| -> Option<i64> { rest.get(a..a + 2)?.parse().ok() };
+    let num = |a: usize| -> Option<i64> { digits(rest.get(a..a + 2)?) };
     let (mo, d, h, mi) = (num(0)?, num(2)?, num(4)?, num(6)?);
     let mut pos = 8;
     let sec = if rest.as_bytes().get(8).is_some_and(u8::is_ascii_digit) {
@@ -873,15 +936,14 @@ fn parse_time(t: &Tlv<'_>) -> Option<i64> {
     } else {
         0
     };
-    let mut tail = &rest[pos.min(rest.len())..];
+    let mut tail = rest.get(pos..)?;
     if let Some(frac) = tail.strip_prefix('.') {
         tail = frac.trim_start_matches(|c: char| c.is_ascii_digit());
     }
     let offset = match tail {
         "Z" | "" => 0,
         o if o.len() == 5 && (o.starts_with('+') || o.starts_with('-')) => {
-            let oh: i64 = o[1..3].parse().ok()?;
-            let om: i64 = o[3..5].parse().ok()?;
+            let (oh, om) = (digits(&o[1..3])?, digits(&o[3..5])?);
             let v = oh * 3600 + om * 60;
             if o.starts_with('+') { v } else { -v }
         }
@@ -985,9 +1047,11 @@ fn parse_signer(si: &Tlv<'_>) -> Result<SignerView> {
         message_digest_values: Vec::new(),
         capabilities: Vec::new(),
         encryption_key_preference: None,
+        ess_cert_ids: Vec::new(),
         signed_attr_types: Vec::new(),
     };
     let mut ms_pref = None;
+    let (mut ess_v2, mut ess_v1) = (None, None);
     for a in attrs.iter().flatten() {
         s.signed_attr_types.push(a.oid.clone());
         match a.oid.as_str() {
@@ -1033,12 +1097,19 @@ fn parse_signer(si: &Tlv<'_>) -> Result<SignerView> {
             OID_ENC_KEY_PREF if s.encryption_key_preference.is_none() => {
                 s.encryption_key_preference = a.values.first().and_then(|v| key_pref(v));
             }
+            OID_SIGNING_CERT_V2 if ess_v2.is_none() => {
+                ess_v2 = a.values.first().map(|v| ess_ids(v, true));
+            }
+            OID_SIGNING_CERT_V1 if ess_v1.is_none() => {
+                ess_v1 = a.values.first().map(|v| ess_ids(v, false));
+            }
             OID_MS_ENC_KEY_PREF if ms_pref.is_none() => {
                 ms_pref = a.values.first().and_then(|v| key_pref(v));
             }
             _ => {}
         }
     }
+    s.ess_cert_ids = ess_v2.or(ess_v1).unwrap_or_default();
     if s.encryption_key_preference.is_none() {
         s.encryption_key_preference = ms_pref;
     }
@@ -1262,6 +1333,16 @@ impl SignedData {
                 "the signer has no signed attributes (S/MIME requires them; this is how ForgedAttributes works)"
                     .to_string(),
             );
+            if self
+                .econtent
+                .as_deref()
+                .is_some_and(looks_like_signed_attributes)
+            {
+                out.push(
+                    "the content is itself an encoded set of signed attributes (a ForgedAttributes forgery)"
+                        .to_string(),
+                );
+            }
             return out;
         };
         let count = |oid: &str| attrs.iter().filter(|a| a.oid == oid).count();
@@ -1375,6 +1456,25 @@ impl SignedData {
             )),
         }
     }
+}
+
+/// True if `content` parses as a DER SET OF Attribute containing a content-type or message-digest attribute.
+fn looks_like_signed_attributes(content: &[u8]) -> bool {
+    let Ok(set) = der::parse_one(content) else {
+        return false;
+    };
+    if set.tag != der::tag::SET {
+        return false;
+    }
+    set.children().is_ok_and(|attrs| {
+        attrs.iter().any(|a| {
+            let oid = a
+                .children()
+                .ok()
+                .and_then(|c| c.first().and_then(|o| o.oid()));
+            matches!(oid.as_deref(), Some(OID_CONTENT_TYPE | OID_MESSAGE_DIGEST))
+        })
+    })
 }
 
 fn rsa_bits(cert: &X509Ref) -> Option<u32> {
@@ -1685,6 +1785,10 @@ mod tests {
             );
             assert_eq!(pp.salt_len, digest.output_len() as u64);
         }
+        assert_eq!(s.ess_cert_ids.len(), 1);
+        assert_eq!(s.ess_cert_ids[0].hash_oid, OID_SHA256);
+        assert_eq!(s.ess_cert_ids[0].matches(&id.cert), Some(true));
+        assert_eq!(s.ess_cert_ids[0].matches(&p.ca.cert), Some(false));
         assert!(
             sd.profile_violations(0).is_empty(),
             "{:?}",
@@ -2463,5 +2567,161 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn openssl_cades_signing_certificate_is_parsed() {
+        let p = pki();
+        let dir = pki_dir();
+        for md in ["sha256", "sha384", "sha1"] {
+            let d = cli_sign(
+                dir.path(),
+                &[
+                    "-cades",
+                    "-md",
+                    md,
+                    "-signer",
+                    "alice.pem",
+                    "-inkey",
+                    "alice.key",
+                ],
+            );
+            let s = &SignedData::from_der(&d).unwrap().signers()[0];
+            assert_eq!(s.ess_cert_ids.len(), 1, "{md}");
+            assert_eq!(
+                s.ess_cert_ids[0].matches(&p.rsa.cert),
+                Some(true),
+                "{md}: {:?}",
+                s.ess_cert_ids
+            );
+        }
+    }
+
+    /// Every single-byte corruption of a signature parses to a clean error or a value; nothing panics, and no
+    /// corrupted signed-attribute byte still verifies.
+    #[test]
+    fn byte_flips_never_panic() {
+        let p = pki();
+        let d = sign_default(&p.ec, false);
+        let sa = {
+            let si = signer_info(&d, 0);
+            let t = *si.iter().find(|t| t.tag == 0xa0).unwrap();
+            off(&d, &t)..off(&d, &t) + t.raw.len()
+        };
+        for i in 0..d.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = d.clone();
+                bad[i] ^= mask;
+                let _ = content_type_of(&bad);
+                let Ok(sd) = SignedData::from_der(&bad) else {
+                    continue;
+                };
+                let _ = (
+                    sd.econtent_type(),
+                    sd.econtent_bytes(),
+                    sd.certificates(),
+                    sd.signers(),
+                );
+                for idx in 0..sd.signer_count() {
+                    let _ = sd.profile_violations(idx);
+                    let _ = sd.signer_digest(idx);
+                    let ok = matches!(sd.verify_signer(idx, &p.ec.cert), Ok(true));
+                    // Bytes 0..2 of the [0] tag/length are not part of the signed SET encoding's content.
+                    if sa.contains(&i) && i > sa.start + 1 {
+                        assert!(!ok, "corrupted signed attribute byte {i} still verifies");
+                    }
+                }
+            }
+        }
+    }
+
+    /// T14: the full ForgedAttributes construction (signedAttrs removed, eContent = those attributes as a SET).
+    #[test]
+    fn forged_attributes_construction_is_flagged() {
+        let p = pki();
+        let d = sign_default(&p.rsa, false);
+        let si = signer_info(&d, 0);
+        let sa = *si.iter().find(|t| t.tag == 0xa0).unwrap();
+        let forged_content = der::tlv(der::tag::SET, sa.value);
+        let step1 = replace_tlv(&d, off(&d, &sa), &[]);
+        let ec = sd_fields(&step1)[2].children().unwrap()[1];
+        let forged = replace_tlv(
+            &step1,
+            off(&step1, &ec),
+            &der::tlv(0xa0, &der::tlv(der::tag::OCTET_STRING, &forged_content)),
+        );
+        let sd = SignedData::from_der(&forged).unwrap();
+        assert_eq!(sd.econtent_bytes(), Some(forged_content.as_slice()));
+        let v = sd.profile_violations(0);
+        assert!(
+            v.iter().any(|m| m.contains("no signed attributes")),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|m| m.contains("ForgedAttributes forgery")),
+            "{v:?}"
+        );
+        // OpenSSL's all-in-one verification accepts it (F4); we never get to "true".
+        assert!(sd.verify_signer(0, &p.rsa.cert).is_err());
+        let dir = pki_dir();
+        std::fs::write(dir.path().join("forged.der"), &forged).unwrap();
+        let (ok, _) = openssl(
+            &[
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-in",
+                "forged.der",
+                "-CAfile",
+                "ca.pem",
+                "-out",
+                "/dev/null",
+            ],
+            dir.path(),
+        );
+        assert!(
+            ok,
+            "OpenSSL CLI is expected to accept the forgery (finding F4)"
+        );
+    }
+
+    /// T25: RSA keys above 8192 bits are refused before any signature check, and flagged when embedded.
+    #[test]
+    fn oversized_rsa_keys_are_refused() {
+        let p = pki();
+        // A 9000-bit "public key" (not a real key pair: only its size matters) in a certificate that has alice's
+        // issuer and serial number, so it matches her signer identifier.
+        let mut n = BigNum::new().unwrap();
+        n.rand(9000, openssl::bn::MsbOption::ONE, true).unwrap();
+        let big = Rsa::from_public_components(n, BigNum::from_u32(65537).unwrap()).unwrap();
+        let big = PKey::from_rsa(big).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "alice twin").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_u32(2).unwrap()).unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(p.ca.cert.subject_name()).unwrap();
+        b.set_pubkey(&big).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(&p.ca.key, MessageDigest::sha256()).unwrap();
+        let big_cert = b.build();
+
+        let mut params = SignParams::new(&p.rsa.cert, &p.rsa.key);
+        let chain = [big_cert.clone()];
+        params.chain = &chain;
+        let d = sign(&params, &mut &CONTENT[..], None).unwrap();
+        let sd = SignedData::from_der(&d).unwrap();
+        let e = sd.verify_signer(0, &big_cert).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Limit);
+        let v = sd.profile_violations(0);
+        assert!(v.iter().any(|m| m.contains("9000 bits")), "{v:?}");
+        assert!(sd.verify_signer(0, &p.rsa.cert).unwrap());
     }
 }
