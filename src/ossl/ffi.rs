@@ -86,6 +86,7 @@ unsafe extern "C" {
     pub fn X509_SIG_free(a: *mut X509_SIG);
 
     // ---- BIO ----------------------------------------------------------------------------------------------
-    /// Writes a NUL-terminated string through the BIO's `puts` method.
+    /// Writes a NUL-terminated string through the BIO's `puts` method (used by the `WriteBio` tests).
+    #[cfg(test)]
     pub fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int;
 }

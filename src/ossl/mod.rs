@@ -2,7 +2,7 @@
 //! each FFI call wrapped in a small safe function.
 
 pub mod bio;
-pub mod ffi;
+mod ffi;
 pub mod pkcs8;
 pub mod provider;
 pub mod signed;

@@ -2626,6 +2626,7 @@ mod tests {
         let d = sign(&params, &mut Gen(256 << 20), Some(&mut counter)).unwrap();
         let grown = vm_hwm_kib().saturating_sub(before);
         assert_eq!(counter.0, 256 << 20);
+        eprintln!("peak RSS growth while signing 256 MiB: {grown} KiB");
         assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
         let sd = SignedData::from_der(&d).unwrap();
         let md = content_digest(MessageDigest::sha256(), &mut Gen(256 << 20)).unwrap();
