@@ -298,15 +298,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Simulates a crash between the temp-file write and the rename (tests only; see [`CRASH_HOOK_ENV`]).
 fn crash_hook(path: &Path) {
-    if let Some(target) = std::env::var_os(CRASH_HOOK_ENV) {
-        if path
+    if let Some(target) = std::env::var_os(CRASH_HOOK_ENV)
+        && path
             .file_name()
-            .map(|n| n.to_string_lossy().contains(&*target.to_string_lossy()))
-            .unwrap_or(false)
-        {
-            // An abort skips destructors, so the temp file stays behind exactly as after kill -9.
-            std::process::abort();
-        }
+            .is_some_and(|n| n.to_string_lossy().contains(&*target.to_string_lossy()))
+    {
+        // An abort skips destructors, so the temp file stays behind exactly as after kill -9.
+        std::process::abort();
     }
 }
 

@@ -180,7 +180,7 @@ pub fn backup(
 ) -> Result<(Vec<u8>, BackupCounts)> {
     let ids = IdStore::new(home).list()?;
     let anchors = TrustStore::new(home).list()?;
-    let keys: Vec<PKey<Private>> = ids.iter().map(|i| unlock(i)).collect::<Result<_>>()?;
+    let keys: Vec<PKey<Private>> = ids.iter().map(unlock).collect::<Result<_>>()?;
     let names: Vec<String> = ids
         .iter()
         .map(|i| {

@@ -250,12 +250,12 @@ fn shown(raw_value: &[u8]) -> String {
         .join(" ")
 }
 
+/// (type, subtype, parameters) of a Content-Type or Content-Disposition value.
+type ParsedParams = (String, Option<String>, Vec<(String, String)>);
+
 /// Parses a Content-Type or Content-Disposition value: (type, subtype, parameters with lowercase names).
 /// A repeated parameter is an error.
-fn parse_with_params(
-    raw_value: &[u8],
-    what: &str,
-) -> Result<(String, Option<String>, Vec<(String, String)>)> {
+fn parse_with_params(raw_value: &[u8], what: &str) -> Result<ParsedParams> {
     let value = terminated(raw_value);
     let ct = match MessageStream::new(&value).parse_content_type() {
         HeaderValue::ContentType(ct) => ct,

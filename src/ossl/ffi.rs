@@ -50,13 +50,6 @@ unsafe extern "C" {
     pub fn CMS_dataInit(cms: *mut CMS_ContentInfo, icont: *mut BIO) -> *mut BIO;
     /// Finishes the digests started by `CMS_dataInit` and signs (or stores the content, for opaque signing).
     pub fn CMS_dataFinal(cms: *mut CMS_ContentInfo, bio: *mut BIO) -> c_int;
-    /// Reads all content from `data`, digests it and signs (finalises a `CMS_PARTIAL` structure).
-    pub fn CMS_final(
-        cms: *mut CMS_ContentInfo,
-        data: *mut BIO,
-        dcont: *mut BIO,
-        flags: c_uint,
-    ) -> c_int;
 
     // ---- CMS SignedData: reading --------------------------------------------------------------------------
     /// A new stack holding up-ref'd copies of the embedded certificates, or NULL if there are none.
@@ -93,6 +86,7 @@ unsafe extern "C" {
     pub fn X509_SIG_free(a: *mut X509_SIG);
 
     // ---- BIO ----------------------------------------------------------------------------------------------
-    /// Writes a NUL-terminated string through the BIO's `puts` method.
+    /// Writes a NUL-terminated string through the BIO's `puts` method (used by the `WriteBio` tests).
+    #[cfg(test)]
     pub fn BIO_puts(bp: *mut BIO, buf: *const c_char) -> c_int;
 }

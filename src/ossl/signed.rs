@@ -2449,6 +2449,80 @@ mod tests {
                 "gpgsm accepted tampered content for {name}: {out}"
             );
         }
+
+        // The other direction: gpgsm signs (BER, its own attribute set), we parse and verify per signer.
+        let (ok, out) = openssl(
+            &[
+                "pkcs12",
+                "-export",
+                "-legacy",
+                "-inkey",
+                "alice.key",
+                "-in",
+                "alice.pem",
+                "-certfile",
+                "ca.pem",
+                "-out",
+                "alice.p12",
+                "-passout",
+                "pass:pw",
+            ],
+            dir.path(),
+        );
+        assert!(ok, "{out}");
+        std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
+        let gpgsm_pw = |args: &[&str]| {
+            let pw = std::fs::File::open(dir.path().join("pw")).unwrap();
+            let out = Command::new("gpgsm")
+                .env("GNUPGHOME", &home)
+                .args([
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase-fd",
+                    "0",
+                ])
+                .args([
+                    "--disable-crl-checks",
+                    "--disable-policy-checks",
+                    "--disable-dirmngr",
+                ])
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(pw)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.success(), text)
+        };
+        let (ok, out) = gpgsm_pw(&["--import", "alice.p12"]);
+        assert!(ok, "{out}");
+        let (ok, out) = gpgsm_pw(&[
+            "--detach-sign",
+            "-u",
+            "alice@example.com",
+            "-o",
+            "g.p7s",
+            "c.txt",
+        ]);
+        assert!(ok, "{out}");
+        let g = std::fs::read(dir.path().join("g.p7s")).unwrap();
+        let sd = SignedData::from_der(&g).unwrap();
+        assert!(sd.is_detached());
+        assert_eq!(sd.signer_count(), 1);
+        let s = &sd.signers()[0];
+        let md = sd.signer_digest(0).unwrap();
+        assert_eq!(
+            content_digest(md, &mut &CONTENT[..]).unwrap(),
+            s.message_digest_values[0]
+        );
+        assert!(
+            sd.profile_violations(0).is_empty(),
+            "{:?}",
+            sd.profile_violations(0)
+        );
+        assert!(sd.verify_signer(0, &p.rsa.cert).unwrap());
+        assert!(!sd.verify_signer(0, &p.ec.cert).unwrap());
     }
 
     /// T09: signedAttrs out of DER order, signature made over exactly those bytes: verification must use the
@@ -2552,6 +2626,7 @@ mod tests {
         let d = sign(&params, &mut Gen(256 << 20), Some(&mut counter)).unwrap();
         let grown = vm_hwm_kib().saturating_sub(before);
         assert_eq!(counter.0, 256 << 20);
+        eprintln!("peak RSS growth while signing 256 MiB: {grown} KiB");
         assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
         let sd = SignedData::from_der(&d).unwrap();
         let md = content_digest(MessageDigest::sha256(), &mut Gen(256 << 20)).unwrap();

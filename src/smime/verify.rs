@@ -243,13 +243,12 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             if !mp.terminated {
                 warnings.push("the multipart/signed has no closing boundary (truncated?)".into());
             }
-            if let Some(p) = protocol {
-                if p != "application/pkcs7-signature" && p != "application/x-pkcs7-signature" {
-                    return Err(Error::unsupported(format!(
-                        "multipart/signed with protocol \"{p}\" is not S/MIME"
-                    ))
+            if let Some(p) = protocol
+                && p != "application/pkcs7-signature"
+                && p != "application/x-pkcs7-signature"
+            {
+                return Err(Error::unsupported(format!("multipart/signed with protocol \"{p}\" is not S/MIME"))
                     .hint("this may be a PGP/MIME message; use gpg to verify it"));
-                }
             }
             let sig_ent = mime::split_entity(mp.parts[1])?;
             let sig_fields = mime::parse_headers(sig_ent.header)?;
@@ -339,10 +338,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         )?;
         reports.push(r);
     }
-    if let (Some(f), Some(s)) = (&from, &sender) {
-        if !crate::address::same(&f.addr, &s.addr) {
-            warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
-        }
+    if let (Some(f), Some(s)) = (&from, &sender)
+        && !crate::address::same(&f.addr, &s.addr)
+    {
+        warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
     }
     let status = if reports.iter().all(|r| r.valid) {
         "valid"
@@ -522,7 +521,7 @@ fn check_signer(
     }
     if !chain.trusted {
         let e = chain.error.clone().unwrap_or_default();
-        if !(validity.ok == false
+        if !(!validity.ok
             && (e.contains("expired") || e.contains("not yet valid"))
             && chain.error_depth == Some(0))
         {
