@@ -335,11 +335,7 @@ fn bad_inputs_are_clear_errors_and_change_nothing() {
     );
     assert_error_unchanged(
         &env,
-        &[
-            "id",
-            "import",
-            &env.path("missing.p12").to_str().unwrap().to_string(),
-        ],
+        &["id", "import", env.path("missing.p12").to_str().unwrap()],
         "missing.p12",
     );
     assert_error_unchanged(&env, &["id", "show", "nobody@example.com"], "no digital ID");

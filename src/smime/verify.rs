@@ -247,8 +247,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
                 && p != "application/pkcs7-signature"
                 && p != "application/x-pkcs7-signature"
             {
-                return Err(Error::unsupported(format!("multipart/signed with protocol \"{p}\" is not S/MIME"))
-                    .hint("this may be a PGP/MIME message; use gpg to verify it"));
+                return Err(Error::unsupported(format!(
+                    "multipart/signed with protocol \"{p}\" is not S/MIME"
+                ))
+                .hint("this may be a PGP/MIME message; use gpg to verify it"));
             }
             let sig_ent = mime::split_entity(mp.parts[1])?;
             let sig_fields = mime::parse_headers(sig_ent.header)?;
