@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
 mod contact;
+mod demo;
 mod id;
 mod message;
 mod output;
@@ -65,6 +66,8 @@ pub enum Command {
     /// Manage your digital IDs (private key + certificate).
     #[command(subcommand)]
     Id(id::IdCommand),
+    /// Show the whole story in throw-away homes: two test IDs, sign, verify, encrypt, decrypt.
+    Demo,
     /// Sign a message (multipart/signed, or opaque with --opaque).
     Sign(message::SignArgs),
     /// Verify a signed message: integrity, trust, validity, purpose and From address, per signer.
@@ -90,6 +93,7 @@ pub fn main() -> i32 {
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
         Command::Trust(c) => trust::run(&cli.global, c),
+        Command::Demo => demo::run(&cli.global),
         Command::Sign(a) => message::run_sign(&cli.global, a),
         Command::Verify(a) => message::run_verify(&cli.global, a),
         Command::Encrypt(a) => message::run_encrypt(&cli.global, a),
