@@ -417,32 +417,70 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 }
 
 /// Runs `decrypt`.
+///
+/// With `-o FILE` the plaintext streams into a temporary file beside FILE, which is renamed into place only
+/// when decryption (and, for AES-GCM, authentication) succeeded and an inner signature verified; memory stays
+/// flat. Without `-o`, the plaintext is held in memory (wiped afterwards) and printed only on success. The
+/// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let enc = decrypt::parse(&raw, a.allow_legacy)?;
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
-    let mut plain = zeroize::Zeroizing::new(Vec::new());
-    let report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *plain)?;
+    let stdout_msg = to_stdout(&a.output);
+    enum Plain {
+        Memory(zeroize::Zeroizing<Vec<u8>>),
+        File(tempfile::NamedTempFile, smimekit::input::Input),
+    }
+    let (report, plain) = match a.output.as_deref() {
+        Some(p) if p.as_os_str() != "-" => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".smimekit-")
+                .tempfile_in(dir)
+                .map_err(|e| Error::io("create a file in", dir, e))?;
+            let report = {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                let r = enc.decrypt_to(&id, &key, a.allow_legacy, &mut w)?;
+                w.flush().map_err(Error::output)?;
+                r
+            };
+            let map = smimekit::input::map_file(tmp.as_file(), p)?;
+            (report, Plain::File(tmp, map))
+        }
+        _ => {
+            let mut buf = zeroize::Zeroizing::new(Vec::new());
+            let report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *buf)?;
+            (report, Plain::Memory(buf))
+        }
+    };
     drop(key);
     for w in &report.warnings {
         output::warn(w);
     }
-    let stdout_msg = to_stdout(&a.output);
-    if verify::is_signed(&plain) {
-        let extra = serde_json::to_value(&report)?;
+    let bytes: &[u8] = match &plain {
+        Plain::Memory(b) => b,
+        Plain::File(_, m) => m,
+    };
+    let mut code = 0;
+    if verify::is_signed(bytes) {
         if !g.json {
             report_out(stdout_msg, &render_decrypt(&report))?;
         }
-        let (code, content) =
-            verify_and_report(g, &home, &plain, &a.trust, stdout_msg, Some(extra))?;
-        if let Some(c) = content {
-            emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
-        }
-        return Ok(code);
-    }
-    if g.json {
+        let (c, _) = verify_and_report(
+            g,
+            &home,
+            bytes,
+            &a.trust,
+            stdout_msg,
+            Some(serde_json::to_value(&report)?),
+        )?;
+        code = c;
+    } else if g.json {
         report_out(
             stdout_msg,
             &(serde_json::to_string_pretty(
@@ -452,8 +490,24 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     } else {
         report_out(stdout_msg, &render_decrypt(&report))?;
     }
-    emit(&a.output, |w| w.write_all(&plain).map_err(Error::output))?;
-    Ok(0)
+    if code != 0 && !a.trust.force_output {
+        return Ok(code);
+    }
+    if code != 0 {
+        output::warn("--force-output: writing content whose signature did NOT verify");
+    }
+    match plain {
+        Plain::Memory(b) => output::write_output(None, &b)?,
+        Plain::File(tmp, map) => {
+            drop(map);
+            let p = a.output.as_deref().expect("-o given");
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| Error::io("write", p, e))?;
+            tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
+        }
+    }
+    Ok(code)
 }
 
 fn render_decrypt(r: &decrypt::DecryptReport) -> String {
