@@ -45,3 +45,19 @@ mod tests {
         assert_eq!(s.expose(), b"hunter2");
     }
 }
+
+/// Keeps secrets out of core dumps (T48): no core file, and the process is not dumpable (which also stops
+/// other processes of the same user from reading its memory through ptrace or /proc). Called once by the CLI
+/// before any secret or key is loaded; failures are ignored (hardening, not a requirement).
+pub fn protect_process() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit and prctl take plain values and change only this process's limits and flags.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}

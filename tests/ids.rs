@@ -589,3 +589,33 @@ fn secrets_come_from_files() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn process_is_not_dumpable() {
+    // The CLI disables core dumps before touching secrets (T48). Check the limit through /proc of a running
+    // smimekit held waiting on the store lock.
+    let env = Env::new();
+    env.ok(&["trust", "add", fixture("pki/inter.pem").to_str().unwrap()]);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.home().join("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut child = env
+        .cmd(&["trust", "add", fixture("pki/root.pem").to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    lock.unlock().unwrap();
+    let _ = child.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or("");
+    assert!(
+        core.split_whitespace().nth(4) == Some("0"),
+        "core limit not zero: {core}"
+    );
+}

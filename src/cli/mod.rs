@@ -89,6 +89,7 @@ pub enum Command {
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    smimekit::secret::protect_process();
     smimekit::ossl::provider::ensure_legacy();
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),

@@ -150,6 +150,9 @@ fn encryption_cert(home: &Home, id: &Identity) -> Option<X509> {
 }
 
 /// Signs `raw` (an RFC 5322 message) with `id` and writes the signed message to `out`.
+///
+/// The body is never copied when it is already safe to sign: it streams from `raw` (which may be a memory map)
+/// through the digest into `out`.
 pub fn sign_message(
     home: &Home,
     raw: &[u8],
@@ -159,17 +162,39 @@ pub fn sign_message(
     out: &mut dyn Write,
 ) -> Result<()> {
     let parts = mime::split_message_parts(raw)?;
-    let entity = parts.entity();
-    let entity = mime::prepare_for_signing(&entity)?;
-    sign_entity(home, &parts.outer, &entity, id, key, opts, out)
+    let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body)?;
+    sign_pieces(
+        home,
+        &parts.outer,
+        &prep.head,
+        &prep.body,
+        id,
+        key,
+        opts,
+        out,
+    )
 }
 
 /// Signs a prepared entity (Content-* fields, blank line, body; CRLF, 7-bit safe) and writes the message with
-/// the `outer` header fields. Used by `encrypt --sign` as well.
+/// the `outer` header fields.
 pub fn sign_entity(
     home: &Home,
     outer: &[u8],
     entity: &[u8],
+    id: &Identity,
+    key: &PKey<Private>,
+    opts: &SignOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    sign_pieces(home, outer, entity, &[], id, key, opts, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign_pieces(
+    home: &Home,
+    outer: &[u8],
+    head: &[u8],
+    body: &[u8],
     id: &Identity,
     key: &PKey<Private>,
     opts: &SignOptions,
@@ -187,18 +212,18 @@ pub fn sign_entity(
         capabilities: Capability::defaults_for(key),
         encryption_cert: enc.as_deref(),
     };
+    let mut content = std::io::Read::chain(head, body);
     if opts.opaque {
-        let der = signed::sign(&params, &mut &entity[..], None)?;
-        mime::write_pkcs7_mime(out, outer, "signed-data", &der)
-            .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+        let der = signed::sign(&params, &mut content, None)?;
+        mime::write_pkcs7_mime(out, outer, "signed-data", &der).map_err(Error::output)?;
         return Ok(());
     }
-    // One pass: the entity is digested as it is written after the multipart headers.
-    let boundary = mime::choose_boundary(entity);
+    // One pass: the entity is digested as it is written after the multipart headers. The writer refuses (at
+    // finish) an entity that contains the boundary; a random 128-bit boundary makes that a non-event.
+    let boundary = mime::choose_boundary(head);
     let mut w = mime::MultipartSignedWriter::begin(out, outer, opts.digest.micalg(), &boundary)
-        .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
-    let der = signed::sign(&params, &mut &entity[..], Some(&mut w))?;
-    w.finish(&der)
-        .map_err(|e| Error::bad_input(format!("cannot write the signed message: {e}")))?;
+        .map_err(Error::output)?;
+    let der = signed::sign(&params, &mut content, Some(&mut w))?;
+    w.finish(&der).map_err(Error::output)?;
     Ok(())
 }
