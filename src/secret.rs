@@ -35,17 +35,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn debug_is_redacted() {
-        let s = Secret::from_string("hunter2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
-        assert_eq!(s.expose(), b"hunter2");
-    }
-}
-
 /// Keeps secrets out of core dumps (T48): no core file, and the process is not dumpable (which also stops
 /// other processes of the same user from reading its memory through ptrace or /proc). Called once by the CLI
 /// before any secret or key is loaded; failures are ignored (hardening, not a requirement).
@@ -59,5 +48,16 @@ pub fn protect_process() {
         libc::setrlimit(libc::RLIMIT_CORE, &zero);
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn debug_is_redacted() {
+        let s = Secret::from_string("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.expose(), b"hunter2");
     }
 }
