@@ -149,6 +149,8 @@ impl Env {
         self.openssl(&["ecparam", "-name", "prime256v1", "-out", "p256.pem"]);
         self.issue("inter", "root", "ca", "1000", "rsa:2048");
         self.issue("alice", "inter", "alice", "300", "rsa:2048");
+        // alice2 must be strictly newer (notBefore has one-second resolution): selection prefers the newest.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         self.issue("alice2", "inter", "alice", "400", "rsa:2048");
         self.issue("bob", "inter", "bob", "300", "ec:p256.pem");
         self.issue("carol", "inter", "carol", "20", "rsa:2048");
