@@ -623,60 +623,6 @@ fn issuer_unknown(err: &str) -> bool {
         || e.contains("unable to verify the first certificate")
 }
 
-/// Path validation of an encryption certificate. RSA certificates go through [`trust::verify_chain`] with
-/// [`Purpose::Encrypt`]. OpenSSL's S/MIME-encryption purpose demands keyEncipherment, which an EC
-/// key-agreement certificate never has, so EC certificates are validated with no purpose (chain, signatures,
-/// validity, CA constraints); their own usage was already checked by [`cert::can_encrypt`].
-fn chain_for_encryption(
-    leaf: &X509Ref,
-    untrusted: &[X509],
-    opts: &ChainOptions,
-) -> Result<trust::ChainReport> {
-    if leaf.public_key().map(|k| k.id()).ok() != Some(Id::EC) {
-        return trust::verify_chain(leaf, untrusted, opts);
-    }
-    use openssl::stack::Stack;
-    use openssl::x509::store::X509StoreBuilder;
-    use openssl::x509::verify::X509VerifyParam;
-    use openssl::x509::{X509PurposeId, X509StoreContext};
-    let mut b = X509StoreBuilder::new()?;
-    if opts.system {
-        b.set_default_paths()?;
-    }
-    for a in opts.anchors {
-        let _ = b.add_cert(a.clone());
-    }
-    let _ = openssl::error::ErrorStack::get();
-    let mut param = X509VerifyParam::new()?;
-    param.set_time(opts.at as libc::time_t);
-    param.set_depth(trust::MAX_CHAIN_DEPTH);
-    param.set_purpose(X509PurposeId::ANY)?;
-    b.set_param(&param)?;
-    let store = b.build();
-    let mut chain = Stack::new()?;
-    for c in untrusted.iter().take(100) {
-        chain.push(c.clone())?;
-    }
-    let mut ctx = X509StoreContext::new()?;
-    Ok(ctx.init(&store, leaf, &chain, |c| {
-        let ok = c.verify_cert()?;
-        Ok(trust::ChainReport {
-            trusted: ok,
-            error: (!ok).then(|| c.error().error_string().to_string()),
-            error_depth: (!ok).then(|| c.error_depth()),
-            chain: c
-                .chain()
-                .map(|s| {
-                    s.iter()
-                        .map(|x| cert::name_to_string(x.subject_name()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            at: cert::rfc3339(opts.at),
-        })
-    })?)
-}
-
 struct Candidate {
     contact: Contact,
     trusted: bool,
@@ -1181,7 +1127,7 @@ impl<'a> ContactStore<'a> {
             let mut trusted = false;
             let mut note = None;
             if why.is_empty() {
-                match chain_for_encryption(&c.cert, &untrusted, &chain_opts) {
+                match trust::verify_chain(&c.cert, &untrusted, &chain_opts) {
                     Ok(r) if r.trusted => trusted = true,
                     Ok(r) => {
                         let err = r.error.unwrap_or_else(|| "unknown error".into());

@@ -129,7 +129,9 @@ pub fn find_by_fingerprint<T>(
 pub enum Purpose {
     /// Signing e-mail (keyUsage digitalSignature/nonRepudiation, EKU emailProtection when present).
     Sign,
-    /// Receiving encrypted e-mail.
+    /// Receiving encrypted e-mail. The chain is validated with no OpenSSL purpose: its S/MIME-encrypt purpose
+    /// demands keyEncipherment, which EC (key-agreement) certificates never have; the certificate's own usage
+    /// is checked by [`crate::cert::can_encrypt`].
     Encrypt,
 }
 
