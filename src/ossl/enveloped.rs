@@ -28,6 +28,7 @@ use openssl::symm::Cipher;
 use openssl::x509::X509Ref;
 use zeroize::Zeroizing;
 
+use super::bio::{ReadBio, WriteBio};
 use crate::der::{self, Tlv, tag};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -1144,228 +1145,6 @@ fn set_ecdh_kdf_sha256(ctx: &mut PkeyCtxRef<Public>) -> Result<()> {
     Ok(())
 }
 
-/// The state behind one of our Rust BIOs.
-struct BioState<'a> {
-    reader: Option<&'a mut dyn Read>,
-    writer: Option<&'a mut dyn Write>,
-    error: Option<io::Error>,
-    eof: bool,
-}
-
-/// A source/sink BIO over a Rust reader or writer. Owns the BIO, its method and its state; frees them in order.
-struct RustBio<'a> {
-    bio: *mut openssl_sys::BIO,
-    method: *mut openssl_sys::BIO_METHOD,
-    /// From `Box::into_raw`; freed in Drop after the BIO. Only accessed through this pointer.
-    state: *mut BioState<'a>,
-}
-
-/// Runs `f` on the BIO's state, catching panics (unwinding into C would abort).
-///
-/// # Safety
-/// `bio` must be a BIO created by [`RustBio::new`] whose data pointer is a live `BioState`.
-unsafe fn with_state(
-    bio: *mut openssl_sys::BIO,
-    f: impl FnOnce(&mut BioState<'_>) -> libc::c_int,
-) -> libc::c_int {
-    // SAFETY: guaranteed by the caller; the state outlives the BIO (RustBio frees the BIO first).
-    let st = unsafe { &mut *(openssl_sys::BIO_get_data(bio) as *mut BioState<'_>) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *st))) {
-        Ok(r) => r,
-        Err(_) => {
-            st.error = Some(io::Error::other("panic in a reader or writer"));
-            -1
-        }
-    }
-}
-
-unsafe extern "C" fn bio_write(
-    bio: *mut openssl_sys::BIO,
-    buf: *const libc::c_char,
-    len: libc::c_int,
-) -> libc::c_int {
-    if len <= 0 {
-        return 0;
-    }
-    // SAFETY: OpenSSL passes a buffer of `len` readable bytes.
-    let data = unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize) };
-    // SAFETY: only installed on RustBio BIOs.
-    unsafe {
-        with_state(bio, |st| {
-            match st.writer.as_mut().map(|w| w.write_all(data)) {
-                Some(Ok(())) => len,
-                Some(Err(e)) => {
-                    st.error = Some(e);
-                    -1
-                }
-                None => -1,
-            }
-        })
-    }
-}
-
-unsafe extern "C" fn bio_read(
-    bio: *mut openssl_sys::BIO,
-    buf: *mut libc::c_char,
-    len: libc::c_int,
-) -> libc::c_int {
-    if len <= 0 {
-        return 0;
-    }
-    // SAFETY: OpenSSL passes a buffer of `len` writable bytes.
-    let data = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, len as usize) };
-    // SAFETY: only installed on RustBio BIOs.
-    unsafe {
-        with_state(bio, |st| {
-            let Some(r) = st.reader.as_mut() else {
-                return -1;
-            };
-            loop {
-                match r.read(data) {
-                    Ok(0) => {
-                        st.eof = true;
-                        return 0;
-                    }
-                    Ok(n) => return n as libc::c_int,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        st.error = Some(e);
-                        return -1;
-                    }
-                }
-            }
-        })
-    }
-}
-
-unsafe extern "C" fn bio_puts(bio: *mut openssl_sys::BIO, s: *const libc::c_char) -> libc::c_int {
-    // SAFETY: OpenSSL passes a NUL-terminated string.
-    let len = unsafe { libc::strlen(s) };
-    // SAFETY: forwarded to bio_write with the string's length.
-    unsafe { bio_write(bio, s, len as libc::c_int) }
-}
-
-unsafe extern "C" fn bio_ctrl(
-    bio: *mut openssl_sys::BIO,
-    cmd: libc::c_int,
-    _num: libc::c_long,
-    _ptr: *mut libc::c_void,
-) -> libc::c_long {
-    // SAFETY: only installed on RustBio BIOs.
-    let r = unsafe {
-        with_state(bio, |st| match cmd {
-            openssl_sys::BIO_CTRL_FLUSH => match st.writer.as_mut().map(|w| w.flush()) {
-                Some(Err(e)) => {
-                    st.error = Some(e);
-                    0
-                }
-                _ => 1,
-            },
-            2 /* BIO_CTRL_EOF */ => i32::from(st.eof),
-            _ => 0,
-        })
-    };
-    libc::c_long::from(r)
-}
-
-unsafe extern "C" fn bio_create(bio: *mut openssl_sys::BIO) -> libc::c_int {
-    // SAFETY: bio is the BIO being created.
-    unsafe {
-        openssl_sys::BIO_set_init(bio, 0);
-        openssl_sys::BIO_set_data(bio, std::ptr::null_mut());
-    }
-    1
-}
-
-unsafe extern "C" fn bio_destroy(bio: *mut openssl_sys::BIO) -> libc::c_int {
-    if bio.is_null() {
-        return 0;
-    }
-    // SAFETY: the state is owned by RustBio, so only the pointer is cleared here.
-    unsafe {
-        openssl_sys::BIO_set_data(bio, std::ptr::null_mut());
-        openssl_sys::BIO_set_init(bio, 0);
-    }
-    1
-}
-
-impl<'a> RustBio<'a> {
-    fn new(reader: Option<&'a mut dyn Read>, writer: Option<&'a mut dyn Write>) -> Result<Self> {
-        use openssl_sys::{
-            BIO_meth_set_create__fixed_rust as set_create,
-            BIO_meth_set_ctrl__fixed_rust as set_ctrl,
-            BIO_meth_set_destroy__fixed_rust as set_destroy,
-            BIO_meth_set_puts__fixed_rust as set_puts, BIO_meth_set_read__fixed_rust as set_read,
-            BIO_meth_set_write__fixed_rust as set_write,
-        };
-        // SAFETY: BIO_meth_new copies nothing from us but the static name.
-        let method =
-            unsafe { openssl_sys::BIO_meth_new(openssl_sys::BIO_TYPE_NONE, c"smimekit".as_ptr()) };
-        if method.is_null() {
-            return Err(Error::crypto("cannot create a BIO method", take_errors()));
-        }
-        let state = Box::into_raw(Box::new(BioState {
-            reader,
-            writer,
-            error: None,
-            eof: false,
-        }));
-        let mut me = RustBio {
-            bio: std::ptr::null_mut(),
-            method,
-            state,
-        };
-        // SAFETY: method is valid; the callbacks match OpenSSL's signatures.
-        let ok = unsafe {
-            set_write(method, Some(bio_write)) > 0
-                && set_read(method, Some(bio_read)) > 0
-                && set_puts(method, Some(bio_puts)) > 0
-                && set_ctrl(method, Some(bio_ctrl)) > 0
-                && set_create(method, Some(bio_create)) > 0
-                && set_destroy(method, Some(bio_destroy)) > 0
-        };
-        if !ok {
-            return Err(Error::crypto("cannot set up a BIO method", take_errors()));
-        }
-        // SAFETY: method is complete; the BIO is freed in Drop before the method.
-        let bio = unsafe { openssl_sys::BIO_new(method) };
-        if bio.is_null() {
-            return Err(Error::crypto("cannot create a BIO", take_errors()));
-        }
-        me.bio = bio;
-        // SAFETY: the boxed state has a stable address and outlives the BIO (Drop frees the BIO first).
-        unsafe {
-            openssl_sys::BIO_set_data(bio, me.state as *mut libc::c_void);
-            openssl_sys::BIO_set_init(bio, 1);
-        }
-        Ok(me)
-    }
-
-    fn as_ptr(&self) -> *mut openssl_sys::BIO {
-        self.bio
-    }
-
-    /// The I/O error a callback recorded, if any.
-    fn take_error(&mut self) -> Option<io::Error> {
-        // SAFETY: state is live until Drop; no callback runs concurrently (we hold &mut self, and OpenSSL calls
-        // the callbacks only from inside our own FFI calls on this thread).
-        unsafe { (*self.state).error.take() }
-    }
-}
-
-impl Drop for RustBio<'_> {
-    fn drop(&mut self) {
-        // SAFETY: we own the BIO (never pushed into a chain that frees it) and the method; the BIO goes first.
-        unsafe {
-            if !self.bio.is_null() {
-                sys::BIO_free(self.bio);
-            }
-            openssl_sys::BIO_meth_free(self.method);
-            drop(Box::from_raw(self.state));
-        }
-    }
-}
-
 /// The BIO chain `BIO_new_CMS` stacks on top of our output BIO; pops and frees it down to (not including) `base`.
 struct CmsStream {
     top: *mut openssl_sys::BIO,
@@ -1374,7 +1153,7 @@ struct CmsStream {
 
 impl CmsStream {
     /// `BIO_new_CMS(out, cms)`: a BIO into which the content is written; the BER encoding flows into `out`.
-    fn new(cms: &mut CmsContentInfo, out: &RustBio<'_>) -> Result<Self> {
+    fn new(cms: &mut CmsContentInfo, out: &WriteBio<'_>) -> Result<Self> {
         // SAFETY: both pointers are valid; the chain references cms, which outlives this struct at every call site
         // (the struct is dropped before cms).
         let top = unsafe { sys::BIO_new_CMS(out.as_ptr(), cms.as_ptr()) };
@@ -1440,8 +1219,8 @@ fn cms_decrypt(
     cms: &mut CmsContentInfo,
     key: &PKeyRef<Private>,
     cert: &X509Ref,
-    dcont: &RustBio<'_>,
-    out: &RustBio<'_>,
+    dcont: &ReadBio<'_>,
+    out: &WriteBio<'_>,
 ) -> bool {
     // SAFETY: all pointers are valid for the call; CMS_decrypt borrows them and takes no ownership.
     unsafe {
@@ -1559,7 +1338,7 @@ pub fn encrypt(
 
     let mut sink = io::BufWriter::with_capacity(CHUNK, out);
     let result = {
-        let mut out_bio = RustBio::new(None, Some(&mut sink))?;
+        let mut out_bio = WriteBio::new(&mut sink)?;
         let r = stream_encrypt(&mut cms, &out_bio, content);
         let io_err = out_bio.take_error();
         match (r, io_err) {
@@ -1582,7 +1361,7 @@ pub fn encrypt(
 
 fn stream_encrypt(
     cms: &mut CmsContentInfo,
-    out_bio: &RustBio<'_>,
+    out_bio: &WriteBio<'_>,
     content: &mut dyn Read,
 ) -> Result<()> {
     let mut stream = CmsStream::new(cms, out_bio)?;
@@ -1776,8 +1555,8 @@ fn decrypt_parsed(
         segs: Segments::new(content),
         cur: &[],
     };
-    let mut dcont = RustBio::new(Some(&mut reader), None)?;
-    let mut out_bio = RustBio::new(None, Some(out))?;
+    let mut dcont = ReadBio::new(&mut reader, None)?;
+    let mut out_bio = WriteBio::new(out)?;
     let ok = cms_decrypt(&mut cms, key, cert, &dcont, &out_bio);
     let errors = take_errors();
     if let Some(e) = out_bio.take_error() {
