@@ -171,7 +171,7 @@ pub fn run(_g: &Global) -> Result<i32> {
     };
     let v = verify::verify(&plain, &opts)?;
     output::print(&verify::render(&v.report))?;
-    show_message("what Bob reads", &v.message)?;
+    show_message("what Bob reads", &v.message()?)?;
 
     let ok = v.report.is_valid();
     output::print(&format!(

@@ -261,7 +261,8 @@ fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
     }
 }
 
-/// Verifies, harvests and prints; returns the exit code and the content to output, if any.
+/// Verifies, harvests and prints; writes the signed content to `output` when given and the signature is valid
+/// (or `--force-output`). Returns the exit code.
 fn verify_and_report(
     g: &Global,
     home: &Home,
@@ -269,7 +270,8 @@ fn verify_and_report(
     t: &TrustArgs,
     stdout_has_message: bool,
     extra: Option<serde_json::Value>,
-) -> Result<(i32, Option<Vec<u8>>)> {
+    output: Option<&Option<PathBuf>>,
+) -> Result<i32> {
     let opts = verify_options(home, t)?;
     let v = verify::verify(raw, &opts)?;
     let mut h = harvest::Harvest::default();
@@ -310,15 +312,15 @@ fn verify_and_report(
         report_out(stdout_has_message, &text)?;
     }
     let code = if v.report.is_valid() { 0 } else { 1 };
-    let content = if code == 0 || t.force_output {
-        Some(v.message)
-    } else {
-        None
-    };
-    if code != 0 && t.force_output {
-        output::warn("--force-output: writing content whose signature did NOT verify");
+    if let Some(o) = output
+        && (code == 0 || t.force_output)
+    {
+        if code != 0 {
+            output::warn("--force-output: writing content whose signature did NOT verify");
+        }
+        emit(o, |w| v.write_message(w))?;
     }
-    Ok((code, content))
+    Ok(code)
 }
 
 /// Runs `verify`.
@@ -326,11 +328,8 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let (code, content) = verify_and_report(g, &home, &raw, &a.trust, stdout_msg, None)?;
-    if let (Some(_), Some(c)) = (&a.output, content) {
-        emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
-    }
-    Ok(code)
+    let out = a.output.is_some().then_some(&a.output);
+    verify_and_report(g, &home, &raw, &a.trust, stdout_msg, None, out)
 }
 
 /// Runs `encrypt`.
@@ -471,15 +470,15 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         if !g.json {
             report_out(stdout_msg, &render_decrypt(&report))?;
         }
-        let (c, _) = verify_and_report(
+        code = verify_and_report(
             g,
             &home,
             bytes,
             &a.trust,
             stdout_msg,
             Some(serde_json::to_value(&report)?),
+            None,
         )?;
-        code = c;
     } else if g.json {
         report_out(
             stdout_msg,

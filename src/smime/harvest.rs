@@ -29,7 +29,12 @@ fn oid_of(cap: &str) -> String {
 }
 
 /// Adds the signers of a valid message to the contacts. Does nothing for an invalid one.
-pub fn harvest(home: &Home, lock: &WriteLock, v: &Verified, date: Option<&str>) -> Result<Harvest> {
+pub fn harvest(
+    home: &Home,
+    lock: &WriteLock,
+    v: &Verified<'_>,
+    date: Option<&str>,
+) -> Result<Harvest> {
     let mut h = Harvest::default();
     if !v.report.is_valid() {
         return Ok(h);

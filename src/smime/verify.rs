@@ -187,13 +187,35 @@ impl VerifyReport {
 
 /// A verified (or not) message: the report, and the signed content as a message (outer headers + the signed
 /// entity) — only to be shown as verified when [`VerifyReport::is_valid`].
-pub struct Verified {
+pub struct Verified<'a> {
     /// The report.
     pub report: VerifyReport,
-    /// The outer header fields joined with the signed entity.
-    pub message: Vec<u8>,
     /// Certificates carried by the message (candidate intermediates for harvest).
     pub message_certs: Vec<X509>,
+    raw: &'a [u8],
+    content: std::borrow::Cow<'a, [u8]>,
+}
+
+impl Verified<'_> {
+    /// The signed entity, as verified (canonical CRLF form).
+    pub fn content(&self) -> &[u8] {
+        &self.content
+    }
+    /// Writes the signed content as a message: the outer header fields, then the signed entity. Nothing is
+    /// copied, so this works for messages of any size.
+    pub fn write_message(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        let parts = mime::split_message_parts(self.raw)?;
+        out.write_all(&parts.outer).map_err(Error::output)?;
+        out.write_all(b"MIME-Version: 1.0\r\n")
+            .map_err(Error::output)?;
+        out.write_all(&self.content).map_err(Error::output)
+    }
+    /// [`Verified::write_message`] into a new buffer.
+    pub fn message(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity(self.content.len() + 1024);
+        self.write_message(&mut v)?;
+        Ok(v)
+    }
 }
 
 /// Is this message signed at the top level (multipart/signed or opaque signed-data)? Cheap check for callers
@@ -216,7 +238,7 @@ pub fn is_signed(raw: &[u8]) -> bool {
 ///
 /// Errors (exit 2): not a signed message at the top level, malformed, no signers, a signer's certificate
 /// missing. A signed message whose checks fail is a report with status `invalid` (exit 1).
-pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
+pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
     let top = top_level(raw)?;
     let from = mime::from(&top.fields)?;
     let sender = mime::sender(&top.fields)?;
@@ -359,11 +381,11 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         signers: reports,
         warnings,
     };
-    let message = super::join_outer(raw, &content)?;
     Ok(Verified {
         report,
-        message,
         message_certs,
+        raw,
+        content,
     })
 }
 
