@@ -65,17 +65,6 @@ pub fn pkcs7_der(fields: &[Field<'_>], body: &[u8]) -> Result<Vec<u8>> {
     Ok(der)
 }
 
-/// Joins a message's outer fields (From, To, Subject…; no Content-* or MIME-Version) with an inner entity:
-/// the result of unwrapping a signed or encrypted layer.
-pub fn join_outer(raw: &[u8], entity: &[u8]) -> Result<Vec<u8>> {
-    let parts = mime::split_message_parts(raw)?;
-    let mut out = Vec::with_capacity(parts.outer.len() + entity.len() + 32);
-    out.extend_from_slice(&parts.outer);
-    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
-    out.extend_from_slice(&mime::to_crlf(entity));
-    Ok(out)
-}
-
 /// Searches the first level of a multipart message for an S/MIME layer that is not at the top (T26/T27): a
 /// signature there covers only its own part and must never be shown as the message's.
 pub fn nested_smime_parts(top: &TopLevel<'_>) -> Vec<(usize, &'static str)> {
