@@ -312,6 +312,23 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             signers.len()
         )));
     }
+    // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
+    // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
+    for (i, s) in signers.iter().enumerate() {
+        if !sd.digest_algorithms().iter().any(|d| *d == s.digest_oid) {
+            return Err(Error::bad_input(format!(
+                "malformed signature: signer {}'s digest algorithm ({}) is not listed in the SignedData's digestAlgorithms ({})",
+                i + 1,
+                s.digest,
+                if sd.digest_algorithms().is_empty() {
+                    "empty".to_string()
+                } else {
+                    sd.digest_algorithms().join(", ")
+                }
+            ))
+            .hint("the signature part is damaged or was forged; treat the message as unsigned"));
+        }
+    }
     let message_certs: Vec<X509> = sd
         .certificates()
         .into_iter()
@@ -429,53 +446,40 @@ fn check_signer(
         ))
         .hint("ask the sender for their certificate and add it with 'smimekit contact add', then verify again"));
     }
+    // A signer that breaks the profile (no signed attributes, T14; attribute rules, T15; MD5, T18) is a signed
+    // message whose verdict fails (exit 1), not an error: its signature is never checked and it is never valid.
     let violations = sd.profile_violations(idx);
     let mut signer_cert: Option<X509> = None;
     let mut sig_ok = false;
-    for c in &matching {
-        if sd.verify_signer(idx, c)? {
-            signer_cert = Some(c.clone());
-            sig_ok = true;
-            break;
+    if violations.is_empty() {
+        for c in &matching {
+            if sd.verify_signer(idx, c)? {
+                signer_cert = Some(c.clone());
+                sig_ok = true;
+                break;
+            }
         }
     }
     // Report the first matching certificate if none verifies, so the user sees who claims to have signed.
     let cert = signer_cert.clone().unwrap_or_else(|| matching[0].clone());
-    // Digest over the content, computed once per algorithm.
-    let md = sd.signer_digest(idx)?;
-    let key = s.digest_oid.clone();
-    let computed = match digests.iter().find(|(k, _)| *k == key) {
-        Some((_, d)) => d.clone(),
-        None => {
-            let d = hash(md, content)?;
-            digests.push((key, d.clone()));
-            d
-        }
-    };
     let integrity = if !violations.is_empty() {
         Check::fail(format!(
             "the signature breaks the S/MIME rules: {}",
             violations.join("; ")
         ))
-    } else if s.message_digest_values.first().map(|v| v.as_slice()) != Some(computed.as_slice()) {
-        let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
-        for (name, variant) in mime::variants_for_diagnosis(content) {
-            if hash(md, &variant).ok().as_deref()
-                == s.message_digest_values.first().map(|v| v.as_slice())
-            {
-                why = format!(
-                    "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
-                );
-                break;
-            }
-        }
-        Check::fail(why)
-    } else if !sig_ok {
-        Check::fail(
-            "the signature value does not verify with the signer's certificate (bad signature)",
-        )
     } else {
-        Check::pass()
+        // Digest over the content, computed once per algorithm.
+        let md = sd.signer_digest(idx)?;
+        let key = s.digest_oid.clone();
+        let computed = match digests.iter().find(|(k, _)| *k == key) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = hash(md, content)?;
+                digests.push((key, d.clone()));
+                d
+            }
+        };
+        integrity_check(md, s, content, &computed, sig_ok)?
     };
     if let Some(r) = &integrity.reason {
         reasons.push(r.clone());
@@ -619,6 +623,37 @@ fn check_signer(
     })
 }
 
+/// Integrity of a profile-conforming signer: the single message-digest value equals the digest computed over
+/// the content (with a diagnosis of the usual line-end/white-space damage when it does not), and the signature
+/// over the signed attributes verified.
+fn integrity_check(
+    md: openssl::hash::MessageDigest,
+    s: &SignerSummary,
+    content: &[u8],
+    computed: &[u8],
+    sig_ok: bool,
+) -> Result<Check> {
+    let claimed = s.message_digest_values.first().map(|v| v.as_slice());
+    if claimed != Some(computed) {
+        let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
+        for (name, variant) in mime::variants_for_diagnosis(content) {
+            if hash(md, &variant).ok().as_deref() == claimed {
+                why = format!(
+                    "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
+                );
+                break;
+            }
+        }
+        return Ok(Check::fail(why));
+    }
+    if !sig_ok {
+        return Ok(Check::fail(
+            "the signature value does not verify with the signer's certificate (bad signature)",
+        ));
+    }
+    Ok(Check::pass())
+}
+
 fn hash(md: openssl::hash::MessageDigest, data: &[u8]) -> Result<Vec<u8>> {
     let mut h = Hasher::new(md)?;
     // Large inputs: feed in 1 MiB slices so progress is steady and nothing is copied.
@@ -632,12 +667,13 @@ fn hash(md: openssl::hash::MessageDigest, data: &[u8]) -> Result<Vec<u8>> {
 pub fn render(r: &VerifyReport) -> String {
     let mut s = String::new();
     let n = r.signers.len();
+    let weak = r.signers.iter().any(|sg| !sg.weak.is_empty());
     s += &format!(
         "{} ({}, {} signer{})\n",
-        if r.is_valid() {
-            "VALID signature"
-        } else {
-            "INVALID signature"
+        match (r.is_valid(), weak) {
+            (true, false) => "VALID signature",
+            (true, true) => "VALID signature, but WEAK (see the Weak lines)",
+            _ => "INVALID signature",
         },
         r.form,
         n,
