@@ -226,12 +226,16 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         .find(|f| f.is("message-id"))
         .map(|f| f.value.clone());
     let mut warnings = Vec::new();
+    let mut micalg_param: Option<Option<String>> = None;
     let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top
         .layer
     {
         Layer::MultipartSigned {
-            boundary, protocol, ..
+            boundary,
+            protocol,
+            micalg,
         } => {
+            micalg_param = Some(micalg.clone());
             let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
             if mp.parts.len() != 2 {
                 return Err(Error::bad_input(format!(
@@ -327,6 +331,12 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
                 }
             ))
             .hint("the signature part is damaged or was forged; treat the message as unsigned"));
+        }
+    }
+    // T05: micalg is advisory (the SignerInfo's digest algorithm decides), but a mismatch is worth a warning.
+    if let Some(m) = micalg_param {
+        if let Some(w) = micalg_warning(m.as_deref(), &signers) {
+            warnings.push(w);
         }
     }
     let message_certs: Vec<X509> = sd
@@ -620,6 +630,54 @@ fn check_signer(
         cert: Some(cert),
         signing_time_unix: s.signing_time,
         preference: s.encryption_key_preference.clone(),
+    })
+}
+
+/// The RFC 8551 §3.5.3.2 micalg name of a digest OID (`sha1` also for SHA-1, as RFC 3851 wrote it).
+fn micalg_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "1.3.14.3.2.26" => "sha-1",
+        "2.16.840.1.101.3.4.2.4" => "sha-224",
+        "2.16.840.1.101.3.4.2.1" => "sha-256",
+        "2.16.840.1.101.3.4.2.2" => "sha-384",
+        "2.16.840.1.101.3.4.2.3" => "sha-512",
+        "1.2.840.113549.2.5" => "md5",
+        _ => return None,
+    })
+}
+
+/// A warning when the multipart/signed `micalg` parameter does not list exactly the signers' digest algorithms.
+fn micalg_warning(micalg: Option<&str>, signers: &[SignerSummary]) -> Option<String> {
+    let mut expected: Vec<String> = signers
+        .iter()
+        .map(|s| {
+            micalg_name(&s.digest_oid)
+                .map(str::to_string)
+                .unwrap_or_else(|| s.digest.clone())
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let Some(m) = micalg else {
+        return Some(format!(
+            "the multipart/signed has no micalg parameter (the signature uses {})",
+            expected.join(", ")
+        ));
+    };
+    let mut given: Vec<String> = m
+        .split(',')
+        .map(|t| t.trim().trim_matches('"').to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .map(|t| if t == "sha1" { "sha-1".to_string() } else { t })
+        .collect();
+    given.sort();
+    given.dedup();
+    (given != expected).then(|| {
+        format!(
+            "the micalg parameter ({m}) does not match the signature's digest algorithm ({}); \
+             verified with the algorithm the signature names",
+            expected.join(", ")
+        )
     })
 }
 
