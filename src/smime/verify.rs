@@ -298,7 +298,8 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             );
             if let Some((n, kind)) = nested.first() {
                 e = Error::bad_input(format!(
-                    "the message is not signed as a whole: part {n} contains an {kind} part that covers only itself"
+                    "the message is not signed as a whole: part {n} is {} {kind} part whose signature covers only itself",
+                    if kind.starts_with(['a', 'e', 'i', 'o', 'u', 'S']) { "an" } else { "a" }
                 ))
                 .hint("text outside that part is not covered by any signature; treat the message as unsigned");
             }
