@@ -52,10 +52,10 @@ pub fn pkcs7_der(fields: &[Field<'_>], body: &[u8]) -> Result<Vec<u8>> {
     let der = mime::decode_body(body, cte.as_deref())?;
     if der.first() != Some(&0x30) {
         // Some senders label base64 as binary or omit the header.
-        if let Ok(d) = mime::decode_body(body, Some("base64")) {
-            if d.first() == Some(&0x30) {
-                return Ok(d);
-            }
+        if let Ok(d) = mime::decode_body(body, Some("base64"))
+            && d.first() == Some(&0x30)
+        {
+            return Ok(d);
         }
         return Err(
             Error::bad_input("the S/MIME part does not contain a CMS structure")

@@ -247,13 +247,14 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
             if !mp.terminated {
                 warnings.push("the multipart/signed has no closing boundary (truncated?)".into());
             }
-            if let Some(p) = protocol {
-                if p != "application/pkcs7-signature" && p != "application/x-pkcs7-signature" {
-                    return Err(Error::unsupported(format!(
-                        "multipart/signed with protocol \"{p}\" is not S/MIME"
-                    ))
-                    .hint("this may be a PGP/MIME message; use gpg to verify it"));
-                }
+            if let Some(p) = protocol
+                && p != "application/pkcs7-signature"
+                && p != "application/x-pkcs7-signature"
+            {
+                return Err(Error::unsupported(format!(
+                    "multipart/signed with protocol \"{p}\" is not S/MIME"
+                ))
+                .hint("this may be a PGP/MIME message; use gpg to verify it"));
             }
             let sig_ent = mime::split_entity(mp.parts[1])?;
             let sig_fields = mime::parse_headers(sig_ent.header)?;
@@ -320,7 +321,7 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
     // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
     // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
     for (i, s) in signers.iter().enumerate() {
-        if !sd.digest_algorithms().iter().any(|d| *d == s.digest_oid) {
+        if !sd.digest_algorithms().contains(&s.digest_oid) {
             return Err(Error::bad_input(format!(
                 "malformed signature: signer {}'s digest algorithm ({}) is not listed in the SignedData's digestAlgorithms ({})",
                 i + 1,
@@ -335,10 +336,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         }
     }
     // T05: micalg is advisory (the SignerInfo's digest algorithm decides), but a mismatch is worth a warning.
-    if let Some(m) = micalg_param {
-        if let Some(w) = micalg_warning(m.as_deref(), &signers) {
-            warnings.push(w);
-        }
+    if let Some(m) = micalg_param
+        && let Some(w) = micalg_warning(m.as_deref(), &signers)
+    {
+        warnings.push(w);
     }
     let message_certs: Vec<X509> = sd
         .certificates()
@@ -367,10 +368,10 @@ pub fn verify(raw: &[u8], opts: &VerifyOptions) -> Result<Verified> {
         )?;
         reports.push(r);
     }
-    if let (Some(f), Some(s)) = (&from, &sender) {
-        if !crate::address::same(&f.addr, &s.addr) {
-            warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
-        }
+    if let (Some(f), Some(s)) = (&from, &sender)
+        && !crate::address::same(&f.addr, &s.addr)
+    {
+        warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
     }
     let status = if reports.iter().all(|r| r.valid) {
         "valid"
@@ -537,7 +538,7 @@ fn check_signer(
     }
     if !chain.trusted {
         let e = chain.error.clone().unwrap_or_default();
-        if !(validity.ok == false
+        if !(!validity.ok
             && (e.contains("expired") || e.contains("not yet valid"))
             && chain.error_depth == Some(0))
         {
