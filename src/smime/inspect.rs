@@ -1,7 +1,7 @@
 //! `inspect`: the S/MIME layers of a message, their algorithms, signers and recipients, and which of our IDs or
 //! contacts they name — without any secret and without verifying anything.
 
-use openssl::x509::X509;
+use openssl::x509::{X509, X509Ref};
 
 use super::{pkcs7_der, top_level};
 use crate::cert;
@@ -226,24 +226,64 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
 fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
     let sd = SignedData::from_der(der)?;
     let certs = sd.certificates();
+    let mut ambiguity = Vec::new();
     let signers: Vec<SignerView> = sd
         .signers()
         .iter()
-        .map(|s| {
-            let in_msg = certs.iter().find(|c| super::verify::sid_matches(&s.sid, c));
-            let in_known = known
+        .enumerate()
+        .map(|(idx, s)| {
+            // Several certificates may share a key identifier (T17): name the one whose signature over the
+            // signed attributes checks, never simply the first match (a decoy listed first).
+            let mut cands: Vec<&X509Ref> = certs
                 .iter()
-                .find(|(_, c)| super::verify::sid_matches(&s.sid, c));
+                .filter(|c| super::verify::sid_matches(&s.sid, c))
+                .map(|c| c.as_ref())
+                .collect();
+            cands.extend(
+                known
+                    .iter()
+                    .filter(|(_, c)| super::verify::sid_matches(&s.sid, c))
+                    .map(|(_, c)| c.as_ref()),
+            );
+            let mut fps: Vec<String> = cands.iter().map(|c| cert::fingerprint(c)).collect();
+            fps.sort();
+            fps.dedup();
+            let chosen = if fps.len() > 1 {
+                let ok = cands
+                    .iter()
+                    .find(|c| sd.verify_signer(idx, c).unwrap_or(false))
+                    .copied();
+                ambiguity.push(format!(
+                    "{} certificates share signer {}'s identifier; {}",
+                    fps.len(),
+                    idx + 1,
+                    if ok.is_some() {
+                        "the one whose signature checks is shown"
+                    } else {
+                        "none of them checks: the first is shown"
+                    }
+                ));
+                ok.or(cands.first().copied())
+            } else {
+                cands.first().copied()
+            };
+            let known_as = chosen.and_then(|c| {
+                let fp = cert::fingerprint(c);
+                known
+                    .iter()
+                    .find(|(_, k)| cert::fingerprint(k) == fp)
+                    .map(|(l, _)| l.clone())
+            });
             SignerView {
                 sid: s.sid.to_string(),
                 digest_algorithm: s.digest.clone(),
                 signature_algorithm: s.signature_alg.clone(),
                 signing_time: s.signing_time.map(cert::rfc3339),
-                certificate: in_msg.or(in_known.map(|(_, c)| c)).map(|c| {
+                certificate: chosen.map(|c| {
                     let i = cert::CertInfo::new(c, cert::now());
                     format!("{} <{}>", i.subject, i.emails.join(", "))
                 }),
-                known_as: in_known.map(|(l, _)| l.clone()),
+                known_as,
             }
         })
         .collect();
@@ -252,7 +292,7 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
     } else {
         "signed"
     };
-    let mut notes = Vec::new();
+    let mut notes = ambiguity;
     if !sd.is_detached() && kind == "signed" {
         notes.push("opaque: the content is inside the signature".into());
     }

@@ -92,6 +92,22 @@ pub fn nested_smime_parts(top: &TopLevel<'_>) -> Vec<(usize, &'static str)> {
             match mime::classify(&ct) {
                 Layer::MultipartSigned { .. } => out.push((i + 1, "signed")),
                 Layer::Pkcs7Mime { .. } => out.push((i + 1, "S/MIME")),
+                Layer::Other if ct.mime == "message/rfc822" => {
+                    // M4 (T26/T27): a signed message attached as message/rfc822 covers only the attachment.
+                    let inner = mime::split_entity(e.body)
+                        .ok()
+                        .and_then(|ie| mime::parse_headers(ie.header).ok())
+                        .and_then(|hf| mime::content_type(&hf).ok().flatten());
+                    match inner.map(|c| mime::classify(&c)) {
+                        Some(Layer::MultipartSigned { .. }) => {
+                            out.push((i + 1, "attached signed message"))
+                        }
+                        Some(Layer::Pkcs7Mime { .. }) => {
+                            out.push((i + 1, "attached S/MIME message"))
+                        }
+                        _ => {}
+                    }
+                }
                 Layer::Other => {}
             }
         }

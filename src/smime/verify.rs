@@ -248,12 +248,16 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
         .find(|f| f.is("message-id"))
         .map(|f| f.value.clone());
     let mut warnings = Vec::new();
+    let mut micalg_param: Option<Option<String>> = None;
     let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top
         .layer
     {
         Layer::MultipartSigned {
-            boundary, protocol, ..
+            boundary,
+            protocol,
+            micalg,
         } => {
+            micalg_param = Some(micalg.clone());
             let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
             if mp.parts.len() != 2 {
                 return Err(Error::bad_input(format!(
@@ -317,7 +321,8 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
             );
             if let Some((n, kind)) = nested.first() {
                 e = Error::bad_input(format!(
-                    "the message is not signed as a whole: part {n} contains an {kind} part that covers only itself"
+                    "the message is not signed as a whole: part {n} is {} {kind} part whose signature covers only itself",
+                    if kind.starts_with(['a', 'e', 'i', 'o', 'u', 'S']) { "an" } else { "a" }
                 ))
                 .hint("text outside that part is not covered by any signature; treat the message as unsigned");
             }
@@ -334,6 +339,29 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
             "the message has {} signers (at most {MAX_SIGNERS} are checked)",
             signers.len()
         )));
+    }
+    // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
+    // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
+    for (i, s) in signers.iter().enumerate() {
+        if !sd.digest_algorithms().contains(&s.digest_oid) {
+            return Err(Error::bad_input(format!(
+                "malformed signature: signer {}'s digest algorithm ({}) is not listed in the SignedData's digestAlgorithms ({})",
+                i + 1,
+                s.digest,
+                if sd.digest_algorithms().is_empty() {
+                    "empty".to_string()
+                } else {
+                    sd.digest_algorithms().join(", ")
+                }
+            ))
+            .hint("the signature part is damaged or was forged; treat the message as unsigned"));
+        }
+    }
+    // T05: micalg is advisory (the SignerInfo's digest algorithm decides), but a mismatch is worth a warning.
+    if let Some(m) = micalg_param
+        && let Some(w) = micalg_warning(m.as_deref(), &signers)
+    {
+        warnings.push(w);
     }
     let message_certs: Vec<X509> = sd
         .certificates()
@@ -452,53 +480,40 @@ fn check_signer(
         ))
         .hint("ask the sender for their certificate and add it with 'smimekit contact add', then verify again"));
     }
+    // A signer that breaks the profile (no signed attributes, T14; attribute rules, T15; MD5, T18) is a signed
+    // message whose verdict fails (exit 1), not an error: its signature is never checked and it is never valid.
     let violations = sd.profile_violations(idx);
     let mut signer_cert: Option<X509> = None;
     let mut sig_ok = false;
-    for c in &matching {
-        if sd.verify_signer(idx, c)? {
-            signer_cert = Some(c.clone());
-            sig_ok = true;
-            break;
+    if violations.is_empty() {
+        for c in &matching {
+            if sd.verify_signer(idx, c)? {
+                signer_cert = Some(c.clone());
+                sig_ok = true;
+                break;
+            }
         }
     }
     // Report the first matching certificate if none verifies, so the user sees who claims to have signed.
     let cert = signer_cert.clone().unwrap_or_else(|| matching[0].clone());
-    // Digest over the content, computed once per algorithm.
-    let md = sd.signer_digest(idx)?;
-    let key = s.digest_oid.clone();
-    let computed = match digests.iter().find(|(k, _)| *k == key) {
-        Some((_, d)) => d.clone(),
-        None => {
-            let d = hash(md, content)?;
-            digests.push((key, d.clone()));
-            d
-        }
-    };
     let integrity = if !violations.is_empty() {
         Check::fail(format!(
             "the signature breaks the S/MIME rules: {}",
             violations.join("; ")
         ))
-    } else if s.message_digest_values.first().map(|v| v.as_slice()) != Some(computed.as_slice()) {
-        let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
-        for (name, variant) in mime::variants_for_diagnosis(content) {
-            if hash(md, &variant).ok().as_deref()
-                == s.message_digest_values.first().map(|v| v.as_slice())
-            {
-                why = format!(
-                    "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
-                );
-                break;
-            }
-        }
-        Check::fail(why)
-    } else if !sig_ok {
-        Check::fail(
-            "the signature value does not verify with the signer's certificate (bad signature)",
-        )
     } else {
-        Check::pass()
+        // Digest over the content, computed once per algorithm.
+        let md = sd.signer_digest(idx)?;
+        let key = s.digest_oid.clone();
+        let computed = match digests.iter().find(|(k, _)| *k == key) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = hash(md, content)?;
+                digests.push((key, d.clone()));
+                d
+            }
+        };
+        integrity_check(md, s, content, &computed, sig_ok)?
     };
     if let Some(r) = &integrity.reason {
         reasons.push(r.clone());
@@ -642,6 +657,85 @@ fn check_signer(
     })
 }
 
+/// The RFC 8551 §3.5.3.2 micalg name of a digest OID (`sha1` also for SHA-1, as RFC 3851 wrote it).
+fn micalg_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "1.3.14.3.2.26" => "sha-1",
+        "2.16.840.1.101.3.4.2.4" => "sha-224",
+        "2.16.840.1.101.3.4.2.1" => "sha-256",
+        "2.16.840.1.101.3.4.2.2" => "sha-384",
+        "2.16.840.1.101.3.4.2.3" => "sha-512",
+        "1.2.840.113549.2.5" => "md5",
+        _ => return None,
+    })
+}
+
+/// A warning when the multipart/signed `micalg` parameter does not list exactly the signers' digest algorithms.
+fn micalg_warning(micalg: Option<&str>, signers: &[SignerSummary]) -> Option<String> {
+    let mut expected: Vec<String> = signers
+        .iter()
+        .map(|s| {
+            micalg_name(&s.digest_oid)
+                .map(str::to_string)
+                .unwrap_or_else(|| s.digest.clone())
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let Some(m) = micalg else {
+        return Some(format!(
+            "the multipart/signed has no micalg parameter (the signature uses {})",
+            expected.join(", ")
+        ));
+    };
+    let mut given: Vec<String> = m
+        .split(',')
+        .map(|t| t.trim().trim_matches('"').to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .map(|t| if t == "sha1" { "sha-1".to_string() } else { t })
+        .collect();
+    given.sort();
+    given.dedup();
+    (given != expected).then(|| {
+        format!(
+            "the micalg parameter ({m}) does not match the signature's digest algorithm ({}); \
+             verified with the algorithm the signature names",
+            expected.join(", ")
+        )
+    })
+}
+
+/// Integrity of a profile-conforming signer: the single message-digest value equals the digest computed over
+/// the content (with a diagnosis of the usual line-end/white-space damage when it does not), and the signature
+/// over the signed attributes verified.
+fn integrity_check(
+    md: openssl::hash::MessageDigest,
+    s: &SignerSummary,
+    content: &[u8],
+    computed: &[u8],
+    sig_ok: bool,
+) -> Result<Check> {
+    let claimed = s.message_digest_values.first().map(|v| v.as_slice());
+    if claimed != Some(computed) {
+        let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
+        for (name, variant) in mime::variants_for_diagnosis(content) {
+            if hash(md, &variant).ok().as_deref() == claimed {
+                why = format!(
+                    "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
+                );
+                break;
+            }
+        }
+        return Ok(Check::fail(why));
+    }
+    if !sig_ok {
+        return Ok(Check::fail(
+            "the signature value does not verify with the signer's certificate (bad signature)",
+        ));
+    }
+    Ok(Check::pass())
+}
+
 fn hash(md: openssl::hash::MessageDigest, data: &[u8]) -> Result<Vec<u8>> {
     let mut h = Hasher::new(md)?;
     // Large inputs: feed in 1 MiB slices so progress is steady and nothing is copied.
@@ -655,12 +749,13 @@ fn hash(md: openssl::hash::MessageDigest, data: &[u8]) -> Result<Vec<u8>> {
 pub fn render(r: &VerifyReport) -> String {
     let mut s = String::new();
     let n = r.signers.len();
+    let weak = r.signers.iter().any(|sg| !sg.weak.is_empty());
     s += &format!(
         "{} ({}, {} signer{})\n",
-        if r.is_valid() {
-            "VALID signature"
-        } else {
-            "INVALID signature"
+        match (r.is_valid(), weak) {
+            (true, false) => "VALID signature",
+            (true, true) => "VALID signature, but WEAK (see the Weak lines)",
+            _ => "INVALID signature",
         },
         r.form,
         n,

@@ -176,3 +176,226 @@ impl Drop for Gpg {
             .status();
     }
 }
+
+// ---- message helpers (sign/verify/inspect tests) ----
+
+/// `--no-system-trust --ca fixtures/pki/root.pem --no-harvest`: the verify options of the fixture MANIFEST.
+pub fn fixture_trust() -> Vec<String> {
+    vec![
+        "--no-system-trust".into(),
+        "--ca".into(),
+        fixture("pki/root.pem").to_str().unwrap().into(),
+        "--no-harvest".into(),
+    ]
+}
+
+impl Env {
+    /// Imports a fixture PKCS#12 stored without a passphrase (signing then skips the 600k-iteration KDF).
+    pub fn import_np(&self, p12: &str) {
+        self.ok(&[
+            "id",
+            "import",
+            fixture(p12).to_str().unwrap(),
+            "--no-passphrase",
+        ]);
+    }
+    /// Writes `data` to a file in the working folder and returns its path as a string.
+    pub fn write(&self, name: &str, data: &[u8]) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+    /// `smimekit verify FILE --json` with the fixture trust (root.pem only, no harvest) plus `extra`;
+    /// returns (exit code, parsed JSON report if any, stdout, stderr).
+    pub fn verify_json(
+        &self,
+        file: &str,
+        extra: &[&str],
+    ) -> (i32, Option<serde_json::Value>, String) {
+        let mut args: Vec<String> = vec!["--json".into(), "verify".into(), file.into()];
+        args.extend(fixture_trust());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let o = self.run(&a);
+        let j = serde_json::from_slice(&o.stdout).ok();
+        (o.status.code().unwrap_or(-1), j, text(&o.stderr))
+    }
+    /// Signs `msg` with `args` (e.g. `["--opaque"]`) and returns the signed message; asserts exit 0.
+    pub fn sign(&self, msg: &[u8], args: &[&str]) -> Vec<u8> {
+        let input = self.write("to-sign.eml", msg);
+        let out = self.path("signed.eml");
+        let _ = std::fs::remove_file(&out);
+        let mut a = vec!["sign", input.as_str(), "-o", out.to_str().unwrap()];
+        a.extend(args);
+        self.ok(&a);
+        std::fs::read(&out).unwrap()
+    }
+}
+
+/// A small RFC 5322 message (CRLF) from `from`.
+pub fn simple_message(from: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: Bob <bob@example.org>\r\nSubject: test message\r\nDate: Wed, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <t1@test.smimekit>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+/// The header value of the top-level field `name` (unfolded), if present.
+pub fn header(msg: &[u8], name: &str) -> Option<String> {
+    let head_end = find(msg, b"\r\n\r\n")
+        .or_else(|| find(msg, b"\n\n"))
+        .unwrap_or(msg.len());
+    let head = text(&msg[..head_end])
+        .replace("\r\n", "\n")
+        .replace("\n\t", " ")
+        .replace("\n ", " ");
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// Position of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Splits a multipart/signed message into (the exact signed entity bytes, the DER of the smime.p7s part).
+/// A strict RFC 2046 split: delimiters are CRLF "--" boundary at the start of a line.
+pub fn split_signed(msg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let ct = header(msg, "content-type").expect("Content-Type");
+    assert!(ct.contains("multipart/signed"), "{ct}");
+    let b = ct
+        .split("boundary=")
+        .nth(1)
+        .expect("boundary")
+        .trim_start_matches('"')
+        .split(['"', ';'])
+        .next()
+        .unwrap()
+        .to_string();
+    let crlf = find(msg, b"\r\n").is_some();
+    let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let delim = [nl, b"--", b.as_bytes()].concat();
+    let first = find(msg, &delim[nl.len()..]).expect("first delimiter");
+    let rest = &msg[first + delim.len() - nl.len()..];
+    let rest = &rest[nl.len()..]; // line end after the delimiter
+    let end1 = find(rest, &delim).expect("second delimiter");
+    let part1 = rest[..end1].to_vec();
+    let rest2 = &rest[end1 + delim.len() + nl.len()..];
+    let end2 = find(rest2, &delim).expect("closing delimiter");
+    let part2 = &rest2[..end2];
+    let sep = [nl, nl].concat();
+    let body = &part2[find(part2, &sep).expect("part 2 header end") + sep.len()..];
+    let b64: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .expect("base64 p7s");
+    (part1, der)
+}
+
+/// The DER of an opaque (application/pkcs7-mime, base64) message.
+pub fn opaque_der(msg: &[u8]) -> Vec<u8> {
+    let sep: &[u8] = if find(msg, b"\r\n\r\n").is_some() {
+        b"\r\n\r\n"
+    } else {
+        b"\n\n"
+    };
+    let body = &msg[find(msg, sep).unwrap() + sep.len()..];
+    let b64: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .expect("base64 p7m")
+}
+
+/// `openssl cms -verify -CAfile root.pem -purpose smimesign` on an S/MIME message; (exit code, content, stderr).
+pub fn openssl_verify(msg: &[u8]) -> (i32, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m.eml");
+    std::fs::write(&f, msg).unwrap();
+    external(
+        "openssl",
+        &[
+            "cms",
+            "-verify",
+            "-CAfile",
+            fixture("pki/root.pem").to_str().unwrap(),
+            "-purpose",
+            "smimesign",
+            "-in",
+            f.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
+/// `openssl cms -cmsout -print` of a DER CMS.
+pub fn openssl_print(der: &[u8]) -> String {
+    let (rc, out, err) = external(
+        "openssl",
+        &["cms", "-cmsout", "-print", "-inform", "DER"],
+        Some(der),
+    );
+    assert_eq!(rc, 0, "{err}");
+    text(&out)
+}
+
+/// SHA-256 fingerprint (lower-case hex) of a PEM certificate fixture.
+pub fn fingerprint_of(pem_fixture: &str) -> String {
+    let c = openssl::x509::X509::from_pem(&std::fs::read(fixture(pem_fixture)).unwrap()).unwrap();
+    c.digest(openssl::hash::MessageDigest::sha256())
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Gpg {
+    /// Imports the fixture root and intermediate and marks the root trusted (trustlist.txt, flag S).
+    pub fn trust_fixture_root(&self) {
+        let (rc, _, err) = self.gpgsm(
+            &[
+                "--import",
+                fixture("pki/root.pem").to_str().unwrap(),
+                fixture("pki/inter.pem").to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(rc, 0, "gpgsm --import: {err}");
+        let c = openssl::x509::X509::from_pem(&std::fs::read(fixture("pki/root.pem")).unwrap())
+            .unwrap();
+        let fp: Vec<String> = c
+            .digest(openssl::hash::MessageDigest::sha1())
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        std::fs::write(
+            self.dir.path().join("trustlist.txt"),
+            format!("{} S\n", fp.join(":")),
+        )
+        .unwrap();
+    }
+    /// `gpgsm --verify SIG DATA` on a detached signature; (exit code, stderr).
+    pub fn verify_detached(&self, sig_der: &[u8], data: &[u8]) -> (i32, String) {
+        let s = self.dir.path().join("sig.p7s");
+        let d = self.dir.path().join("data");
+        std::fs::write(&s, sig_der).unwrap();
+        std::fs::write(&d, data).unwrap();
+        let (rc, _, err) = self.gpgsm(
+            &["--verify", s.to_str().unwrap(), d.to_str().unwrap()],
+            None,
+        );
+        (rc, err)
+    }
+}
