@@ -37,12 +37,16 @@ pub enum DigestArg {
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CipherArg {
     /// AES-256-GCM (AuthEnvelopedData).
+    #[value(name = "aes-256-gcm", alias = "aes256-gcm")]
     Aes256Gcm,
     /// AES-128-GCM (AuthEnvelopedData).
+    #[value(name = "aes-128-gcm", alias = "aes128-gcm")]
     Aes128Gcm,
     /// AES-256-CBC (EnvelopedData; no integrity protection) for old clients.
+    #[value(name = "aes-256-cbc", alias = "aes256-cbc")]
     Aes256Cbc,
     /// AES-128-CBC (EnvelopedData; no integrity protection).
+    #[value(name = "aes-128-cbc", alias = "aes128-cbc")]
     Aes128Cbc,
 }
 
