@@ -150,8 +150,11 @@ pub struct DecryptArgs {
     #[arg(long = "as", value_name = "ID")]
     pub as_id: Option<String>,
     /// Allow RC2 and DES content encryption (old archives only).
-    #[arg(long)]
+    #[arg(long, alias = "allow-legacy-decrypt")]
     pub allow_legacy: bool,
+    /// Refuse content without integrity protection (anything but AES-GCM AuthEnvelopedData).
+    #[arg(long)]
+    pub require_aead: bool,
     #[command(flatten)]
     pub trust: TrustArgs,
 }
@@ -425,16 +428,44 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let enc = decrypt::parse(&raw, a.allow_legacy)?;
+    if a.require_aead
+        && !(enc.info.aead
+            && enc.info.kind == smimekit::ossl::enveloped::EnvelopedKind::AuthEnveloped)
+    {
+        return Err(Error::bad_input(format!(
+            "refusing to decrypt: the message is encrypted with {} (no integrity protection) and --require-aead was given",
+            enc.info.content_cipher
+        ))
+        .hint("ask the sender to use authenticated encryption (AES-GCM)")
+        .into());
+    }
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
     let mut plain = zeroize::Zeroizing::new(Vec::new());
-    let report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *plain)?;
+    let mut report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *plain)?;
     drop(key);
+    // 3DES, RC2, DES: decrypted, but never a clean result.
+    let is_weak = report.weak_cipher;
+    let weak = |code: i32| if is_weak { code.max(1) } else { code };
+    let signed = verify::is_signed(&plain);
+    // No integrity protection (CBC) and a broken header block: the first block was rewritten in transit, the
+    // trace of an EFAIL gadget (T32). If a signed layer is visible in it, that layer cannot be verified any more:
+    // not a success, and no content without --force-output.
+    let damaged = report.integrity != "authenticated"
+        && !signed
+        && !decrypt::header_block_well_formed(&plain);
+    let damaged_signed = damaged && decrypt::mentions_signed_layer(&plain);
+    if damaged {
+        report.warnings.push(
+            "the decrypted content is malformed: it was probably modified in transit (no integrity protection; EFAIL-style gadget)"
+                .into(),
+        );
+    }
     for w in &report.warnings {
         output::warn(w);
     }
     let stdout_msg = to_stdout(&a.output);
-    if verify::is_signed(&plain) {
+    if signed {
         let extra = serde_json::to_value(&report)?;
         if !g.json {
             report_out(stdout_msg, &render_decrypt(&report))?;
@@ -444,20 +475,35 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         if let Some(c) = content {
             emit(&a.output, |w| w.write_all(&c).map_err(Error::output))?;
         }
-        return Ok(code);
+        return Ok(weak(code));
     }
+    let verdict = damaged_signed.then_some(
+        "NOT valid: the decrypted message carries a signed layer that was damaged in transit; its signature cannot be verified",
+    );
     if g.json {
-        report_out(
-            stdout_msg,
-            &(serde_json::to_string_pretty(
-                &serde_json::json!({"decryption": report, "signed": false}),
-            )? + "\n"),
-        )?;
+        let mut j = serde_json::json!({"decryption": report, "signed": damaged_signed});
+        if let Some(v) = verdict {
+            j["valid"] = false.into();
+            j["reason"] = v.into();
+        }
+        report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
     } else {
-        report_out(stdout_msg, &render_decrypt(&report))?;
+        let mut t = render_decrypt(&report);
+        if let Some(v) = verdict {
+            t += v;
+            t += "\n";
+        }
+        report_out(stdout_msg, &t)?;
+    }
+    if damaged_signed {
+        if a.trust.force_output {
+            output::warn("--force-output: writing content whose signature could NOT be verified");
+            emit(&a.output, |w| w.write_all(&plain).map_err(Error::output))?;
+        }
+        return Ok(1);
     }
     emit(&a.output, |w| w.write_all(&plain).map_err(Error::output))?;
-    Ok(0)
+    Ok(weak(0))
 }
 
 fn render_decrypt(r: &decrypt::DecryptReport) -> String {
