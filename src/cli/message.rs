@@ -214,6 +214,36 @@ fn load_anchors(home: &Home, t: &TrustArgs) -> Result<Vec<X509>> {
     Ok(anchors)
 }
 
+/// Verify options with the default trust settings (the home's anchors and the system store).
+pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOptions> {
+    verify_options(
+        home,
+        &TrustArgs {
+            at: None,
+            ca: Vec::new(),
+            no_system_trust: false,
+            no_harvest: false,
+            force_output: false,
+        },
+    )
+}
+
+/// Harvests the signer of a verified message (nothing for an invalid one), with the message's Date.
+pub(super) fn harvest_verified(
+    home: &Home,
+    lock: &smimekit::home::WriteLock,
+    raw: &[u8],
+    v: &verify::Verified,
+) -> smimekit::Result<harvest::Harvest> {
+    let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
+        tl.fields
+            .iter()
+            .find(|f| f.is("date"))
+            .map(|f| f.value.clone())
+    });
+    harvest::harvest(home, lock, v, date.as_deref())
+}
+
 fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
     let mut known = Vec::new();
     let contacts = ContactStore::new(home);
@@ -281,14 +311,8 @@ fn verify_and_report(
     let v = verify::verify(raw, &opts)?;
     let mut h = harvest::Harvest::default();
     if !t.no_harvest && v.report.is_valid() {
-        let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
-            tl.fields
-                .iter()
-                .find(|f| f.is("date"))
-                .map(|f| f.value.clone())
-        });
         let lock = home.lock()?;
-        h = harvest::harvest(home, &lock, &v, date.as_deref())?;
+        h = harvest_verified(home, &lock, raw, &v)?;
     }
     if g.json {
         let mut j = serde_json::to_value(&v.report)?;
