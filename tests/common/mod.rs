@@ -304,3 +304,30 @@ impl Gpg {
         .unwrap();
     }
 }
+
+/// Asserts that two [`Env::snapshot`]s are equal, naming only the files that differ.
+pub fn assert_same_store(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], what: &str) {
+    let mut diffs = Vec::new();
+    for (p, d) in before {
+        match after.iter().find(|(q, _)| q == p) {
+            None => diffs.push(format!("removed {}", p.display())),
+            Some((_, e)) if e != d => diffs.push(format!(
+                "changed {}:\n--- before\n{}\n--- after\n{}",
+                p.display(),
+                text(d),
+                text(e)
+            )),
+            _ => {}
+        }
+    }
+    for (p, _) in after {
+        if !before.iter().any(|(q, _)| q == p) {
+            diffs.push(format!("added {}", p.display()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what} changed the store:\n{}",
+        diffs.join("\n")
+    );
+}
