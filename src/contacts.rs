@@ -1067,8 +1067,17 @@ impl<'a> ContactStore<'a> {
                 cert::name_to_string(r.subject_name())
             ));
         }
+        // Contacts already present are kept as they are (no extra provenance entry): restoring twice changes
+        // nothing.
+        let present: std::collections::HashSet<String> =
+            self.list()?.into_iter().map(|c| c.fingerprint).collect();
         let mut leaves = Vec::new();
+        let mut already = 0;
         for l in c.leaves {
+            if present.contains(&cert::fingerprint(&l)) {
+                already += 1;
+                continue;
+            }
             match check_contact(&l) {
                 Ok(()) => leaves.push((l, Provenance::backup(None, now))),
                 Err(e) => report.skipped.push(e.to_string()),
@@ -1076,7 +1085,7 @@ impl<'a> ContactStore<'a> {
         }
         let r = self.add_batch(lock, leaves, &c.intermediates)?;
         report.added = r.added.iter().filter(|a| a.new).count();
-        report.present = r.added.len() - report.added;
+        report.present = r.added.len() - report.added + already;
         report.intermediates = r.intermediates_added;
         Ok(report)
     }

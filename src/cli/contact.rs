@@ -15,7 +15,8 @@ use super::output;
 /// Contact commands.
 #[derive(Subcommand)]
 pub enum ContactCommand {
-    /// Add correspondents' certificates: PEM or DER (.pem .crt .cer .der) or PKCS#7 bundles (.p7b .p7c).
+    /// Add correspondents' certificates: PEM or DER (.pem .crt .cer .der), PKCS#7 bundles (.p7b .p7c), or
+    /// signed messages (.eml: the verified signer, with the same rules as harvesting by 'verify').
     Add {
         /// Certificate files. Everything is checked before anything is stored.
         #[arg(required = true)]
@@ -111,9 +112,14 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             // Read and check every file before taking the lock: a bad file changes nothing.
             let mut leaves = Vec::new();
             let mut intermediates = Vec::new();
+            let mut eml = Vec::new();
             for f in files {
                 let name = f.display().to_string();
                 let data = read_file(f)?;
+                if name.to_ascii_lowercase().ends_with(".eml") {
+                    eml.push((name, data));
+                    continue;
+                }
                 let certs = contacts::certs_from_file(&data, &name)?;
                 let cl = contacts::classify(certs);
                 for l in &cl.leaves {
@@ -139,7 +145,11 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 );
                 intermediates.extend(cl.intermediates);
             }
-            if leaves.is_empty() {
+            let messages = eml
+                .iter()
+                .map(|(n, d)| Ok((n.clone(), verified_message(&home, n, d)?, d.as_slice())))
+                .collect::<Result<Vec<_>>>()?;
+            if leaves.is_empty() && messages.is_empty() {
                 let what = if files.len() == 1 {
                     format!("{} holds", files[0].display())
                 } else {
@@ -152,6 +162,9 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 .into());
             }
             let _lock = home.lock()?;
+            if !messages.is_empty() {
+                return add_messages(g, &home, &_lock, leaves, &intermediates, &messages);
+            }
             let shown: Vec<_> = leaves.iter().map(|(l, _)| l.clone()).collect();
             let report = store.add_batch(&_lock, leaves, &intermediates)?;
             for a in &report.added {
@@ -440,4 +453,114 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Verifies a signed message for `contact add`: only a valid signature (integrity, trust, address match) gives a
+/// contact, as with harvesting by `verify`. Anything else is an error, so the whole command changes nothing.
+fn verified_message<'a>(
+    home: &smimekit::home::Home,
+    name: &str,
+    data: &'a [u8],
+) -> Result<smimekit::smime::verify::Verified<'a>> {
+    let opts = super::message::default_verify_options(home)?;
+    let v = smimekit::smime::verify::verify(data, &opts).map_err(|e| {
+        let m = format!("{name}: {}", e.message());
+        match e.hint_text().map(str::to_string) {
+            Some(h) => Error::bad_input(m).hint(h),
+            None => Error::bad_input(m),
+        }
+    })?;
+    if !v.report.is_valid() {
+        let why: Vec<String> = v
+            .report
+            .signers
+            .iter()
+            .flat_map(|s| s.reasons.iter().cloned())
+            .chain(v.report.warnings.iter().cloned())
+            .collect();
+        return Err(Error::bad_input(format!(
+            "{name}: the signature did not verify ({}); nothing was added",
+            if why.is_empty() {
+                v.report.status.to_string()
+            } else {
+                why.join("; ")
+            }
+        ))
+        .hint("only a verified signer is added to the contacts; check the message with 'smimekit verify FILE'")
+        .into());
+    }
+    Ok(v)
+}
+
+/// `contact add` with signed messages (and maybe certificate files): everything was checked; store it all.
+fn add_messages(
+    g: &Global,
+    home: &smimekit::home::Home,
+    lock: &smimekit::home::WriteLock,
+    leaves: Vec<(openssl::x509::X509, Provenance)>,
+    intermediates: &[openssl::x509::X509],
+    messages: &[(String, smimekit::smime::verify::Verified<'_>, &[u8])],
+) -> Result<i32> {
+    let store = ContactStore::new(home);
+    let now = cert::now();
+    let report = if leaves.is_empty() && intermediates.is_empty() {
+        None
+    } else {
+        Some(store.add_batch(lock, leaves, intermediates)?)
+    };
+    let mut harvests = Vec::new();
+    for (name, v, raw) in messages {
+        let h = super::message::harvest_verified(home, lock, raw, v)?;
+        for k in &h.key_changes {
+            output::warn(k);
+        }
+        harvests.push((name.clone(), v, h));
+    }
+    if g.json {
+        let msgs: Vec<serde_json::Value> = harvests
+            .iter()
+            .map(|(n, v, h)| {
+                serde_json::json!({
+                    "file": n,
+                    "signers": v.report.signers.iter().filter_map(|s| s.fingerprint.clone()).collect::<Vec<_>>(),
+                    "harvest": h,
+                })
+            })
+            .collect();
+        output::json(&serde_json::json!({"certificates": report, "messages": msgs}))?;
+        return Ok(0);
+    }
+    let mut s = String::new();
+    if let Some(r) = &report {
+        for a in &r.added {
+            s += &format!(
+                "{} {}\n",
+                if a.new { "added" } else { "already present:" },
+                &a.fingerprint[..16]
+            );
+        }
+    }
+    for (n, v, h) in &harvests {
+        for sg in &v.report.signers {
+            let Some(fp) = &sg.fingerprint else { continue };
+            let info = sg.certificate().map(|c| CertInfo::new(c, now));
+            let emails = info.map(|i| i.emails.join(", ")).unwrap_or_default();
+            s += &format!(
+                "{} {}  {}  (signer of {})\n",
+                if h.added.contains(fp) {
+                    "added"
+                } else {
+                    "already present:"
+                },
+                &fp[..16],
+                output::clean(&emails),
+                output::clean(n)
+            );
+        }
+        for note in &h.notes {
+            s += &format!("note: {note}\n");
+        }
+    }
+    output::print(&s)?;
+    Ok(0)
 }

@@ -37,12 +37,16 @@ pub enum DigestArg {
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CipherArg {
     /// AES-256-GCM (AuthEnvelopedData).
+    #[value(name = "aes-256-gcm", alias = "aes256-gcm")]
     Aes256Gcm,
     /// AES-128-GCM (AuthEnvelopedData).
+    #[value(name = "aes-128-gcm", alias = "aes128-gcm")]
     Aes128Gcm,
     /// AES-256-CBC (EnvelopedData; no integrity protection) for old clients.
+    #[value(name = "aes-256-cbc", alias = "aes256-cbc")]
     Aes256Cbc,
     /// AES-128-CBC (EnvelopedData; no integrity protection).
+    #[value(name = "aes-128-cbc", alias = "aes128-cbc")]
     Aes128Cbc,
 }
 
@@ -146,8 +150,11 @@ pub struct DecryptArgs {
     #[arg(long = "as", value_name = "ID")]
     pub as_id: Option<String>,
     /// Allow RC2 and DES content encryption (old archives only).
-    #[arg(long)]
+    #[arg(long, alias = "allow-legacy-decrypt")]
     pub allow_legacy: bool,
+    /// Refuse content without integrity protection (anything but AES-GCM AuthEnvelopedData).
+    #[arg(long)]
+    pub require_aead: bool,
     #[command(flatten)]
     pub trust: TrustArgs,
 }
@@ -205,6 +212,36 @@ fn load_anchors(home: &Home, t: &TrustArgs) -> Result<Vec<X509>> {
         anchors.extend(cert::parse_certs(&data, &f.display().to_string())?);
     }
     Ok(anchors)
+}
+
+/// Verify options with the default trust settings (the home's anchors and the system store).
+pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOptions> {
+    verify_options(
+        home,
+        &TrustArgs {
+            at: None,
+            ca: Vec::new(),
+            no_system_trust: false,
+            no_harvest: false,
+            force_output: false,
+        },
+    )
+}
+
+/// Harvests the signer of a verified message (nothing for an invalid one), with the message's Date.
+pub(super) fn harvest_verified(
+    home: &Home,
+    lock: &smimekit::home::WriteLock,
+    raw: &[u8],
+    v: &verify::Verified,
+) -> smimekit::Result<harvest::Harvest> {
+    let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
+        tl.fields
+            .iter()
+            .find(|f| f.is("date"))
+            .map(|f| f.value.clone())
+    });
+    harvest::harvest(home, lock, v, date.as_deref())
 }
 
 fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
@@ -276,14 +313,8 @@ fn verify_and_report(
     let v = verify::verify(raw, &opts)?;
     let mut h = harvest::Harvest::default();
     if !t.no_harvest && v.report.is_valid() {
-        let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
-            tl.fields
-                .iter()
-                .find(|f| f.is("date"))
-                .map(|f| f.value.clone())
-        });
         let lock = home.lock()?;
-        h = harvest::harvest(home, &lock, &v, date.as_deref())?;
+        h = harvest_verified(home, &lock, raw, &v)?;
     }
     if g.json {
         let mut j = serde_json::to_value(&v.report)?;
@@ -425,6 +456,17 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let enc = decrypt::parse(&raw, a.allow_legacy)?;
+    if a.require_aead
+        && !(enc.info.aead
+            && enc.info.kind == smimekit::ossl::enveloped::EnvelopedKind::AuthEnveloped)
+    {
+        return Err(Error::bad_input(format!(
+            "refusing to decrypt: the message is encrypted with {} (no integrity protection) and --require-aead was given",
+            enc.info.content_cipher
+        ))
+        .hint("ask the sender to use authenticated encryption (AES-GCM)")
+        .into());
+    }
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
     let stdout_msg = to_stdout(&a.output);
@@ -432,7 +474,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         Memory(zeroize::Zeroizing<Vec<u8>>),
         File(tempfile::NamedTempFile, smimekit::input::Input),
     }
-    let (report, plain) = match a.output.as_deref() {
+    let (mut report, plain) = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" => {
             let dir = p
                 .parent()
@@ -458,19 +500,34 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         }
     };
     drop(key);
-    for w in &report.warnings {
-        output::warn(w);
-    }
     let bytes: &[u8] = match &plain {
         Plain::Memory(b) => b,
         Plain::File(_, m) => m,
     };
-    let mut code = 0;
-    if verify::is_signed(bytes) {
+    // 3DES, RC2, DES: decrypted, but never a clean result.
+    let is_weak = report.weak_cipher;
+    let weak = |code: i32| if is_weak { code.max(1) } else { code };
+    let signed = verify::is_signed(bytes);
+    // No integrity protection (CBC) and a broken header block: the first block was rewritten in transit, the
+    // trace of an EFAIL gadget (T32). If a signed layer is visible in it, that layer cannot be verified any more:
+    // not a success, and no content without --force-output.
+    let damaged =
+        report.integrity != "authenticated" && !signed && !decrypt::header_block_well_formed(bytes);
+    let damaged_signed = damaged && decrypt::mentions_signed_layer(bytes);
+    if damaged {
+        report.warnings.push(
+            "the decrypted content is malformed: it was probably modified in transit (no integrity protection; EFAIL-style gadget)"
+                .into(),
+        );
+    }
+    for w in &report.warnings {
+        output::warn(w);
+    }
+    let code = if signed {
         if !g.json {
             report_out(stdout_msg, &render_decrypt(&report))?;
         }
-        code = verify_and_report(
+        verify_and_report(
             g,
             &home,
             bytes,
@@ -478,22 +535,33 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             stdout_msg,
             Some(serde_json::to_value(&report)?),
             None,
-        )?;
-    } else if g.json {
-        report_out(
-            stdout_msg,
-            &(serde_json::to_string_pretty(
-                &serde_json::json!({"decryption": report, "signed": false}),
-            )? + "\n"),
-        )?;
+        )?
     } else {
-        report_out(stdout_msg, &render_decrypt(&report))?;
-    }
+        let verdict = damaged_signed.then_some(
+            "NOT valid: the decrypted message carries a signed layer that was damaged in transit; its signature cannot be verified",
+        );
+        if g.json {
+            let mut j = serde_json::json!({"decryption": report, "signed": damaged_signed});
+            if let Some(v) = verdict {
+                j["valid"] = false.into();
+                j["reason"] = v.into();
+            }
+            report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+        } else {
+            let mut t = render_decrypt(&report);
+            if let Some(v) = verdict {
+                t += v;
+                t += "\n";
+            }
+            report_out(stdout_msg, &t)?;
+        }
+        if damaged_signed { 1 } else { 0 }
+    };
     if code != 0 && !a.trust.force_output {
-        return Ok(code);
+        return Ok(weak(code));
     }
     if code != 0 {
-        output::warn("--force-output: writing content whose signature did NOT verify");
+        output::warn("--force-output: writing content whose signature could NOT be verified");
     }
     match plain {
         Plain::Memory(b) => output::write_output(None, &b)?,
@@ -506,7 +574,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
         }
     }
-    Ok(code)
+    Ok(weak(code))
 }
 
 fn render_decrypt(r: &decrypt::DecryptReport) -> String {

@@ -128,6 +128,15 @@ fn cipher_class(oid: &str) -> CipherClass {
     }
 }
 
+/// True for content ciphers that are decrypted only as "weak" (3DES, and RC2/DES when legacy decryption is
+/// allowed): the result is never a clean one.
+pub fn is_weak_cipher(oid: &str) -> bool {
+    matches!(
+        cipher_class(oid),
+        CipherClass::TripleDes | CipherClass::Legacy
+    )
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
 // ---------------------------------------------------------------------------------------------------------------
@@ -1017,7 +1026,10 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
             .hint("AEAD ciphers are only valid in authenticated-enveloped data; the message is malformed or tampered with"));
         }
         (EnvelopedKind::Enveloped, CipherClass::AesCbc) => {
-            warnings.push("confidentiality only, no integrity protection".to_string());
+            warnings.push(
+                "confidentiality only, no integrity protection: the content may have been modified in transit"
+                    .to_string(),
+            );
         }
         (EnvelopedKind::Enveloped, CipherClass::TripleDes) => {
             warnings.push("weak cipher (3DES), no integrity".to_string());

@@ -39,8 +39,46 @@ pub struct DecryptReport {
     pub decrypted_with: String,
     /// Every recipient the message names.
     pub recipients: Vec<String>,
+    /// True for 3DES, RC2 and DES: decrypted, but never a clean result (exit 1).
+    pub weak_cipher: bool,
     /// Warnings: weak cipher, no integrity protection…
     pub warnings: Vec<String>,
+}
+
+/// True if `plain` (outer header fields + the decrypted entity) starts with a well-formed header block: every
+/// line before the first empty one is a field (`name:` with printable ASCII name) or a continuation line.
+///
+/// CBC has no integrity: an EFAIL gadget rewrites the first plaintext block, which is the inner entity's
+/// `Content-Type` (T32). A broken header block is the visible trace of such a modification.
+pub fn header_block_well_formed(plain: &[u8]) -> bool {
+    for line in plain.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return true;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            continue;
+        }
+        match line.iter().position(|&b| b == b':') {
+            Some(n) if n > 0 && line[..n].iter().all(|&b| (33..=126).contains(&b)) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// True if `plain` visibly carries an S/MIME signature part or signed-data (used when its header block is
+/// broken, so the signed layer can no longer be recognised and verified).
+pub fn mentions_signed_layer(plain: &[u8]) -> bool {
+    let lower = plain.to_ascii_lowercase();
+    [
+        &b"application/pkcs7-signature"[..],
+        b"application/x-pkcs7-signature",
+        b"smime-type=signed-data",
+        b"multipart/signed",
+    ]
+    .iter()
+    .any(|m| lower.windows(m.len()).any(|w| w == *m))
 }
 
 /// A parsed encrypted message, before any secret is used.
@@ -215,7 +253,9 @@ impl Encrypted<'_> {
             allow_legacy,
             out,
         )?);
-        warnings.dedup();
+        // Keep the first of each warning (the structure check and the decryption may both report one).
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|w| seen.insert(w.clone()));
         let aead = self.info.aead && self.info.kind == EnvelopedKind::AuthEnveloped;
         Ok(DecryptReport {
             kind: self.info.kind,
@@ -223,6 +263,7 @@ impl Encrypted<'_> {
             integrity: if aead { "authenticated" } else { "none" },
             decrypted_with: id.label(),
             recipients: self.recipients(),
+            weak_cipher: enveloped::is_weak_cipher(&self.info.content_cipher_oid),
             warnings,
         })
     }

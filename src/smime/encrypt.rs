@@ -125,6 +125,15 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         {
             continue;
         }
+        // A certificate given with --cert for this address is used as given (checked below).
+        if opts.certs.iter().any(|c| {
+            CertInfo::new(c, now)
+                .emails
+                .iter()
+                .any(|e| crate::address::same(e, a))
+        }) {
+            continue;
+        }
         // Our own address: our ID's certificate.
         if let Some(i) = ids.for_address(a)?.into_iter().find(|i| usable_id(i)) {
             recipients.push(PlannedRecipient {
@@ -164,11 +173,16 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
     }
     for c in &opts.certs {
         let info = CertInfo::new(c, now);
-        let addr = info
-            .emails
-            .first()
+        // Name the recipient by the To/Cc/--to address this certificate stands for, if any.
+        let addr = addrs
+            .iter()
+            .find(|a| info.emails.iter().any(|e| crate::address::same(e, a)))
+            .or(info.emails.first())
             .cloned()
             .unwrap_or_else(|| info.subject.clone());
+        if recipients.iter().any(|r| r.fingerprint == info.fingerprint) {
+            continue;
+        }
         if !info.can_encrypt {
             problems.push(format!("{addr} (--cert): the certificate is not for encryption (keyEncipherment/keyAgreement and emailProtection needed)"));
             continue;

@@ -399,3 +399,151 @@ impl Gpg {
         (rc, err)
     }
 }
+
+// ---- encryption / contacts helpers ----
+
+impl Env {
+    /// Trusts the fixture root.
+    pub fn trust_root(&self) {
+        self.ok(&["trust", "add", fixture("pki/root.pem").to_str().unwrap()]);
+    }
+    /// Writes `data` to a file of the working folder and returns its path.
+    pub fn write_file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+    /// Runs smimekit with an explicit passphrase in the environment.
+    pub fn run_with_passphrase(&self, args: &[&str], passphrase: &str) -> Output {
+        self.cmd(args)
+            .env("SMIMEKIT_PASSPHRASE", passphrase)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+/// Path of a fixture as a `String` (for argument lists).
+pub fn fx(rel: &str) -> String {
+    fixture(rel).to_str().unwrap().to_string()
+}
+
+/// Path as `&str`.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A simple RFC 5322 text message (CRLF line ends).
+pub fn message(from: &str, to: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: {from}\r\nTo: {to}\r\n{extra_headers}Subject: test message\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <t-{}@tests.smimekit.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+        std::process::id()
+    );
+    for l in body.lines() {
+        m.push_str(l);
+        m.push_str("\r\n");
+    }
+    m.into_bytes()
+}
+
+/// The header block of a message (up to the first empty line), as text.
+pub fn headers(msg: &[u8]) -> String {
+    let t = text(msg);
+    let end = t
+        .find("\r\n\r\n")
+        .or_else(|| t.find("\n\n"))
+        .unwrap_or(t.len());
+    t[..end].to_string()
+}
+
+/// The DER inside an `application/pkcs7-mime` message (its base64 body).
+pub fn p7m_der(msg: &[u8]) -> Vec<u8> {
+    let t = text(msg);
+    let start = t
+        .find("\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| t.find("\n\n").map(|i| i + 2))
+        .expect("no body");
+    let b64: String = t[start..]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    openssl::base64::decode_block(&b64).expect("body is not base64")
+}
+
+/// Wraps a DER CMS structure as an `application/pkcs7-mime` message, as a mail client would.
+pub fn wrap_p7m(der: &[u8], smime_type: &str, from: &str, to: &str) -> Vec<u8> {
+    let b64 = openssl::base64::encode_block(der);
+    let mut m = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: wrapped\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type={smime_type}; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=smime.p7m\r\n\r\n"
+    );
+    for chunk in b64.as_bytes().chunks(64) {
+        m.push_str(std::str::from_utf8(chunk).unwrap());
+        m.push_str("\r\n");
+    }
+    m.into_bytes()
+}
+
+/// Runs the `openssl` CLI.
+pub fn openssl(args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    external("openssl", args, stdin)
+}
+
+/// Asserts an exit code, printing the output on failure.
+pub fn assert_code(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: expected exit {code}\nstdout: {}\nstderr: {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+}
+
+impl Gpg {
+    /// Imports files (certificates, or a PKCS#12 with `passphrase`).
+    pub fn import(&self, files: &[&str], passphrase: Option<&str>) {
+        let mut args = vec!["--import"];
+        args.extend(files);
+        let (rc, _, err) = self.gpgsm(&args, passphrase);
+        assert_eq!(rc, 0, "gpgsm --import {files:?}: {err}");
+    }
+    /// Trusts a root certificate given by its SHA-1 fingerprint (trustlist.txt, "relax": no CRL/OCSP).
+    pub fn trust(&self, root_pem: &Path) {
+        let c = openssl::x509::X509::from_pem(&std::fs::read(root_pem).unwrap()).unwrap();
+        let fp = c.digest(openssl::hash::MessageDigest::sha1()).unwrap();
+        let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
+        std::fs::write(
+            self.dir.path().join("trustlist.txt"),
+            format!("{} S relax\n", hex.join(":")),
+        )
+        .unwrap();
+    }
+}
+
+/// Asserts that two [`Env::snapshot`]s are equal, naming only the files that differ.
+pub fn assert_same_store(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u8>)], what: &str) {
+    let mut diffs = Vec::new();
+    for (p, d) in before {
+        match after.iter().find(|(q, _)| q == p) {
+            None => diffs.push(format!("removed {}", p.display())),
+            Some((_, e)) if e != d => diffs.push(format!(
+                "changed {}:\n--- before\n{}\n--- after\n{}",
+                p.display(),
+                text(d),
+                text(e)
+            )),
+            _ => {}
+        }
+    }
+    for (p, _) in after {
+        if !before.iter().any(|(q, _)| q == p) {
+            diffs.push(format!("added {}", p.display()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what} changed the store:\n{}",
+        diffs.join("\n")
+    );
+}
