@@ -799,7 +799,7 @@ fn tampering_with_our_own_signatures_is_caught() {
     let b64 = b64
         .as_bytes()
         .chunks(64)
-        .map(|c| text(c))
+        .map(text)
         .collect::<Vec<_>>()
         .join("\r\n");
     let ct = header(&signed, "content-type").unwrap();
