@@ -6,7 +6,10 @@
 //! - `folder`/`file`: the corpus folder and the file inside it (as in that folder's MANIFEST.tsv).
 //! - `command`: `verify` | `decrypt` | `inspect` | `import`.
 //! - `args`: extra arguments, whitespace-separated; `{corpus}` is the corpus root. The runner adds the file,
-//!   `-o OUT` (verify/decrypt) and `--json` when a check needs it.
+//!   `-o OUT` (verify/decrypt) and `--json` when a check needs it. Two tokens change the input instead:
+//!   `{wrap:SMIME-TYPE}` turns a bare CMS file (DER, PEM `-----BEGIN CMS/PKCS7-----`, gpgsm armor) into the
+//!   RFC 5322 message a mail client would hold (`application/pkcs7-mime; smime-type=SMIME-TYPE`, base64, no
+//!   From) since the commands read mail, not bare CMS; `{mbox}` drops an mbox `From ` separator line.
 //! - `key`: decrypt: identities to import into the folder's home first, space-separated, each `P12#PASSWORD`
 //!   (empty password: `P12#`) or `KEY+CERT` (PEM/DER key and certificate, packed into a PKCS#12 here);
 //!   import: `#PASSWORD` of the file (empty: `#`). Identities are imported once per home, without a passphrase.
@@ -157,18 +160,35 @@ pub fn folders() -> Vec<String> {
     v
 }
 
-/// Whether the message commands exist in this build (they are developed on other branches).
-pub fn message_commands_available() -> bool {
-    let env = Env::new();
-    let o = env.run(&["verify", "--help"]);
-    if o.status.code() == Some(0) {
+/// Whether `smimekit COMMAND` exists in this build (the message commands are developed on other branches and
+/// may arrive one by one). `import` always exists. Cached per process.
+pub fn command_available(command: &str) -> bool {
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<BTreeMap<String, bool>>> = OnceLock::new();
+    if command == "import" {
         return true;
     }
-    let err = text(&o.stderr);
-    if err.contains("unrecognized subcommand") {
-        return false;
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(v) = cache.lock().unwrap().get(command) {
+        return *v;
     }
-    panic!("`smimekit verify --help` failed unexpectedly: {err}");
+    let env = Env::new();
+    let o = env.run(&[command, "--help"]);
+    let err = text(&o.stderr);
+    let v = if o.status.code() == Some(0) {
+        true
+    } else if err.contains("unrecognized subcommand") {
+        false
+    } else {
+        panic!("`smimekit {command} --help` failed unexpectedly: {err}");
+    };
+    cache.lock().unwrap().insert(command.to_string(), v);
+    v
+}
+
+/// Whether all message commands exist.
+pub fn message_commands_available() -> bool {
+    ["verify", "decrypt", "inspect"].iter().all(|c| command_available(c))
 }
 
 // ---------------------------------------------------------------- checks
@@ -389,9 +409,72 @@ pub enum Outcome {
     Fail(String),
 }
 
+/// The DER of a bare CMS file: DER as is, else the base64 between `-----BEGIN …-----` and `-----END` (armor
+/// header lines and any text before the armor are skipped).
+pub fn cms_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes.to_vec());
+    }
+    let t = String::from_utf8_lossy(bytes);
+    let start = t.find("-----BEGIN ").ok_or("neither DER nor armored")?;
+    let body = &t[start..];
+    let body = &body[body.find('\n').ok_or("truncated armor")? + 1..];
+    let end = body.find("-----END").ok_or("armor without END line")?;
+    let b64: String = body[..end].lines().filter(|l| !l.contains(':')).flat_map(|l| l.trim().chars()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("bad base64 in armor: {e}"))
+}
+
+/// An RFC 5322 message carrying `der` as `application/pkcs7-mime; smime-type=SMIME-TYPE` (CRLF, base64).
+pub fn wrap_cms(der: &[u8], smime_type: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut m = format!(
+        "MIME-Version: 1.0\r\nSubject: corpus CMS object\r\nContent-Type: application/pkcs7-mime; smime-type={smime_type}; name=smime.p7m\r\n\
+         Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=smime.p7m\r\n\r\n"
+    );
+    for chunk in b64.as_bytes().chunks(76) {
+        m.push_str(std::str::from_utf8(chunk).unwrap());
+        m.push_str("\r\n");
+    }
+    m.into_bytes()
+}
+
+/// The input file of a row: the corpus file, or a wrapped / mbox-stripped copy of it.
+fn input_for(home: &mut Home, row: &Row, file: &Path) -> Result<PathBuf, String> {
+    let wrap = row.args.split_whitespace().find_map(|t| t.strip_prefix("{wrap:").and_then(|t| t.strip_suffix('}')));
+    let mbox = row.args.split_whitespace().any(|t| t == "{mbox}");
+    if wrap.is_none() && !mbox {
+        return Ok(file.to_path_buf());
+    }
+    let mut bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if mbox && bytes.starts_with(b"From ") {
+        let nl = bytes.iter().position(|&b| b == b'\n').map(|i| i + 1).unwrap_or(bytes.len());
+        bytes.drain(..nl);
+    }
+    if let Some(t) = wrap {
+        bytes = wrap_cms(&cms_der(&bytes).map_err(|e| format!("{}: {e}", file.display()))?, t);
+    }
+    let p = home.tmp(file.file_name().unwrap().to_str().unwrap());
+    std::fs::write(&p, bytes).unwrap();
+    Ok(p)
+}
+
+/// The command-line part of a row's args (without the input tokens), `{corpus}` expanded.
+fn cli_args(row: &Row) -> Vec<String> {
+    row.args
+        .split_whitespace()
+        .filter(|t| !(t.starts_with("{wrap:") || *t == "{mbox}"))
+        .map(expand)
+        .collect()
+}
+
 /// Runs one row in `home`.
 pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
-    let file = corpus_path(&row.folder).join(&row.file);
+    let file = match input_for(home, row, &corpus_path(&row.folder).join(&row.file)) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Fail(e),
+    };
     let file_s = file.to_string_lossy().to_string();
     let json = needs_json(&row.expect);
     let out = home.tmp("out");
@@ -425,7 +508,7 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
     if json {
         args.push("--json".into());
     }
-    args.extend(expand(&row.args).split_whitespace().map(String::from));
+    args.extend(cli_args(row));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = home.env.cmd(&argv).stdin(Stdio::null()).output().unwrap();
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
@@ -452,9 +535,12 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
 /// Runs the rows of `folder` whose command is in `commands` (and which `filter` accepts) in one home; panics
 /// with one report listing every failure. Rows tagged `crl`/`policy` are summarised, not failed.
 pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool) {
-    let needs_messages = commands.iter().any(|c| *c != "import");
-    if needs_messages && !message_commands_available() {
-        eprintln!("SKIPPED {folder} {commands:?}: the message commands (verify/decrypt/inspect) are not in this build yet");
+    let missing: Vec<&str> = commands.iter().copied().filter(|c| !command_available(c)).collect();
+    let commands: Vec<&str> = commands.iter().copied().filter(|c| command_available(c)).collect();
+    if !missing.is_empty() {
+        eprintln!("SKIPPED {folder} {missing:?}: `smimekit {}` is not in this build yet", missing.join("`/`"));
+    }
+    if commands.is_empty() {
         return;
     }
     let ex = load();
