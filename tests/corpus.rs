@@ -18,7 +18,12 @@ fn all(_: &Row) -> bool {
 #[test]
 fn manifest_rows_are_covered_or_skipped_with_a_reason() {
     let p = coverage_problems();
-    assert!(p.is_empty(), "{} coverage problems:\n  {}", p.len(), p.join("\n  "));
+    assert!(
+        p.is_empty(),
+        "{} coverage problems:\n  {}",
+        p.len(),
+        p.join("\n  ")
+    );
 }
 
 #[test]
@@ -35,10 +40,40 @@ fn check_language_works() {
         "address_match":{"ok":true}}],"warnings":[]}"#;
     let ok = "status=invalid; signers=2; signer[alice@].address_match.ok=false; signer[dave].valid=true; \
               signer[*].trust.trusted=true; signer[0].weak~sha1|sha-1; json.signers.1.subject~dave; any~INVALID";
-    assert!(evaluate(ok, j, "", None).is_empty(), "{:?}", evaluate(ok, j, "", None));
-    assert_eq!(evaluate("status=valid; signer[*].valid=true; signer[carol].valid=true", j, "", None).len(), 3);
-    assert!(evaluate("content~some sample", "", "", Some(b"This is some\r\nsample content.")).len() == 1);
-    assert!(evaluate("content~This is some|zzz", "", "", Some(b"This is some\r\nsample content.")).is_empty());
+    assert!(
+        evaluate(ok, j, "", None).is_empty(),
+        "{:?}",
+        evaluate(ok, j, "", None)
+    );
+    assert_eq!(
+        evaluate(
+            "status=valid; signer[*].valid=true; signer[carol].valid=true",
+            j,
+            "",
+            None
+        )
+        .len(),
+        3
+    );
+    assert!(
+        evaluate(
+            "content~some sample",
+            "",
+            "",
+            Some(b"This is some\r\nsample content.")
+        )
+        .len()
+            == 1
+    );
+    assert!(
+        evaluate(
+            "content~This is some|zzz",
+            "",
+            "",
+            Some(b"This is some\r\nsample content.")
+        )
+        .is_empty()
+    );
     assert!(needs_json("any~x; signer[0].valid=true") && !needs_json("content~x; stderr~y"));
 }
 
@@ -68,7 +103,11 @@ fn rfc4134_examples() {
 // ---- rfc9216-lamps-cms-examples: RSA-PSS, Ed25519, OAEP, X25519, AuthEnveloped
 #[test]
 fn rfc9216_lamps_examples() {
-    run_folder("rfc9216-lamps-cms-examples", &["verify", "decrypt", "inspect"], &all);
+    run_folder(
+        "rfc9216-lamps-cms-examples",
+        &["verify", "decrypt", "inspect"],
+        &all,
+    );
 }
 
 // ---- lamps-protected-headers: header-protection samples, PEM-armored PKCS#12
@@ -78,7 +117,11 @@ fn lamps_protected_headers_pkcs12() {
 }
 #[test]
 fn lamps_protected_headers_messages() {
-    run_folder("lamps-protected-headers", &["verify", "decrypt", "inspect"], &all);
+    run_folder(
+        "lamps-protected-headers",
+        &["verify", "decrypt", "inspect"],
+        &all,
+    );
 }
 
 // ---- openssl: bad signed attributes, MD4, signedAndEnveloped, malformed PKCS#12
@@ -108,11 +151,17 @@ fn pyca_pkcs12() {
 }
 #[test]
 fn pyca_pkcs7() {
-    run_folder("pyca-cryptography-vectors", &["verify", "decrypt", "inspect"], &|r| !r.file.contains("PKITS_data"));
+    run_folder(
+        "pyca-cryptography-vectors",
+        &["verify", "decrypt", "inspect"],
+        &|r| !r.file.contains("PKITS_data"),
+    );
 }
 #[test]
 fn pyca_nist_pkits() {
-    run_folder("pyca-cryptography-vectors", &["verify"], &|r| r.file.contains("PKITS_data"));
+    run_folder("pyca-cryptography-vectors", &["verify"], &|r| {
+        r.file.contains("PKITS_data")
+    });
 }
 
 // ---- mimekit: PKCS#12 chain set, a real Thunderbird 24 signature
@@ -128,7 +177,11 @@ fn mimekit_signed() {
 // ---- kde-mimetreeparser: KMail samples, tampered Apple Mail signature, expired certificates
 #[test]
 fn kde_mimetreeparser() {
-    run_folder("kde-mimetreeparser", &["verify", "decrypt", "inspect"], &all);
+    run_folder(
+        "kde-mimetreeparser",
+        &["verify", "decrypt", "inspect"],
+        &all,
+    );
 }
 
 // ---- bouncycastle-bc-java: Outlook/.NET, SignedMailValidator cases, ECDH matrix, PSS, mislabelled AES
@@ -149,7 +202,8 @@ fn bouncycastle_encrypted() {
 #[test]
 fn decrypt_row_keys_import_as_ids() {
     let ex = load();
-    let mut by_folder: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+    let mut by_folder: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
     for r in ex.rows.iter().filter(|r| r.command == "decrypt") {
         for spec in r.key.split_whitespace() {
             by_folder.entry(r.folder.as_str()).or_default().insert(spec);
@@ -164,5 +218,10 @@ fn decrypt_row_keys_import_as_ids() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} keys failed to import:\n  {}", failures.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} keys failed to import:\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
 }

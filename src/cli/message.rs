@@ -505,8 +505,9 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         Plain::File(_, m) => m,
     };
     // 3DES, RC2, DES: decrypted, but never a clean result.
-    let is_weak = report.weak_cipher;
-    let weak = |code: i32| if is_weak { code.max(1) } else { code };
+    // 3DES (and RC2/DES with --allow-legacy) decrypt with a "weak" warning, as issue 5 asks: old mail must stay
+    // readable, so a weak cipher is reported (text and `weak_cipher` in JSON), not an error exit.
+    let weak = |code: i32| code;
     let signed = verify::is_signed(bytes);
     // No integrity protection (CBC) and a broken header block: the first block was rewritten in transit, the
     // trace of an EFAIL gadget (T32). If a signed layer is visible in it, that layer cannot be verified any more:

@@ -156,7 +156,14 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
                     let sd = SignedData::from_der(&der)?;
                     layers.push(v);
                     if let Some(c) = sd.econtent() {
-                        walk(&c, known, layers, depth + 1)?;
+                        // The content of a signature need not be a MIME entity (raw CMS examples); then there
+                        // is nothing further to show.
+                        if walk(&c, known, layers, depth + 1).is_err()
+                            && let Some(l) = layers.last_mut()
+                        {
+                            l.notes
+                                .push("the signed content is not a MIME entity".into());
+                        }
                     }
                     Ok(())
                 }

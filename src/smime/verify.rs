@@ -485,12 +485,19 @@ fn check_signer(
     let violations = sd.profile_violations(idx);
     let mut signer_cert: Option<X509> = None;
     let mut sig_ok = false;
+    let mut sig_error: Option<String> = None;
     if violations.is_empty() {
         for c in &matching {
-            if sd.verify_signer(idx, c)? {
-                signer_cert = Some(c.clone());
-                sig_ok = true;
-                break;
+            // A malformed attribute or an oversized key makes OpenSSL refuse the check: a failed signature for
+            // this signer (exit 1, with the reason), not an error about the whole message.
+            match sd.verify_signer(idx, c) {
+                Ok(true) => {
+                    signer_cert = Some(c.clone());
+                    sig_ok = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => sig_error = Some(e.to_string()),
             }
         }
     }
@@ -513,7 +520,7 @@ fn check_signer(
                 d
             }
         };
-        integrity_check(md, s, content, &computed, sig_ok)?
+        integrity_check(md, s, content, &computed, sig_ok, sig_error.as_deref())?
     };
     if let Some(r) = &integrity.reason {
         reasons.push(r.clone());
@@ -621,6 +628,14 @@ fn check_signer(
         weak.push("SHA-1 digest".into());
     }
     weak.extend(info.weaknesses.iter().cloned());
+    // Below 1024 bits an RSA signature proves nothing (512-bit keys are factored cheaply): a failed verdict,
+    // not just a warning (RFC 8551 §6).
+    if info.key.starts_with("RSA") && info.key_bits < 1024 {
+        reasons.push(format!(
+            "the signer's RSA key has only {} bits: far too short for a signature to prove anything (at least 1024; 2048 recommended)",
+            info.key_bits
+        ));
+    }
     let signing_time_in_future = s.signing_time.is_some_and(|t| t > now + FUTURE_SKEW_SECS);
     if signing_time_in_future {
         weak.push(
@@ -714,6 +729,7 @@ fn integrity_check(
     content: &[u8],
     computed: &[u8],
     sig_ok: bool,
+    sig_error: Option<&str>,
 ) -> Result<Check> {
     let claimed = s.message_digest_values.first().map(|v| v.as_slice());
     if claimed != Some(computed) {
@@ -729,9 +745,13 @@ fn integrity_check(
         return Ok(Check::fail(why));
     }
     if !sig_ok {
-        return Ok(Check::fail(
-            "the signature value does not verify with the signer's certificate (bad signature)",
-        ));
+        return Ok(Check::fail(match sig_error {
+            Some(e) => format!("the signature cannot be checked: {e}"),
+            None => {
+                "the signature value does not verify with the signer's certificate (bad signature)"
+                    .into()
+            }
+        }));
     }
     Ok(Check::pass())
 }

@@ -36,7 +36,6 @@ use std::process::Stdio;
 
 use crate::common::{Env, corpus, text};
 
-
 pub const TSV: &str = "tests/corpus_expectations.tsv";
 
 #[derive(Debug, Clone)]
@@ -108,24 +107,52 @@ pub fn load() -> Expectations {
         }
         if let Some(rest) = line.strip_prefix("#skip\t") {
             let f: Vec<&str> = rest.split('\t').collect();
-            assert!(f.len() == 3 && !f[2].trim().is_empty(), "{TSV}:{n}: a #skip line needs folder, file and a reason");
-            skips.push(Skip { line: n, folder: f[0].into(), file: f[1].into(), reason: f[2].into() });
+            assert!(
+                f.len() == 3 && !f[2].trim().is_empty(),
+                "{TSV}:{n}: a #skip line needs folder, file and a reason"
+            );
+            skips.push(Skip {
+                line: n,
+                folder: f[0].into(),
+                file: f[1].into(),
+                reason: f[2].into(),
+            });
             continue;
         }
         if line.starts_with('#') || line.starts_with("folder\t") {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), 9, "{TSV}:{n}: expected 9 tab-separated columns, got {}: {line}", f.len());
-        let expect_exit: i32 = f[5].parse().unwrap_or_else(|_| panic!("{TSV}:{n}: expect_exit {:?}", f[5]));
-        assert!((0..=2).contains(&expect_exit), "{TSV}:{n}: expect_exit must be 0, 1 or 2");
+        assert_eq!(
+            f.len(),
+            9,
+            "{TSV}:{n}: expected 9 tab-separated columns, got {}: {line}",
+            f.len()
+        );
+        let expect_exit: i32 = f[5]
+            .parse()
+            .unwrap_or_else(|_| panic!("{TSV}:{n}: expect_exit {:?}", f[5]));
+        assert!(
+            (0..=2).contains(&expect_exit),
+            "{TSV}:{n}: expect_exit must be 0, 1 or 2"
+        );
         assert!(
             ["verify", "decrypt", "inspect", "import"].contains(&f[2]),
             "{TSV}:{n}: unknown command {:?}",
             f[2]
         );
-        assert!(["-", "crl", "policy"].contains(&f[7]), "{TSV}:{n}: unknown tag {:?}", f[7]);
-        let dash = |s: &str| if s == "-" { String::new() } else { s.to_string() };
+        assert!(
+            ["-", "crl", "policy"].contains(&f[7]),
+            "{TSV}:{n}: unknown tag {:?}",
+            f[7]
+        );
+        let dash = |s: &str| {
+            if s == "-" {
+                String::new()
+            } else {
+                s.to_string()
+            }
+        };
         rows.push(Row {
             line: n,
             folder: f[0].into(),
@@ -145,7 +172,11 @@ pub fn load() -> Expectations {
 /// The `file` column of a folder's MANIFEST.tsv.
 pub fn manifest_files(folder: &str) -> Vec<String> {
     let data = std::fs::read_to_string(corpus_path(folder).join("MANIFEST.tsv")).unwrap();
-    data.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').next().unwrap().to_string()).collect()
+    data.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
 }
 
 /// The corpus folders (those with a MANIFEST.tsv).
@@ -188,7 +219,9 @@ pub fn command_available(command: &str) -> bool {
 
 /// Whether all message commands exist.
 pub fn message_commands_available() -> bool {
-    ["verify", "decrypt", "inspect"].iter().all(|c| command_available(c))
+    ["verify", "decrypt", "inspect"]
+        .iter()
+        .all(|c| command_available(c))
 }
 
 // ---------------------------------------------------------------- checks
@@ -228,8 +261,16 @@ fn check_value(root: &serde_json::Value, spec: &str) -> Result<(), String> {
     let (path, op, want) = split_op(spec).ok_or_else(|| format!("malformed check {spec:?}"))?;
     let got = json_path(root, path).ok_or_else(|| format!("{path} is missing"))?;
     let gt = value_text(got);
-    let ok = if op == '=' { want.split('|').any(|w| gt.eq_ignore_ascii_case(w)) } else { contains_any(&gt, want) };
-    if ok { Ok(()) } else { Err(format!("{path} is {gt}, wanted {op}{want}")) }
+    let ok = if op == '=' {
+        want.split('|').any(|w| gt.eq_ignore_ascii_case(w))
+    } else {
+        contains_any(&gt, want)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{path} is {gt}, wanted {op}{want}"))
+    }
 }
 
 fn split_op(spec: &str) -> Option<(&str, char, &str)> {
@@ -240,7 +281,10 @@ fn split_op(spec: &str) -> Option<(&str, char, &str)> {
 /// The checks of a row that need `--json`.
 pub fn needs_json(expect: &str) -> bool {
     expect.split(';').map(str::trim).any(|c| {
-        c.starts_with("status=") || c.starts_with("signers=") || c.starts_with("json.") || c.starts_with("signer[")
+        c.starts_with("status=")
+            || c.starts_with("signers=")
+            || c.starts_with("json.")
+            || c.starts_with("signer[")
     })
 }
 
@@ -250,7 +294,8 @@ pub fn evaluate(expect: &str, stdout: &str, stderr: &str, content: Option<&[u8]>
     let mut json: Option<Result<serde_json::Value, String>> = None;
     let mut get_json = || -> Result<serde_json::Value, String> {
         json.get_or_insert_with(|| {
-            serde_json::from_str(stdout.trim()).map_err(|e| format!("stdout is not JSON ({e}): {}", short(stdout, 300)))
+            serde_json::from_str(stdout.trim())
+                .map_err(|e| format!("stdout is not JSON ({e}): {}", short(stdout, 300)))
         })
         .clone()
     };
@@ -262,11 +307,23 @@ pub fn evaluate(expect: &str, stdout: &str, stderr: &str, content: Option<&[u8]>
                 Some(b) => Err(format!("output lacks {t:?}: {}", short(&text(b), 200))),
             }
         } else if let Some(t) = c.strip_prefix("stdout~") {
-            if contains_any(stdout, t) { Ok(()) } else { Err(format!("stdout lacks {t:?}")) }
+            if contains_any(stdout, t) {
+                Ok(())
+            } else {
+                Err(format!("stdout lacks {t:?}"))
+            }
         } else if let Some(t) = c.strip_prefix("stderr~") {
-            if contains_any(stderr, t) { Ok(()) } else { Err(format!("stderr lacks {t:?}")) }
+            if contains_any(stderr, t) {
+                Ok(())
+            } else {
+                Err(format!("stderr lacks {t:?}"))
+            }
         } else if let Some(t) = c.strip_prefix("any~") {
-            if contains_any(stdout, t) || contains_any(stderr, t) { Ok(()) } else { Err(format!("output lacks {t:?}")) }
+            if contains_any(stdout, t) || contains_any(stderr, t) {
+                Ok(())
+            } else {
+                Err(format!("output lacks {t:?}"))
+            }
         } else if let Some(v) = c.strip_prefix("status=") {
             get_json().and_then(|j| check_value(&j, &format!("status={v}")))
         } else if let Some(n) = c.strip_prefix("signers=") {
@@ -295,8 +352,13 @@ pub fn evaluate(expect: &str, stdout: &str, stderr: &str, content: Option<&[u8]>
 fn check_signer(j: &serde_json::Value, rest: &str) -> Result<(), String> {
     let close = rest.find(']').ok_or("missing ]")?;
     let sel = &rest[..close];
-    let spec = rest[close + 1..].strip_prefix('.').ok_or("expected ].PATH")?;
-    let signers = j.get("signers").and_then(|s| s.as_array()).ok_or("no signers array")?;
+    let spec = rest[close + 1..]
+        .strip_prefix('.')
+        .ok_or("expected ].PATH")?;
+    let signers = j
+        .get("signers")
+        .and_then(|s| s.as_array())
+        .ok_or("no signers array")?;
     let chosen: Vec<&serde_json::Value> = if sel == "*" {
         signers.iter().collect()
     } else if let Ok(i) = sel.parse::<usize>() {
@@ -312,7 +374,10 @@ fn check_signer(j: &serde_json::Value, rest: &str) -> Result<(), String> {
             .collect()
     };
     if chosen.is_empty() {
-        let who: Vec<String> = signers.iter().map(|s| value_text(s.get("subject").unwrap_or(&serde_json::Value::Null))).collect();
+        let who: Vec<String> = signers
+            .iter()
+            .map(|s| value_text(s.get("subject").unwrap_or(&serde_json::Value::Null)))
+            .collect();
         return Err(format!("no signer matches [{sel}] (signers: {who:?})"));
     }
     for s in chosen {
@@ -323,7 +388,14 @@ fn check_signer(j: &serde_json::Value, rest: &str) -> Result<(), String> {
 
 pub fn short(s: &str, n: usize) -> String {
     let s = s.trim();
-    if s.chars().count() <= n { s.replace('\n', " | ") } else { format!("{}…", s.chars().take(n).collect::<String>().replace('\n', " | ")) }
+    if s.chars().count() <= n {
+        s.replace('\n', " | ")
+    } else {
+        format!(
+            "{}…",
+            s.chars().take(n).collect::<String>().replace('\n', " | ")
+        )
+    }
 }
 
 // ---------------------------------------------------------------- running
@@ -337,7 +409,11 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Home {
-        Home { env: Env::new(), imported: HashSet::new(), counter: 0 }
+        Home {
+            env: Env::new(),
+            imported: HashSet::new(),
+            counter: 0,
+        }
     }
 
     fn tmp(&mut self, name: &str) -> PathBuf {
@@ -376,7 +452,10 @@ impl Home {
             pwf.to_str().unwrap(),
         ]);
         if o.status.code() != Some(0) {
-            return Err(format!("importing {spec} failed: {}", short(&text(&o.stderr), 400)));
+            return Err(format!(
+                "importing {spec} failed: {}",
+                short(&text(&o.stderr), 400)
+            ));
         }
         self.imported.insert(spec.to_string());
         Ok(())
@@ -393,7 +472,9 @@ pub fn pack_p12(key: &str, cert: &str, password: &str) -> Result<Vec<u8>, String
         .or_else(|_| PKey::private_key_from_der(&kb))
         .or_else(|_| PKey::private_key_from_pkcs8(&kb))
         .map_err(|e| format!("{key}: no private key: {e}"))?;
-    let x509 = X509::from_pem(&cb).or_else(|_| X509::from_der(&cb)).map_err(|e| format!("{cert}: no certificate: {e}"))?;
+    let x509 = X509::from_pem(&cb)
+        .or_else(|_| X509::from_der(&cb))
+        .map_err(|e| format!("{cert}: no certificate: {e}"))?;
     let p12 = openssl::pkcs12::Pkcs12::builder()
         .name("corpus")
         .pkey(&pkey)
@@ -421,8 +502,14 @@ pub fn cms_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let body = &t[start..];
     let body = &body[body.find('\n').ok_or("truncated armor")? + 1..];
     let end = body.find("-----END").ok_or("armor without END line")?;
-    let b64: String = body[..end].lines().filter(|l| !l.contains(':')).flat_map(|l| l.trim().chars()).collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("bad base64 in armor: {e}"))
+    let b64: String = body[..end]
+        .lines()
+        .filter(|l| !l.contains(':'))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("bad base64 in armor: {e}"))
 }
 
 /// An RFC 5322 message carrying `der` as `application/pkcs7-mime; smime-type=SMIME-TYPE` (CRLF, base64).
@@ -442,18 +529,28 @@ pub fn wrap_cms(der: &[u8], smime_type: &str) -> Vec<u8> {
 
 /// The input file of a row: the corpus file, or a wrapped / mbox-stripped copy of it.
 fn input_for(home: &mut Home, row: &Row, file: &Path) -> Result<PathBuf, String> {
-    let wrap = row.args.split_whitespace().find_map(|t| t.strip_prefix("{wrap:").and_then(|t| t.strip_suffix('}')));
+    let wrap = row
+        .args
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("{wrap:").and_then(|t| t.strip_suffix('}')));
     let mbox = row.args.split_whitespace().any(|t| t == "{mbox}");
     if wrap.is_none() && !mbox {
         return Ok(file.to_path_buf());
     }
     let mut bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     if mbox && bytes.starts_with(b"From ") {
-        let nl = bytes.iter().position(|&b| b == b'\n').map(|i| i + 1).unwrap_or(bytes.len());
+        let nl = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(bytes.len());
         bytes.drain(..nl);
     }
     if let Some(t) = wrap {
-        bytes = wrap_cms(&cms_der(&bytes).map_err(|e| format!("{}: {e}", file.display()))?, t);
+        bytes = wrap_cms(
+            &cms_der(&bytes).map_err(|e| format!("{}: {e}", file.display()))?,
+            t,
+        );
     }
     let p = home.tmp(file.file_name().unwrap().to_str().unwrap());
     std::fs::write(&p, bytes).unwrap();
@@ -488,7 +585,12 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
                     }
                 }
             }
-            args.extend([row.command.clone(), file_s.clone(), "-o".into(), out.to_string_lossy().to_string()]);
+            args.extend([
+                row.command.clone(),
+                file_s.clone(),
+                "-o".into(),
+                out.to_string_lossy().to_string(),
+            ]);
         }
         "inspect" => args.extend(["inspect".to_string(), file_s.clone()]),
         "import" => {
@@ -513,7 +615,11 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
     let o = home.env.cmd(&argv).stdin(Stdio::null()).output().unwrap();
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
     let code = o.status.code().unwrap_or(-1);
-    let shown = format!("{} {}", row.command, expand(&row.args).replace(&corpus_root(), "{corpus}"));
+    let shown = format!(
+        "{} {}",
+        row.command,
+        expand(&row.args).replace(&corpus_root(), "{corpus}")
+    );
     if code != row.expect_exit {
         return Outcome::Fail(format!(
             "[{}] expected exit {}, got {code}; stderr: {}; stdout: {}",
@@ -528,17 +634,33 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
     if fails.is_empty() {
         Outcome::Pass
     } else {
-        Outcome::Fail(format!("[{}] exit {code} as expected, but {}; stderr: {}", shown.trim(), fails.join("; "), short(&stderr, 200)))
+        Outcome::Fail(format!(
+            "[{}] exit {code} as expected, but {}; stderr: {}",
+            shown.trim(),
+            fails.join("; "),
+            short(&stderr, 200)
+        ))
     }
 }
 
 /// Runs the rows of `folder` whose command is in `commands` (and which `filter` accepts) in one home; panics
 /// with one report listing every failure. Rows tagged `crl`/`policy` are summarised, not failed.
 pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool) {
-    let missing: Vec<&str> = commands.iter().copied().filter(|c| !command_available(c)).collect();
-    let commands: Vec<&str> = commands.iter().copied().filter(|c| command_available(c)).collect();
+    let missing: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|c| !command_available(c))
+        .collect();
+    let commands: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|c| command_available(c))
+        .collect();
     if !missing.is_empty() {
-        eprintln!("SKIPPED {folder} {missing:?}: `smimekit {}` is not in this build yet", missing.join("`/`"));
+        eprintln!(
+            "SKIPPED {folder} {missing:?}: `smimekit {}` is not in this build yet",
+            missing.join("`/`")
+        );
     }
     if commands.is_empty() {
         return;
@@ -552,7 +674,11 @@ pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool
     assert!(!rows.is_empty(), "no rows for {folder} {commands:?}");
     let mut home = Home::new();
     // Imports first (they may provide identities later rows rely on), then the rest in TSV order.
-    let mut ordered: Vec<&Row> = rows.iter().copied().filter(|r| r.command == "import").collect();
+    let mut ordered: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.command == "import")
+        .collect();
     ordered.extend(rows.iter().copied().filter(|r| r.command != "import"));
     let mut failures = Vec::new();
     let mut tagged: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
@@ -566,7 +692,10 @@ pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool
                 }
             }
             Outcome::Fail(msg) => {
-                let line = format!("{}:{} {}: {msg}\n      why: {}", TSV, row.line, row.file, row.why);
+                let line = format!(
+                    "{}:{} {}: {msg}\n      why: {}",
+                    TSV, row.line, row.file, row.why
+                );
                 if row.tag.is_empty() {
                     failures.push(line);
                 } else {
@@ -575,7 +704,10 @@ pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool
             }
         }
     }
-    eprintln!("{folder} {commands:?}: {passed}/{} rows as expected", ordered.len());
+    eprintln!(
+        "{folder} {commands:?}: {passed}/{} rows as expected",
+        ordered.len()
+    );
     for (tag, (ok, bad)) in &tagged {
         eprintln!(
             "  [{tag}] {ok}/{} rows tagged '{tag}' as expected; {} differ (not failed: {tag} processing is not required):",
@@ -587,7 +719,12 @@ pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool
         }
     }
     if !failures.is_empty() {
-        panic!("{folder} {commands:?}: {} of {} rows failed:\n  {}", failures.len(), ordered.len(), failures.join("\n  "));
+        panic!(
+            "{folder} {commands:?}: {} of {} rows failed:\n  {}",
+            failures.len(),
+            ordered.len(),
+            failures.join("\n  ")
+        );
     }
 }
 
@@ -596,11 +733,18 @@ pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool
 pub fn coverage_problems() -> Vec<String> {
     let ex = load();
     let mut problems = Vec::new();
-    let covered: BTreeSet<(String, String)> = ex.rows.iter().map(|r| (r.folder.clone(), r.file.clone())).collect();
+    let covered: BTreeSet<(String, String)> = ex
+        .rows
+        .iter()
+        .map(|r| (r.folder.clone(), r.file.clone()))
+        .collect();
     let mut skipped: BTreeSet<(String, String)> = BTreeSet::new();
     for s in &ex.skips {
         if !skipped.insert((s.folder.clone(), s.file.clone())) {
-            problems.push(format!("{TSV}:{}: {} {} is skipped twice", s.line, s.folder, s.file));
+            problems.push(format!(
+                "{TSV}:{}: {} {} is skipped twice",
+                s.line, s.folder, s.file
+            ));
         }
     }
     let mut in_manifest: BTreeSet<(String, String)> = BTreeSet::new();
@@ -613,14 +757,19 @@ pub fn coverage_problems() -> Vec<String> {
                 problems.push(format!("{folder}/{file}: in MANIFEST.tsv but neither tested nor listed with a reason (#skip)"));
             }
             if c && s {
-                problems.push(format!("{folder}/{file}: both tested and listed as skipped"));
+                problems.push(format!(
+                    "{folder}/{file}: both tested and listed as skipped"
+                ));
             }
             in_manifest.insert(k);
         }
     }
     for k in covered.union(&skipped) {
         if !in_manifest.contains(k) {
-            problems.push(format!("{}/{}: not a row of that folder's MANIFEST.tsv", k.0, k.1));
+            problems.push(format!(
+                "{}/{}: not a row of that folder's MANIFEST.tsv",
+                k.0, k.1
+            ));
         }
     }
     problems
@@ -635,13 +784,19 @@ pub fn row_problems() -> Vec<String> {
         if !corpus_path(&r.folder).join(&r.file).is_file() {
             problems.push(format!("{at}: file does not exist"));
         }
-        for tok in r.args.split_whitespace().chain(r.key.split_whitespace().flat_map(|k| k.split(['+', '#']))) {
+        for tok in r
+            .args
+            .split_whitespace()
+            .chain(r.key.split_whitespace().flat_map(|k| k.split(['+', '#'])))
+        {
             if tok.starts_with("{corpus}") && !Path::new(&expand(tok)).exists() {
                 problems.push(format!("{at}: {tok} does not exist"));
             }
         }
         if r.command == "decrypt" && r.key.is_empty() && r.expect_exit == 0 {
-            problems.push(format!("{at}: a decrypt row expected to succeed needs a key"));
+            problems.push(format!(
+                "{at}: a decrypt row expected to succeed needs a key"
+            ));
         }
         if r.command == "import" && !r.key.starts_with('#') {
             problems.push(format!("{at}: an import row's key column is #PASSWORD"));
@@ -650,7 +805,9 @@ pub fn row_problems() -> Vec<String> {
             problems.push(format!("{at}: no why"));
         }
         for c in r.expect.split(';').map(str::trim).filter(|c| !c.is_empty()) {
-            let known = ["content~", "stdout~", "stderr~", "any~", "status=", "signers=", "json.", "signer["];
+            let known = [
+                "content~", "stdout~", "stderr~", "any~", "status=", "signers=", "json.", "signer[",
+            ];
             if !known.iter().any(|k| c.starts_with(k)) {
                 problems.push(format!("{at}: unknown check {c:?}"));
             }
