@@ -243,16 +243,17 @@ pub fn write_multipart_signed(
     Ok(())
 }
 
-/// Writes an `application/pkcs7-mime` message: the outer header fields, `MIME-Version: 1.0`, the Content-Type
-/// with `smime-type` (`signed-data`, `enveloped-data`, `authEnveloped-data`, `certs-only` or
+/// Writes the header of an `application/pkcs7-mime` message — the outer header fields, `MIME-Version: 1.0`, the
+/// Content-Type with `smime-type` (`signed-data`, `enveloped-data`, `authEnveloped-data`, `certs-only` or
 /// `compressed-data`) and `name` (`smime.p7m`, `smime.p7c` for certs-only, `smime.p7z` for compressed-data),
-/// base64 transfer encoding, an attachment disposition, and `der` in base64 lines of 76 characters.
-pub fn write_pkcs7_mime(
-    out: &mut dyn Write,
+/// base64 transfer encoding and an attachment disposition — and returns a writer that base64-encodes the DER
+/// written to it in lines of 76 characters. Call [`Base64Writer::finish`] at the end. Nothing is buffered beyond
+/// a few lines, so a large encrypted message streams.
+pub fn begin_pkcs7_mime<W: Write>(
+    mut out: W,
     outer: &[u8],
     smime_type: &str,
-    der: &[u8],
-) -> io::Result<()> {
+) -> io::Result<Base64Writer<W>> {
     const TYPES: [&str; 5] = [
         "signed-data",
         "enveloped-data",
@@ -274,14 +275,77 @@ pub fn write_pkcs7_mime(
         "compressed-data" => "smime.p7z",
         _ => "smime.p7m",
     };
-    write_outer(out, outer)?;
+    write_outer(&mut out, outer)?;
     write!(
         out,
         "MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type={t}; name={name}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename={name}\r\n\r\n"
     )?;
-    write_base64(out, der)?;
-    out.write_all(b"\r\n")?;
-    out.flush()
+    Ok(Base64Writer {
+        out,
+        pending: Vec::with_capacity(57 * 512),
+        started: false,
+    })
+}
+
+/// Streams base64 in CRLF-separated lines of 76 characters (see [`begin_pkcs7_mime`]).
+pub struct Base64Writer<W: Write> {
+    out: W,
+    pending: Vec<u8>,
+    started: bool,
+}
+
+impl<W: Write> Base64Writer<W> {
+    fn emit(&mut self, upto: usize) -> io::Result<()> {
+        if upto == 0 {
+            return Ok(());
+        }
+        if self.started {
+            self.out.write_all(b"\r\n")?;
+        }
+        self.started = true;
+        let data = std::mem::take(&mut self.pending);
+        write_base64(&mut self.out, &data[..upto])?;
+        self.pending = data;
+        self.pending.drain(..upto);
+        Ok(())
+    }
+    /// Encodes what is left, ends the body with CRLF and returns the underlying writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let n = self.pending.len();
+        self.emit(n)?;
+        self.out.write_all(b"\r\n")?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Base64Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        // Whole lines only (57 input bytes each), so the line structure does not depend on write sizes.
+        const BLOCK: usize = 57 * 512;
+        if self.pending.len() >= BLOCK {
+            let upto = self.pending.len() / 57 * 57;
+            self.emit(upto)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Writes an `application/pkcs7-mime` message with `der` as its base64 body (see [`begin_pkcs7_mime`]).
+pub fn write_pkcs7_mime(
+    out: &mut dyn Write,
+    outer: &[u8],
+    smime_type: &str,
+    der: &[u8],
+) -> io::Result<()> {
+    let mut w = begin_pkcs7_mime(out, outer, smime_type)?;
+    w.write_all(der)?;
+    w.finish()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -283,31 +283,50 @@ fn qp_decode(body: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn base64_decode(body: &[u8]) -> Result<Vec<u8>> {
-    const CHUNK: usize = 64 * 1024;
+    const CHUNK: usize = 256 * 1024;
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 1024);
     let mut padded = false;
     let bad = |what: String| {
         Error::bad_input(format!("the base64 body is invalid: {what}"))
             .hint("the message is damaged or truncated")
     };
-    for (i, &c) in body.iter().enumerate() {
-        match c {
-            b' ' | b'\t' | b'\r' | b'\n' => continue,
-            b'=' => padded = true,
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => {
-                if padded {
-                    return Err(bad(format!("data after the padding at offset {i}")));
-                }
-            }
-            _ => return Err(bad(format!("character 0x{c:02x} at offset {i}"))),
+    // Line by line (memchr finds the line ends), copying whole lines: byte-at-a-time filtering cost 70% of a
+    // 100 MiB decrypt. The base64 engine validates the alphabet; whitespace is dropped; `=` only at the end.
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i);
+        let mut line = &body[start..end];
+        let line_no_offset = start;
+        start = end + 1;
+        while let [rest @ .., b'\r' | b' ' | b'\t'] = line {
+            line = rest;
         }
-        buf.push(c);
-        if buf.len() == CHUNK && !padded {
+        while let [b' ' | b'\t', rest @ ..] = line {
+            line = rest;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if padded {
+            return Err(bad(format!(
+                "data after the padding at offset {line_no_offset}"
+            )));
+        }
+        if memchr::memchr(b'=', line).is_some() {
+            padded = true;
+        }
+        if memchr::memchr3(b' ', b'\t', b'\r', line).is_some() {
+            buf.extend(line.iter().filter(|c| !c.is_ascii_whitespace()));
+        } else {
+            buf.extend_from_slice(line);
+        }
+        if buf.len() >= CHUNK && !padded {
+            let whole = buf.len() / 4 * 4;
             STANDARD_PAD_INDIFFERENT
-                .decode_vec(&buf, &mut out)
+                .decode_vec(&buf[..whole], &mut out)
                 .map_err(|e| bad(e.to_string()))?;
-            buf.clear();
+            buf.drain(..whole);
         }
     }
     STANDARD_PAD_INDIFFERENT

@@ -20,7 +20,10 @@ mod headers;
 mod layer;
 mod split;
 
-pub use build::{MultipartSignedWriter, choose_boundary, write_multipart_signed, write_pkcs7_mime};
+pub use build::{
+    Base64Writer, MultipartSignedWriter, begin_pkcs7_mime, choose_boundary, write_multipart_signed,
+    write_pkcs7_mime,
+};
 pub use canon::{
     Prepared, decode_body, is_crlf_canonical, prepare_for_signing, prepare_for_signing_parts,
     to_crlf, variants_for_diagnosis,

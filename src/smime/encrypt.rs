@@ -331,6 +331,29 @@ fn choose_cipher(
 /// Encrypts `entity` (Content-* fields, blank line, body) per `plan` and writes the message with the `outer`
 /// header fields. On error, discard what was written.
 pub fn write(plan: &EncryptPlan, outer: &[u8], entity: &[u8], out: &mut dyn Write) -> Result<()> {
+    write_pieces(plan, outer, &mime::to_crlf(entity), &[], out)
+}
+
+/// Encrypts the message `raw` per `plan` (the entity is the body with its Content-* fields). The body streams
+/// from `raw` through the cipher into base64 lines: nothing is held in memory whole.
+pub fn encrypt_message(plan: &EncryptPlan, raw: &[u8], out: &mut dyn Write) -> Result<()> {
+    let parts = mime::split_message_parts(raw)?;
+    write_pieces(
+        plan,
+        &parts.outer,
+        &parts.content_header,
+        &mime::to_crlf(parts.body),
+        out,
+    )
+}
+
+fn write_pieces(
+    plan: &EncryptPlan,
+    outer: &[u8],
+    head: &[u8],
+    body: &[u8],
+    out: &mut dyn Write,
+) -> Result<()> {
     let recips: Vec<Recipient<'_>> = plan
         .recipients
         .iter()
@@ -339,18 +362,18 @@ pub fn write(plan: &EncryptPlan, outer: &[u8], entity: &[u8], out: &mut dyn Writ
             oaep: r.oaep,
         })
         .collect();
-    let mut der = Vec::with_capacity(entity.len() + 4096);
-    enveloped::encrypt(&recips, plan.cipher, &mut &*mime::to_crlf(entity), &mut der)?;
     let smime_type = if plan.cipher.is_aead() {
         "authEnveloped-data"
     } else {
         "enveloped-data"
     };
-    mime::write_pkcs7_mime(out, outer, smime_type, &der).map_err(Error::output)
-}
-
-/// Encrypts the message `raw` per `plan` (the entity is the body with its Content-* fields).
-pub fn encrypt_message(plan: &EncryptPlan, raw: &[u8], out: &mut dyn Write) -> Result<()> {
-    let parts = mime::split_message_parts(raw)?;
-    write(plan, &parts.outer, &parts.entity(), out)
+    let mut w = mime::begin_pkcs7_mime(out, outer, smime_type).map_err(Error::output)?;
+    enveloped::encrypt(
+        &recips,
+        plan.cipher,
+        &mut std::io::Read::chain(head, body),
+        &mut w,
+    )?;
+    w.finish().map_err(Error::output)?;
+    Ok(())
 }
