@@ -986,3 +986,183 @@ fn harvest_only_from_valid_messages() {
     assert_eq!(code, 0);
     assert_eq!(contact_count(&env2), 0);
 }
+
+// ------------------------------------------------------------------------------------------------------
+// Reading: both forms under every label, binary CMS, the type from the CMS content; chains built from
+// contacts; filters on stdin/stdout.
+
+fn rewrite(file: &str, from: &str, to: &str) -> Vec<u8> {
+    let t = text(&std::fs::read(fixture(&format!("msg/{file}"))).unwrap());
+    assert!(t.contains(from), "{file}: {from}");
+    t.replacen(from, to, 1).into_bytes()
+}
+
+#[test]
+fn reads_every_label_binary_cms_and_takes_the_type_from_cms() {
+    let env = Env::new();
+    let ct = "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m";
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "x-pkcs7-mime",
+            rewrite(
+                "valid-opaque-alice.eml",
+                "application/pkcs7-mime",
+                "application/x-pkcs7-mime",
+            ),
+        ),
+        // T08: the label is only a hint; the CMS content type decides.
+        (
+            "labelled enveloped-data",
+            rewrite(
+                "valid-opaque-alice.eml",
+                "smime-type=signed-data",
+                "smime-type=enveloped-data",
+            ),
+        ),
+        (
+            "octet-stream named .p7m",
+            rewrite(
+                "valid-opaque-alice.eml",
+                ct,
+                "application/octet-stream; name=smime.p7m",
+            ),
+        ),
+        ("binary DER body", {
+            let der = std::fs::read(fixture("msg/valid-opaque-alice.der")).unwrap();
+            let mut m = format!("From: alice@example.com\r\nSubject: binary\r\nMIME-Version: 1.0\r\nContent-Type: {ct}\r\nContent-Transfer-Encoding: binary\r\n\r\n").into_bytes();
+            m.extend_from_slice(&der);
+            m
+        }),
+        (
+            "LF-only opaque",
+            rewrite("valid-opaque-alice.eml", "", "")
+                .iter()
+                .copied()
+                .filter(|b| *b != b'\r')
+                .collect(),
+        ),
+    ];
+    for (what, m) in variants {
+        let f = env.write("v.eml", &m);
+        let (code, j, err) = env.verify_json(&f, &[]);
+        assert_eq!(code, 0, "{what}: {err}");
+        let j = j.unwrap();
+        assert_eq!(j["form"], "opaque", "{what}");
+        assert_eq!(signer_of(&j), "alice@example.com", "{what}");
+    }
+    // An encrypted message handed to verify is an error that says so (exit 2), not "unsigned".
+    let (code, _, err) = env.verify_json(s(fixture("msg/enc/aes256gcm-bob.eml")).as_str(), &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("encrypted"), "{err}");
+    // PGP/MIME is not S/MIME.
+    let pgp = rewrite(
+        "valid-rsa-alice.eml",
+        "protocol=\"application/pkcs7-signature\"",
+        "protocol=\"application/pgp-signature\"",
+    );
+    let f = env.write("pgp.eml", &pgp);
+    let (code, _, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn chain_is_built_from_message_contacts_and_anchors() {
+    // OpenSSL 3.0's CMS_verify ignores extra intermediates; ours builds the chain from the message's
+    // certificates, the contacts (and their intermediates) and the anchors.
+    let dir = tempfile::tempdir().unwrap();
+    let entity = dir.path().join("e");
+    std::fs::write(&entity, b"Content-Type: text/plain\r\n\r\nchain test\r\n").unwrap();
+    let sign = |extra: &[&str]| {
+        let cert = s(fixture("pki/alice.pem"));
+        let key = s(fixture("pki/alice.key"));
+        let e = s(entity.clone());
+        let mut a = vec![
+            "cms",
+            "-sign",
+            "-binary",
+            "-signer",
+            &cert,
+            "-inkey",
+            &key,
+            "-from",
+            "alice@example.com",
+            "-subject",
+            "chain",
+            "-in",
+            &e,
+        ];
+        a.extend(extra);
+        let (rc, out, err) = external("openssl", &a, None);
+        assert_eq!(rc, 0, "{err}");
+        out
+    };
+    let env = Env::new();
+    let no_inter = env.write("nointer.eml", &sign(&[]));
+    let no_certs = env.write("nocerts.eml", &sign(&["-nocerts"]));
+    // Without the intermediate anywhere: untrusted (1); without the signer's certificate: an error (2).
+    let (code, j, _) = env.verify_json(&no_inter, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(j.unwrap()["signers"][0]["trust"]["trusted"], false);
+    let (code, _, err) = env.verify_json(&no_certs, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("neither in the message nor among your contacts"),
+        "{err}"
+    );
+    // A valid message harvests alice and the intermediate; then both verify.
+    let o = env.run(&[
+        "verify",
+        s(fixture("msg/valid-rsa-alice.eml")).as_str(),
+        "--no-system-trust",
+        "--ca",
+        s(fixture("pki/root.pem")).as_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    for f in [&no_inter, &no_certs] {
+        let (code, j, err) = env.verify_json(f, &[]);
+        assert_eq!(code, 0, "{f}: {err} {j:?}");
+        let chain = j.unwrap()["signers"][0]["trust"]["chain"].to_string();
+        assert!(
+            chain.contains("Intermediate") && chain.contains("Root"),
+            "{chain}"
+        );
+    }
+}
+
+#[test]
+fn sign_and_verify_work_as_filters() {
+    let env = signer_env();
+    let msg = simple_message("alice@example.com", "through a pipe\r\n");
+    let o = env.run_stdin(&["sign"], &msg);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let signed = o.stdout;
+    assert!(
+        header(&signed, "content-type")
+            .unwrap()
+            .contains("multipart/signed")
+    );
+    assert_eq!(openssl_verify(&signed).0, 0);
+    // verify - -o -: the verified message on stdout, the report on stderr.
+    let mut args = vec!["verify", "-", "-o", "-"];
+    let trust = fixture_trust();
+    args.extend(trust.iter().map(|s| s.as_str()));
+    let o = env.run_stdin(&args, &signed);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("through a pipe") && out.contains("From: alice@example.com"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("VALID"),
+        "the report is not mixed into the message"
+    );
+    assert!(text(&o.stderr).contains("VALID signature"));
+    // Tampered on stdin: nothing on stdout.
+    let bad = text(&signed)
+        .replace("through a pipe", "through a PIPE")
+        .into_bytes();
+    let o = env.run_stdin(&args, &bad);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+}
