@@ -1166,3 +1166,58 @@ fn sign_and_verify_work_as_filters() {
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn strict_boundary_split_and_sender_on_behalf() {
+    // A boundary string in the middle of a line is not a delimiter (RFC 2046 §5.1.1); a parser that finds it
+    // mid-line would hash other bytes than were signed.
+    let dir = tempfile::tempdir().unwrap();
+    let entity = b"Content-Type: text/plain\r\n\r\nquote: --BOUNDARY-1 appears mid-line\r\nand again x--BOUNDARY-1--\r\nend\r\n";
+    let e = dir.path().join("e");
+    std::fs::write(&e, entity).unwrap();
+    let (rc, der, err) = external(
+        "openssl",
+        &[
+            "cms",
+            "-sign",
+            "-binary",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
+            "-signer",
+            s(fixture("pki/alice.pem")).as_str(),
+            "-inkey",
+            s(fixture("pki/alice.key")).as_str(),
+            "-certfile",
+            s(fixture("pki/inter.pem")).as_str(),
+            "-in",
+            s(e).as_str(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let b64: Vec<String> = b64.as_bytes().chunks(64).map(text).collect();
+    let mut m = b"From: alice@example.com\r\nSender: eve@evil.example\r\nSubject: boundary\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"BOUNDARY-1\"\r\n\r\n--BOUNDARY-1\r\n".to_vec();
+    m.extend_from_slice(entity);
+    m.extend_from_slice(b"\r\n--BOUNDARY-1\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    m.extend_from_slice(b64.join("\r\n").as_bytes());
+    m.extend_from_slice(b"\r\n--BOUNDARY-1--\r\n");
+    let env = Env::new();
+    let f = env.write("b.eml", &m);
+    let (code, j, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 0, "{err} {j:?}");
+    let j = j.unwrap();
+    // T21: Sender differs from From: shown, the From check stays on From.
+    assert_eq!(j["sender"], "eve@evil.example");
+    assert!(
+        j["warnings"]
+            .to_string()
+            .contains("sent by eve@evil.example on behalf of alice@example.com"),
+        "{}",
+        j["warnings"]
+    );
+    assert_eq!(openssl_verify(&m).0, 0, "openssl agrees");
+}
