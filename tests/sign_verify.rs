@@ -476,6 +476,43 @@ fn gpgsm_made_signature_wrapped_in_multipart_signed_verifies() {
     gpg.trust_fixture_root();
     let (rc, err) = gpg.verify_detached(&der, &part);
     assert_eq!(rc, 0, "gpgsm: {err}");
+
+    // A fresh gpgsm signature made here (alice's legacy PKCS#12 imported into the temporary GNUPGHOME).
+    let (rc, _, err) = gpg.gpgsm(
+        &["--import", s(fixture("p12/alice-legacy.p12")).as_str()],
+        Some(P12_PASSWORD),
+    );
+    assert_eq!(rc, 0, "gpgsm --import: {err}");
+    let entity =
+        b"Content-Type: text/plain; charset=us-ascii\r\n\r\nSigned by gpgsm in this test.\r\n";
+    let e = gpg.dir.path().join("entity");
+    std::fs::write(&e, entity).unwrap();
+    let sig = gpg.dir.path().join("fresh.p7s");
+    let (rc, _, err) = gpg.gpgsm(
+        &[
+            "--detach-sign",
+            "--local-user",
+            "alice@example.com",
+            "-o",
+            sig.to_str().unwrap(),
+            e.to_str().unwrap(),
+        ],
+        Some(P12_PASSWORD),
+    );
+    assert_eq!(rc, 0, "gpgsm --detach-sign: {err}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&sig).unwrap());
+    let mut msg = b"From: Alice <alice@example.com>\r\nSubject: fresh gpgsm\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"g2\"\r\n\r\n--g2\r\n".to_vec();
+    msg.extend_from_slice(entity);
+    msg.extend_from_slice(b"\r\n--g2\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    for c in b64.as_bytes().chunks(76) {
+        msg.extend_from_slice(c);
+        msg.extend_from_slice(b"\r\n");
+    }
+    msg.extend_from_slice(b"--g2--\r\n");
+    let f = env.write("fresh-gpgsm.eml", &msg);
+    let (code, j, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 0, "{err} {j:?}");
+    assert_eq!(signer_of(j.as_ref().unwrap()), "alice@example.com");
 }
 
 // ------------------------------------------------------------------------------------------------------
