@@ -1258,3 +1258,55 @@ fn strict_boundary_split_and_sender_on_behalf() {
     );
     assert_eq!(openssl_verify(&m).0, 0, "openssl agrees");
 }
+
+#[test]
+fn nested_8bit_and_binary_parts_are_reencoded() {
+    let env = signer_env();
+    let mut m = b"From: alice@example.com\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\nFrom me   \r\n--XX\r\nContent-Type: application/octet-stream; name=blob.bin\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    let blob: Vec<u8> = (0..=255u8).chain([b'\r', b'\n', b'\n', 0, b'\r']).collect();
+    m.extend_from_slice(&blob);
+    m.extend_from_slice(b"\r\n--XX--\r\n");
+    let signed = env.sign(&m, &[]);
+    let (part, _) = split_signed(&signed);
+    assert!(part.iter().all(|b| *b < 0x80), "7-bit");
+    let t = text(&part);
+    assert!(
+        t.contains("Content-Transfer-Encoding: quoted-printable"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Content-Transfer-Encoding: base64"),
+        "binary part as base64: {t}"
+    );
+    for l in t.split("\r\n") {
+        assert!(
+            !l.starts_with("From ") && !l.ends_with(' ') && l.len() <= 998,
+            "{l:?}"
+        );
+    }
+    assert!(!t.replace("\r\n", "").contains('\r') && !t.replace("\r\n", "").contains('\n'));
+    // The binary attachment survives exactly.
+    use base64::Engine;
+    let b64_start = t.find("name=blob.bin").unwrap();
+    let body = &t[b64_start..];
+    let body = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let body = &body[..body.find("\r\n--XX").unwrap()];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.replace("\r\n", ""))
+        .unwrap();
+    assert_eq!(
+        decoded, blob,
+        "binary bytes unchanged (no line-end canonicalisation)"
+    );
+    let f = env.write("m.eml", &signed);
+    assert_eq!(env.verify_json(&f, &[]).0, 0);
+    assert_eq!(openssl_verify(&signed).0, 0);
+    // RSASSA-PSS with an EC ID: a clear refusal.
+    let env2 = Env::new();
+    env2.import_np("p12/carol-legacy.p12");
+    let inp = env2.write("c.eml", &simple_message("carol@example.net", "x\r\n"));
+    let o = env2.run(&["sign", &inp, "--pss"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    assert!(text(&o.stderr).contains("EC key"), "{}", text(&o.stderr));
+}
