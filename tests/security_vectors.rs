@@ -613,3 +613,98 @@ fn text_reports_say_why() {
         }
     }
 }
+
+/// valid-rsa-alice.eml with its From field replaced (outer headers are not signed).
+fn with_from(from: &str) -> Vec<u8> {
+    let t = text(&std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap());
+    t.replacen(
+        "From: Alice <alice@example.com>\r\n",
+        &format!("From: {from}\r\n"),
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn from_header_variants() {
+    // T21/T22: only the addr-spec is compared, case-insensitively; several authors are an error.
+    let env = Env::new();
+    for (from, expect) in [
+        (
+            "\"alice@example.com\"                          <alice@example.com>",
+            0,
+        ),
+        ("<ALICE@EXAMPLE.COM>", 0),
+        ("Alice Smith <alice@Example.Com>", 0),
+        ("Team: alice@example.com;", 0),
+        ("\"alice@example.com\" <eve@evil.example>", 1),
+        ("alice@example.com.evil.example", 1),
+        ("alice@example.com, eve@evil.example", 2),
+        ("Team: alice@example.com, eve@evil.example;", 2),
+    ] {
+        let f = env.write("from.eml", &with_from(from));
+        let (code, j, err) = env.verify_json(&f, &[]);
+        assert_eq!(code, expect, "From: {from}: {err} {j:?}");
+        if let Some(j) = j {
+            // The signer always comes from the certificate.
+            assert_eq!(j["signers"][0]["emails"][0], "alice@example.com", "{from}");
+            if expect == 1 {
+                assert_eq!(j["signers"][0]["address_match"]["ok"], false, "{from}");
+            }
+        }
+    }
+    // No From at all: nothing to compare, said so.
+    let t = text(&std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap()).replacen(
+        "From: Alice <alice@example.com>\r\n",
+        "",
+        1,
+    );
+    let f = env.write("nofrom.eml", t.as_bytes());
+    let (_, j, err) = env.verify_json(&f, &[]);
+    let j = j.unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        j["signers"][0]["address_match"]["note"]
+            .to_string()
+            .contains("no From"),
+        "{j}"
+    );
+}
+
+#[test]
+fn future_signing_time_is_not_harvested_as_capabilities() {
+    // T16/T02: a signature dated 2099 verifies and its signer becomes a contact, but its capabilities
+    // (a claim from the future) are not recorded; a normal one records them.
+    let meta = |file: &str| {
+        let env = Env::new();
+        let o = env.run(&[
+            "verify",
+            fixture(&format!("msg/{file}")).to_str().unwrap(),
+            "--no-system-trust",
+            "--ca",
+            fixture("pki/root.pem").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let o = env.ok(&["--json", "contact", "show", "alice@example.com"]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            j["certificates"][0]["meta"].clone(),
+            text(
+                &env.ok(&[
+                    "verify",
+                    fixture(&format!("msg/{file}")).to_str().unwrap(),
+                    "--no-system-trust",
+                    "--ca",
+                    fixture("pki/root.pem").to_str().unwrap(),
+                ])
+                .stdout,
+            ),
+        )
+    };
+    let (m, _) = meta("sa-signing-time-2099.eml");
+    assert!(m["capabilities"].is_null(), "{m}");
+    let (m, _) = meta("valid-rsa-alice.eml");
+    assert!(
+        m["capabilities"].as_array().is_some_and(|a| !a.is_empty()),
+        "{m}"
+    );
+}

@@ -1310,3 +1310,36 @@ fn nested_8bit_and_binary_parts_are_reencoded() {
     assert!(o.stdout.is_empty());
     assert!(text(&o.stderr).contains("EC key"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn sign_refuses_rsa_keys_under_2048_bits() {
+    // T04: an RSA-1024 ID may be imported (old archives) but never signs.
+    let env = Env::new();
+    let p12 = env.path("a1024.p12");
+    let (rc, _, err) = external(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            s(fixture("pki/alice-1024.pem")).as_str(),
+            "-inkey",
+            s(fixture("pki/alice-1024.key")).as_str(),
+            "-certfile",
+            s(fixture("pki/inter.pem")).as_str(),
+            "-passout",
+            &format!("pass:{P12_PASSWORD}"),
+            "-out",
+            s(p12.clone()).as_str(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    env.ok(&["id", "import", s(p12).as_str(), "--no-passphrase"]);
+    assert_refused(
+        &env,
+        &simple_message("alice@example.com", "x\r\n"),
+        &[],
+        &["1024 bits"],
+    );
+}
