@@ -696,3 +696,67 @@ fn future_signing_time_is_not_harvested_as_capabilities() {
         "{m}"
     );
 }
+
+/// Where our verdict (valid or not) differs from `openssl cms -verify -CAfile root.pem -purpose smimesign`
+/// on the same file, and why. A disagreement not listed here fails the test; OpenSSL later agreeing is fine.
+const DIFFERS_FROM_OPENSSL: &[(&str, &str)] = &[
+    (
+        "ski-collision-mallory-first.eml",
+        "OpenSSL tries only the first certificate with the SKI (F7); we try each (RFC 8551 2.6)",
+    ),
+    (
+        "from-bob-signed-by-alice.eml",
+        "OpenSSL does no From check; we require the From address in the certificate (RFC 8550 3)",
+    ),
+    (
+        "i1-from-alice-signed-by-eve.eml",
+        "same: eve's valid signature does not match From: alice",
+    ),
+    (
+        "two-from-headers.eml",
+        "OpenSSL ignores headers; two From fields are malformed (RFC 5322 3.6)",
+    ),
+    (
+        "forged-attrs.eml",
+        "OpenSSL accepts a SignerInfo without signedAttrs (ForgedAttributes, F4); S/MIME requires them",
+    ),
+    ("forged-attrs-noattr.eml", "same: no signedAttrs"),
+    (
+        "sa-content-type-mismatch.eml",
+        "OpenSSL does not compare the content-type attribute with eContentType (F6)",
+    ),
+    (
+        "weak-md5-digest.eml",
+        "OpenSSL 3.0 accepts an MD5 message digest; we refuse MD5 (RFC 8551 App. B)",
+    ),
+    (
+        "trailing-garbage.eml",
+        "OpenSSL's SMIME reader ignores bytes after the ContentInfo; we reject trailing data",
+    ),
+];
+
+#[test]
+fn differences_from_openssl_are_the_documented_ones() {
+    let env = Env::new();
+    let mut failures = Vec::new();
+    for row in rows() {
+        let path = fixture(&format!("msg/{}", row.file));
+        let bytes = std::fs::read(&path).unwrap();
+        let (rc, _, _) = openssl_verify(&bytes);
+        let (code, _, _) = env.verify_json(path.to_str().unwrap(), &[]);
+        let documented = DIFFERS_FROM_OPENSSL.iter().any(|(f, _)| *f == row.file);
+        if (rc == 0) != (code == 0) && !documented {
+            failures.push(format!(
+                "{}: ours {code}, openssl {rc}: undocumented difference",
+                row.file
+            ));
+        }
+        if documented && code != row.expect {
+            failures.push(format!(
+                "{}: ours {code}, expected {}",
+                row.file, row.expect
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
