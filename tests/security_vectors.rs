@@ -613,3 +613,150 @@ fn text_reports_say_why() {
         }
     }
 }
+
+/// valid-rsa-alice.eml with its From field replaced (outer headers are not signed).
+fn with_from(from: &str) -> Vec<u8> {
+    let t = text(&std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap());
+    t.replacen(
+        "From: Alice <alice@example.com>\r\n",
+        &format!("From: {from}\r\n"),
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn from_header_variants() {
+    // T21/T22: only the addr-spec is compared, case-insensitively; several authors are an error.
+    let env = Env::new();
+    for (from, expect) in [
+        (
+            "\"alice@example.com\"                          <alice@example.com>",
+            0,
+        ),
+        ("<ALICE@EXAMPLE.COM>", 0),
+        ("Alice Smith <alice@Example.Com>", 0),
+        ("Team: alice@example.com;", 0),
+        ("\"alice@example.com\" <eve@evil.example>", 1),
+        ("alice@example.com.evil.example", 1),
+        ("alice@example.com, eve@evil.example", 2),
+        ("Team: alice@example.com, eve@evil.example;", 2),
+    ] {
+        let f = env.write("from.eml", &with_from(from));
+        let (code, j, err) = env.verify_json(&f, &[]);
+        assert_eq!(code, expect, "From: {from}: {err} {j:?}");
+        if let Some(j) = j {
+            // The signer always comes from the certificate.
+            assert_eq!(j["signers"][0]["emails"][0], "alice@example.com", "{from}");
+            if expect == 1 {
+                assert_eq!(j["signers"][0]["address_match"]["ok"], false, "{from}");
+            }
+        }
+    }
+    // No From at all: nothing to compare, said so.
+    let t = text(&std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap()).replacen(
+        "From: Alice <alice@example.com>\r\n",
+        "",
+        1,
+    );
+    let f = env.write("nofrom.eml", t.as_bytes());
+    let (_, j, err) = env.verify_json(&f, &[]);
+    let j = j.unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        j["signers"][0]["address_match"]["note"]
+            .to_string()
+            .contains("no From"),
+        "{j}"
+    );
+}
+
+#[test]
+fn future_signing_time_is_not_harvested_as_capabilities() {
+    // T16/T02: a signature dated 2099 verifies and its signer becomes a contact, but its capabilities
+    // (a claim from the future) are not recorded; a normal one records them.
+    let meta = |file: &str| {
+        let env = Env::new();
+        let o = env.run(&[
+            "verify",
+            fixture(&format!("msg/{file}")).to_str().unwrap(),
+            "--no-system-trust",
+            "--ca",
+            fixture("pki/root.pem").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        let o = env.ok(&["--json", "contact", "show", "alice@example.com"]);
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        j["certificates"][0]["meta"].clone()
+    };
+    let m = meta("sa-signing-time-2099.eml");
+    assert!(m["capabilities"].is_null(), "{m}");
+    let m = meta("valid-rsa-alice.eml");
+    assert!(
+        m["capabilities"].as_array().is_some_and(|a| !a.is_empty()),
+        "{m}"
+    );
+}
+
+/// Where our verdict (valid or not) differs from `openssl cms -verify -CAfile root.pem -purpose smimesign`
+/// on the same file, and why. A disagreement not listed here fails the test; OpenSSL later agreeing is fine.
+const DIFFERS_FROM_OPENSSL: &[(&str, &str)] = &[
+    (
+        "ski-collision-mallory-first.eml",
+        "OpenSSL tries only the first certificate with the SKI (F7); we try each (RFC 8551 2.6)",
+    ),
+    (
+        "from-bob-signed-by-alice.eml",
+        "OpenSSL does no From check; we require the From address in the certificate (RFC 8550 3)",
+    ),
+    (
+        "i1-from-alice-signed-by-eve.eml",
+        "same: eve's valid signature does not match From: alice",
+    ),
+    (
+        "two-from-headers.eml",
+        "OpenSSL ignores headers; two From fields are malformed (RFC 5322 3.6)",
+    ),
+    (
+        "forged-attrs.eml",
+        "OpenSSL accepts a SignerInfo without signedAttrs (ForgedAttributes, F4); S/MIME requires them",
+    ),
+    ("forged-attrs-noattr.eml", "same: no signedAttrs"),
+    (
+        "sa-content-type-mismatch.eml",
+        "OpenSSL does not compare the content-type attribute with eContentType (F6)",
+    ),
+    (
+        "weak-md5-digest.eml",
+        "OpenSSL 3.0 accepts an MD5 message digest; we refuse MD5 (RFC 8551 App. B)",
+    ),
+    (
+        "trailing-garbage.eml",
+        "OpenSSL's SMIME reader ignores bytes after the ContentInfo; we reject trailing data",
+    ),
+];
+
+#[test]
+fn differences_from_openssl_are_the_documented_ones() {
+    let env = Env::new();
+    let mut failures = Vec::new();
+    for row in rows() {
+        let path = fixture(&format!("msg/{}", row.file));
+        let bytes = std::fs::read(&path).unwrap();
+        let (rc, _, _) = openssl_verify(&bytes);
+        let (code, _, _) = env.verify_json(path.to_str().unwrap(), &[]);
+        let documented = DIFFERS_FROM_OPENSSL.iter().any(|(f, _)| *f == row.file);
+        if (rc == 0) != (code == 0) && !documented {
+            failures.push(format!(
+                "{}: ours {code}, openssl {rc}: undocumented difference",
+                row.file
+            ));
+        }
+        if documented && code != row.expect {
+            failures.push(format!(
+                "{}: ours {code}, expected {}",
+                row.file, row.expect
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -476,6 +476,43 @@ fn gpgsm_made_signature_wrapped_in_multipart_signed_verifies() {
     gpg.trust_fixture_root();
     let (rc, err) = gpg.verify_detached(&der, &part);
     assert_eq!(rc, 0, "gpgsm: {err}");
+
+    // A fresh gpgsm signature made here (alice's legacy PKCS#12 imported into the temporary GNUPGHOME).
+    let (rc, _, err) = gpg.gpgsm(
+        &["--import", s(fixture("p12/alice-legacy.p12")).as_str()],
+        Some(P12_PASSWORD),
+    );
+    assert_eq!(rc, 0, "gpgsm --import: {err}");
+    let entity =
+        b"Content-Type: text/plain; charset=us-ascii\r\n\r\nSigned by gpgsm in this test.\r\n";
+    let e = gpg.dir.path().join("entity");
+    std::fs::write(&e, entity).unwrap();
+    let sig = gpg.dir.path().join("fresh.p7s");
+    let (rc, _, err) = gpg.gpgsm(
+        &[
+            "--detach-sign",
+            "--local-user",
+            "alice@example.com",
+            "-o",
+            sig.to_str().unwrap(),
+            e.to_str().unwrap(),
+        ],
+        Some(P12_PASSWORD),
+    );
+    assert_eq!(rc, 0, "gpgsm --detach-sign: {err}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&sig).unwrap());
+    let mut msg = b"From: Alice <alice@example.com>\r\nSubject: fresh gpgsm\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"g2\"\r\n\r\n--g2\r\n".to_vec();
+    msg.extend_from_slice(entity);
+    msg.extend_from_slice(b"\r\n--g2\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    for c in b64.as_bytes().chunks(76) {
+        msg.extend_from_slice(c);
+        msg.extend_from_slice(b"\r\n");
+    }
+    msg.extend_from_slice(b"--g2--\r\n");
+    let f = env.write("fresh-gpgsm.eml", &msg);
+    let (code, j, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 0, "{err} {j:?}");
+    assert_eq!(signer_of(j.as_ref().unwrap()), "alice@example.com");
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -985,4 +1022,324 @@ fn harvest_only_from_valid_messages() {
     let (code, _, _) = env2.verify_json(s(fixture("msg/valid-ecdsa-carol.eml")).as_str(), &[]);
     assert_eq!(code, 0);
     assert_eq!(contact_count(&env2), 0);
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Reading: both forms under every label, binary CMS, the type from the CMS content; chains built from
+// contacts; filters on stdin/stdout.
+
+fn rewrite(file: &str, from: &str, to: &str) -> Vec<u8> {
+    let t = text(&std::fs::read(fixture(&format!("msg/{file}"))).unwrap());
+    assert!(t.contains(from), "{file}: {from}");
+    t.replacen(from, to, 1).into_bytes()
+}
+
+#[test]
+fn reads_every_label_binary_cms_and_takes_the_type_from_cms() {
+    let env = Env::new();
+    let ct = "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m";
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "x-pkcs7-mime",
+            rewrite(
+                "valid-opaque-alice.eml",
+                "application/pkcs7-mime",
+                "application/x-pkcs7-mime",
+            ),
+        ),
+        // T08: the label is only a hint; the CMS content type decides.
+        (
+            "labelled enveloped-data",
+            rewrite(
+                "valid-opaque-alice.eml",
+                "smime-type=signed-data",
+                "smime-type=enveloped-data",
+            ),
+        ),
+        (
+            "octet-stream named .p7m",
+            rewrite(
+                "valid-opaque-alice.eml",
+                ct,
+                "application/octet-stream; name=smime.p7m",
+            ),
+        ),
+        ("binary DER body", {
+            let der = std::fs::read(fixture("msg/valid-opaque-alice.der")).unwrap();
+            let mut m = format!("From: alice@example.com\r\nSubject: binary\r\nMIME-Version: 1.0\r\nContent-Type: {ct}\r\nContent-Transfer-Encoding: binary\r\n\r\n").into_bytes();
+            m.extend_from_slice(&der);
+            m
+        }),
+        (
+            "LF-only opaque",
+            rewrite("valid-opaque-alice.eml", "", "")
+                .iter()
+                .copied()
+                .filter(|b| *b != b'\r')
+                .collect(),
+        ),
+    ];
+    for (what, m) in variants {
+        let f = env.write("v.eml", &m);
+        let (code, j, err) = env.verify_json(&f, &[]);
+        assert_eq!(code, 0, "{what}: {err}");
+        let j = j.unwrap();
+        assert_eq!(j["form"], "opaque", "{what}");
+        assert_eq!(signer_of(&j), "alice@example.com", "{what}");
+    }
+    // An encrypted message handed to verify is an error that says so (exit 2), not "unsigned".
+    let (code, _, err) = env.verify_json(s(fixture("msg/enc/aes256gcm-bob.eml")).as_str(), &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("encrypted"), "{err}");
+    // PGP/MIME is not S/MIME.
+    let pgp = rewrite(
+        "valid-rsa-alice.eml",
+        "protocol=\"application/pkcs7-signature\"",
+        "protocol=\"application/pgp-signature\"",
+    );
+    let f = env.write("pgp.eml", &pgp);
+    let (code, _, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn chain_is_built_from_message_contacts_and_anchors() {
+    // OpenSSL 3.0's CMS_verify ignores extra intermediates; ours builds the chain from the message's
+    // certificates, the contacts (and their intermediates) and the anchors.
+    let dir = tempfile::tempdir().unwrap();
+    let entity = dir.path().join("e");
+    std::fs::write(&entity, b"Content-Type: text/plain\r\n\r\nchain test\r\n").unwrap();
+    let sign = |extra: &[&str]| {
+        let cert = s(fixture("pki/alice.pem"));
+        let key = s(fixture("pki/alice.key"));
+        let e = s(entity.clone());
+        let mut a = vec![
+            "cms",
+            "-sign",
+            "-binary",
+            "-signer",
+            &cert,
+            "-inkey",
+            &key,
+            "-from",
+            "alice@example.com",
+            "-subject",
+            "chain",
+            "-in",
+            &e,
+        ];
+        a.extend(extra);
+        let (rc, out, err) = external("openssl", &a, None);
+        assert_eq!(rc, 0, "{err}");
+        out
+    };
+    let env = Env::new();
+    let no_inter = env.write("nointer.eml", &sign(&[]));
+    let no_certs = env.write("nocerts.eml", &sign(&["-nocerts"]));
+    // Without the intermediate anywhere: untrusted (1); without the signer's certificate: an error (2).
+    let (code, j, _) = env.verify_json(&no_inter, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(j.unwrap()["signers"][0]["trust"]["trusted"], false);
+    let (code, _, err) = env.verify_json(&no_certs, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("neither in the message nor among your contacts"),
+        "{err}"
+    );
+    // A valid message harvests alice and the intermediate; then both verify.
+    let o = env.run(&[
+        "verify",
+        s(fixture("msg/valid-rsa-alice.eml")).as_str(),
+        "--no-system-trust",
+        "--ca",
+        s(fixture("pki/root.pem")).as_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    for f in [&no_inter, &no_certs] {
+        let (code, j, err) = env.verify_json(f, &[]);
+        assert_eq!(code, 0, "{f}: {err} {j:?}");
+        let chain = j.unwrap()["signers"][0]["trust"]["chain"].to_string();
+        assert!(
+            chain.contains("Intermediate") && chain.contains("Root"),
+            "{chain}"
+        );
+    }
+}
+
+#[test]
+fn sign_and_verify_work_as_filters() {
+    let env = signer_env();
+    let msg = simple_message("alice@example.com", "through a pipe\r\n");
+    let o = env.run_stdin(&["sign"], &msg);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let signed = o.stdout;
+    assert!(
+        header(&signed, "content-type")
+            .unwrap()
+            .contains("multipart/signed")
+    );
+    assert_eq!(openssl_verify(&signed).0, 0);
+    // verify - -o -: the verified message on stdout, the report on stderr.
+    let mut args = vec!["verify", "-", "-o", "-"];
+    let trust = fixture_trust();
+    args.extend(trust.iter().map(|s| s.as_str()));
+    let o = env.run_stdin(&args, &signed);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("through a pipe") && out.contains("From: alice@example.com"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("VALID"),
+        "the report is not mixed into the message"
+    );
+    assert!(text(&o.stderr).contains("VALID signature"));
+    // Tampered on stdin: nothing on stdout.
+    let bad = text(&signed)
+        .replace("through a pipe", "through a PIPE")
+        .into_bytes();
+    let o = env.run_stdin(&args, &bad);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn strict_boundary_split_and_sender_on_behalf() {
+    // A boundary string in the middle of a line is not a delimiter (RFC 2046 §5.1.1); a parser that finds it
+    // mid-line would hash other bytes than were signed.
+    let dir = tempfile::tempdir().unwrap();
+    let entity = b"Content-Type: text/plain\r\n\r\nquote: --BOUNDARY-1 appears mid-line\r\nand again x--BOUNDARY-1--\r\nend\r\n";
+    let e = dir.path().join("e");
+    std::fs::write(&e, entity).unwrap();
+    let (rc, der, err) = external(
+        "openssl",
+        &[
+            "cms",
+            "-sign",
+            "-binary",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
+            "-signer",
+            s(fixture("pki/alice.pem")).as_str(),
+            "-inkey",
+            s(fixture("pki/alice.key")).as_str(),
+            "-certfile",
+            s(fixture("pki/inter.pem")).as_str(),
+            "-in",
+            s(e).as_str(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let b64: Vec<String> = b64.as_bytes().chunks(64).map(text).collect();
+    let mut m = b"From: alice@example.com\r\nSender: eve@evil.example\r\nSubject: boundary\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"BOUNDARY-1\"\r\n\r\n--BOUNDARY-1\r\n".to_vec();
+    m.extend_from_slice(entity);
+    m.extend_from_slice(b"\r\n--BOUNDARY-1\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    m.extend_from_slice(b64.join("\r\n").as_bytes());
+    m.extend_from_slice(b"\r\n--BOUNDARY-1--\r\n");
+    let env = Env::new();
+    let f = env.write("b.eml", &m);
+    let (code, j, err) = env.verify_json(&f, &[]);
+    assert_eq!(code, 0, "{err} {j:?}");
+    let j = j.unwrap();
+    // T21: Sender differs from From: shown, the From check stays on From.
+    assert_eq!(j["sender"], "eve@evil.example");
+    assert!(
+        j["warnings"]
+            .to_string()
+            .contains("sent by eve@evil.example on behalf of alice@example.com"),
+        "{}",
+        j["warnings"]
+    );
+    assert_eq!(openssl_verify(&m).0, 0, "openssl agrees");
+}
+
+#[test]
+fn nested_8bit_and_binary_parts_are_reencoded() {
+    let env = signer_env();
+    let mut m = b"From: alice@example.com\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\nFrom me   \r\n--XX\r\nContent-Type: application/octet-stream; name=blob.bin\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    let blob: Vec<u8> = (0..=255u8).chain([b'\r', b'\n', b'\n', 0, b'\r']).collect();
+    m.extend_from_slice(&blob);
+    m.extend_from_slice(b"\r\n--XX--\r\n");
+    let signed = env.sign(&m, &[]);
+    let (part, _) = split_signed(&signed);
+    assert!(part.iter().all(|b| *b < 0x80), "7-bit");
+    let t = text(&part);
+    assert!(
+        t.contains("Content-Transfer-Encoding: quoted-printable"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Content-Transfer-Encoding: base64"),
+        "binary part as base64: {t}"
+    );
+    for l in t.split("\r\n") {
+        assert!(
+            !l.starts_with("From ") && !l.ends_with(' ') && l.len() <= 998,
+            "{l:?}"
+        );
+    }
+    assert!(!t.replace("\r\n", "").contains('\r') && !t.replace("\r\n", "").contains('\n'));
+    // The binary attachment survives exactly.
+    use base64::Engine;
+    let b64_start = t.find("name=blob.bin").unwrap();
+    let body = &t[b64_start..];
+    let body = &body[body.find("\r\n\r\n").unwrap() + 4..];
+    let body = &body[..body.find("\r\n--XX").unwrap()];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.replace("\r\n", ""))
+        .unwrap();
+    assert_eq!(
+        decoded, blob,
+        "binary bytes unchanged (no line-end canonicalisation)"
+    );
+    let f = env.write("m.eml", &signed);
+    assert_eq!(env.verify_json(&f, &[]).0, 0);
+    assert_eq!(openssl_verify(&signed).0, 0);
+    // RSASSA-PSS with an EC ID: a clear refusal.
+    let env2 = Env::new();
+    env2.import_np("p12/carol-legacy.p12");
+    let inp = env2.write("c.eml", &simple_message("carol@example.net", "x\r\n"));
+    let o = env2.run(&["sign", &inp, "--pss"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    assert!(text(&o.stderr).contains("EC key"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn sign_refuses_rsa_keys_under_2048_bits() {
+    // T04: an RSA-1024 ID may be imported (old archives) but never signs.
+    let env = Env::new();
+    let p12 = env.path("a1024.p12");
+    let (rc, _, err) = external(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            s(fixture("pki/alice-1024.pem")).as_str(),
+            "-inkey",
+            s(fixture("pki/alice-1024.key")).as_str(),
+            "-certfile",
+            s(fixture("pki/inter.pem")).as_str(),
+            "-passout",
+            &format!("pass:{P12_PASSWORD}"),
+            "-out",
+            s(p12.clone()).as_str(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    env.ok(&["id", "import", s(p12).as_str(), "--no-passphrase"]);
+    assert_refused(
+        &env,
+        &simple_message("alice@example.com", "x\r\n"),
+        &[],
+        &["1024 bits"],
+    );
 }

@@ -132,7 +132,7 @@ pub fn external(prog: &str, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8
     (o.status.code().unwrap_or(-1), o.stdout, text(&o.stderr))
 }
 
-/// A temporary GNUPGHOME whose agent is stopped when dropped.
+/// A temporary GNUPGHOME whose daemons (gpg-agent, dirmngr) are stopped when dropped.
 pub struct Gpg {
     pub dir: TempDir,
 }
@@ -172,7 +172,7 @@ impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
             .env("GNUPGHOME", self.dir.path())
-            .args(["--kill", "gpg-agent"])
+            .args(["--kill", "all"]) // gpg-agent and the dirmngr that gpgsm --verify starts
             .status();
     }
 }
