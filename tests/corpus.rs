@@ -225,3 +225,18 @@ fn decrypt_row_keys_import_as_ids() {
         failures.join("\n  ")
     );
 }
+
+#[test]
+fn bare_cms_is_wrapped_as_mail() {
+    let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
+    assert_eq!(cms_der(&der).unwrap(), der);
+    let armored = b"Some text first: with a colon\n-----BEGIN SIGNED MESSAGE-----\nVersion: 1\nMAMCAQU=\n-----END SIGNED MESSAGE-----\n";
+    assert_eq!(cms_der(armored).unwrap(), der);
+    let pem = b"-----BEGIN CMS-----\r\nMAMC\r\nAQU=\r\n-----END CMS-----\r\n";
+    assert_eq!(cms_der(pem).unwrap(), der);
+    assert!(cms_der(b"From: a@b\r\n\r\nhello").is_err());
+    let m = String::from_utf8(wrap_cms(&der, "signed-data")).unwrap();
+    assert!(m.contains("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"), "{m}");
+    assert!(m.ends_with("\r\n\r\nMAMCAQU=\r\n"), "{m}");
+    assert!(!m.contains("\nFrom:"), "no From: the address check has nothing to compare");
+}

@@ -15,7 +15,8 @@
 //!   import: `#PASSWORD` of the file (empty: `#`). Identities are imported once per home, without a passphrase.
 //! - `expect_exit`: 0, 1 or 2.
 //! - `expect`: `;`-separated checks, all must hold (`-` = none):
-//!   `content~TEXT` the output file (OUT) contains TEXT (line endings normalised);
+//!   `content~TEXT` the output file (OUT) contains TEXT (line endings normalised; OUT is written on exit 0, and
+//!   by decrypt on exit 1 for a weak cipher);
 //!   `stdout~TEXT`, `stderr~TEXT`, `any~TEXT` (stdout or stderr), case-insensitive;
 //!   `status=V` / `signers=N` the JSON status / number of signers;
 //!   `json.PATH=V`, `json.PATH~TEXT` a JSON value (dotted path, numeric indexes);
@@ -812,8 +813,8 @@ pub fn row_problems() -> Vec<String> {
                 problems.push(format!("{at}: unknown check {c:?}"));
             }
         }
-        if r.expect.contains("content~") && r.expect_exit != 0 {
-            problems.push(format!("{at}: content is only written on success"));
+        if r.expect.contains("content~") && (r.expect_exit == 2 || (r.expect_exit == 1 && r.command != "decrypt")) {
+            problems.push(format!("{at}: content is only written on success (or by a weak-cipher decrypt, exit 1)"));
         }
     }
     problems
