@@ -499,6 +499,15 @@ fn t02_cipher_follows_capabilities() {
         assert!(!c.contains(bad), "weak-only gave {c}");
     }
     assert_contains(&report, "3DES/RC2", "weak-only warning");
+    assert_contains(
+        &report,
+        "only 3DES/RC2, which smimekit never produces",
+        "weak-only reason",
+    );
+    assert!(
+        !report.contains("only CBC ciphers"),
+        "weak-only reason: {report}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
