@@ -206,6 +206,8 @@ fn harvest_from_our_own_sign_records_capabilities() {
     let (code, plan, err) = encrypt_to(&b, "alice@example.com");
     assert_eq!(code, 0, "{err}");
     assert_eq!(plan["cipher"], "aes-256-gcm", "{plan}");
+    // She also advertised RSAES-OAEP: her key transport is OAEP without --oaep.
+    assert_eq!(plan["recipients"][0]["oaep"], true, "{plan}");
     assert!(
         plan["cipher_reason"]
             .as_str()
