@@ -395,7 +395,11 @@ fn t01_default_is_authenveloped_aes256gcm_with_self_copy() {
     let bob_serial = serial_of("pki/bob.pem");
     assert_contains(&printed, &alice_serial, "alice's RecipientInfo");
     assert_contains(&printed, &bob_serial, "the sender's own RecipientInfo");
-    assert_contains(&printed, "d.issuerAndSerialNumber", "issuer+serial identifiers");
+    assert_contains(
+        &printed,
+        "d.issuerAndSerialNumber",
+        "issuer+serial identifiers",
+    );
     assert!(!printed.contains("d.subjectKeyIdentifier"), "{printed}");
     // A second run: fresh key and nonce, so a different ciphertext.
     let (enc2, _) = encrypt(&e, &msg, &["--cert", &alice]);
