@@ -193,3 +193,341 @@ fn corpus_encrypted_messages_decrypt_as_the_manifest_says() {
         failures.join("\n")
     );
 }
+
+/// The CMS structure of a corpus file (DER, or PEM/armored base64) wrapped as an `application/pkcs7-mime`
+/// message, as a mail client would receive it.
+fn as_message(e: &Env, rel: &str) -> PathBuf {
+    let data = std::fs::read(corpus(rel)).unwrap();
+    if !data.starts_with(b"-----BEGIN") && data.first() != Some(&0x30) {
+        return corpus(rel); // already a MIME message
+    }
+    let der = if data.starts_with(b"-----BEGIN") {
+        let t = text(&data);
+        let b64: String = t
+            .lines()
+            .filter(|l| !l.starts_with("-----") && !l.contains(':'))
+            .collect();
+        openssl::base64::decode_block(&b64).unwrap()
+    } else {
+        data
+    };
+    e.write(
+        "wrapped.eml",
+        &wrap_p7m(&der, "enveloped-data", "a@example.com", "b@example.com"),
+    )
+}
+
+/// CMS vectors of other implementations (RFC 4134, RFC 9216 examples, gpgsm, pyca, OpenSSL's test data), with the
+/// outcome our policy gives. Where it differs from what the MANIFEST says the message "decrypts" to, the reason is
+/// given: the cipher or recipient kind is refused (RC2), or not supported by OpenSSL 3.0 / by smimekit
+/// (ChaCha20-Poly1305, password and KEK recipients, AuthEnvelopedData with authAttrs).
+#[test]
+fn corpus_cms_vectors() {
+    let e = Env::new();
+    let pair = |cert: &PathBuf, key: &PathBuf, name: &str| {
+        let p12 = e.path(name);
+        let (rc, _, err) = openssl(
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                s(cert),
+                "-inkey",
+                s(key),
+                "-passout",
+                "pass:x",
+                "-out",
+                s(&p12),
+            ],
+            None,
+        );
+        assert_eq!(rc, 0, "{name}: {err}");
+        import_p12(&e, &p12, "x");
+    };
+    // RFC 4134 Bob (DER certificate and PKCS#8 key).
+    let bob_pem = e.path("bob4134.pem");
+    let bob_key = e.path("bob4134.key");
+    let r = "rfc4134-examples/rfc4134";
+    assert_eq!(
+        openssl(
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                s(&corpus(&format!("{r}/BobRSASignByCarl.cer"))),
+                "-out",
+                s(&bob_pem)
+            ],
+            None
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        openssl(
+            &[
+                "pkcs8",
+                "-inform",
+                "DER",
+                "-nocrypt",
+                "-in",
+                s(&corpus(&format!("{r}/BobPrivRSAEncrypt.pri"))),
+                "-out",
+                s(&bob_key)
+            ],
+            None
+        )
+        .0,
+        0
+    );
+    pair(&bob_pem, &bob_key, "bob4134.p12");
+    let ck = "rfc9216-lamps-cms-examples/examples-cms/certs-and-keys";
+    pair(
+        &corpus(&format!("{ck}/lamps-bob.encrypt.crt")),
+        &corpus(&format!("{ck}/lamps-bob.decrypt.p8.pem")),
+        "lamps-bob.p12",
+    );
+    let ca = "pyca-cryptography-vectors/cryptography_vectors/x509/custom/ca";
+    pair(
+        &corpus(&format!("{ca}/rsa_ca.pem")),
+        &corpus(&format!("{ca}/rsa_key.pem")),
+        "pyca.p12",
+    );
+    let smec3 = corpus("openssl/test/smime-certs/smec3.pem");
+    pair(&smec3, &smec3, "smec3.p12");
+    let g1 = e.path("gpgsm-test1.pem");
+    assert_eq!(
+        openssl(
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                s(&corpus("gnupg/tests/cms/cert_g10code_test1.der")),
+                "-out",
+                s(&g1)
+            ],
+            None
+        )
+        .0,
+        0
+    );
+    pair(
+        &g1,
+        &corpus("gnupg/derived/test1-32100C27.key.pkcs8.pem"),
+        "g1.p12",
+    );
+    import_p12(&e, &corpus("lamps-protected-headers/bob.p12"), "bob");
+
+    let b = "rfc9216-lamps-cms-examples/examples-cms/binary-files";
+    let o = "openssl/test/recipes/80-test_cms_data";
+    let p = "pyca-cryptography-vectors/cryptography_vectors/pkcs7";
+    let sample = "This is some sample content.";
+    // (file, extra args, exit, expected text in stdout+stderr, plaintext marker)
+    let cases: Vec<(String, Vec<&str>, i32, &str, Option<&str>)> = vec![
+        (
+            format!("{r}/5.1.bin"),
+            vec![],
+            1,
+            "weak cipher (3DES)",
+            Some(sample),
+        ),
+        (
+            format!("{r}/5.2.bin"),
+            vec![],
+            2,
+            "insecure legacy cipher rc2",
+            None,
+        ),
+        (
+            format!("{r}/5.2.bin"),
+            vec!["--allow-legacy-decrypt"],
+            1,
+            "insecure legacy cipher",
+            Some(sample),
+        ),
+        (
+            format!("{r}/5.3.eml"),
+            vec![],
+            1,
+            "weak cipher (3DES)",
+            Some(sample),
+        ),
+        (
+            format!("{b}/encryptedForBobRSAOaep.p7m"),
+            vec![],
+            0,
+            "no integrity",
+            Some(sample),
+        ),
+        (
+            format!("{b}/encryptedForBobAndDana.p7m"),
+            vec![],
+            0,
+            "no integrity",
+            Some(sample),
+        ),
+        // OpenSSL 3.0 has no ChaCha20-Poly1305 in CMS: a clean refusal.
+        (
+            format!("{b}/authEnvelopedForBobChaCha20Poly1305.p7m"),
+            vec![],
+            2,
+            "unsupported content cipher chacha20-poly1305",
+            None,
+        ),
+        // Dana's X25519 key is not ours; KEK recipients are not supported.
+        (
+            format!("{b}/authEnvelopedForDanaX25519HKDF.p7m"),
+            vec![],
+            2,
+            "none of your digital IDs",
+            None,
+        ),
+        (
+            format!("{b}/encryptedKekri.p7m"),
+            vec![],
+            2,
+            "none of your digital IDs",
+            None,
+        ),
+        (
+            "gnupg/tests/cms/plain-1.cms.asc".into(),
+            vec![],
+            0,
+            "Decrypted with",
+            None,
+        ),
+        (
+            "gnupg/tests/cms/plain-2.cms.asc".into(),
+            vec![],
+            0,
+            "Decrypted with",
+            None,
+        ),
+        (
+            "gnupg/tests/cms/plain-3.cms.asc".into(),
+            vec![],
+            0,
+            "Decrypted with",
+            None,
+        ),
+        (
+            "gnupg/tests/cms/plain-large.cms.asc".into(),
+            vec![],
+            0,
+            "Decrypted with",
+            None,
+        ),
+        // Password recipients (PWRI) are not supported: the message names no ID of ours.
+        (
+            "gnupg/tests/cms/samplemsgs/pwri-sample.cbc.p7m".into(),
+            vec![],
+            2,
+            "none of your digital IDs",
+            None,
+        ),
+        (
+            "gnupg/tests/cms/samplemsgs/pwri-sample.gcm.p7m".into(),
+            vec![],
+            2,
+            "none of your digital IDs",
+            None,
+        ),
+        (
+            format!("{p}/enveloped.pem"),
+            vec![],
+            1,
+            "weak cipher (3DES)",
+            None,
+        ),
+        (
+            format!("{p}/enveloped-rsa-oaep.pem"),
+            vec![],
+            0,
+            "no integrity",
+            Some("Hello, world!"),
+        ),
+        (
+            format!("{p}/enveloped-triple-des.pem"),
+            vec![],
+            1,
+            "weak cipher (3DES)",
+            Some("Hello, World!"),
+        ),
+        (
+            format!("{p}/enveloped-no-content.der"),
+            vec![],
+            2,
+            "no encrypted content",
+            None,
+        ),
+        (
+            format!("{o}/ciphertext_from_1_1_1.cms"),
+            vec![],
+            1,
+            "weak cipher (3DES)",
+            Some("Somewhat longer test content"),
+        ),
+        (
+            format!("{o}/pkcs7-md4-encrypted.pem"),
+            vec![],
+            2,
+            "not enveloped data",
+            None,
+        ),
+        // authAttrs: OpenSSL 3.0 cannot feed them to GCM as AAD, so they are refused (T37); KEK recipient anyway.
+        (
+            format!("{o}/authenveloped_attrs.pem"),
+            vec![],
+            2,
+            "authenticated attributes",
+            None,
+        ),
+        (
+            format!("{o}/bad_authenveloped_attrs.pem"),
+            vec![],
+            2,
+            "authenticated attributes",
+            None,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (file, extra, code, needle, marker) in &cases {
+        let msg = as_message(&e, file);
+        let out = e.path("out.eml");
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec!["decrypt", "--no-harvest", s(&msg), "-o", s(&out)];
+        args.extend(extra.iter().copied());
+        let o = e.run(&args);
+        let all = text(&o.stdout) + &text(&o.stderr);
+        let got = o.status.code().unwrap_or(-1);
+        let written = std::fs::read(&out).ok();
+        let mut problems = Vec::new();
+        if got != *code {
+            problems.push(format!("exit {got}, expected {code}"));
+        }
+        if !all.contains(needle) {
+            problems.push(format!("no {needle:?}"));
+        }
+        if *code == 2 && written.is_some() {
+            problems.push("output written on failure".into());
+        }
+        if let Some(m) = marker {
+            if !written.as_deref().is_some_and(|w| text(w).contains(m)) {
+                problems.push(format!("plaintext lacks {m:?}"));
+            }
+        }
+        if all.contains("panicked") {
+            problems.push("panic".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{file} {extra:?}: {}\n    {}",
+                problems.join("; "),
+                all.trim()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
