@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -12,7 +12,7 @@ const TB: &str = "thunderbird-comm-central/mailnews/test/data";
 const BC: &str = "bouncycastle-bc-java/mail/src/test/resources/org/bouncycastle/mail/smime/test";
 
 /// Imports a corpus PKCS#12 with its password.
-fn import_p12(e: &Env, p12: &PathBuf, password: &str) {
+fn import_p12(e: &Env, p12: &Path, password: &str) {
     let o = e
         .cmd(&["id", "import", "--no-passphrase", s(p12)])
         .env("SMIMEKIT_PASSWORD", password)
@@ -325,7 +325,8 @@ fn corpus_cms_vectors() {
     let p = "pyca-cryptography-vectors/cryptography_vectors/pkcs7";
     let sample = "This is some sample content.";
     // (file, extra args, exit, expected text in stdout+stderr, plaintext marker)
-    let cases: Vec<(String, Vec<&str>, i32, &str, Option<&str>)> = vec![
+    type Case<'a> = (String, Vec<&'a str>, i32, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             format!("{r}/5.1.bin"),
             vec![],
@@ -513,10 +514,10 @@ fn corpus_cms_vectors() {
         if *code == 2 && written.is_some() {
             problems.push("output written on failure".into());
         }
-        if let Some(m) = marker {
-            if !written.as_deref().is_some_and(|w| text(w).contains(m)) {
-                problems.push(format!("plaintext lacks {m:?}"));
-            }
+        if let Some(m) = marker
+            && !written.as_deref().is_some_and(|w| text(w).contains(m))
+        {
+            problems.push(format!("plaintext lacks {m:?}"));
         }
         if all.contains("panicked") {
             problems.push("panic".into());
