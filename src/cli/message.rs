@@ -465,8 +465,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     }
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
-    let mut plain = zeroize::Zeroizing::new(Vec::new());
-    let mut report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *plain)?;
+    let (plain, mut report) = enc.decrypt(&id, &key, a.allow_legacy)?;
     drop(key);
     // 3DES, RC2, DES: decrypted, but never a clean result.
     let is_weak = report.weak_cipher;

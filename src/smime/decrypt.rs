@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use openssl::pkey::{PKey, Private};
+use zeroize::Zeroizing;
 
 use super::{pkcs7_der, top_level};
 use crate::error::{Error, Result};
@@ -229,17 +230,46 @@ impl Encrypted<'_> {
         })
     }
 
-    /// Decrypts with `id`'s `key` and writes the outer header fields followed by the inner entity to `out`.
-    ///
-    /// **On `Err`, everything written to `out` must be discarded** (write to a temporary file and rename it
-    /// into place only on `Ok`): with CBC content, OpenSSL writes plaintext before it finds bad padding, and
-    /// nothing is released here unless decryption completed and, for AES-GCM, the tag verified.
+    /// Decrypts with `id`'s `key` into memory: the outer header fields followed by the inner entity. On `Err`
+    /// no plaintext leaves this function (the buffer OpenSSL filled before the padding or the GCM tag failed is
+    /// wiped), so a caller cannot release unauthenticated plaintext by mistake (T29).
+    pub fn decrypt(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+    ) -> Result<(Zeroizing<Vec<u8>>, DecryptReport)> {
+        // Sized up front so that growing never leaves an unwiped copy of plaintext behind.
+        let cap = usize::try_from(self.info.encrypted_len)
+            .unwrap_or(usize::MAX / 2)
+            .saturating_add(self.raw.len().min(1 << 20))
+            .saturating_add(4096);
+        let mut buf = Zeroizing::new(Vec::with_capacity(cap));
+        let report = self.decrypt_unreleased(id, key, allow_legacy, &mut *buf)?;
+        Ok((buf, report))
+    }
+
+    /// [`Self::decrypt`], then writes the result to `out`. Nothing is written unless decryption completed and,
+    /// for AES-GCM, the tag verified.
     pub fn decrypt_to(
         &self,
         id: &Identity,
         key: &PKey<Private>,
         allow_legacy: bool,
         out: &mut dyn Write,
+    ) -> Result<DecryptReport> {
+        let (buf, report) = self.decrypt(id, key, allow_legacy)?;
+        out.write_all(&buf).map_err(Error::output)?;
+        Ok(report)
+    }
+
+    /// Decrypts into `out`, which holds unauthenticated plaintext if this fails: callers must wipe it.
+    fn decrypt_unreleased(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+        out: &mut Vec<u8>,
     ) -> Result<DecryptReport> {
         let parts = mime::split_message_parts(self.raw)?;
         out.write_all(&parts.outer).map_err(Error::output)?;
