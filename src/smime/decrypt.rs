@@ -18,6 +18,22 @@ use crate::mime::{self, Layer};
 use crate::ossl::enveloped::{self, EnvelopedInfo, EnvelopedKind, RecipientId};
 use crate::ossl::signed::{CmsType, content_type_of};
 
+/// Largest encrypted content decrypted (2 GiB). OpenSSL cannot stream decryption, and nothing is released
+/// before it is authenticated, so the whole plaintext is held in memory.
+pub const MAX_DECRYPT_BYTES: u64 = 2 << 30;
+
+/// Refuses encrypted content larger than `max` bytes, before any key is used.
+fn check_size(len: u64, max: u64) -> Result<()> {
+    if len > max {
+        return Err(Error::limit(format!(
+            "the encrypted content is {len} bytes; smimekit decrypts at most {} MiB",
+            max >> 20
+        ))
+        .hint("OpenSSL cannot stream decryption, and smimekit releases nothing before it is authenticated, so the whole message is decrypted in memory"));
+    }
+    Ok(())
+}
+
 /// How to decrypt.
 #[derive(Debug, Clone, Default)]
 pub struct DecryptOptions {
@@ -164,6 +180,7 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
         }
     }
     let info = enveloped::inspect(&der)?;
+    check_size(info.encrypted_len, MAX_DECRYPT_BYTES)?;
     let warnings = enveloped::check(&info, allow_legacy)?;
     Ok(Encrypted {
         raw,
@@ -296,5 +313,33 @@ impl Encrypted<'_> {
             weak_cipher: enveloped::is_weak_cipher(&self.info.content_cipher_oid),
             warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_limit() {
+        assert!(check_size(MAX_DECRYPT_BYTES, MAX_DECRYPT_BYTES).is_ok());
+        let e = check_size(MAX_DECRYPT_BYTES + 1, MAX_DECRYPT_BYTES).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Limit);
+        assert!(e.message().contains("at most 2048 MiB"), "{}", e.message());
+    }
+
+    #[test]
+    fn header_block_checks() {
+        assert!(header_block_well_formed(
+            b"From: a\r\nSubject: x\r\n y\r\nContent-Type: text/plain\r\n\r\n<img src=\"http://x\">"
+        ));
+        assert!(!header_block_well_formed(
+            b"From: a\r\n<img src=\"http:/ltipart/signed; x\r\n\r\nbody"
+        ));
+        assert!(!header_block_well_formed(b"no colon here\r\n\r\n"));
+        assert!(mentions_signed_layer(
+            b"Content-Type: Application/PKCS7-Signature"
+        ));
+        assert!(!mentions_signed_layer(b"Content-Type: text/plain"));
     }
 }
