@@ -141,7 +141,7 @@ pub fn external(prog: &str, args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8
     (o.status.code().unwrap_or(-1), o.stdout, text(&o.stderr))
 }
 
-/// A temporary GNUPGHOME whose agent is stopped when dropped.
+/// A temporary GNUPGHOME whose daemons (gpg-agent, dirmngr) are stopped when dropped.
 pub struct Gpg {
     pub dir: TempDir,
 }
@@ -181,7 +181,8 @@ impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
             .env("GNUPGHOME", self.dir.path())
-            .args(["--kill", "gpg-agent"])
+            // gpgsm also starts dirmngr (certificate lookups): stop every daemon of this home.
+            .args(["--kill", "all"])
             .status();
     }
 }
