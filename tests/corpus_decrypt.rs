@@ -532,3 +532,52 @@ fn corpus_cms_vectors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// ECDH to a P-384 recipient (Thunderbird's Fran-ec): what we encrypt, openssl decrypts, and so do we.
+#[test]
+fn encrypt_to_p384_recipient() {
+    let e = Env::new();
+    let p12 = corpus(&format!("{TB}/smime-interop/Fran-ec.p12"));
+    import_p12(&e, &p12, "nss");
+    let pem = e.path("fran.pem");
+    let (rc, _, err) = openssl(
+        &[
+            "pkcs12",
+            "-legacy",
+            "-nodes",
+            "-passin",
+            "pass:nss",
+            "-in",
+            s(&p12),
+            "-out",
+            s(&pem),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    let inp = e.write(
+        "m.eml",
+        &message("x@example.com", "Fran-ec@example.com", "", "hello P-384"),
+    );
+    let enc = e.path("enc.eml");
+    e.ok(&["encrypt", s(&inp), "--no-self", "-o", s(&enc)]);
+    let (rc, plain, err) = openssl(
+        &[
+            "cms",
+            "-decrypt",
+            "-inform",
+            "SMIME",
+            "-in",
+            s(&enc),
+            "-recip",
+            s(&pem),
+            "-inkey",
+            s(&pem),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "openssl cms -decrypt: {err}");
+    assert!(text(&plain).contains("hello P-384"));
+    let o = e.ok(&["decrypt", s(&enc)]);
+    assert!(text(&o.stdout).contains("hello P-384"));
+}
