@@ -480,7 +480,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let damaged_signed = damaged && decrypt::mentions_signed_layer(&plain);
     if damaged {
         report.warnings.push(
-            "the decrypted content is malformed: it was probably modified in transit (no integrity protection; EFAIL-style gadget)"
+            "the decrypted content is malformed (not a MIME entity): it may have been modified in transit (no integrity protection; an EFAIL-style gadget)"
                 .into(),
         );
     }
