@@ -206,6 +206,8 @@ fn harvest_from_our_own_sign_records_capabilities() {
     let (code, plan, err) = encrypt_to(&b, "alice@example.com");
     assert_eq!(code, 0, "{err}");
     assert_eq!(plan["cipher"], "aes-256-gcm", "{plan}");
+    // She also advertised RSAES-OAEP: her key transport is OAEP without --oaep.
+    assert_eq!(plan["recipients"][0]["oaep"], true, "{plan}");
     assert!(
         plan["cipher_reason"]
             .as_str()
@@ -293,6 +295,30 @@ fn t41_future_signing_time_and_key_change() {
     assert_eq!(
         j["certificates"][0]["meta"]["capabilities"],
         serde_json::json!(["2.16.840.1.101.3.4.1.42"])
+    );
+    // Messages that are not newer (same signingTime) do not replace them.
+    e.ok(&["verify", &fx("msg/caps-weak-only.eml")]);
+    e.ok(&["verify", &fx("msg/caps-none.eml")]);
+    let j = show(&e, "alice@example.com");
+    assert_eq!(
+        j["certificates"][0]["meta"]["capabilities"],
+        serde_json::json!(["2.16.840.1.101.3.4.1.42"]),
+        "an older message updated the capabilities"
+    );
+    // A newer message (signed now by our own sign with the same certificate) does.
+    let a1 = Env::new();
+    a1.import_np("p12/alice-modern.p12");
+    let inp = a1.write_file(
+        "m.eml",
+        &message("Alice <alice@example.com>", BOB, "", "newer"),
+    );
+    let newer = e.write_file("alice-newer.eml", &a1.ok(&["sign", s(&inp)]).stdout);
+    e.ok(&["verify", s(&newer)]);
+    let j = show(&e, "alice@example.com");
+    let caps = j["certificates"][0]["meta"]["capabilities"].to_string();
+    assert!(
+        caps.contains("2.16.840.1.101.3.4.1.46"),
+        "newer capabilities not recorded: {caps}"
     );
 
     // A message from alice signed with a new key (alice2, by our own sign): verify warns about the change.

@@ -236,7 +236,15 @@ fn bare_cms_is_wrapped_as_mail() {
     assert_eq!(cms_der(pem).unwrap(), der);
     assert!(cms_der(b"From: a@b\r\n\r\nhello").is_err());
     let m = String::from_utf8(wrap_cms(&der, "signed-data")).unwrap();
-    assert!(m.contains("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"), "{m}");
+    assert!(
+        m.contains(
+            "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
+        ),
+        "{m}"
+    );
     assert!(m.ends_with("\r\n\r\nMAMCAQU=\r\n"), "{m}");
-    assert!(!m.contains("\nFrom:"), "no From: the address check has nothing to compare");
+    assert!(
+        !m.contains("\nFrom:"),
+        "no From: the address check has nothing to compare"
+    );
 }

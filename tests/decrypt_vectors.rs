@@ -301,3 +301,29 @@ fn manifest_enc_rows() {
         failures.join("\n")
     );
 }
+
+/// T29 at the library level: a failed authenticated decryption hands no plaintext to the caller's writer.
+#[test]
+fn library_releases_no_plaintext_on_tag_failure() {
+    let e = Env::new();
+    e.import_np("p12/bob.p12");
+    let home = smimekit::home::Home::open(&e.home()).unwrap();
+    for f in [
+        "enc/gcm-ct-flipped-90k.eml",
+        "enc/gcm-tag-flipped.eml",
+        "enc/bad-cbc-padding.eml",
+    ] {
+        let raw = std::fs::read(fixture(&format!("msg/{f}"))).unwrap();
+        let enc = smimekit::smime::decrypt::parse(&raw, false).unwrap();
+        let id = enc.choose_id(&home, None).unwrap();
+        let key = id.unlock(None).unwrap();
+        let mut out = Vec::new();
+        let r = enc.decrypt_to(&id, &key, false, &mut out);
+        assert!(r.is_err(), "{f} decrypted");
+        assert!(
+            leaks(&out).is_none(),
+            "{f}: {} bytes written to the writer before the failure, including plaintext",
+            out.len()
+        );
+    }
+}

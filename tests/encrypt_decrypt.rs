@@ -395,6 +395,12 @@ fn t01_default_is_authenveloped_aes256gcm_with_self_copy() {
     let bob_serial = serial_of("pki/bob.pem");
     assert_contains(&printed, &alice_serial, "alice's RecipientInfo");
     assert_contains(&printed, &bob_serial, "the sender's own RecipientInfo");
+    assert_contains(
+        &printed,
+        "d.issuerAndSerialNumber",
+        "issuer+serial identifiers",
+    );
+    assert!(!printed.contains("d.subjectKeyIdentifier"), "{printed}");
     // A second run: fresh key and nonce, so a different ciphertext.
     let (enc2, _) = encrypt(&e, &msg, &["--cert", &alice]);
     assert_ne!(p7m_der(&enc2), der, "two runs gave the same CMS");
@@ -499,6 +505,15 @@ fn t02_cipher_follows_capabilities() {
         assert!(!c.contains(bad), "weak-only gave {c}");
     }
     assert_contains(&report, "3DES/RC2", "weak-only warning");
+    assert_contains(
+        &report,
+        "only 3DES/RC2, which smimekit never produces",
+        "weak-only reason",
+    );
+    assert!(
+        !report.contains("only CBC ciphers"),
+        "weak-only reason: {report}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

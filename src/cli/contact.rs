@@ -508,6 +508,11 @@ fn add_messages(
     } else {
         Some(store.add_batch(lock, leaves, intermediates)?)
     };
+    for a in report.iter().flat_map(|r| &r.added) {
+        for k in &a.key_changes {
+            output::warn(&k.message());
+        }
+    }
     let mut harvests = Vec::new();
     for (name, v, raw) in messages {
         let h = super::message::harvest_verified(home, lock, raw, v)?;

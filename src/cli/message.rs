@@ -486,7 +486,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 .map_err(|e| Error::io("create a file in", dir, e))?;
             let report = {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                let r = enc.decrypt_to(&id, &key, a.allow_legacy, &mut w)?;
+                let r = enc.decrypt_streaming(&id, &key, a.allow_legacy, &mut w)?;
                 w.flush().map_err(Error::output)?;
                 r
             };
@@ -494,8 +494,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             (report, Plain::File(tmp, map))
         }
         _ => {
-            let mut buf = zeroize::Zeroizing::new(Vec::new());
-            let report = enc.decrypt_to(&id, &key, a.allow_legacy, &mut *buf)?;
+            let (buf, report) = enc.decrypt(&id, &key, a.allow_legacy)?;
             (report, Plain::Memory(buf))
         }
     };
@@ -504,7 +503,6 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         Plain::Memory(b) => b,
         Plain::File(_, m) => m,
     };
-    // 3DES, RC2, DES: decrypted, but never a clean result.
     // 3DES (and RC2/DES with --allow-legacy) decrypt with a "weak" warning, as issue 5 asks: old mail must stay
     // readable, so a weak cipher is reported (text and `weak_cipher` in JSON), not an error exit.
     let weak = |code: i32| code;
@@ -517,7 +515,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let damaged_signed = damaged && decrypt::mentions_signed_layer(bytes);
     if damaged {
         report.warnings.push(
-            "the decrypted content is malformed: it was probably modified in transit (no integrity protection; EFAIL-style gadget)"
+            "the decrypted content is malformed (not a MIME entity): it may have been modified in transit (no integrity protection; an EFAIL-style gadget)"
                 .into(),
         );
     }

@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use openssl::pkey::{PKey, Private};
+use zeroize::Zeroizing;
 
 use super::{pkcs7_der, top_level};
 use crate::error::{Error, Result};
@@ -16,6 +17,22 @@ use crate::ids::{IdStore, Identity};
 use crate::mime::{self, Layer};
 use crate::ossl::enveloped::{self, EnvelopedInfo, EnvelopedKind, RecipientId};
 use crate::ossl::signed::{CmsType, content_type_of};
+
+/// Largest encrypted content decrypted (2 GiB). OpenSSL cannot stream decryption, and nothing is released
+/// before it is authenticated, so the whole plaintext is held in memory.
+pub const MAX_DECRYPT_BYTES: u64 = 2 << 30;
+
+/// Refuses encrypted content larger than `max` bytes, before any key is used.
+fn check_size(len: u64, max: u64) -> Result<()> {
+    if len > max {
+        return Err(Error::limit(format!(
+            "the encrypted content is {len} bytes; smimekit decrypts at most {} MiB",
+            max >> 20
+        ))
+        .hint("OpenSSL cannot stream decryption, and smimekit releases nothing before it is authenticated, so the whole message is decrypted in memory"));
+    }
+    Ok(())
+}
 
 /// How to decrypt.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +56,7 @@ pub struct DecryptReport {
     pub decrypted_with: String,
     /// Every recipient the message names.
     pub recipients: Vec<String>,
-    /// True for 3DES, RC2 and DES: decrypted, but never a clean result (exit 1).
+    /// True for 3DES, RC2 and DES: decrypted with a "weak cipher" warning (exit 0: old mail stays readable).
     pub weak_cipher: bool,
     /// Warnings: weak cipher, no integrity protection…
     pub warnings: Vec<String>,
@@ -163,6 +180,7 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
         }
     }
     let info = enveloped::inspect(&der)?;
+    check_size(info.encrypted_len, MAX_DECRYPT_BYTES)?;
     let warnings = enveloped::check(&info, allow_legacy)?;
     Ok(Encrypted {
         raw,
@@ -229,12 +247,55 @@ impl Encrypted<'_> {
         })
     }
 
-    /// Decrypts with `id`'s `key` and writes the outer header fields followed by the inner entity to `out`.
-    ///
-    /// **On `Err`, everything written to `out` must be discarded** (write to a temporary file and rename it
-    /// into place only on `Ok`): with CBC content, OpenSSL writes plaintext before it finds bad padding, and
-    /// nothing is released here unless decryption completed and, for AES-GCM, the tag verified.
+    /// Decrypts with `id`'s `key` into memory: the outer header fields followed by the inner entity. On `Err`
+    /// no plaintext leaves this function (the buffer OpenSSL filled before the padding or the GCM tag failed is
+    /// wiped), so a caller cannot release unauthenticated plaintext by mistake (T29).
+    pub fn decrypt(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+    ) -> Result<(Zeroizing<Vec<u8>>, DecryptReport)> {
+        // Sized up front so that growing never leaves an unwiped copy of plaintext behind.
+        let cap = usize::try_from(self.info.encrypted_len)
+            .unwrap_or(usize::MAX / 2)
+            .saturating_add(self.raw.len().min(1 << 20))
+            .saturating_add(4096);
+        let mut buf = Zeroizing::new(Vec::with_capacity(cap));
+        let report = self.decrypt_unreleased(id, key, allow_legacy, &mut *buf)?;
+        Ok((buf, report))
+    }
+
+    /// [`Self::decrypt`], then writes the result to `out`. Nothing is written unless decryption completed and,
+    /// for AES-GCM, the tag verified.
     pub fn decrypt_to(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+        out: &mut dyn Write,
+    ) -> Result<DecryptReport> {
+        let (buf, report) = self.decrypt(id, key, allow_legacy)?;
+        out.write_all(&buf).map_err(Error::output)?;
+        Ok(report)
+    }
+
+    /// Decrypts with flat memory, streaming the outer header fields and the plaintext into `out` as they are
+    /// produced. **On `Err`, `out` holds unauthenticated plaintext and must be discarded**: write to a temporary
+    /// file and rename it into place only on `Ok` (what `smimekit decrypt -o FILE` does). [`Encrypted::decrypt`]
+    /// is the safe form for callers that want the plaintext in memory.
+    pub fn decrypt_streaming(
+        &self,
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+        out: &mut dyn Write,
+    ) -> Result<DecryptReport> {
+        self.decrypt_unreleased(id, key, allow_legacy, out)
+    }
+
+    /// Decrypts into `out`, which holds unauthenticated plaintext if this fails: callers must wipe it.
+    fn decrypt_unreleased(
         &self,
         id: &Identity,
         key: &PKey<Private>,
@@ -266,5 +327,33 @@ impl Encrypted<'_> {
             weak_cipher: enveloped::is_weak_cipher(&self.info.content_cipher_oid),
             warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_limit() {
+        assert!(check_size(MAX_DECRYPT_BYTES, MAX_DECRYPT_BYTES).is_ok());
+        let e = check_size(MAX_DECRYPT_BYTES + 1, MAX_DECRYPT_BYTES).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Limit);
+        assert!(e.message().contains("at most 2048 MiB"), "{}", e.message());
+    }
+
+    #[test]
+    fn header_block_checks() {
+        assert!(header_block_well_formed(
+            b"From: a\r\nSubject: x\r\n y\r\nContent-Type: text/plain\r\n\r\n<img src=\"http://x\">"
+        ));
+        assert!(!header_block_well_formed(
+            b"From: a\r\n<img src=\"http:/ltipart/signed; x\r\n\r\nbody"
+        ));
+        assert!(!header_block_well_formed(b"no colon here\r\n\r\n"));
+        assert!(mentions_signed_layer(
+            b"Content-Type: Application/PKCS7-Signature"
+        ));
+        assert!(!mentions_signed_layer(b"Content-Type: text/plain"));
     }
 }

@@ -274,12 +274,14 @@ fn choose_cipher(
     }
     let lists = |r: &[String], c: ContentCipher| r.iter().any(|o| o == c.oid());
     let mut cbc_forcers = Vec::new();
+    let mut weak_only = Vec::new();
     for (r, caps) in &known {
         if ContentCipher::from_capabilities(caps).is_none() {
             warnings.push(format!(
                 "{} advertises only ciphers smimekit never uses (3DES/RC2); using AES-CBC",
                 r.address
             ));
+            weak_only.push(r.address.clone());
             cbc_forcers.push(r.address.clone());
         } else if !lists(caps, ContentCipher::Aes256Gcm) && !lists(caps, ContentCipher::Aes128Gcm) {
             cbc_forcers.push(r.address.clone());
@@ -302,10 +304,15 @@ fn choose_cipher(
             "no integrity protection: {} cannot read AES-GCM",
             cbc_forcers.join(", ")
         ));
+        let why = if weak_only.len() == cbc_forcers.len() {
+            "advertise(s) only 3DES/RC2, which smimekit never produces, so the policy floor is used"
+        } else {
+            "advertise(s) only CBC ciphers (or only 3DES/RC2)"
+        };
         return (
             c,
             format!(
-                "{} advertise(s) only CBC ciphers: {} for everyone (confidentiality only, no integrity)",
+                "{} {why}: {} for everyone (confidentiality only, no integrity)",
                 cbc_forcers.join(", "),
                 c.name()
             ),

@@ -19,11 +19,20 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Path of a file of the shared third-party corpus (`../shared/corpus`).
+/// Path of a file of the shared third-party corpus: `$SMIMEKIT_CORPUS`, else `../shared/corpus` next to the
+/// checkout, else `../../shared/corpus` (a git worktree under `wt/NAME`).
 pub fn corpus(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(rel)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = std::env::var_os("SMIMEKIT_CORPUS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            ["../shared/corpus", "../../shared/corpus"]
+                .iter()
+                .map(|r| root.join(r))
+                .find(|p| p.is_dir())
+        })
+        .expect("the third-party corpus (../shared/corpus) is missing; set SMIMEKIT_CORPUS");
+    base.join(rel)
 }
 
 /// A temporary home and working folder.
@@ -172,7 +181,8 @@ impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf")
             .env("GNUPGHOME", self.dir.path())
-            .args(["--kill", "all"]) // gpg-agent and the dirmngr that gpgsm --verify starts
+            // gpgsm also starts dirmngr (certificate lookups): stop every daemon of this home.
+            .args(["--kill", "all"])
             .status();
     }
 }

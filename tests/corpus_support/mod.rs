@@ -813,8 +813,12 @@ pub fn row_problems() -> Vec<String> {
                 problems.push(format!("{at}: unknown check {c:?}"));
             }
         }
-        if r.expect.contains("content~") && (r.expect_exit == 2 || (r.expect_exit == 1 && r.command != "decrypt")) {
-            problems.push(format!("{at}: content is only written on success (or by a weak-cipher decrypt, exit 1)"));
+        if r.expect.contains("content~")
+            && (r.expect_exit == 2 || (r.expect_exit == 1 && r.command != "decrypt"))
+        {
+            problems.push(format!(
+                "{at}: content is only written on success (or by a weak-cipher decrypt, exit 1)"
+            ));
         }
     }
     problems
