@@ -198,9 +198,60 @@ fn emit(
             Ok(())
         }
         _ => {
-            let mut buf = zeroize::Zeroizing::new(Vec::new());
-            f(&mut *buf)?;
-            output::write_output(None, &buf)
+            let mut spool = Spool::Memory(zeroize::Zeroizing::new(Vec::new()));
+            f(&mut spool)?;
+            spool.to_stdout()
+        }
+    }
+}
+
+/// Output for standard output, held back until the command succeeded: in memory up to [`SPOOL_MEMORY`], then
+/// in an unlinked temporary file (0600, gone when closed), so a 1 GiB signed or encrypted message does not
+/// need 1 GiB of memory.
+enum Spool {
+    Memory(zeroize::Zeroizing<Vec<u8>>),
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+/// How much output is held in memory before spilling to a temporary file.
+const SPOOL_MEMORY: usize = 16 << 20;
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Spool::Memory(m) = self
+            && m.len() + buf.len() > SPOOL_MEMORY
+        {
+            let mut f = std::io::BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
+            f.write_all(m)?;
+            *self = Spool::File(f);
+        }
+        match self {
+            Spool::Memory(m) => m.write(buf),
+            Spool::File(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Spool::Memory(_) => Ok(()),
+            Spool::File(f) => f.flush(),
+        }
+    }
+}
+
+impl Spool {
+    fn to_stdout(self) -> Result<()> {
+        match self {
+            Spool::Memory(m) => output::write_output(None, &m),
+            Spool::File(f) => {
+                use std::io::Seek;
+                let mut f = f.into_inner().map_err(|e| Error::output(e.into_error()))?;
+                f.seek(std::io::SeekFrom::Start(0)).map_err(Error::output)?;
+                let mut out = std::io::stdout().lock();
+                match std::io::copy(&mut f, &mut out).and_then(|_| out.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+                    r => r.map(|_| ()).map_err(|e| Error::output(e).into()),
+                }
+            }
         }
     }
 }
