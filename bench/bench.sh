@@ -121,6 +121,7 @@ CHAIN=$FIX/pki/chain.pem      # the intermediate: both tools put signer cert + i
 
 has_op() { case " $OPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: smimekit $("$SMIMEKIT" --version 2>/dev/null | awk '{print $NF}') ($SMIMEKIT), $(openssl version)" >&2
 for size in $SIZES; do
     bytes=$(bytes_of "$size")
@@ -222,7 +223,9 @@ targets() {
     }' "$RESULTS" | sort
 }
 
-HOSTINFO="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(openssl version | awk '{print $1, $2}'), runs: best of $RUNS (1 GiB: $RUNS_1G)"
+# The load average is printed because the machine may be shared: a load above the core count means the
+# figures include waiting for a CPU.
+HOSTINFO="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(openssl version | awk '{print $1, $2}'), runs: best of $RUNS (1 GiB: $RUNS_1G), load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "smimekit benchmark — $HOSTINFO"
 echo
