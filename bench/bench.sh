@@ -192,8 +192,10 @@ table() {
           sp = "—"; rr = "—"
           if (t != "openssl" && ((k, "openssl") in ns)) {
             sp = sprintf("%.2f", ns[k, "openssl"] / ns[k, t]); rr = sprintf("%.2f", rss[k, t] / rss[k, "openssl"]) }
-          printf "| %s | %s | %s | %.3f | %.1f | %.1f | %.2f | %s | %s |\n", op[k], sz[k], t, s, bytes[k] / s / 1e6,
-            rss[k, t] / 1024, rss[k, t] * 1024 / bytes[k], sp, rr
+          # RSS/input only from 1 MiB up: below, it measures the fixed size of the program
+          ri = bytes[k] >= 1048576 ? sprintf("%.2f", rss[k, t] * 1024 / bytes[k]) : "—"
+          printf "| %s | %s | %s | %.3f | %.1f | %.1f | %s | %s | %s |\n", op[k], sz[k], t, s, bytes[k] / s / 1e6,
+            rss[k, t] / 1024, ri, sp, rr
         }
       }
     }' "$RESULTS"
