@@ -146,30 +146,30 @@ for size in $SIZES; do
 
     if has_op sign; then
         measure sign "$size" "$bytes" smimekit "$runs" -- \
-            "$SMIMEKIT" --home "$HA" --batch sign "$msg"
+            "$SMIMEKIT" --home "$HA" --batch sign -o "$SCRATCH/out.smimekit" "$msg"
         # -binary: the input is already canonical (CRLF, 7-bit), so openssl's text-mode CRLF translation
         # would only cost time and sign the same bytes; -stream: detached S/MIME output without buffering.
         measure sign "$size" "$bytes" openssl "$runs" -- \
             openssl cms -sign -binary -stream -signer "$A_CERT" -inkey "$A_KEY" -certfile "$CHAIN" -md sha256 \
-            -in "$msg" -out /dev/null
+            -in "$msg" -out "$SCRATCH/out.openssl"
     fi
     if has_op verify; then
         measure verify "$size" "$bytes" smimekit "$runs" -- \
             "$SMIMEKIT" --home "$HA" --batch verify --no-system-trust --ca "$ROOT_CA" --no-harvest "$signed"
         measure verify "$size" "$bytes" openssl "$runs" -- \
-            openssl cms -verify -CAfile "$ROOT_CA" -purpose smimesign -in "$signed" -out /dev/null
+            openssl cms -verify -CAfile "$ROOT_CA" -purpose smimesign -in "$signed" -out "$SCRATCH/out.openssl"
     fi
     if has_op encrypt; then
         measure encrypt "$size" "$bytes" smimekit "$runs" -- \
-            "$SMIMEKIT" --home "$HA" --batch encrypt --no-self --cipher aes256-gcm "$msg"
+            "$SMIMEKIT" --home "$HA" --batch encrypt --no-self --cipher aes-256-gcm -o "$SCRATCH/out.smimekit" "$msg"
         measure encrypt "$size" "$bytes" openssl "$runs" -- \
-            openssl cms -encrypt -aes-256-gcm -stream -recip "$B_CERT" -in "$msg" -out /dev/null
+            openssl cms -encrypt -aes-256-gcm -stream -recip "$B_CERT" -in "$msg" -out "$SCRATCH/out.openssl"
     fi
     if has_op decrypt; then
         measure decrypt "$size" "$bytes" smimekit "$runs" -- \
-            "$SMIMEKIT" --home "$HB" --batch decrypt "$enc"
+            "$SMIMEKIT" --home "$HB" --batch decrypt -o "$SCRATCH/out.smimekit" "$enc"
         measure decrypt "$size" "$bytes" openssl "$runs" -- \
-            openssl cms -decrypt -recip "$B_CERT" -inkey "$B_KEY" -in "$enc" -out /dev/null
+            openssl cms -decrypt -recip "$B_CERT" -inkey "$B_KEY" -in "$enc" -out "$SCRATCH/out.openssl"
     fi
     rm -f "$signed" "$enc"
 done

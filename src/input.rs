@@ -1,18 +1,32 @@
 //! Reading a message: a file is memory-mapped (large messages are never copied), standard input is read
 //! into memory.
+//!
+//! The pages of a mapped file count towards the process's resident size as they are read, although they are
+//! only page cache. For large inputs a small trimmer thread tells the kernel every few milliseconds that the
+//! mapping's pages are not needed (`MADV_DONTNEED`): pages read since are dropped from this process and fetched
+//! again from the page cache if touched, so resident memory stays near what was read in the last interval
+//! instead of growing to the file's size. The data seen never changes: the map is read-only and unmodified.
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
 /// Largest message accepted from standard input (files are mapped and limited only by the address space).
 pub const MAX_STDIN: usize = 4 << 30;
 
+/// Mapped inputs at least this large get a page trimmer.
+pub const TRIM_THRESHOLD: usize = 32 << 20;
+
+/// How often the trimmer drops the mapping's resident pages.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The bytes of an input message.
 pub enum Input {
-    /// A memory-mapped file.
-    Mapped(memmap2::Mmap),
+    /// A memory-mapped file (with a page trimmer when large).
+    Mapped(Arc<memmap2::Mmap>, Option<Trimmer>),
     /// Bytes read from standard input (or an empty file).
     Owned(Vec<u8>),
 }
@@ -21,8 +35,45 @@ impl std::ops::Deref for Input {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Input::Mapped(m) => m,
+            Input::Mapped(m, _) => m,
             Input::Owned(v) => v,
+        }
+    }
+}
+
+/// Keeps a large mapping's resident pages bounded (see the module documentation); stops when dropped.
+pub struct Trimmer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Trimmer {
+    fn start(map: Arc<memmap2::Mmap>) -> Option<Trimmer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("smimekit-trim".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TRIM_INTERVAL);
+                    // SAFETY: DONTNEED on a read-only, never-written file mapping only drops this process's
+                    // references to page-cache pages; a later access faults the same file contents back in.
+                    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+                }
+            })
+            .ok()?;
+        Some(Trimmer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Trimmer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -52,8 +103,14 @@ pub fn map_file(f: &std::fs::File, p: &Path) -> Result<Input> {
     // SAFETY: the map is read-only. If another process truncates the file while we read it, reads of the lost
     // pages fault (SIGBUS); mail files are not rewritten in place by well-behaved tools, and the alternative
     // (copying gigabytes) defeats the memory targets.
-    let m = unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io("map", p, e))?;
-    Ok(Input::Mapped(m))
+    let m = Arc::new(unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io("map", p, e))?);
+    let _ = m.advise(memmap2::Advice::Sequential);
+    let trimmer = if m.len() >= TRIM_THRESHOLD {
+        Trimmer::start(m.clone())
+    } else {
+        None
+    };
+    Ok(Input::Mapped(m, trimmer))
 }
 
 fn read_stdin() -> Result<Input> {
@@ -69,4 +126,40 @@ fn read_stdin() -> Result<Input> {
         );
     }
     Ok(Input::Owned(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimmed_mapping_reads_the_same_bytes() {
+        // Large enough for the trimmer; the contents must be identical however often pages are dropped.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let data: Vec<u8> = (0..(TRIM_THRESHOLD + 4096))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&p, &data).unwrap();
+        let input = read(Some(&p)).unwrap();
+        assert!(matches!(input, Input::Mapped(_, Some(_))));
+        for _ in 0..3 {
+            assert!(input.iter().eq(data.iter()));
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        drop(input); // stops and joins the trimmer
+    }
+
+    #[test]
+    fn small_files_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("small");
+        std::fs::write(&p, b"hello").unwrap();
+        let input = read(Some(&p)).unwrap();
+        assert!(matches!(input, Input::Mapped(_, None)));
+        assert_eq!(&*input, b"hello");
+        let e = dir.path().join("empty");
+        std::fs::write(&e, b"").unwrap();
+        assert!(read(Some(&e)).unwrap().is_empty());
+    }
 }

@@ -166,6 +166,11 @@ pub struct InspectArgs {
     pub file: Option<PathBuf>,
 }
 
+/// An existing output path that is not a regular file (FIFO, character device).
+fn is_special(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_file())
+}
+
 fn to_stdout(o: &Option<PathBuf>) -> bool {
     o.as_deref().is_none_or(|p| p.as_os_str() == "-")
 }
@@ -177,6 +182,12 @@ fn emit(
     f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>,
 ) -> Result<()> {
     match path.as_deref() {
+        // A FIFO or device (e.g. /dev/null) cannot be replaced by a rename: hold the output back, then copy.
+        Some(p) if p.as_os_str() != "-" && is_special(p) => {
+            let mut spool = Spool::Memory(zeroize::Zeroizing::new(Vec::new()));
+            f(&mut spool)?;
+            spool.into_stdout(Some(p))
+        }
         Some(p) if p.as_os_str() != "-" => {
             let dir = p
                 .parent()
@@ -200,7 +211,7 @@ fn emit(
         _ => {
             let mut spool = Spool::Memory(zeroize::Zeroizing::new(Vec::new()));
             f(&mut spool)?;
-            spool.to_stdout()
+            spool.into_stdout(None)
         }
     }
 }
@@ -239,14 +250,27 @@ impl Write for Spool {
 }
 
 impl Spool {
-    fn to_stdout(self) -> Result<()> {
+    /// Copies the held output to standard output, or to `device` (an existing non-regular file such as a FIFO
+    /// or /dev/null, which cannot be replaced by renaming).
+    fn into_stdout(self, device: Option<&Path>) -> Result<()> {
+        let mut out: Box<dyn Write> = match device {
+            Some(d) => Box::new(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d)
+                    .map_err(|e| Error::io("write", d, e))?,
+            ),
+            None => Box::new(std::io::stdout().lock()),
+        };
         match self {
-            Spool::Memory(m) => output::write_output(None, &m),
+            Spool::Memory(m) => match out.write_all(&m).and_then(|_| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+                r => r.map_err(|e| Error::output(e).into()),
+            },
             Spool::File(f) => {
                 use std::io::Seek;
                 let mut f = f.into_inner().map_err(|e| Error::output(e.into_error()))?;
                 f.seek(std::io::SeekFrom::Start(0)).map_err(Error::output)?;
-                let mut out = std::io::stdout().lock();
                 match std::io::copy(&mut f, &mut out).and_then(|_| out.flush()) {
                     Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
                     r => r.map(|_| ()).map_err(|e| Error::output(e).into()),
@@ -526,7 +550,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         File(tempfile::NamedTempFile, smimekit::input::Input),
     }
     let (mut report, plain) = match a.output.as_deref() {
-        Some(p) if p.as_os_str() != "-" => {
+        Some(p) if p.as_os_str() != "-" && !is_special(p) => {
             let dir = p
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -614,7 +638,17 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         output::warn("--force-output: writing content whose signature could NOT be verified");
     }
     match plain {
-        Plain::Memory(b) => output::write_output(None, &b)?,
+        // Decryption already succeeded: write the plaintext straight out (never spooled to disk).
+        Plain::Memory(b) => match a.output.as_deref() {
+            Some(p) if p.as_os_str() != "-" => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| Error::io("write", p, e))?;
+                f.write_all(&b).map_err(Error::output)?;
+            }
+            _ => output::write_output(None, &b)?,
+        },
         Plain::File(tmp, map) => {
             drop(map);
             let p = a.output.as_deref().expect("-o given");
