@@ -318,7 +318,8 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
             let nested = super::nested_smime_parts(&top);
             let mut e = Error::bad_input(
                 "the message is not signed (no S/MIME signature at the top level)",
-            );
+            )
+            .hint("nothing here can be verified; treat the message as unsigned ('smimekit inspect' shows its layers)");
             if let Some((n, kind)) = nested.first() {
                 e = Error::bad_input(format!(
                     "the message is not signed as a whole: part {n} is {} {kind} part whose signature covers only itself",
