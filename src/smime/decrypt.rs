@@ -264,7 +264,7 @@ impl Encrypted<'_> {
             .saturating_add(self.raw.len().min(1 << 20))
             .saturating_add(4096);
         let mut buf = Zeroizing::new(Vec::with_capacity(cap));
-        let report = self.decrypt_unreleased(id, key, allow_legacy, &mut *buf)?;
+        let report = self.decrypt_streaming(id, key, allow_legacy, &mut *buf)?;
         Ok((buf, report))
     }
 
@@ -287,17 +287,6 @@ impl Encrypted<'_> {
     /// file and rename it into place only on `Ok` (what `smimekit decrypt -o FILE` does). [`Encrypted::decrypt`]
     /// is the safe form for callers that want the plaintext in memory.
     pub fn decrypt_streaming(
-        &self,
-        id: &Identity,
-        key: &PKey<Private>,
-        allow_legacy: bool,
-        out: &mut dyn Write,
-    ) -> Result<DecryptReport> {
-        self.decrypt_unreleased(id, key, allow_legacy, out)
-    }
-
-    /// Decrypts into `out`, which holds unauthenticated plaintext if this fails: callers must wipe it.
-    fn decrypt_unreleased(
         &self,
         id: &Identity,
         key: &PKey<Private>,
