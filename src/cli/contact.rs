@@ -312,7 +312,10 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     s += &format!(
                         "    capabilities ({}): {}\n",
                         c.meta.capabilities_time.as_deref().unwrap_or("?"),
-                        caps.join(", ")
+                        caps.iter()
+                            .map(|o| smimekit::ossl::signed::oid_name(o))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
                 if let Some(p) = c.meta.provenance.last() {
