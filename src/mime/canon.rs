@@ -136,30 +136,47 @@ pub fn variants_for_diagnosis(
 /// True if `data` could be altered by a 7-bit mail path: not CRLF-canonical, an 8-bit or NUL byte, a line
 /// starting with `From `, trailing whitespace, or a line longer than `max_line` octets.
 fn transport_unsafe(data: &[u8], max_line: usize) -> bool {
-    if !is_crlf_canonical(data) || memchr(0, data).is_some() {
-        return true;
-    }
-    // 8-bit bytes, a block at a time (this loop vectorises).
-    if data
-        .chunks(4096)
-        .any(|c| c.iter().fold(0u8, |acc, &b| acc | b) & 0x80 != 0)
-    {
-        return true;
-    }
+    // One pass in cache-sized blocks (a 1 GiB body is read once, not five times): bare CR or LF, NUL, 8-bit
+    // bytes, and per line: longer than `max_line`, starting with "From ", or ending in white space.
+    const BLOCK: usize = 64 * 1024;
     let bad_line = |line: &[u8]| {
         line.len() > max_line
             || line.starts_with(b"From ")
             || matches!(line.last(), Some(b' ' | b'\t'))
     };
-    let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', data) {
-        // canonical: every '\n' follows a '\r'
-        if bad_line(&data[start..nl - 1]) {
+    let mut line_start = 0;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = (pos + BLOCK).min(data.len());
+        let block = &data[pos..end];
+        if memchr(0, block).is_some() || block.iter().fold(0u8, |acc, &b| acc | b) & 0x80 != 0 {
             return true;
         }
-        start = nl + 1;
+        for i in memchr::memchr2_iter(b'\r', b'\n', block) {
+            let j = pos + i;
+            if data[j] == b'\r' {
+                if data.get(j + 1) != Some(&b'\n') {
+                    return true; // bare CR
+                }
+            } else {
+                if j == 0 || data[j - 1] != b'\r' {
+                    return true; // bare LF
+                }
+                if bad_line(&data[line_start..j - 1]) {
+                    return true;
+                }
+                line_start = j + 1;
+            }
+        }
+        pos = end;
     }
-    bad_line(&data[start..])
+    bad_line(&data[line_start..])
+}
+
+/// [`transport_unsafe`] of the CRLF form of `data`, without building it when `data` is already canonical.
+fn transport_unsafe_lenient(data: &[u8]) -> bool {
+    // The common case, a clean canonical body, takes one pass.
+    transport_unsafe(data, MAX_LINE) && transport_unsafe(&to_crlf(data), MAX_LINE)
 }
 
 /// Quoted-printable (RFC 2045 §6.7) for 7-bit transport: CRLF in `content` are hard line breaks; lines are at
@@ -523,7 +540,7 @@ fn prepare_leaf<'a>(
     if matches!(
         ct.mime.as_str(),
         "message/partial" | "message/external-body"
-    ) && (cte.is_some_and(|c| c != "7bit") || transport_unsafe(&to_crlf(body), MAX_LINE))
+    ) && (cte.is_some_and(|c| c != "7bit") || transport_unsafe_lenient(body))
     {
         return Err(
             Error::unsupported(format!("a {} part is not 7-bit safe", ct.mime))
@@ -543,6 +560,9 @@ fn prepare_leaf<'a>(
     };
     match cte {
         None | Some("7bit") => {
+            if !transport_unsafe(body, MAX_LINE) {
+                return Ok((Cow::Borrowed(body), None)); // one pass for the common, clean case
+            }
             let canon = to_crlf(body);
             if transport_unsafe(&canon, MAX_LINE) {
                 Ok(reencode(&canon))
@@ -646,6 +666,63 @@ fn prepare_multipart<'a>(body: &'a [u8], boundary: &[u8], depth: usize) -> Resul
 
 #[cfg(test)]
 mod tests {
+    /// The straightforward (several-pass) definition the one-pass [`super::transport_unsafe`] must agree with.
+    fn transport_unsafe_reference(data: &[u8], max_line: usize) -> bool {
+        if !super::is_crlf_canonical(data) || data.contains(&0) || data.iter().any(|b| *b >= 0x80) {
+            return true;
+        }
+        let text = data.split(|b| *b == b'\n').collect::<Vec<_>>();
+        let n = text.len();
+        text.iter().enumerate().any(|(i, l)| {
+            let l = if i + 1 < n { &l[..l.len() - 1] } else { l }; // drop the CR of a CRLF
+            l.len() > max_line || l.starts_with(b"From ") || matches!(l.last(), Some(b' ' | b'\t'))
+        })
+    }
+
+    #[test]
+    fn one_pass_transport_check_matches_the_reference() {
+        let alphabet: &[&[u8]] = &[
+            b"a",
+            b"b c",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b" ",
+            b"\t",
+            b"From ",
+            b"\x00",
+            b"\xc3\xa9",
+            b"xyz",
+        ];
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for _ in 0..20_000 {
+            let mut d = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let mut x = seed;
+            for _ in 0..len {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                d.extend_from_slice(alphabet[(x >> 33) as usize % alphabet.len()]);
+            }
+            for max in [3usize, 998] {
+                assert_eq!(
+                    super::transport_unsafe(&d, max),
+                    transport_unsafe_reference(&d, max),
+                    "{:?} max {max}",
+                    String::from_utf8_lossy(&d)
+                );
+            }
+        }
+        // Lines that straddle the 64 KiB blocks.
+        let mut big = b"ok line\r\n".repeat(20_000);
+        assert!(!super::transport_unsafe(&big, 998));
+        big.extend_from_slice(b"trailing \r\n");
+        assert!(super::transport_unsafe(&big, 998));
+    }
     use super::*;
 
     /// The checks of T07 on a prepared entity.
