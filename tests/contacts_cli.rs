@@ -144,6 +144,10 @@ impl Env {
     }
     /// Root, intermediate, and leaves alice (RSA), bob (EC, DER copy), carol, a second alice, a signing-only
     /// dave, and a certificate without an address.
+    ///
+    /// Made at test time, unlike the committed `fixtures/`, because these tests need relative validity that a
+    /// committed file cannot keep: carol expires in 20 days (the "expires soon" flag) and alice2 must be
+    /// strictly newer than alice.
     fn pki(&self) {
         self.root("root");
         self.openssl(&["ecparam", "-name", "prime256v1", "-out", "p256.pem"]);
