@@ -852,3 +852,30 @@ fn json_reports() {
     assert!(j.get("signers").is_some(), "verify report fields: {j}");
     assert!(j.get("harvest").is_some(), "{j}");
 }
+
+/// T33: an encrypted part embedded in other content is never decrypted automatically; `--part N` opens it as a
+/// message of its own, without the attacker's HTML around it.
+#[test]
+fn embedded_encrypted_part_only_with_explicit_part() {
+    let e = Env::new();
+    e.import_np("p12/bob.p12");
+    let f = fx("msg/enc/efail-direct-exfil.eml");
+    let o = e.run(&["decrypt", &f]);
+    assert_code(&o, 2, "automatic decryption of an embedded part");
+    assert!(o.stdout.is_empty());
+    assert!(text(&o.stderr).contains("--part 2"), "{}", text(&o.stderr));
+    let out = e.path("part2.eml");
+    let o = e.run(&["decrypt", "--part", "2", "-o", s(&out), &f]);
+    assert_code(&o, 0, "decrypt --part 2");
+    let plain = text(&std::fs::read(&out).unwrap());
+    assert!(plain.contains("door code"), "{plain}");
+    assert!(
+        !plain.contains("<img") && !plain.contains("efail.invalid"),
+        "sibling HTML leaked: {plain}"
+    );
+    assert_code(
+        &e.run(&["decrypt", "--part", "9", &f]),
+        2,
+        "a part that does not exist",
+    );
+}

@@ -149,6 +149,10 @@ pub struct DecryptArgs {
     /// Decrypt with this ID (e-mail or fingerprint).
     #[arg(long = "as", value_name = "ID")]
     pub as_id: Option<String>,
+    /// Decrypt only part N (1-based) of a multipart message, as a message of its own (never joined with the
+    /// other parts).
+    #[arg(long, value_name = "N")]
+    pub part: Option<usize>,
     /// Allow RC2 and DES content encryption (old archives only).
     #[arg(long, alias = "allow-legacy-decrypt")]
     pub allow_legacy: bool,
@@ -529,8 +533,13 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 /// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let home = g.home()?;
-    let raw = input::read(a.file.as_deref())?;
-    let enc = decrypt::parse(&raw, a.allow_legacy)?;
+    let input = input::read(a.file.as_deref())?;
+    let selected = a
+        .part
+        .map(|n| decrypt::select_part(&input, n))
+        .transpose()?;
+    let raw: &[u8] = selected.as_deref().unwrap_or(&input);
+    let enc = decrypt::parse(raw, a.allow_legacy)?;
     if a.require_aead
         && !(enc.info.aead
             && enc.info.kind == smimekit::ossl::enveloped::EnvelopedKind::AuthEnveloped)

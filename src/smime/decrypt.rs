@@ -144,6 +144,39 @@ pub fn recipient_matches(rid: &RecipientId, cert: &openssl::x509::X509Ref) -> bo
     }
 }
 
+/// An explicitly chosen part `n` (1-based) of a top-level multipart message, as a message of its own: the
+/// outer header fields and that part's entity, nothing of its siblings. `decrypt --part N` uses it to open an
+/// encrypted part that is not at the top level — never automatically (EFAIL direct exfiltration, T33: the
+/// plaintext must not be joined with the attacker's HTML around it).
+pub fn select_part(raw: &[u8], n: usize) -> Result<Vec<u8>> {
+    let top = top_level(raw)?;
+    let ct = mime::content_type(&top.fields)?;
+    let Some(boundary) = ct
+        .as_ref()
+        .filter(|c| c.is_multipart())
+        .and_then(|c| c.param("boundary"))
+    else {
+        return Err(Error::usage("--part needs a multipart message")
+            .hint("decrypt the message without --part"));
+    };
+    let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
+    let part = n
+        .checked_sub(1)
+        .and_then(|i| mp.parts.get(i))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "the message has {} parts; there is no part {n}",
+                mp.parts.len()
+            ))
+            .hint("'smimekit inspect' lists the parts")
+        })?;
+    let parts = mime::split_message_parts(raw)?;
+    let mut out = parts.outer;
+    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    out.extend_from_slice(&mime::to_crlf(part));
+    Ok(out)
+}
+
 /// Parses and checks an encrypted message without any secret (exit-2 errors for malformed or refused input).
 pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
     let top = top_level(raw)?;
@@ -159,7 +192,7 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
                 return Err(Error::bad_input(format!(
                     "the message is not encrypted as a whole: part {n} is an S/MIME part embedded in other content"
                 ))
-                .hint("smimekit decrypts only a message's top level, so decrypted text is never mixed with unprotected content (EFAIL)"));
+                .hint(format!("smimekit never decrypts an embedded part automatically, so decrypted text is not mixed with the content around it (EFAIL); to open that part on its own, run: smimekit decrypt --part {n}")));
             }
             return Err(Error::bad_input(
                 "the message is not encrypted (no S/MIME layer at the top level)",
