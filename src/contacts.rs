@@ -1055,6 +1055,70 @@ impl<'a> ContactStore<'a> {
         Ok(out)
     }
 
+    /// The contacts' metadata (capabilities, encryption-key preferences, provenance, pins) as JSON, for
+    /// [`crate::pkcs12::backup`]: the certificates travel as certificate bags, this travels beside them.
+    pub fn metadata_for_backup(&self) -> Result<Vec<u8>> {
+        let mut idx = self.read_index()?;
+        idx.intermediates.clear();
+        Ok(serde_json::to_vec(&idx).expect("serializable index"))
+    }
+
+    /// Merges a backup's metadata into the contacts (after their certificates were restored), never replacing
+    /// what is here: capabilities are taken only when newer than the recorded ones (the same rule as harvesting),
+    /// provenance entries are added, and a pin is restored only for an address without one. Metadata of
+    /// certificates not in the store is ignored. Returns how many contacts gained something. One commit.
+    pub fn restore_metadata(&self, lock: &WriteLock, json: &[u8]) -> Result<usize> {
+        let backup: Index = serde_json::from_slice(json).map_err(|e| {
+            Error::bad_input(format!("the contacts metadata in the backup cannot be read: {e}"))
+                .hint("the backup was made by another smimekit version or is damaged; the certificates were restored")
+        })?;
+        let mut idx = self.read_index()?;
+        let mut changed = 0;
+        for (fp, b) in backup.contacts {
+            let Some(cur) = idx.contacts.get_mut(&fp) else {
+                continue;
+            };
+            let mut touched = false;
+            let newer = match (&b.capabilities_time, &cur.capabilities_time) {
+                (Some(bt), Some(ct)) => bt > ct,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if newer {
+                cur.capabilities = b.capabilities.clone();
+                cur.capabilities_time = b.capabilities_time.clone();
+                cur.encryption_key_preference = b.encryption_key_preference.clone();
+                touched = true;
+            }
+            for p in b.provenance {
+                if !cur.provenance.contains(&p) {
+                    cur.provenance.push(p);
+                    touched = true;
+                }
+            }
+            let n = cur.provenance.len();
+            if n > MAX_PROVENANCE {
+                cur.provenance.drain(..n - MAX_PROVENANCE);
+            }
+            changed += usize::from(touched);
+        }
+        for (addr, a) in backup.addresses {
+            if let Some(pin) = a.pinned
+                && idx.contacts.contains_key(&pin)
+            {
+                let entry = idx.addresses.entry(addr).or_default();
+                if entry.pinned.is_none() {
+                    entry.pinned = Some(pin);
+                    changed += 1;
+                }
+            }
+        }
+        if changed > 0 {
+            self.write_index(lock, &idx)?;
+        }
+        Ok(changed)
+    }
+
     /// Restores the certificates of a backup (merging): CA certificates become intermediates (roots are
     /// skipped), others contacts; entries that cannot be contacts are skipped with the reason. One commit.
     pub fn restore(&self, lock: &WriteLock, entries: Vec<(String, X509)>) -> Result<RestoreReport> {

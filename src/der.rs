@@ -210,10 +210,11 @@ pub fn oid_to_string(v: &[u8]) -> Option<String> {
     if v.is_empty() {
         return None;
     }
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut acc: u64 = 0;
+    // u128: UUID-based OIDs (2.25.<128-bit>, ITU-T X.667) must round-trip.
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut acc: u128 = 0;
     for (i, b) in v.iter().enumerate() {
-        acc = acc.checked_mul(128)? | u64::from(b & 0x7f);
+        acc = acc.checked_mul(128)? | u128::from(b & 0x7f);
         if b & 0x80 == 0 {
             if arcs.is_empty() {
                 let first = (acc / 40).min(2);
@@ -237,12 +238,12 @@ pub fn oid_to_string(v: &[u8]) -> Option<String> {
 
 /// Encodes a dotted OID (contents and header).
 pub fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Vec<u64> = dotted
+    let arcs: Vec<u128> = dotted
         .split('.')
         .map(|a| a.parse().expect("valid OID literal"))
         .collect();
     let mut body = Vec::new();
-    let mut push = |mut v: u64| {
+    let mut push = |mut v: u128| {
         let mut tmp = vec![(v & 0x7f) as u8];
         v >>= 7;
         while v > 0 {
@@ -307,6 +308,12 @@ mod tests {
         let e = oid("1.2.840.113549.1.9.16.2.47");
         let t = parse_one(&e).unwrap();
         assert_eq!(t.oid().unwrap(), "1.2.840.113549.1.9.16.2.47");
+    }
+
+    #[test]
+    fn uuid_oid_round_trip() {
+        let dotted = "2.25.251595081384917929959779046716300568925";
+        assert_eq!(parse_one(&oid(dotted)).unwrap().oid().unwrap(), dotted);
     }
 
     #[test]

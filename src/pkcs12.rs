@@ -17,6 +17,10 @@ use crate::trust::TrustStore;
 
 /// Friendly-name prefix of trust anchors inside a backup.
 pub const ANCHOR_PREFIX: &str = "smimekit-anchor:";
+/// secretTypeId of the contacts' metadata (capabilities, pins, provenance; JSON) inside a backup: an OID under
+/// the UUID arc 2.25 (ITU-T X.667), which needs no registration.
+pub const CONTACTS_METADATA_OID: &str = "2.25.251595081384917929959779046716300568925";
+
 /// Friendly-name prefix of contacts' certificates inside a backup.
 pub const CONTACT_PREFIX: &str = "smimekit-contact:";
 
@@ -176,6 +180,7 @@ pub fn backup(
     home: &Home,
     password: &Secret,
     contacts: &[(String, X509)],
+    contacts_metadata: Option<&[u8]>,
     unlock: &mut dyn FnMut(&Identity) -> Result<PKey<Private>>,
 ) -> Result<(Vec<u8>, BackupCounts)> {
     let ids = IdStore::new(home).list()?;
@@ -211,6 +216,12 @@ pub fn backup(
         entries.push(BuildEntry::Cert {
             cert: &a.cert,
             friendly_name: n,
+        });
+    }
+    if let Some(m) = contacts_metadata {
+        entries.push(BuildEntry::Secret {
+            type_oid: CONTACTS_METADATA_OID,
+            value: m,
         });
     }
     for ((_, c), n) in contacts.iter().zip(&contact_names) {
@@ -254,6 +265,8 @@ pub struct RestorePlan {
     pub anchors: Vec<X509>,
     /// Contact certificates with the address they were filed under.
     pub contacts: Vec<(String, X509)>,
+    /// The contacts' metadata (see [`crate::contacts::ContactStore::metadata_for_backup`]), if the backup has it.
+    pub contacts_metadata: Option<Vec<u8>>,
 }
 
 /// Reads a backup file made by [`backup`] (or any PKCS#12: its identities are restored).
@@ -278,10 +291,16 @@ pub fn read_backup(data: &[u8], what: &str, password: &Secret) -> Result<Restore
             _ => {}
         }
     }
+    let contacts_metadata = contents
+        .secrets
+        .iter()
+        .find(|s| s.type_oid == CONTACTS_METADATA_OID)
+        .map(|s| s.value.clone());
     Ok(RestorePlan {
         ids,
         anchors,
         contacts,
+        contacts_metadata,
     })
 }
 

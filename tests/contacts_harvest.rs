@@ -653,6 +653,31 @@ fn contacts_and_anchors_survive_backup_and_restore() {
         trust.contains("smimekit Test Root CA"),
         "anchors after restore: {trust}"
     );
+    // The metadata travels too: the pin on alice's older certificate and the capabilities her signed message
+    // advertised.
+    assert_eq!(
+        chosen_for(&f, "alice@example.com"),
+        chosen_for(&e, "alice@example.com")
+    );
+    assert_eq!(chosen_for(&f, "alice@example.com"), fp_of("pki/alice.pem"));
+    let show = |h: &Env| {
+        let v: serde_json::Value = serde_json::from_slice(
+            &h.ok(&["--json", "contact", "show", "alice@example.com"])
+                .stdout,
+        )
+        .unwrap();
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["meta"]["capabilities"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(show(&e), show(&f), "capabilities after restore");
+    assert!(
+        show(&f).iter().any(|c| c.is_array()),
+        "no capabilities restored"
+    );
     // The restored home encrypts to the contacts and verifies with the restored anchor.
     assert!(!chosen_for(&f, "alice@example.com").is_empty());
     assert!(!chosen_for(&f, "carol@example.net").is_empty());

@@ -422,7 +422,14 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                     }
                 }
             };
-            let (der, counts) = pkcs12::backup(&home, &password, &contacts, &mut unlock_one)?;
+            let metadata = smimekit::contacts::ContactStore::new(&home).metadata_for_backup()?;
+            let (der, counts) = pkcs12::backup(
+                &home,
+                &password,
+                &contacts,
+                Some(&metadata),
+                &mut unlock_one,
+            )?;
             smimekit::home::write_atomic(out, &der)?;
             if g.json {
                 output::json(&counts)?;
@@ -456,8 +463,11 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             };
             let _lock = home.lock()?;
             let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
-            let contacts = smimekit::contacts::ContactStore::new(&home)
-                .restore(&_lock, plan.contacts.clone())?;
+            let store = smimekit::contacts::ContactStore::new(&home);
+            let contacts = store.restore(&_lock, plan.contacts.clone())?;
+            if let Some(m) = &plan.contacts_metadata {
+                store.restore_metadata(&_lock, m)?;
+            }
             let new = added.iter().filter(|a| a.new).count();
             if g.json {
                 output::json(

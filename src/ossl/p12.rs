@@ -249,8 +249,10 @@ pub struct P12Contents {
     pub certs: Vec<P12Cert>,
     /// The file's [`summarize`] result (for warnings such as "legacy format").
     pub summary: P12Summary,
-    /// How many bags were skipped because we do not use them (CRL, secret and non-X.509 certificate bags).
+    /// How many bags were skipped because we do not use them (CRL and non-X.509 certificate bags).
     pub skipped_bags: usize,
+    /// secretBags whose value is an OCTET STRING.
+    pub secrets: Vec<P12Secret>,
 }
 
 /// `(key, leaf, chain)`: a digital ID as [`identities`] and [`pick_identity`] return it.
@@ -322,6 +324,23 @@ pub enum BuildEntry<'a> {
         /// Its friendlyName (empty: none).
         friendly_name: &'a str,
     },
+    /// Opaque data in a secretBag (RFC 7292 §4.2.5), e.g. smimekit's contacts metadata in a backup: the
+    /// secretTypeId is `type_oid` (dotted), the value an OCTET STRING. Stored in the encrypted safe.
+    Secret {
+        /// The secretTypeId.
+        type_oid: &'a str,
+        /// The bytes.
+        value: &'a [u8],
+    },
+}
+
+/// A secretBag read from a PKCS#12 file.
+#[derive(Debug, Clone)]
+pub struct P12Secret {
+    /// The secretTypeId, dotted.
+    pub type_oid: String,
+    /// The value (the contents of an OCTET STRING; any other value is skipped).
+    pub value: Vec<u8>,
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1115,6 +1134,11 @@ unsafe extern "C" {
         passlen: c_int,
     ) -> *mut sys::PKCS8_PRIV_KEY_INFO;
     fn i2d_PKCS12_SAFEBAG(bag: *const PKCS12_SAFEBAG, out: *mut *mut c_uchar) -> c_int;
+    fn d2i_PKCS12_SAFEBAG(
+        a: *mut *mut PKCS12_SAFEBAG,
+        pp: *mut *const c_uchar,
+        len: std::ffi::c_long,
+    ) -> *mut PKCS12_SAFEBAG;
     fn PKCS12_SAFEBAG_free(bag: *mut PKCS12_SAFEBAG);
     fn PKCS12_SAFEBAG_create_cert(x509: *mut sys::X509) -> *mut PKCS12_SAFEBAG;
     fn PKCS12_SAFEBAG_create_pkcs8_encrypt(
@@ -1565,6 +1589,15 @@ impl<'a> BagRef<'a> {
 }
 
 impl Owned<BagItem> {
+    /// A bag decoded from its DER (for bag types OpenSSL 3.0 has no constructor for).
+    fn bag_from_der(d: &[u8]) -> Result<Self> {
+        let mut p = d.as_ptr();
+        // SAFETY: `p` points at `d.len()` readable bytes; the result is a new bag we own, or null.
+        let b = unsafe { d2i_PKCS12_SAFEBAG(ptr::null_mut(), &mut p, d.len() as std::ffi::c_long) };
+        // SAFETY: `b` is null or a new PKCS12_SAFEBAG.
+        unsafe { Self::from_raw(b.cast()) }.ok_or_else(|| openssl_error("making a secret bag"))
+    }
+
     fn cert_bag(cert: &X509Ref) -> Result<Self> {
         // SAFETY: `cert` is valid; the function only encodes it (no aux data) into a new bag we own.
         let b = unsafe { PKCS12_SAFEBAG_create_cert(cert.as_ptr()) };
@@ -1715,6 +1748,7 @@ struct Collector<'p> {
     keys: Vec<P12Key>,
     certs: Vec<P12Cert>,
     skipped: usize,
+    secrets: Vec<P12Secret>,
 }
 
 impl Collector<'_> {
@@ -1822,11 +1856,42 @@ impl Collector<'_> {
                     }
                     self.visit(&bag.nested(), hidden, depth + 1)?;
                 }
+                sys::NID_secretBag => match bag.to_der().ok().and_then(|d| secret_from_der(&d)) {
+                    Some(secret) => self.secrets.push(secret),
+                    None => self.skipped += 1,
+                },
                 _ => self.skipped += 1,
             }
         }
         Ok(())
     }
+}
+
+/// `SafeBag { secretBag, [0] SecretBag { secretTypeId, [0] OCTET STRING } }` → the secret, if it has that shape.
+fn secret_from_der(d: &[u8]) -> Option<P12Secret> {
+    let bag = der::parse_one(d).ok()?;
+    let parts = bag.children().ok()?;
+    let inner = parts.get(1).filter(|t| t.tag == 0xa0)?.children().ok()?;
+    let secret = inner.first()?.children().ok()?;
+    let type_oid = secret.first()?.oid()?;
+    let value = secret.get(1).filter(|t| t.tag == 0xa0)?.children().ok()?;
+    let octets = value.first().filter(|t| t.tag == der::tag::OCTET_STRING)?;
+    Some(P12Secret {
+        type_oid,
+        value: octets.value.to_vec(),
+    })
+}
+
+/// The DER of a secretBag holding `value` under `type_oid`.
+fn secret_bag_der(type_oid: &str, value: &[u8]) -> Vec<u8> {
+    let secret = der::seq(&[
+        &der::oid(type_oid),
+        &der::tlv(0xa0, &der::tlv(der::tag::OCTET_STRING, value)),
+    ]);
+    der::seq(&[
+        &der::oid("1.2.840.113549.1.12.10.1.5"),
+        &der::tlv(0xa0, &secret),
+    ])
 }
 
 /// Opens a PKCS#12 file: every private key and certificate, with its localKeyID and friendlyName, in any
@@ -1894,6 +1959,7 @@ fn parse_inner(der: &[u8], password: &Secret, allow_no_mac: bool) -> Result<P12C
         keys: Vec::new(),
         certs: Vec::new(),
         skipped: 0,
+        secrets: Vec::new(),
     };
     let safes = unpack_authsafes(&p12)?;
     for p7 in safes.p7s() {
@@ -1933,6 +1999,7 @@ fn parse_inner(der: &[u8], password: &Secret, allow_no_mac: bool) -> Result<P12C
         certs: c.certs,
         summary,
         skipped_bags: c.skipped,
+        secrets: c.secrets,
     })
 }
 
@@ -2326,6 +2393,11 @@ fn build_inner(
             bag.add_local_key_id(id)?;
         }
         cert_bags.push(bag)?;
+    }
+    for e in entries {
+        if let BuildEntry::Secret { type_oid, value } = e {
+            cert_bags.push(Owned::bag_from_der(&secret_bag_der(type_oid, value))?)?;
+        }
     }
     let mut key_bags: OwnedStack<BagItem> = OwnedStack::new()?;
     for (key, id, name) in &keys {
@@ -2753,6 +2825,7 @@ mod tests {
                 safes: vec![],
             }),
             skipped_bags: 0,
+            secrets: vec![],
         };
         let ids = find_identities(&contents).unwrap();
         assert!(same_cert(&ids[0].cert, &c2) && same_cert(&ids[1].cert, &c1));
@@ -3089,6 +3162,7 @@ mod tests {
             keys: vec![],
             certs: vec![],
             skipped: 0,
+            secrets: vec![],
         };
         let Err(stack) = openssl::cipher::Cipher::fetch(None, "NO-SUCH-CIPHER", None) else {
             panic!()
@@ -3130,18 +3204,7 @@ mod tests {
 
     /// Parses a bag from DER (test helper for building files OpenSSL's API would not write).
     fn bag_from_der(d: &[u8]) -> Owned<BagItem> {
-        unsafe extern "C" {
-            fn d2i_PKCS12_SAFEBAG(
-                a: *mut *mut PKCS12_SAFEBAG,
-                pp: *mut *const c_uchar,
-                len: std::ffi::c_long,
-            ) -> *mut PKCS12_SAFEBAG;
-        }
-        let mut p = d.as_ptr();
-        // SAFETY: `p` points at `d.len()` readable bytes; the result is a new bag we own (or null).
-        let b = unsafe { d2i_PKCS12_SAFEBAG(ptr::null_mut(), &mut p, d.len() as std::ffi::c_long) };
-        // SAFETY: `b` is null or a new PKCS12_SAFEBAG.
-        unsafe { Owned::from_raw(b.cast()) }.expect("bag DER")
+        Owned::bag_from_der(d).expect("bag DER")
     }
 
     #[test]
