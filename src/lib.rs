@@ -13,6 +13,8 @@
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod cert;
 pub mod contacts;
