@@ -605,15 +605,23 @@ fn process_is_not_dumpable() {
         .cmd(&["trust", "add", fixture("pki/root.pem").to_str().unwrap()])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    let limits =
-        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    // Poll (a loaded CI machine may take a while to start the process); it waits on the lock meanwhile.
+    let mut core = String::new();
+    for _ in 0..200 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let limits =
+            std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+        core = limits
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap_or("")
+            .to_string();
+        if core.split_whitespace().nth(4) == Some("0") {
+            break;
+        }
+    }
     lock.unlock().unwrap();
     let _ = child.wait();
-    let core = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap_or("");
     assert!(
         core.split_whitespace().nth(4) == Some("0"),
         "core limit not zero: {core}"
