@@ -793,7 +793,7 @@ impl<'a> ContactStore<'a> {
             .map(|(r, _)| r)
     }
 
-    /// TODO(verify pipeline): harvest from a signed message. The caller MUST have verified the message
+    /// Harvest from a signed message (`smime::harvest`). The caller MUST have verified the message
     /// (integrity, trusted chain, From matches the signer's address — T40) and passes only the *signer's*
     /// certificate, the chain certificates it used (only non-root CA certificates are kept, as intermediates),
     /// the provenance, and the capabilities of that message. Certificates carried by the message but not part

@@ -213,7 +213,7 @@ impl Home {
         write_atomic(path, bytes)
     }
 
-    /// Removes a store file durably (rename into a tombstone, then unlink, then fsync the folder).
+    /// Removes a store file durably (unlink, then fsync the folder).
     pub fn remove(&self, path: &Path) -> Result<()> {
         fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
         if let Some(parent) = path.parent() {
@@ -222,14 +222,24 @@ impl Home {
         Ok(())
     }
 
-    /// Reads a store file, refusing symbolic links.
+    /// Reads a store file, refusing symbolic links and a store folder that fails the checks of
+    /// [`Home::ensure_dir`] (a symlinked `ids/` pointing at a world-writable folder must not feed the store).
     pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        if let Some(parent) = path.parent()
+            && parent != self.root
+            && parent.exists()
+        {
+            self.check_dir(parent)?;
+        }
         read_nofollow(path)
     }
 
     /// The regular files of a store folder with the given extension, sorted by name. Missing folder → empty.
     pub fn list(&self, name: &str, ext: &str) -> Result<Vec<PathBuf>> {
         let dir = self.dir(name);
+        if dir.exists() {
+            self.check_dir(&dir)?;
+        }
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

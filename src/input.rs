@@ -2,10 +2,12 @@
 //! into memory.
 //!
 //! The pages of a mapped file count towards the process's resident size as they are read, although they are
-//! only page cache. For large inputs a small trimmer thread tells the kernel every few milliseconds that the
-//! mapping's pages are not needed (`MADV_DONTNEED`): pages read since are dropped from this process and fetched
-//! again from the page cache if touched, so resident memory stays near what was read in the last interval
-//! instead of growing to the file's size. The data seen never changes: the map is read-only and unmodified.
+//! only page cache. For large inputs a small trimmer thread tells the kernel that the
+//! mapping's pages are not needed (`MADV_DONTNEED`, every millisecond: a memchr scan reads gigabytes a second):
+//! pages read since are dropped from this process and fetched again from the page cache if touched, so resident
+//! memory stays near what was read in the last interval instead of growing to the file's size. The mapping is
+//! read-only but shared: another process writing the file is seen (as without the trimmer), which is why
+//! verify hashes again what it writes out (`Verified::write_message`).
 
 use std::io::Read;
 use std::path::Path;
@@ -84,14 +86,11 @@ pub fn read(path: Option<&Path>) -> Result<Input> {
         Some(p) if p.as_os_str() != "-" => {
             let f = std::fs::File::open(p).map_err(|e| Error::io("read", p, e))?;
             if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
-                let mut v = Vec::new();
-                (&f).read_to_end(&mut v)
-                    .map_err(|e| Error::io("read", p, e))?;
-                return Ok(Input::Owned(v));
+                return read_limited(f, p); // a FIFO or device: read like standard input
             }
             map_file(&f, p)
         }
-        _ => read_stdin(),
+        _ => read_limited(std::io::stdin(), Path::new("standard input")),
     }
 }
 
@@ -100,9 +99,10 @@ pub fn map_file(f: &std::fs::File, p: &Path) -> Result<Input> {
     if f.metadata().map_err(|e| Error::io("read", p, e))?.len() == 0 {
         return Ok(Input::Owned(Vec::new()));
     }
-    // SAFETY: the map is read-only. If another process truncates the file while we read it, reads of the lost
-    // pages fault (SIGBUS); mail files are not rewritten in place by well-behaved tools, and the alternative
-    // (copying gigabytes) defeats the memory targets.
+    // SAFETY: the map is read-only. Another process may still change the file while we read it: a truncation
+    // makes reads of the lost pages fault (SIGBUS), a rewrite changes the bytes we see (verify re-hashes what it
+    // outputs). Mail files are not rewritten in place by well-behaved tools, and copying gigabytes instead
+    // defeats the memory targets.
     let m = Arc::new(unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io("map", p, e))?);
     let _ = m.advise(memmap2::Advice::Sequential);
     let trimmer = if m.len() >= TRIM_THRESHOLD {
@@ -113,16 +113,16 @@ pub fn map_file(f: &std::fs::File, p: &Path) -> Result<Input> {
     Ok(Input::Mapped(m, trimmer))
 }
 
-fn read_stdin() -> Result<Input> {
+/// Reads a stream (standard input, a FIFO) into memory, up to [`MAX_STDIN`].
+fn read_limited(r: impl Read, what: &Path) -> Result<Input> {
     let mut v = Vec::new();
-    std::io::stdin()
-        .take(MAX_STDIN as u64 + 1)
+    r.take(MAX_STDIN as u64 + 1)
         .read_to_end(&mut v)
-        .map_err(|e| Error::io("read", Path::new("standard input"), e))?;
+        .map_err(|e| Error::io("read", what, e))?;
     if v.len() > MAX_STDIN {
         return Err(
-            Error::limit("the message on standard input is larger than 4 GiB")
-                .hint("pass it as a file"),
+            Error::limit(format!("{} holds more than 4 GiB", what.display()))
+                .hint("pass the message as a regular file"),
         );
     }
     Ok(Input::Owned(v))

@@ -13,6 +13,9 @@ use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
 use crate::home::Home;
 
+/// Most candidate intermediates handed to chain building (T25: bounded work).
+pub const MAX_UNTRUSTED: usize = 200;
+
 /// Longest chain we build (T25: bounded work).
 pub const MAX_CHAIN_DEPTH: i32 = 10;
 
@@ -161,6 +164,9 @@ pub struct ChainReport {
     pub chain: Vec<String>,
     /// The validation time used, RFC 3339.
     pub at: String,
+    /// The certificates of the chain built, leaf first (what harvesting may keep as intermediates).
+    #[serde(skip)]
+    pub certs: Vec<X509>,
 }
 
 /// Validates `leaf` at `opts.at` with `untrusted` as candidate intermediates.
@@ -189,26 +195,26 @@ pub fn verify_chain(
     b.set_param(&param)?;
     let store = b.build();
     let mut chain = Stack::new()?;
-    for c in untrusted.iter().take(100) {
+    for c in untrusted.iter().take(MAX_UNTRUSTED) {
         chain.push(c.clone())?;
     }
     let mut ctx = X509StoreContext::new()?;
     let report = ctx.init(&store, leaf, &chain, |c| {
         let ok = c.verify_cert()?;
-        let subjects = c
+        let certs: Vec<X509> = c
             .chain()
-            .map(|s| {
-                s.iter()
-                    .map(|x| cert::name_to_string(x.subject_name()))
-                    .collect()
-            })
+            .map(|s| s.iter().map(|x| x.to_owned()).collect())
             .unwrap_or_default();
         Ok(ChainReport {
             trusted: ok,
             error: (!ok).then(|| c.error().error_string().to_string()),
             error_depth: (!ok).then(|| c.error_depth()),
-            chain: subjects,
+            chain: certs
+                .iter()
+                .map(|x| cert::name_to_string(x.subject_name()))
+                .collect(),
             at: cert::rfc3339(opts.at),
+            certs,
         })
     })?;
     Ok(report)

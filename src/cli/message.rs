@@ -170,6 +170,25 @@ pub struct InspectArgs {
     pub file: Option<PathBuf>,
 }
 
+/// A temporary file (0600) in the folder of `p`, to be renamed over `p` once the output is complete.
+fn temp_beside(p: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".smimekit-")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Error::io("write to", p, std::io::Error::from(e.kind()))
+                .hint(format!(
+                    "the folder {} must exist and be writable",
+                    dir.display()
+                ))
+                .into()
+        })
+}
+
 /// An existing output path that is not a regular file (FIFO, character device).
 fn is_special(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| !m.is_file())
@@ -188,19 +207,12 @@ fn emit(
     match path.as_deref() {
         // A FIFO or device (e.g. /dev/null) cannot be replaced by a rename: hold the output back, then copy.
         Some(p) if p.as_os_str() != "-" && is_special(p) => {
-            let mut spool = Spool::Memory(zeroize::Zeroizing::new(Vec::new()));
+            let mut spool = Spool::new();
             f(&mut spool)?;
             spool.into_stdout(Some(p))
         }
         Some(p) if p.as_os_str() != "-" => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".smimekit-")
-                .tempfile_in(dir)
-                .map_err(|e| Error::io("create a file in", dir, e))?;
+            let mut tmp = temp_beside(p)?;
             {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
                 f(&mut w)?;
@@ -213,7 +225,7 @@ fn emit(
             Ok(())
         }
         _ => {
-            let mut spool = Spool::Memory(zeroize::Zeroizing::new(Vec::new()));
+            let mut spool = Spool::new();
             f(&mut spool)?;
             spool.into_stdout(None)
         }
@@ -254,6 +266,11 @@ impl Write for Spool {
 }
 
 impl Spool {
+    /// An empty spool; its memory is reserved up front so growing never leaves unwiped copies behind.
+    fn new() -> Spool {
+        Spool::Memory(zeroize::Zeroizing::new(Vec::with_capacity(SPOOL_MEMORY)))
+    }
+
     /// Copies the held output to standard output, or to `device` (an existing non-regular file such as a FIFO
     /// or /dev/null, which cannot be replaced by renaming).
     fn into_stdout(self, device: Option<&Path>) -> Result<()> {
@@ -324,14 +341,16 @@ pub(super) fn harvest_verified(
 }
 
 fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
+    // Intermediates and our own IDs first: chain building sees a bounded number of candidates, and contacts are
+    // the most numerous (they matter only as signer certificates a message does not carry).
     let mut known = Vec::new();
     let contacts = ContactStore::new(home);
-    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
     known.extend(contacts.intermediates()?);
     for i in IdStore::new(home).list()? {
         known.push(i.cert.clone());
         known.extend(i.chain.iter().cloned());
     }
+    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
     Ok(verify::VerifyOptions {
         anchors: load_anchors(home, t)?,
         system_trust: !t.no_system_trust,
@@ -377,23 +396,33 @@ fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
     }
 }
 
-/// Verifies, harvests and prints; writes the signed content to `output` when given and the signature is valid
-/// (or `--force-output`). Returns the exit code.
-fn verify_and_report(
+/// Verifies `raw` with the trust options; returns the verdict and its exit code (0 valid, 1 invalid).
+fn verify_checked<'a>(
+    home: &Home,
+    raw: &'a [u8],
+    t: &TrustArgs,
+) -> Result<(verify::Verified<'a>, i32)> {
+    let opts = verify_options(home, t)?;
+    let v = verify::verify(raw, &opts)?;
+    let code = if v.report.is_valid() { 0 } else { 1 };
+    Ok((v, code))
+}
+
+/// Harvests the signer of a valid message (unless `--no-harvest`) and prints the report. Called after the
+/// command's output was written, so a command that fails to write changes nothing in the store.
+fn harvest_and_report(
     g: &Global,
     home: &Home,
     raw: &[u8],
     t: &TrustArgs,
+    v: &verify::Verified<'_>,
     stdout_has_message: bool,
     extra: Option<serde_json::Value>,
-    output: Option<&Option<PathBuf>>,
-) -> Result<i32> {
-    let opts = verify_options(home, t)?;
-    let v = verify::verify(raw, &opts)?;
+) -> Result<()> {
     let mut h = harvest::Harvest::default();
     if !t.no_harvest && v.report.is_valid() {
         let lock = home.lock()?;
-        h = harvest_verified(home, &lock, raw, &v)?;
+        h = harvest_verified(home, &lock, raw, v)?;
     }
     if g.json {
         let mut j = serde_json::to_value(&v.report)?;
@@ -404,7 +433,7 @@ fn verify_and_report(
         report_out(
             stdout_has_message,
             &(serde_json::to_string_pretty(&j)? + "\n"),
-        )?;
+        )
     } else {
         let mut text = verify::render(&v.report);
         for k in &h.key_changes {
@@ -419,27 +448,25 @@ fn verify_and_report(
         for n in &h.notes {
             text += &format!("Note: {n}\n");
         }
-        report_out(stdout_has_message, &text)?;
+        report_out(stdout_has_message, &text)
     }
-    let code = if v.report.is_valid() { 0 } else { 1 };
-    if let Some(o) = output
-        && (code == 0 || t.force_output)
-    {
-        if code != 0 {
-            output::warn("--force-output: writing content whose signature did NOT verify");
-        }
-        emit(o, |w| v.write_message(w))?;
-    }
-    Ok(code)
 }
 
-/// Runs `verify`.
+/// Runs `verify`: verdict, then the signed content to `-o` (only when valid, or with `--force-output`), then
+/// harvest and report.
 pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let out = a.output.is_some().then_some(&a.output);
-    verify_and_report(g, &home, &raw, &a.trust, stdout_msg, None, out)
+    let (v, code) = verify_checked(&home, &raw, &a.trust)?;
+    if a.output.is_some() && (code == 0 || a.trust.force_output) {
+        if code != 0 {
+            output::warn("--force-output: writing content whose signature did NOT verify");
+        }
+        emit(&a.output, |w| v.write_message(w))?;
+    }
+    harvest_and_report(g, &home, &raw, &a.trust, &v, stdout_msg, None)?;
+    Ok(code)
 }
 
 /// Runs `encrypt`.
@@ -556,18 +583,13 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let stdout_msg = to_stdout(&a.output);
     enum Plain {
         Memory(zeroize::Zeroizing<Vec<u8>>),
-        File(tempfile::NamedTempFile, smimekit::input::Input),
+        Map(smimekit::input::Input),
     }
-    let (mut report, plain) = match a.output.as_deref() {
+    // With -o FILE the plaintext streams into a temporary file beside it (renamed only at the end); `tmp` is
+    // kept apart from the mapping that is read, so it can be renamed while the verdict still borrows the bytes.
+    let (mut report, plain, tmp) = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" && !is_special(p) => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".smimekit-")
-                .tempfile_in(dir)
-                .map_err(|e| Error::io("create a file in", dir, e))?;
+            let mut tmp = temp_beside(p)?;
             let report = {
                 let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
                 let r = enc.decrypt_streaming(&id, &key, a.allow_legacy, &mut w)?;
@@ -575,99 +597,117 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 r
             };
             let map = smimekit::input::map_file(tmp.as_file(), p)?;
-            (report, Plain::File(tmp, map))
+            (report, Plain::Map(map), Some(tmp))
         }
         _ => {
             let (buf, report) = enc.decrypt(&id, &key, a.allow_legacy)?;
-            (report, Plain::Memory(buf))
+            (report, Plain::Memory(buf), None)
         }
     };
     drop(key);
     let bytes: &[u8] = match &plain {
         Plain::Memory(b) => b,
-        Plain::File(_, m) => m,
+        Plain::Map(m) => m,
     };
-    // 3DES (and RC2/DES with --allow-legacy) decrypt with a "weak" warning, as issue 5 asks: old mail must stay
-    // readable, so a weak cipher is reported (text and `weak_cipher` in JSON), not an error exit.
-    let weak = |code: i32| code;
     let signed = verify::is_signed(bytes);
     // No integrity protection (CBC) and a broken header block: the first block was rewritten in transit, the
-    // trace of an EFAIL gadget (T32). If a signed layer is visible in it, that layer cannot be verified any more:
-    // not a success, and no content without --force-output.
+    // trace of an EFAIL gadget (T32).
     let damaged =
         report.integrity != "authenticated" && !signed && !decrypt::header_block_well_formed(bytes);
-    let damaged_signed = damaged && decrypt::mentions_signed_layer(bytes);
+    // A signed layer that no longer parses as one (its header rewritten, well-formed or not) must never come out
+    // as plain, "unsigned" content: without integrity protection that is signature stripping.
+    let damaged_signed =
+        report.integrity != "authenticated" && !signed && decrypt::mentions_signed_layer(bytes);
     if damaged {
         report.warnings.push(
             "the decrypted content is malformed (not a MIME entity): it may have been modified in transit (no integrity protection; an EFAIL-style gadget)"
                 .into(),
         );
     }
+    if a.part.is_some() {
+        report.warnings.push(
+            "--part: the headers around the decrypted part (From, Reply-To…) are those of the message that wrapped it, not protected by the encryption"
+                .into(),
+        );
+    }
     for w in &report.warnings {
         output::warn(w);
     }
-    let code = if signed {
-        if !g.json {
-            report_out(stdout_msg, &render_decrypt(&report))?;
-        }
-        verify_and_report(
-            g,
-            &home,
-            bytes,
-            &a.trust,
-            stdout_msg,
-            Some(serde_json::to_value(&report)?),
-            None,
-        )?
+    // The verdict first, then the output, then the harvest (a failed write changes nothing in the store).
+    let checked = if signed {
+        Some(verify_checked(&home, bytes, &a.trust)?)
     } else {
-        let verdict = damaged_signed.then_some(
-            "NOT valid: the decrypted message carries a signed layer that was damaged in transit; its signature cannot be verified",
-        );
-        if g.json {
-            let mut j = serde_json::json!({"decryption": report, "signed": damaged_signed});
-            if let Some(v) = verdict {
-                j["valid"] = false.into();
-                j["reason"] = v.into();
-            }
-            report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
-        } else {
-            let mut t = render_decrypt(&report);
-            if let Some(v) = verdict {
-                t += v;
-                t += "\n";
-            }
-            report_out(stdout_msg, &t)?;
-        }
-        if damaged_signed { 1 } else { 0 }
+        None
     };
-    if code != 0 && !a.trust.force_output {
-        return Ok(weak(code));
-    }
-    if code != 0 {
-        output::warn("--force-output: writing content whose signature could NOT be verified");
-    }
-    match plain {
-        // Decryption already succeeded: write the plaintext straight out (never spooled to disk).
-        Plain::Memory(b) => match a.output.as_deref() {
-            Some(p) if p.as_os_str() != "-" => {
+    let code = match &checked {
+        Some((_, c)) => *c,
+        None => i32::from(damaged_signed),
+    };
+    if code == 0 || a.trust.force_output {
+        if code != 0 {
+            output::warn("--force-output: writing content whose signature could NOT be verified");
+        }
+        match (&tmp, a.output.as_deref()) {
+            (Some(t), Some(p)) => {
+                t.as_file()
+                    .sync_all()
+                    .map_err(|e| Error::io("write", p, e))?;
+            }
+            // A device or FIFO given with -o: decryption already succeeded, write straight to it.
+            (None, Some(p)) if p.as_os_str() != "-" => {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(p)
                     .map_err(|e| Error::io("write", p, e))?;
-                f.write_all(&b).map_err(Error::output)?;
+                f.write_all(bytes).map_err(Error::output)?;
             }
-            _ => output::write_output(None, &b)?,
-        },
-        Plain::File(tmp, map) => {
-            drop(map);
-            let p = a.output.as_deref().expect("-o given");
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| Error::io("write", p, e))?;
-            tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
+            _ => output::write_output(None, bytes)?,
         }
     }
-    Ok(weak(code))
+    match checked {
+        Some((v, _)) => {
+            if !g.json {
+                report_out(stdout_msg, &render_decrypt(&report))?;
+            }
+            harvest_and_report(
+                g,
+                &home,
+                bytes,
+                &a.trust,
+                &v,
+                stdout_msg,
+                Some(serde_json::to_value(&report)?),
+            )?;
+        }
+        None => {
+            let verdict = damaged_signed.then_some(
+                "NOT valid: the decrypted message carries a signed layer that was damaged in transit; its signature cannot be verified",
+            );
+            if g.json {
+                let mut j = serde_json::json!({"decryption": report, "signed": damaged_signed});
+                if let Some(v) = verdict {
+                    j["valid"] = false.into();
+                    j["reason"] = v.into();
+                }
+                report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+            } else {
+                let mut t = render_decrypt(&report);
+                if let Some(v) = verdict {
+                    t += v;
+                    t += "\n";
+                }
+                report_out(stdout_msg, &t)?;
+            }
+        }
+    }
+    // Rename last, once the mapping of the temporary file is gone.
+    drop(plain);
+    if let (Some(t), Some(p)) = (tmp, a.output.as_deref())
+        && (code == 0 || a.trust.force_output)
+    {
+        t.persist(p).map_err(|e| Error::io("write", p, e.error))?;
+    }
+    Ok(code)
 }
 
 fn render_decrypt(r: &decrypt::DecryptReport) -> String {

@@ -34,9 +34,12 @@ pub struct Sources {
 
 fn read_file(path: &Path) -> Result<Secret> {
     let mut bytes = std::fs::read(path).map_err(|e| Error::io("read the secret file", path, e))?;
-    // A trailing newline is an artefact of `echo`, never part of the secret.
-    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+    // One trailing newline (LF or CRLF) is an artefact of `echo`, never part of the secret; anything else is.
+    if bytes.last() == Some(&b'\n') {
         bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
     }
     Ok(Secret::new(bytes))
 }

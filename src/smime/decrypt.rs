@@ -31,7 +31,9 @@ fn check_size(len: u64, max: u64) -> Result<()> {
             "the encrypted content is {len} bytes; smimekit decrypts at most {} MiB",
             max >> 20
         ))
-        .hint("OpenSSL cannot stream decryption, and smimekit releases nothing before it is authenticated, so the whole message is decrypted in memory"));
+        .hint(
+            "the limit is 2 GiB of encrypted content; this message cannot be decrypted by smimekit",
+        ));
     }
     Ok(())
 }
@@ -86,18 +88,37 @@ pub fn header_block_well_formed(plain: &[u8]) -> bool {
     true
 }
 
-/// True if `plain` visibly carries an S/MIME signature part or signed-data (used when its header block is
-/// broken, so the signed layer can no longer be recognised and verified).
+/// True if `plain` visibly carries an S/MIME signature part or signed-data although it is not recognised as a
+/// signed message: an unauthenticated (CBC) layer whose first block was rewritten can turn "multipart/signed"
+/// into anything (an EFAIL gadget), but the signature part's own header survives. Searched case-insensitively
+/// in 64 KiB windows (wiped), never by copying the whole plaintext.
 pub fn mentions_signed_layer(plain: &[u8]) -> bool {
-    let lower = plain.to_ascii_lowercase();
-    [
-        &b"application/pkcs7-signature"[..],
+    const MARKERS: [&[u8]; 3] = [
+        b"application/pkcs7-signature",
         b"application/x-pkcs7-signature",
         b"smime-type=signed-data",
-        b"multipart/signed",
-    ]
-    .iter()
-    .any(|m| lower.windows(m.len()).any(|w| w == *m))
+    ];
+    const WINDOW: usize = 64 * 1024;
+    const OVERLAP: usize = 32;
+    let mut buf = Zeroizing::new(Vec::with_capacity(WINDOW + OVERLAP));
+    let mut start = 0;
+    while start < plain.len() {
+        let end = (start + WINDOW).min(plain.len());
+        buf.clear();
+        buf.extend(
+            plain[start.saturating_sub(OVERLAP)..end]
+                .iter()
+                .map(|b| b.to_ascii_lowercase()),
+        );
+        if MARKERS
+            .iter()
+            .any(|m| memchr::memmem::find(&buf, m).is_some())
+        {
+            return true;
+        }
+        start = end;
+    }
+    false
 }
 
 /// A parsed encrypted message, before any secret is used.
@@ -291,11 +312,13 @@ impl Encrypted<'_> {
         key: &PKey<Private>,
         allow_legacy: bool,
     ) -> Result<(Zeroizing<Vec<u8>>, DecryptReport)> {
-        // Sized up front so that growing never leaves an unwiped copy of plaintext behind.
+        // Sized up front (outer header fields + plaintext, which is never longer than the ciphertext) so that
+        // growing never leaves an unwiped copy of plaintext behind.
+        let outer = mime::split_message_parts(self.raw)?.outer.len();
         let cap = usize::try_from(self.info.encrypted_len)
             .unwrap_or(usize::MAX / 2)
-            .saturating_add(self.raw.len().min(1 << 20))
-            .saturating_add(4096);
+            .saturating_add(outer)
+            .saturating_add(64);
         let mut buf = Zeroizing::new(Vec::with_capacity(cap));
         let report = self.decrypt_streaming(id, key, allow_legacy, &mut *buf)?;
         Ok((buf, report))

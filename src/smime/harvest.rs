@@ -41,13 +41,6 @@ pub fn harvest(
     }
     let store = ContactStore::new(home);
     let now = cert::now();
-    // Only CA certificates from the message can become intermediates; leaves other than the signer are ignored.
-    let chain: Vec<_> = v
-        .message_certs
-        .iter()
-        .filter(|c| cert::is_ca(c))
-        .cloned()
-        .collect();
     let own = crate::ids::IdStore::new(home).list()?;
     for s in &v.report.signers {
         let Some(c) = s.certificate() else { continue };
@@ -78,8 +71,19 @@ pub fn harvest(
                 .push("the signing time is in the future: capabilities not recorded".into());
         }
         let caps = if s.signing_time_in_future { None } else { caps };
-        let (added, _caps) =
-            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
+        let (added, _caps) = {
+            // Only the CA certificates of the chain that verified become intermediates: other
+            // certificates a message merely carries are never stored (T40).
+            let chain: Vec<_> = s
+                .trust
+                .certs
+                .iter()
+                .skip(1)
+                .filter(|c| cert::is_ca(c))
+                .cloned()
+                .collect();
+            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?
+        };
         if added.new {
             h.added.push(added.fingerprint.clone());
         }

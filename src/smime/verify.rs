@@ -18,7 +18,7 @@ use crate::ossl::signed::{CmsType, SignedData, SignerId, SignerSummary, content_
 use crate::trust::{self, ChainOptions, ChainReport, Purpose};
 
 /// Most certificates considered as signer candidates or intermediates for one message (T25).
-pub const MAX_CANDIDATE_CERTS: usize = 200;
+pub const MAX_CANDIDATE_CERTS: usize = trust::MAX_UNTRUSTED;
 /// Most signers checked in one message.
 pub const MAX_SIGNERS: usize = 16;
 /// Signing times further in the future than this are flagged (clock skew allowance).
@@ -194,6 +194,7 @@ pub struct Verified<'a> {
     pub message_certs: Vec<X509>,
     raw: &'a [u8],
     content: std::borrow::Cow<'a, [u8]>,
+    content_check: Option<(openssl::hash::MessageDigest, Vec<u8>)>,
 }
 
 impl Verified<'_> {
@@ -203,12 +204,33 @@ impl Verified<'_> {
     }
     /// Writes the signed content as a message: the outer header fields, then the signed entity. Nothing is
     /// copied, so this works for messages of any size.
+    ///
+    /// The entity is hashed again as it is written and must match the digest that was verified: a file changed
+    /// by another process between verification and output gives an error (discard what was written).
     pub fn write_message(&self, out: &mut dyn std::io::Write) -> Result<()> {
         let parts = mime::split_message_parts(self.raw)?;
         out.write_all(&parts.outer).map_err(Error::output)?;
         out.write_all(b"MIME-Version: 1.0\r\n")
             .map_err(Error::output)?;
-        out.write_all(&self.content).map_err(Error::output)
+        let mut h = match &self.content_check {
+            Some((md, _)) => Some(Hasher::new(*md)?),
+            None => None,
+        };
+        for chunk in self.content.chunks(1 << 20) {
+            if let Some(h) = h.as_mut() {
+                h.update(chunk)?;
+            }
+            out.write_all(chunk).map_err(Error::output)?;
+        }
+        if let (Some(mut h), Some((_, want))) = (h, &self.content_check)
+            && h.finish()?.as_ref() != want.as_slice()
+        {
+            return Err(Error::bad_input(
+                "the input changed while it was being verified; nothing was written",
+            )
+            .hint("verify the message again once nothing else is writing to the file"));
+        }
+        Ok(())
     }
     /// [`Verified::write_message`] into a new buffer.
     pub fn message(&self) -> Result<Vec<u8>> {
@@ -386,7 +408,8 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
             opts,
             at,
             now,
-            from.as_ref().map(|m| m.addr.as_str()),
+            // RFC 8550 §3: From must match; a message without From is bound by its Sender.
+            from.as_ref().or(sender.as_ref()).map(|m| m.addr.as_str()),
             &mut digests,
         )?;
         reports.push(r);
@@ -396,6 +419,24 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
     {
         warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
     }
+    if from.is_none() {
+        warnings.push(match &sender {
+            Some(s) => format!(
+                "the message has no From header; its Sender ({}) was checked instead",
+                s.addr
+            ),
+            None => "the message has no From or Sender header: nothing binds it to a sender".into(),
+        });
+    }
+    // What was hashed is what `write_message` must write: the input is a file mapping another process could
+    // change between the two reads.
+    let content_check = signers.first().and_then(|s0| {
+        let md = sd.signer_digest(0).ok()?;
+        digests
+            .iter()
+            .find(|(k, _)| *k == s0.digest_oid)
+            .map(|(_, d)| (md, d.clone()))
+    });
     let status = if reports.iter().all(|r| r.valid) {
         "valid"
     } else {
@@ -415,6 +456,7 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
         message_certs,
         raw,
         content,
+        content_check,
     })
 }
 
@@ -607,7 +649,7 @@ fn check_signer(
             ok: true,
             from: None,
             cert_emails: info.emails.clone(),
-            note: Some("no From header to check".into()),
+            note: Some("no From or Sender header: nothing binds the message to a sender; the signer is named above".into()),
         },
         Some(f) => {
             let ok = crate::address::contains(&info.emails, f);
