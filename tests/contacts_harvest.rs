@@ -692,3 +692,51 @@ fn contacts_and_anchors_survive_backup_and_restore() {
     f.ok(&["id", "restore", "--no-passphrase", s(&backup)]);
     assert_same_store(&before, &f.snapshot(), "a second restore");
 }
+
+/// A command that fails to write its output changes nothing in the store: the harvest comes after the output.
+#[test]
+fn failed_output_harvests_nothing() {
+    let e = bob_home();
+    let before = e.snapshot();
+    let o = e.run(&[
+        "verify",
+        &fx("msg/valid-rsa-alice.eml"),
+        "-o",
+        "/nonexistent-dir/out.eml",
+    ]);
+    assert_code(&o, 2, "verify -o into a missing folder");
+    assert!(
+        text(&o.stderr).contains("must exist"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_same_store(&before, &e.snapshot(), "a verify whose output failed");
+}
+
+/// Without From, the Sender is the address that must match the signer (RFC 8550 §3).
+#[test]
+fn sender_is_checked_when_from_is_absent() {
+    let e = bob_home();
+    let msg = std::fs::read(fixture("msg/i1-from-alice-signed-by-eve.eml")).unwrap();
+    let t = text(&msg);
+    assert!(t.contains("From: "));
+    // The outer From is not signed: drop it and claim alice as Sender.
+    let forged: String = t
+        .split_inclusive('\n')
+        .map(|l| {
+            if l.starts_with("From:") {
+                "Sender: alice@example.com\r\n".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let f = e.write_file("sender.eml", forged.as_bytes());
+    let o = e.run(&["verify", "--no-harvest", s(&f)]);
+    assert_code(&o, 1, "eve's signature with Sender: alice");
+    assert!(
+        text(&o.stdout).contains("alice@example.com"),
+        "{}",
+        text(&o.stdout)
+    );
+}

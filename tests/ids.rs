@@ -627,3 +627,20 @@ fn process_is_not_dumpable() {
         "core limit not zero: {core}"
     );
 }
+
+#[test]
+fn symlinked_store_folder_is_refused_for_reading() {
+    // An `ids/` that is a symbolic link (e.g. to a folder others can write) must not feed the store.
+    let env = Env::new();
+    env.import("p12/alice-modern.p12");
+    let elsewhere = env.path("elsewhere");
+    std::fs::rename(env.home().join("ids"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.home().join("ids")).unwrap();
+    let o = env.run(&["id", "list"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("symbolic link"),
+        "{}",
+        text(&o.stderr)
+    );
+}
