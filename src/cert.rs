@@ -163,6 +163,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Does `cert` have this issuer (DER, as encoded in a CMS identifier) and serial number (hex)? The one rule
+/// for SignerInfo and RecipientInfo identifiers.
+pub fn matches_issuer_serial(cert: &X509Ref, issuer_der: &[u8], serial: &str) -> bool {
+    cert.issuer_name().to_der().is_ok_and(|d| d == issuer_der)
+        && serial_hex(cert)
+            .trim_start_matches('0')
+            .eq_ignore_ascii_case(serial.trim_start_matches('0'))
+}
+
+/// Does `cert` carry this subjectKeyIdentifier?
+pub fn matches_key_id(cert: &X509Ref, key_id: &[u8]) -> bool {
+    cert.subject_key_id()
+        .is_some_and(|s| s.as_slice() == key_id)
+}
+
 /// Serial number as uppercase hex.
 pub fn serial_hex(cert: &X509Ref) -> String {
     cert.serial_number()

@@ -149,18 +149,8 @@ pub fn recipient_matches(rid: &RecipientId, cert: &openssl::x509::X509Ref) -> bo
             issuer_der,
             serial_hex,
             ..
-        } => {
-            cert.issuer_name()
-                .to_der()
-                .map(|d| &d == issuer_der)
-                .unwrap_or(false)
-                && crate::cert::serial_hex(cert).trim_start_matches('0')
-                    == serial_hex.trim_start_matches('0')
-        }
-        RecipientId::KeyId(k) => cert
-            .subject_key_id()
-            .map(|s| s.as_slice() == k.as_slice())
-            .unwrap_or(false),
+        } => crate::cert::matches_issuer_serial(cert, issuer_der, serial_hex),
+        RecipientId::KeyId(k) => crate::cert::matches_key_id(cert, k),
         RecipientId::None => false,
     }
 }

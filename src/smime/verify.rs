@@ -476,17 +476,8 @@ pub(crate) fn sid_matches(sid: &SignerId, c: &X509Ref) -> bool {
             issuer_der,
             serial_hex,
             ..
-        } => {
-            c.issuer_name()
-                .to_der()
-                .map(|d| &d == issuer_der)
-                .unwrap_or(false)
-                && cert::serial_hex(c).trim_start_matches('0') == serial_hex.trim_start_matches('0')
-        }
-        SignerId::KeyId(k) => c
-            .subject_key_id()
-            .map(|s| s.as_slice() == k.as_slice())
-            .unwrap_or(false),
+        } => cert::matches_issuer_serial(c, issuer_der, serial_hex),
+        SignerId::KeyId(k) => cert::matches_key_id(c, k),
     }
 }
 
