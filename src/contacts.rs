@@ -380,9 +380,9 @@ pub fn certs_from_file(data: &[u8], name: &str) -> Result<Vec<X509>> {
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".eml") || lower.ends_with(".msg") || lower.ends_with(".p7m") {
         return Err(Error::unsupported(format!(
-            "{name} looks like a message; 'contact add' takes certificate files here"
+            "{name} looks like a message, not a certificate file"
         ))
-        .hint("verify the signed message with 'smimekit verify FILE' (a verified signer is added to your contacts)"));
+        .hint("save a signed message as .eml and run 'smimekit contact add FILE.eml' or 'smimekit verify FILE' (Outlook .msg files are not MIME: save as .eml first)"));
     }
     let mut certs = Vec::new();
     if data.windows(11).any(|w| w == b"-----BEGIN ") {
