@@ -327,3 +327,44 @@ fn library_releases_no_plaintext_on_tag_failure() {
         );
     }
 }
+
+/// T32, a variant the fixture does not cover: the EFAIL gadget rewrites the first block of a signed-then-CBC
+/// message into a *well-formed* header line ("X-Gadget: 123456ltipart/signed; …"), so the signed layer no longer
+/// parses as one. It must still be NOT valid and not come out as plain content.
+#[test]
+fn gadget_with_a_well_formed_header_is_not_valid() {
+    let der = std::fs::read(fixture("msg/enc/sign-then-encrypt-cbc-gadget.der")).unwrap();
+    // The fixture's IV already turns block 0 into G1; XOR G1 ⊕ G2 into the IV to get G2 instead (no key needed).
+    let g1 = b"<img src=\"http:/";
+    let g2 = b"X-Gadget: 123456";
+    let aes256cbc = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a, 0x04, 0x10,
+    ];
+    let at = der
+        .windows(aes256cbc.len())
+        .position(|w| w == aes256cbc)
+        .expect("AES-256-CBC IV")
+        + aes256cbc.len();
+    let mut der2 = der.clone();
+    for i in 0..16 {
+        der2[at + i] ^= g1[i] ^ g2[i];
+    }
+    let env = Env::new();
+    env.import_np("p12/bob.p12");
+    env.trust_root();
+    let msg = wrap_p7m(
+        &der2,
+        "enveloped-data",
+        "Alice <alice@example.com>",
+        "Bob <bob@example.org>",
+    );
+    let f = env.write_file("gadget2.eml", &msg);
+    let out = env.path("out.eml");
+    let o = env.run(&["decrypt", "-o", s(&out), s(&f)]);
+    assert_code(&o, 1, "signed layer rewritten into a well-formed header");
+    assert!(text(&o.stdout).contains("NOT valid"), "{}", text(&o.stdout));
+    assert!(
+        !out.exists(),
+        "content written although its signature cannot be verified"
+    );
+}
