@@ -333,9 +333,9 @@ fn corpus_cms_vectors() {
         (
             format!("{r}/5.2.bin"),
             vec![],
-            2,
-            "insecure legacy cipher rc2",
-            None,
+            0,
+            "insecure legacy cipher (rc2",
+            Some(sample),
         ),
         (
             format!("{r}/5.2.bin"),

@@ -153,7 +153,7 @@ pub struct DecryptArgs {
     /// other parts).
     #[arg(long, value_name = "N")]
     pub part: Option<usize>,
-    /// Allow RC2 and DES content encryption (old archives only).
+    /// Allow single-DES content encryption (old archives only; 3DES and RC2 decrypt with a warning anyway).
     #[arg(long, alias = "allow-legacy-decrypt")]
     pub allow_legacy: bool,
     /// Refuse content without integrity protection (anything but AES-GCM AuthEnvelopedData).

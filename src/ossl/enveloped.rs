@@ -963,7 +963,7 @@ pub fn inspect(der: &[u8]) -> Result<EnvelopedInfo> {
 ///
 /// - AuthEnvelopedData must use an AEAD cipher and EnvelopedData must not (T31, EFAIL-style downgrade);
 /// - the AEAD tag (`mac`) must be exactly `aes-ICVlen` bytes and `aes-ICVlen` 12..=16 (T30, CVE-2026-34182);
-/// - RC2 and DES are refused unless `allow_legacy` (T36); 3DES and AES-CBC give warnings;
+/// - DES is refused unless `allow_legacy` (T36); RC2, 3DES and AES-CBC give warnings;
 /// - more than [`MAX_RECIPIENTS`] recipients are refused.
 pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
@@ -1035,7 +1035,10 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
             warnings.push("weak cipher (3DES), no integrity".to_string());
         }
         (EnvelopedKind::Enveloped, CipherClass::Legacy) => {
-            if !allow_legacy {
+            // Issue #5: RC2 from old senders decrypts with a warning, like 3DES (old mail stays readable);
+            // single DES, which nothing legitimate has used this century, needs the explicit flag.
+            let rc2 = name.to_ascii_lowercase().contains("rc2");
+            if !allow_legacy && !rc2 {
                 return Err(Error::unsupported(format!(
                     "refusing to decrypt: the message uses the insecure legacy cipher {name}"
                 ))
@@ -2458,9 +2461,10 @@ mod tests {
         );
         let info = inspect(&m).unwrap();
         assert_eq!(info.content_cipher, "rc2-40-cbc");
-        let e = decrypt(&m, &id.key, &id.cert).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.message().contains("rc2-40-cbc"), "{e}");
+        // RC2 from old senders decrypts with a warning (issue #5), with or without the legacy flag.
+        let (plain, warnings) = decrypt_with(&m, &id.key, &id.cert, false).unwrap();
+        assert_eq!(&plain[..], &data[..]);
+        assert!(warnings[0].contains("rc2-40-cbc"), "{warnings:?}");
         let (plain, warnings) = decrypt_with(&m, &id.key, &id.cert, true).unwrap();
         assert_eq!(&plain[..], &data[..]);
         assert!(warnings[0].contains("rc2-40-cbc"), "{warnings:?}");
