@@ -128,8 +128,8 @@ fn cipher_class(oid: &str) -> CipherClass {
     }
 }
 
-/// True for content ciphers that are decrypted only as "weak" (3DES, and RC2/DES when legacy decryption is
-/// allowed): the result is never a clean one.
+/// True for content ciphers that are decrypted only as "weak" (3DES, RC2, and DES when legacy decryption is
+/// allowed): the report says so (`weak_cipher`).
 pub fn is_weak_cipher(oid: &str) -> bool {
     matches!(
         cipher_class(oid),
@@ -1506,7 +1506,7 @@ pub fn decrypt_streaming(
     decrypt_streaming_with(input, key, cert, false, out).map(|_| ())
 }
 
-/// [`decrypt_streaming`] with the legacy policy explicit: `allow_legacy` lets RC2 and DES through (archives).
+/// [`decrypt_streaming`] with the legacy policy explicit: `allow_legacy` lets single DES through (archives).
 /// Returns the warnings of [`check`]. Same contract: on `Err`, discard everything written to `out`.
 pub fn decrypt_streaming_with(
     input: &[u8],

@@ -43,7 +43,7 @@ fn check_size(len: u64, max: u64) -> Result<()> {
 pub struct DecryptOptions {
     /// Use this ID (e-mail or fingerprint) instead of searching.
     pub as_id: Option<String>,
-    /// Allow RC2 and DES (archives only).
+    /// Allow single DES (archives only; RC2 and 3DES decrypt with a warning).
     pub allow_legacy: bool,
 }
 
