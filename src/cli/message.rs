@@ -764,8 +764,9 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
         );
         for sg in &l.signers {
             s += &format!(
-                "  signer: {} — {} / {}, signed {}{}\n",
-                sg.certificate.clone().unwrap_or_else(|| sg.sid.clone()),
+                "  signer ({}): {} — {} / {}, signed {}{}\n",
+                sg.sid,
+                sg.certificate.clone().unwrap_or_else(|| "certificate not at hand".into()),
                 sg.digest_algorithm,
                 sg.signature_algorithm,
                 sg.signing_time

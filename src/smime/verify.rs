@@ -865,9 +865,16 @@ pub fn render(r: &VerifyReport) -> String {
             }
         );
         s += &format!(
-            "  Validity:      {} at {}\n",
+            "  Validity:      {} at {} (valid {} to {}){}\n",
             if sg.validity.ok { "ok" } else { "FAILED" },
-            sg.validity.at
+            sg.validity.at,
+            sg.validity.not_before,
+            sg.validity.not_after,
+            match sg.validity.at_signing_time {
+                Some(true) => "; valid at the claimed signing time",
+                Some(false) => "; NOT valid at the claimed signing time",
+                None => "",
+            }
         );
         s += &format!("  Purpose:       {}\n", verdict(&sg.purpose));
         s += &format!(
