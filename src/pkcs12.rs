@@ -241,7 +241,8 @@ pub fn backup(
         BackupCounts {
             ids: ids.len(),
             anchors: anchors.len(),
-            contacts: contacts.len(),
+            contacts: contacts.iter().filter(|(a, _)| !a.is_empty()).count(),
+            intermediates: contacts.iter().filter(|(a, _)| a.is_empty()).count(),
         },
     ))
 }
@@ -255,6 +256,8 @@ pub struct BackupCounts {
     pub anchors: usize,
     /// Contact certificates.
     pub contacts: usize,
+    /// CA certificates kept for the contacts' chains (filed under an empty address).
+    pub intermediates: usize,
 }
 
 /// What a restore found in the file, before anything is written.

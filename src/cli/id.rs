@@ -363,11 +363,17 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                     }
                 }
                 smimekit::home::write_atomic(out, &pem)?;
-                output::note(&format!(
-                    "wrote the certificate of {} to {}",
-                    i.label(),
-                    out.display()
-                ));
+                if g.json {
+                    output::json(
+                        &serde_json::json!({"fingerprint": i.fingerprint, "written": out, "content": "certificate"}),
+                    )?;
+                } else {
+                    output::note(&format!(
+                        "wrote the certificate of {} to {}",
+                        i.label(),
+                        out.display()
+                    ));
+                }
                 return Ok(0);
             }
             let profile = match profile {
@@ -388,7 +394,13 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             )?;
             let der = pkcs12::export(&i, &key, &password, profile)?;
             smimekit::home::write_atomic(out, &der)?;
-            output::note(&format!("exported {} to {}", i.label(), out.display()));
+            if g.json {
+                output::json(
+                    &serde_json::json!({"fingerprint": i.fingerprint, "written": out, "content": "pkcs12", "profile": format!("{profile:?}").to_lowercase()}),
+                )?;
+            } else {
+                output::note(&format!("exported {} to {}", i.label(), out.display()));
+            }
             Ok(0)
         }
         IdCommand::Backup { output: out } => {
@@ -435,10 +447,11 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 output::json(&counts)?;
             } else {
                 output::print(&format!(
-                    "Backed up {} ID(s), {} trust anchor(s) and {} contact certificate(s) to {}\n",
+                    "Backed up {} ID(s), {} trust anchor(s), {} contact certificate(s) and {} intermediate CA certificate(s) to {}\n",
                     counts.ids,
                     counts.anchors,
                     counts.contacts,
+                    counts.intermediates,
                     out.display()
                 ))?;
             }
@@ -507,7 +520,11 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             }
             let _lock = home.lock()?;
             store.delete(&i)?;
-            output::note(&format!("deleted the digital ID {}", i.label()));
+            if g.json {
+                output::json(&serde_json::json!({"deleted": i.fingerprint}))?;
+            } else {
+                output::note(&format!("deleted the digital ID {}", i.label()));
+            }
             Ok(0)
         }
         IdCommand::New {
@@ -532,6 +549,10 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 let _lock = home.lock()?;
                 let id = store.add_pending(&k, &req, pass.as_ref())?;
                 smimekit::home::write_atomic(out, &req.to_pem()?)?;
+                if g.json {
+                    output::json(&serde_json::json!({"pending": id, "email": email, "csr": out}))?;
+                    return Ok(0);
+                }
                 output::print(&format!(
                     "Created a key for {email} and wrote the certificate request to {}.\nSend it to your certificate authority, then run: smimekit id install-cert ISSUED.pem\n(pending key {})\n",
                     out.display(),
@@ -543,6 +564,12 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let _lock = home.lock()?;
             let added = store.add(&k, &c, &[], pass.as_ref())?;
             let i = store.find(&added.fingerprint)?;
+            if g.json {
+                output::json(
+                    &serde_json::json!({"fingerprint": i.fingerprint, "email": email, "self_signed": true, "days": days}),
+                )?;
+                return Ok(0);
+            }
             output::print(&format!(
                 "Created a self-signed test ID: {} (valid {days} days)\n",
                 i.label()
@@ -568,6 +595,12 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let info = i.info(cert::now());
             if !info.can_sign && !info.can_encrypt {
                 output::warn("the certificate allows neither e-mail signing nor encryption");
+            }
+            if g.json {
+                output::json(
+                    &serde_json::json!({"fingerprint": i.fingerprint, "installed": true}),
+                )?;
+                return Ok(0);
             }
             output::print(&format!(
                 "Installed the certificate: {} is ready ({})\n",

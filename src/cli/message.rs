@@ -766,7 +766,9 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
             s += &format!(
                 "  signer ({}): {} — {} / {}, signed {}{}\n",
                 sg.sid,
-                sg.certificate.clone().unwrap_or_else(|| "certificate not at hand".into()),
+                sg.certificate
+                    .clone()
+                    .unwrap_or_else(|| "certificate not at hand".into()),
                 sg.digest_algorithm,
                 sg.signature_algorithm,
                 sg.signing_time

@@ -88,7 +88,37 @@ pub enum Command {
 
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return 2;
+        }
+        Err(e) => {
+            // Usage errors in the same form as every other error: what is wrong, then what to do.
+            let text = e.render().to_string();
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            let first = lines.next().unwrap_or("invalid command line");
+            eprintln!("smimekit: error: {}", first.trim_start_matches("error: "));
+            for l in lines
+                .filter(|l| l.trim_start().starts_with("tip:") || l.contains("possible values"))
+            {
+                eprintln!("smimekit: hint: {}", l.trim().trim_start_matches("tip: "));
+            }
+            eprintln!(
+                "smimekit: hint: see 'smimekit --help' and 'smimekit COMMAND --help' for the options"
+            );
+            return 2;
+        }
+    };
     smimekit::secret::protect_process();
     smimekit::ossl::provider::ensure_legacy();
     let result = match &cli.command {

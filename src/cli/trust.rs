@@ -40,6 +40,7 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
                 certs.extend(cert::parse_certs(&data, &f.display().to_string())?);
             }
             let _lock = home.lock()?;
+            let mut done = Vec::new();
             for c in &certs {
                 let info = CertInfo::new(c, cert::now());
                 if !info.is_ca {
@@ -54,6 +55,12 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
                     if new { "added" } else { "already present:" },
                     info.subject
                 ));
+                done.push(
+                    serde_json::json!({"fingerprint": fp, "subject": info.subject, "new": new}),
+                );
+            }
+            if g.json {
+                output::json(&done)?;
             }
             Ok(0)
         }
@@ -83,6 +90,9 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
         TrustCommand::Remove { fingerprint } => {
             let _lock = home.lock()?;
             let a = store.remove(fingerprint)?;
+            if g.json {
+                output::json(&serde_json::json!({"removed": a.fingerprint}))?;
+            }
             output::note(&format!(
                 "removed trust anchor {} ({})",
                 cert::name_to_string(a.cert.subject_name()),

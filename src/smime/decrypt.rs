@@ -263,6 +263,38 @@ impl Encrypted<'_> {
             .collect()
     }
 
+    /// The recipients, described, with the contact or ID each one is when `home` knows its certificate — so a
+    /// user told "none of your IDs can decrypt this" sees who it was for.
+    pub fn recipients_named(&self, home: &Home) -> Vec<String> {
+        let mut known: Vec<(String, openssl::x509::X509)> = Vec::new();
+        if let Ok(ids) = IdStore::new(home).list() {
+            known.extend(
+                ids.into_iter()
+                    .map(|i| (format!("your ID {}", i.label()), i.cert)),
+            );
+        }
+        if let Ok(cs) = crate::contacts::ContactStore::new(home).list() {
+            known.extend(
+                cs.into_iter()
+                    .map(|c| (format!("contact {}", c.label()), c.cert)),
+            );
+        }
+        self.info
+            .recipients
+            .iter()
+            .map(|r| {
+                let who = known
+                    .iter()
+                    .find(|(_, c)| recipient_matches(&r.id, c))
+                    .map(|(l, _)| l.as_str());
+                match who {
+                    Some(w) => format!("{w} — {} ({})", describe_recipient(&r.id), r.kind),
+                    None => format!("{} ({})", describe_recipient(&r.id), r.kind),
+                }
+            })
+            .collect()
+    }
+
     /// Picks the ID to decrypt with: `as_id`, else the first matching one. No match: NotFound listing the
     /// recipients.
     pub fn choose_id(&self, home: &Home, as_id: Option<&str>) -> Result<Identity> {
@@ -280,7 +312,7 @@ impl Encrypted<'_> {
                 ))
                 .hint(format!(
                     "it is encrypted to: {}",
-                    self.recipients().join("; ")
+                    self.recipients_named(home).join("; ")
                 )));
             }
             return Ok(id);
@@ -288,7 +320,7 @@ impl Encrypted<'_> {
         self.matching_ids(home)?.into_iter().next().ok_or_else(|| {
             Error::not_found("none of your digital IDs can decrypt this message").hint(format!(
                 "it is encrypted to: {}. Import the matching ID with 'smimekit id import'",
-                self.recipients().join("; ")
+                self.recipients_named(home).join("; ")
             ))
         })
     }
