@@ -84,13 +84,19 @@ impl Drop for Trimmer {
 
 /// Reads `path`, or standard input when `path` is `None` or `-`.
 pub fn read(path: Option<&Path>) -> Result<Input> {
+    read_with(path, TRIM_THRESHOLD)
+}
+
+/// [`read`] with the size from which the page trimmer runs. Decrypt uses a small one: it copies the decoded
+/// input, so the mapped pages must not stay resident beside the copy (its memory target is 1.2× the input).
+pub fn read_with(path: Option<&Path>, trim_threshold: usize) -> Result<Input> {
     match path {
         Some(p) if p.as_os_str() != "-" => {
             let f = std::fs::File::open(p).map_err(|e| Error::io("read", p, e))?;
             if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
                 return read_limited(f, p); // a FIFO or device: read like standard input
             }
-            map_file(&f, p)
+            map_file_with(&f, p, trim_threshold)
         }
         _ => read_limited(std::io::stdin(), Path::new("standard input")),
     }
@@ -101,7 +107,7 @@ pub fn map_file(f: &std::fs::File, p: &Path) -> Result<Input> {
     map_file_with(f, p, TRIM_THRESHOLD)
 }
 
-/// [`map_file`] with the trimmer threshold given (tests use a small one).
+/// [`map_file`] with the trimmer threshold given.
 fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<Input> {
     if f.metadata().map_err(|e| Error::io("read", p, e))?.len() == 0 {
         return Ok(Input::Owned(Vec::new()));

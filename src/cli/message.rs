@@ -560,7 +560,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 /// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let home = g.home()?;
-    let input = input::read(a.file.as_deref())?;
+    let input = input::read_with(a.file.as_deref(), 32 << 20)?;
     let selected = a
         .part
         .map(|n| decrypt::select_part(&input, n))
