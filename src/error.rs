@@ -122,6 +122,13 @@ impl Error {
         Self::new(ErrorKind::Io, format!("cannot write the output: {err}"))
             .hint("check the output file's folder and free space")
     }
+    /// The same error with `what` (e.g. a file name) before its message; kind, hint and detail are kept.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        Error {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -78,11 +78,9 @@ pub fn read_identities(
     password: &Secret,
     allow_no_mac: bool,
 ) -> Result<ReadP12> {
-    let der = decode_input(data, what)?;
-    let summary = p12::summarize(&der).map_err(|e| prefix(e, what))?;
-    p12::check_limits(&summary, allow_no_mac).map_err(|e| prefix(e, what))?;
-    let contents = p12::parse(&der, password).map_err(|e| prefix(e, what))?;
-    let idents = p12::identities(&contents).map_err(|e| prefix(e, what))?;
+    let contents = open(data, what, password, allow_no_mac)?;
+    let summary = &contents.summary;
+    let idents = p12::identities(&contents).map_err(|e| e.context(what))?;
     let now = cert::now();
     let mut warnings = Vec::new();
     if summary.legacy {
@@ -138,16 +136,15 @@ pub fn store_identities(
     Ok(report)
 }
 
-fn prefix(e: Error, what: &str) -> Error {
-    let msg = format!("{what}: {}", e.message());
-    let mut n = Error::new(e.kind(), msg);
-    if let Some(h) = e.hint_text() {
-        n = n.hint(h);
-    }
-    if let Some(d) = e.detail_text() {
-        n = n.detail(d);
-    }
-    n
+/// Decodes and opens a PKCS#12 file: limits checked before any key-derivation work, errors named after `what`.
+fn open(
+    data: &[u8],
+    what: &str,
+    password: &Secret,
+    allow_no_mac: bool,
+) -> Result<p12::P12Contents> {
+    let der = decode_input(data, what)?;
+    p12::parse_checked(&der, password, allow_no_mac).map_err(|e| e.context(what))
 }
 
 /// A PKCS#12 file for one ID (key, certificate and chain) under `password`.
@@ -274,14 +271,11 @@ pub struct RestorePlan {
 
 /// Reads a backup file made by [`backup`] (or any PKCS#12: its identities are restored).
 pub fn read_backup(data: &[u8], what: &str, password: &Secret) -> Result<RestorePlan> {
-    let der = decode_input(data, what)?;
-    let summary = p12::summarize(&der).map_err(|e| prefix(e, what))?;
-    p12::check_limits(&summary, false).map_err(|e| prefix(e, what))?;
-    let contents = p12::parse(&der, password).map_err(|e| prefix(e, what))?;
+    let contents = open(data, what, password, false)?;
     let ids = if contents.keys.is_empty() {
         Vec::new()
     } else {
-        p12::identities(&contents).map_err(|e| prefix(e, what))?
+        p12::identities(&contents).map_err(|e| e.context(what))?
     };
     let mut anchors = Vec::new();
     let mut contacts = Vec::new();

@@ -5,6 +5,26 @@ mod common;
 
 use common::*;
 
+/// `openssl pkcs12 -info -noout` on a file made by us: asserts openssl reads it and returns what it printed.
+fn openssl_p12_info(p: &std::path::Path) -> String {
+    let pass = format!("pass:{P12_PASSWORD}");
+    let (rc, _, err) = external(
+        "openssl",
+        &[
+            "pkcs12",
+            "-info",
+            "-noout",
+            "-in",
+            p.to_str().unwrap(),
+            "-passin",
+            &pass,
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "openssl pkcs12 -info {}: {err}", p.display());
+    err
+}
+
 fn fp_of(env: &Env, query: &str) -> String {
     let o = env.ok(&["id", "show", query, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -162,27 +182,14 @@ fn modern_export_is_read_by_openssl() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    let pass = format!("pass:{P12_PASSWORD}");
-    let (rc, _, err) = external(
-        "openssl",
-        &[
-            "pkcs12",
-            "-info",
-            "-noout",
-            "-in",
-            out.to_str().unwrap(),
-            "-passin",
-            &pass,
-        ],
-        None,
-    );
-    assert_eq!(rc, 0, "{err}");
+    let err = openssl_p12_info(&out);
     assert!(
         err.contains("PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256"),
         "{err}"
     );
     assert!(err.contains("MAC: sha256"), "{err}");
     // The key inside is the same key: openssl extracts it and it matches the certificate.
+    let pass = format!("pass:{P12_PASSWORD}");
     let (rc, pem, _) = external(
         "openssl",
         &[
@@ -196,7 +203,19 @@ fn modern_export_is_read_by_openssl() {
         None,
     );
     assert_eq!(rc, 0);
-    assert!(text(&pem).contains("BEGIN PRIVATE KEY") && text(&pem).contains("BEGIN CERTIFICATE"));
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).expect("a private key in the export");
+    let cert = openssl::x509::X509::from_pem(&pem).expect("a certificate in the export");
+    assert!(
+        cert.public_key().unwrap().public_eq(&key),
+        "the exported key does not belong to the certificate"
+    );
+    assert_eq!(
+        cert.to_der().unwrap(),
+        openssl::x509::X509::from_pem(&std::fs::read(fixture("pki/alice.pem")).unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap()
+    );
 }
 
 #[test]
@@ -251,21 +270,7 @@ fn backup_restores_on_another_home_with_usable_keys() {
     let backup = env.path("backup.p12");
     env.ok(&["id", "backup", "-o", backup.to_str().unwrap()]);
     // A standard PKCS#12: openssl reads it.
-    let pass = format!("pass:{P12_PASSWORD}");
-    let (rc, _, err) = external(
-        "openssl",
-        &[
-            "pkcs12",
-            "-info",
-            "-noout",
-            "-in",
-            backup.to_str().unwrap(),
-            "-passin",
-            &pass,
-        ],
-        None,
-    );
-    assert_eq!(rc, 0, "{err}");
+    openssl_p12_info(&backup);
     let other = Env::new();
     other.ok(&["id", "restore", backup.to_str().unwrap()]);
     for who in ["alice@example.com", "carol@example.net"] {

@@ -123,14 +123,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 let certs = contacts::certs_from_file(&data, &name)?;
                 let cl = contacts::classify(certs);
                 for l in &cl.leaves {
-                    contacts::check_contact(l).map_err(|e| {
-                        let hint = e.hint_text().map(str::to_string);
-                        let e2 = Error::bad_input(format!("{name}: {}", e.message()));
-                        match hint {
-                            Some(h) => e2.hint(h),
-                            None => e2,
-                        }
-                    })?;
+                    contacts::check_contact(l).map_err(|e| e.context(&name))?;
                 }
                 for r in &cl.roots {
                     output::note(&format!(
@@ -466,13 +459,7 @@ fn verified_message<'a>(
     data: &'a [u8],
 ) -> Result<smimekit::smime::verify::Verified<'a>> {
     let opts = super::message::default_verify_options(home)?;
-    let v = smimekit::smime::verify::verify(data, &opts).map_err(|e| {
-        let m = format!("{name}: {}", e.message());
-        match e.hint_text().map(str::to_string) {
-            Some(h) => Error::bad_input(m).hint(h),
-            None => Error::bad_input(m),
-        }
-    })?;
+    let v = smimekit::smime::verify::verify(data, &opts).map_err(|e| e.context(name))?;
     if !v.report.is_valid() {
         let why: Vec<String> = v
             .report

@@ -97,6 +97,20 @@ impl Drop for Method {
 }
 
 /// Creates a BIO of `method` whose data pointer is `state`.
+/// Boxes `state` and makes a BIO of `method` that points at it; the caller owns both (BIO freed first). On
+/// failure the state is freed here.
+fn new_bio_with<S>(method: &Method, state: S) -> Result<(*mut sys::BIO, *mut S)> {
+    let state = Box::into_raw(Box::new(state));
+    match new_bio(method, state.cast()) {
+        Ok(bio) => Ok((bio, state)),
+        Err(e) => {
+            // SAFETY: `state` came from Box::into_raw above and no BIO refers to it.
+            drop(unsafe { Box::from_raw(state) });
+            Err(e)
+        }
+    }
+}
+
 fn new_bio(method: &Method, state: *mut c_void) -> Result<*mut sys::BIO> {
     // SAFETY: `method.0` is a valid method; the returned BIO is owned by the caller, who frees it before the
     // method and the state.
@@ -185,29 +199,25 @@ impl<'a> ReadBio<'a> {
                 ErrorStack::get(),
             ));
         }
-        let state = Box::into_raw(Box::new(ReadState {
-            reader,
-            tee,
-            buf: vec![0u8; READ_BUF].into_boxed_slice(),
-            pos: 0,
-            end: 0,
-            eof: false,
-            total: 0,
-            error: None,
-            panic: None,
-        }));
-        match new_bio(&method, state.cast()) {
-            Ok(bio) => Ok(ReadBio {
-                bio,
-                state,
-                _method: method,
-            }),
-            Err(e) => {
-                // SAFETY: `state` came from Box::into_raw above and no BIO refers to it.
-                drop(unsafe { Box::from_raw(state) });
-                Err(e)
-            }
-        }
+        let (bio, state) = new_bio_with(
+            &method,
+            ReadState {
+                reader,
+                tee,
+                buf: vec![0u8; READ_BUF].into_boxed_slice(),
+                pos: 0,
+                end: 0,
+                eof: false,
+                total: 0,
+                error: None,
+                panic: None,
+            },
+        )?;
+        Ok(ReadBio {
+            bio,
+            state,
+            _method: method,
+        })
     }
 
     /// The raw `BIO*` for FFI calls, valid while `self` lives (do not free it).
@@ -348,24 +358,20 @@ impl<'a> WriteBio<'a> {
                 ErrorStack::get(),
             ));
         }
-        let state = Box::into_raw(Box::new(WriteState {
-            writer,
-            total: 0,
-            error: None,
-            panic: None,
-        }));
-        match new_bio(&method, state.cast()) {
-            Ok(bio) => Ok(WriteBio {
-                bio,
-                state,
-                _method: method,
-            }),
-            Err(e) => {
-                // SAFETY: `state` came from Box::into_raw above and no BIO refers to it.
-                drop(unsafe { Box::from_raw(state) });
-                Err(e)
-            }
-        }
+        let (bio, state) = new_bio_with(
+            &method,
+            WriteState {
+                writer,
+                total: 0,
+                error: None,
+                panic: None,
+            },
+        )?;
+        Ok(WriteBio {
+            bio,
+            state,
+            _method: method,
+        })
     }
 
     /// The raw `BIO*` for FFI calls, valid while `self` lives (do not free it).

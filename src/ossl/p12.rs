@@ -29,6 +29,7 @@ use openssl::x509::{X509, X509Ref, X509VerifyResult};
 use openssl_sys as sys;
 use zeroize::Zeroizing;
 
+use crate::cert::hex;
 use crate::der::{self, Tlv, tag};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ossl::provider;
@@ -2041,21 +2042,9 @@ fn key_type(k: &PKeyRef<Private>) -> String {
     format!("{t}-{}", k.bits())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// "CN=alice, O=Example" (best effort, for messages).
+/// "CN=alice, O=Example", for messages.
 fn subject_str(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .entries()
-        .map(|e| {
-            let k = e.object().nid().short_name().unwrap_or("?");
-            let v = e.data().to_string().unwrap_or_else(|_| "?".into());
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::cert::name_to_string(cert.subject_name())
 }
 
 fn key_matches(key: &PKeyRef<Private>, cert: &X509Ref) -> bool {

@@ -207,7 +207,8 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
             }
             return Err(Error::bad_input(
                 "the message is not encrypted (no S/MIME layer at the top level)",
-            ));
+            )
+            .hint("there is nothing to decrypt; 'smimekit inspect' shows what the message is"));
         }
     }
     let der = pkcs7_der(&top.fields, top.body)?;
@@ -220,9 +221,7 @@ pub fn parse(raw: &[u8], allow_legacy: bool) -> Result<Encrypted<'_>> {
             );
         }
         other => {
-            return Err(Error::unsupported(format!(
-                "the message's CMS content is {other}, not enveloped data"
-            )));
+            return Err(super::unsupported_cms(other, "enveloped data"));
         }
     }
     let info = enveloped::inspect(&der)?;

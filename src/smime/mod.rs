@@ -9,8 +9,6 @@ pub mod inspect;
 pub mod sign;
 pub mod verify;
 
-pub use self::top_level as top_level_of;
-
 use crate::error::{Error, Result};
 use crate::mime::{self, Field, Layer};
 
@@ -44,6 +42,12 @@ pub fn top_level(raw: &[u8]) -> Result<TopLevel<'_>> {
         body: ent.body,
         layer,
     })
+}
+
+/// The error for a CMS content type a command cannot handle (compressed, digested, authenticated data…).
+pub(crate) fn unsupported_cms(what: impl std::fmt::Display, wanted: &str) -> Error {
+    Error::unsupported(format!("the message's CMS content is {what}, not {wanted}"))
+        .hint("smimekit handles signed, enveloped and authenticated-enveloped data; 'smimekit inspect' shows what this message holds")
 }
 
 /// Decodes the body of a pkcs7-mime entity (base64 usually; binary accepted) into DER/BER.

@@ -324,9 +324,7 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
                         .hint("decrypt it with 'smimekit decrypt', which also verifies a signature inside"));
                 }
                 other => {
-                    return Err(Error::unsupported(format!(
-                        "the message's CMS content is {other}, not signed data"
-                    )));
+                    return Err(super::unsupported_cms(other, "signed data"));
                 }
             }
             let sd = parse_signed(&der)?;
