@@ -1343,3 +1343,44 @@ fn sign_refuses_rsa_keys_under_2048_bits() {
         &["1024 bits"],
     );
 }
+
+/// Messages of 1 MiB and more have their digest computed on a second thread, started before the safety check
+/// on the bet that the body can be signed as it is. Each way that bet can go must give a signature OpenSSL
+/// accepts: kept (clean CRLF body), lost at once (LF-only body: canonicalised), lost at the very end (one 8-bit
+/// byte in the last line: quoted-printable), and opaque signing (no second thread).
+#[test]
+fn large_messages_sign_correctly_whichever_way_the_parallel_digest_goes() {
+    let env = signer_env();
+    let line = "The quick brown fox jumps over the lazy dog, again and again and again.....";
+    let clean_body = format!("{line}\r\n").repeat(3 << 20 >> 7);
+    let lf_body = clean_body.replace("\r\n", "\n");
+    let late_8bit = format!("{clean_body}last line caf\u{e9}\r\n");
+    for (name, body, opts) in [
+        ("clean", &clean_body, &[][..]),
+        ("LF-only", &lf_body, &[][..]),
+        ("8-bit at the end", &late_8bit, &[][..]),
+        ("opaque", &clean_body, &["--opaque"][..]),
+    ] {
+        let msg = simple_message("alice@example.com", body);
+        assert!(
+            msg.len() > 1 << 20,
+            "{name}: big enough for the parallel path"
+        );
+        let signed = env.sign(&msg, opts);
+        let f = env.write("big.eml", &signed);
+        let (code, j, err) = env.verify_json(&f, &[]);
+        assert_eq!(code, 0, "{name}: {err} {j:?}");
+        let (rc, content, err) = openssl_verify(&signed);
+        assert_eq!(rc, 0, "{name}: openssl: {err}");
+        // The signed content still carries the whole text (possibly re-encoded, never truncated).
+        let lines = text(&content).matches("fox jumps").count();
+        assert_eq!(lines, 3 << 20 >> 7, "{name}: every line signed");
+        if name == "clean" {
+            let (part, _) = split_signed(&signed);
+            assert!(
+                find(&part, clean_body.as_bytes()).is_some(),
+                "a clean body is signed as it is"
+            );
+        }
+    }
+}

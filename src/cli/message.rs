@@ -218,9 +218,8 @@ fn emit(
                 f(&mut w)?;
                 w.flush().map_err(Error::output)?;
             }
-            tmp.as_file()
-                .sync_all()
-                .map_err(|e| Error::io("write", p, e))?;
+            // Atomic (never partial), but not fsynced, like openssl, gpgsm and cp: the input is still there, so
+            // a crash loses nothing that cannot be made again. The store, which has no other copy, is fsynced.
             tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
             Ok(())
         }
@@ -648,11 +647,8 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             output::warn("--force-output: writing content whose signature could NOT be verified");
         }
         match (&tmp, a.output.as_deref()) {
-            (Some(t), Some(p)) => {
-                t.as_file()
-                    .sync_all()
-                    .map_err(|e| Error::io("write", p, e))?;
-            }
+            // Renamed into place below (not fsynced, as in `emit`).
+            (Some(_), Some(_)) => {}
             // A device or FIFO given with -o: decryption already succeeded, write straight to it.
             (None, Some(p)) if p.as_os_str() != "-" => {
                 let mut f = std::fs::OpenOptions::new()

@@ -215,9 +215,14 @@ impl<W: Write> MultipartSignedWriter<W> {
     }
 }
 
+/// The most handed to the underlying writer at once. Linux writes a page-cache file several times slower in
+/// one 100 MiB `write` than in 1 MiB pieces (measured: 117–318 ms against 23 ms), and a `BufWriter` passes large
+/// writes straight through.
+const MAX_WRITE: usize = 1 << 20;
+
 impl<W: Write> Write for MultipartSignedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
+        let n = self.out.write(&buf[..buf.len().min(MAX_WRITE)])?;
         self.watch(&buf[..n]);
         Ok(n)
     }

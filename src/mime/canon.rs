@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
-use memchr::{memchr, memchr2};
+use memchr::memchr2;
 
 use super::MAX_DEPTH;
 use super::headers::{
@@ -135,42 +135,247 @@ pub fn variants_for_diagnosis(
 
 /// True if `data` could be altered by a 7-bit mail path: not CRLF-canonical, an 8-bit or NUL byte, a line
 /// starting with `From `, trailing whitespace, or a line longer than `max_line` octets.
+///
+/// One pass over byte pairs (previous, current), 16 at a time with SSE2 on x86-64: signing a large message
+/// scans it while the digest runs on the other core, so this must be several times faster than SHA-256.
 fn transport_unsafe(data: &[u8], max_line: usize) -> bool {
-    // One pass in cache-sized blocks (a 1 GiB body is read once, not five times): bare CR or LF, NUL, 8-bit
-    // bytes, and per line: longer than `max_line`, starting with "From ", or ending in white space.
-    const BLOCK: usize = 64 * 1024;
-    let bad_line = |line: &[u8]| {
-        line.len() > max_line
-            || line.starts_with(b"From ")
-            || matches!(line.last(), Some(b' ' | b'\t'))
+    transport_unsafe_with(data, max_line, Vector::detect())
+}
+
+/// The vector instructions [`transport_unsafe`] uses.
+#[derive(Clone, Copy, Debug)]
+enum Vector {
+    /// None: byte by byte (x86-64 uses it only in tests).
+    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+    Scalar,
+    /// SSE2, 16 bytes a step (all x86-64 CPUs).
+    #[cfg(target_arch = "x86_64")]
+    Sse2,
+    /// AVX2, 32 bytes a step.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Vector {
+    fn detect() -> Vector {
+        #[cfg(target_arch = "x86_64")]
+        return if std::arch::is_x86_feature_detected!("avx2") {
+            Vector::Avx2
+        } else {
+            Vector::Sse2
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        Vector::Scalar
+    }
+}
+
+fn transport_unsafe_with(data: &[u8], max_line: usize, vector: Vector) -> bool {
+    let n = data.len();
+    let Some(&first) = data.first() else {
+        return false;
     };
-    let mut line_start = 0;
-    let mut pos = 0;
-    while pos < data.len() {
-        let end = (pos + BLOCK).min(data.len());
-        let block = &data[pos..end];
-        if memchr(0, block).is_some() || block.iter().fold(0u8, |acc, &b| acc | b) & 0x80 != 0 {
+    if first == b'\n' || first == 0 || first >= 0x80 || data.starts_with(b"From ") {
+        return true;
+    }
+    let mut scan = LineScan {
+        data,
+        max_line,
+        line_start: 0,
+    };
+    let mut i = 1;
+    // Only the first line end of a vector step is checked for length: the others end shorter lines.
+    let step = match vector {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of the x86-64 baseline, so the target feature is always present.
+        Vector::Sse2 if max_line >= 16 => unsafe { scan.sse2(i) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Vector::Avx2` is only chosen when AVX2 was detected on this CPU.
+        Vector::Avx2 if max_line >= 32 => unsafe { scan.avx2(i) },
+        _ => Some(i),
+    };
+    match step {
+        Some(next) => i = next,
+        None => return true,
+    }
+    for i in i..n {
+        if scan.pair_unsafe(i) {
             return true;
         }
-        for i in memchr::memchr2_iter(b'\r', b'\n', block) {
-            let j = pos + i;
-            if data[j] == b'\r' {
-                if data.get(j + 1) != Some(&b'\n') {
-                    return true; // bare CR
-                }
-            } else {
-                if j == 0 || data[j - 1] != b'\r' {
-                    return true; // bare LF
-                }
-                if bad_line(&data[line_start..j - 1]) {
-                    return true;
-                }
-                line_start = j + 1;
-            }
-        }
-        pos = end;
     }
-    bad_line(&data[line_start..])
+    // A CR as the very last byte has no LF after it; the last line has no line end to be checked at.
+    data[n - 1] == b'\r' || {
+        let last = &data[scan.line_start..];
+        last.len() > max_line || matches!(last.last(), Some(b' ' | b'\t'))
+    }
+}
+
+/// The state of [`transport_unsafe`]: where the current line starts.
+struct LineScan<'a> {
+    data: &'a [u8],
+    max_line: usize,
+    line_start: usize,
+}
+
+impl LineScan<'_> {
+    /// The checks on the byte pair at `i - 1`, `i` (`i >= 1`).
+    fn pair_unsafe(&mut self, i: usize) -> bool {
+        let (prev, cur) = (self.data[i - 1], self.data[i]);
+        if cur == 0 || cur >= 0x80 {
+            return true; // NUL, 8-bit
+        }
+        if prev == b'\r' && cur != b'\n' {
+            return true; // bare CR
+        }
+        if cur == b'\r' && matches!(prev, b' ' | b'\t') {
+            return true; // white space at a line end
+        }
+        if cur == b'\n' {
+            if prev != b'\r' {
+                return true; // bare LF
+            }
+            if i - 1 - self.line_start > self.max_line {
+                return true;
+            }
+            self.line_start = i + 1;
+        }
+        // A line starting with "From " (checked at its first byte, as the vector loop does).
+        prev == b'\n' && cur == b'F' && self.data[i..].starts_with(b"From ")
+    }
+
+    /// The bulk of [`Self::pair_unsafe`], 16 pairs per step: `None` if something unsafe was found, else the
+    /// index from which the scalar loop continues. Needs `max_line >= 32` (only the first line end of a step
+    /// is checked for length: the others end lines shorter than a step).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse2")]
+    fn sse2(&mut self, mut i: usize) -> Option<usize> {
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        let d = self.data;
+        let lf = _mm_set1_epi8(b'\n' as i8);
+        let cr = _mm_set1_epi8(b'\r' as i8);
+        let sp = _mm_set1_epi8(b' ' as i8);
+        let tab = _mm_set1_epi8(b'\t' as i8);
+        let nul = _mm_set1_epi8(0);
+        let f = _mm_set1_epi8(b'F' as i8);
+        while i + 16 <= d.len() {
+            // SAFETY: `i >= 1` and `i + 16 <= len`, so both 16-byte loads (at i and i - 1) are in bounds;
+            // unaligned loads are allowed. SSE2 is part of the x86-64 baseline.
+            let (cur, prev): (__m128i, __m128i) = unsafe {
+                (
+                    _mm_loadu_si128(d.as_ptr().add(i).cast()),
+                    _mm_loadu_si128(d.as_ptr().add(i - 1).cast()),
+                )
+            };
+            let is_lf = _mm_cmpeq_epi8(cur, lf);
+            let prev_cr = _mm_cmpeq_epi8(prev, cr);
+            let bad = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_andnot_si128(prev_cr, is_lf), // bare LF
+                    _mm_andnot_si128(is_lf, prev_cr), // bare CR
+                ),
+                _mm_or_si128(
+                    _mm_and_si128(
+                        _mm_cmpeq_epi8(cur, cr),
+                        _mm_or_si128(_mm_cmpeq_epi8(prev, sp), _mm_cmpeq_epi8(prev, tab)),
+                    ),
+                    _mm_cmpeq_epi8(cur, nul),
+                ),
+            );
+            // The sign bits of `cur` are the 8-bit bytes.
+            if _mm_movemask_epi8(bad) != 0 || _mm_movemask_epi8(cur) != 0 {
+                return None;
+            }
+            // A line starting with 'F': look closer.
+            let mut fs = _mm_movemask_epi8(_mm_and_si128(
+                _mm_cmpeq_epi8(prev, lf),
+                _mm_cmpeq_epi8(cur, f),
+            )) as u32;
+            while fs != 0 {
+                let k = i + fs.trailing_zeros() as usize;
+                if d[k..].starts_with(b"From ") {
+                    return None;
+                }
+                fs &= fs - 1;
+            }
+            let lfs = _mm_movemask_epi8(is_lf) as u32;
+            if lfs != 0 {
+                let first = i + lfs.trailing_zeros() as usize;
+                if first - 1 - self.line_start > self.max_line {
+                    return None;
+                }
+                self.line_start = i + (31 - lfs.leading_zeros()) as usize + 1;
+            }
+            i += 16;
+        }
+        Some(i)
+    }
+
+    /// [`Self::sse2`] 32 pairs at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn avx2(&mut self, mut i: usize) -> Option<usize> {
+        use std::arch::x86_64::{
+            __m256i, _mm256_and_si256, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256,
+            _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+        };
+        let d = self.data;
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let sp = _mm256_set1_epi8(b' ' as i8);
+        let tab = _mm256_set1_epi8(b'\t' as i8);
+        let nul = _mm256_set1_epi8(0);
+        let f = _mm256_set1_epi8(b'F' as i8);
+        while i + 32 <= d.len() {
+            // SAFETY: `i >= 1` and `i + 32 <= len`, so both 32-byte loads (at i and i - 1) are in bounds;
+            // unaligned loads are allowed.
+            let (cur, prev): (__m256i, __m256i) = unsafe {
+                (
+                    _mm256_loadu_si256(d.as_ptr().add(i).cast()),
+                    _mm256_loadu_si256(d.as_ptr().add(i - 1).cast()),
+                )
+            };
+            let is_lf = _mm256_cmpeq_epi8(cur, lf);
+            let prev_cr = _mm256_cmpeq_epi8(prev, cr);
+            let bad = _mm256_or_si256(
+                _mm256_or_si256(
+                    _mm256_andnot_si256(prev_cr, is_lf),
+                    _mm256_andnot_si256(is_lf, prev_cr),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(
+                        _mm256_cmpeq_epi8(cur, cr),
+                        _mm256_or_si256(_mm256_cmpeq_epi8(prev, sp), _mm256_cmpeq_epi8(prev, tab)),
+                    ),
+                    _mm256_cmpeq_epi8(cur, nul),
+                ),
+            );
+            if _mm256_movemask_epi8(bad) != 0 || _mm256_movemask_epi8(cur) != 0 {
+                return None;
+            }
+            let mut fs = _mm256_movemask_epi8(_mm256_and_si256(
+                _mm256_cmpeq_epi8(prev, lf),
+                _mm256_cmpeq_epi8(cur, f),
+            )) as u32;
+            while fs != 0 {
+                if d[i + fs.trailing_zeros() as usize..].starts_with(b"From ") {
+                    return None;
+                }
+                fs &= fs - 1;
+            }
+            let lfs = _mm256_movemask_epi8(is_lf) as u32;
+            if lfs != 0 {
+                let first = i + lfs.trailing_zeros() as usize;
+                if first - 1 - self.line_start > self.max_line {
+                    return None;
+                }
+                self.line_start = i + (31 - lfs.leading_zeros()) as usize + 1;
+            }
+            i += 32;
+        }
+        Some(i)
+    }
 }
 
 /// [`transport_unsafe`] of the CRLF form of `data`, without building it when `data` is already canonical.
@@ -679,6 +884,20 @@ mod tests {
         })
     }
 
+    /// Every code path of the transport check this CPU can run.
+    fn vectors() -> Vec<super::Vector> {
+        #[allow(unused_mut)]
+        let mut v = vec![super::Vector::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            v.push(super::Vector::Sse2);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(super::Vector::Avx2);
+            }
+        }
+        v
+    }
+
     #[test]
     fn one_pass_transport_check_matches_the_reference() {
         let alphabet: &[&[u8]] = &[
@@ -715,6 +934,50 @@ mod tests {
                     "{:?} max {max}",
                     String::from_utf8_lossy(&d)
                 );
+            }
+        }
+        // Mostly clean text, so that the 16-byte vector steps run and line lengths, line starts and "From "
+        // candidates meet every alignment.
+        let clean: &[&[u8]] = &[
+            b"a",
+            b"b c",
+            b"\r\n",
+            b"\r\n",
+            b"F",
+            b"Fro",
+            b"From ",
+            b" ",
+            b"\t",
+            b"xxxxxxxxxxxxxxx",
+            b"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+        ];
+        for _ in 0..20_000 {
+            let mut d = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 160) as usize;
+            let mut x = seed;
+            for _ in 0..len {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                d.extend_from_slice(clean[(x >> 33) as usize % clean.len()]);
+            }
+            // Now and then one bad byte somewhere.
+            if seed.is_multiple_of(3) && !d.is_empty() {
+                let at = (x >> 20) as usize % d.len();
+                d[at] = [b'\n', b'\r', 0, 0x80, b' '][(x >> 8) as usize % 5];
+            }
+            for max in [16usize, 32, 33, 45, 60, 998] {
+                for v in vectors() {
+                    assert_eq!(
+                        super::transport_unsafe_with(&d, max, v),
+                        transport_unsafe_reference(&d, max),
+                        "{:?} max {max} {v:?}",
+                        String::from_utf8_lossy(&d)
+                    );
+                }
             }
         }
         // Lines that straddle the 64 KiB blocks.

@@ -459,6 +459,88 @@ pub fn sign(
     content: &mut dyn Read,
     tee: Option<&mut dyn Write>,
 ) -> Result<Vec<u8>> {
+    let (cms, _) = new_signed_data(p)?;
+    write_content(&cms, content, tee)?;
+    cms.to_der()
+        .map_err(|e| Error::crypto("cannot encode the SignedData", e))
+}
+
+/// A detached signature in progress: the content is fed with [`DetachedSigner::update`] (its digest is
+/// computed as it passes, nothing is kept), then [`DetachedSigner::finish`] signs.
+///
+/// It can be moved to another thread, so that a large message is digested on one core while the other writes
+/// it out.
+pub struct DetachedSigner {
+    cms: CmsContentInfo,
+    chain: *mut sys::BIO,
+}
+
+// SAFETY: the signer exclusively owns its CMS structure and digest BIO chain, and is used by one thread at a
+// time (it is moved, not shared). The certificates and key it up-refs are only read, and only by `finish`.
+unsafe impl Send for DetachedSigner {}
+
+impl DetachedSigner {
+    /// Starts a detached signature with the signer, attributes and certificates of `p` (`p.detached` must be
+    /// true). Refuses an unusable key before any content is read.
+    pub fn new(p: &SignParams<'_>) -> Result<DetachedSigner> {
+        if !p.detached {
+            return Err(Error::usage("DetachedSigner signs detached content only"));
+        }
+        let (cms, _) = new_signed_data(p)?;
+        // SAFETY: `cms` is a live, partial SignedData; the returned chain is owned by the signer (freed on drop).
+        let chain = unsafe { ffi::CMS_dataInit(cms.as_ptr(), std::ptr::null_mut()) };
+        if chain.is_null() {
+            return Err(Error::crypto(
+                "cannot start the content digest",
+                ErrorStack::get(),
+            ));
+        }
+        Ok(DetachedSigner { cms, chain })
+    }
+
+    /// Digests the next bytes of the content.
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        for piece in data.chunks(1 << 30) {
+            // SAFETY: the chain is live; `piece` is readable for its length, which fits a c_int.
+            let w =
+                unsafe { sys::BIO_write(self.chain, piece.as_ptr().cast(), piece.len() as c_int) };
+            if w != piece.len() as c_int {
+                return Err(Error::crypto(
+                    "cannot digest the content",
+                    ErrorStack::get(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs (message digest and signing time as signed attributes) and returns the DER ContentInfo.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        // SAFETY: the chain is live; a flush pushes any buffered bytes down the chain. `cms` and the chain
+        // CMS_dataInit made for it are live.
+        let ok = unsafe {
+            sys::BIO_ctrl(self.chain, sys::BIO_CTRL_FLUSH, 0, std::ptr::null_mut());
+            ffi::CMS_dataFinal(self.cms.as_ptr(), self.chain) == 1
+        };
+        if !ok {
+            return Err(Error::crypto("signing failed", ErrorStack::get()));
+        }
+        self.cms
+            .to_der()
+            .map_err(|e| Error::crypto("cannot encode the SignedData", e))
+    }
+}
+
+impl Drop for DetachedSigner {
+    fn drop(&mut self) {
+        // SAFETY: the chain was made by CMS_dataInit for this signer alone (no caller BIO in it).
+        unsafe { sys::BIO_free_all(self.chain) };
+    }
+}
+
+/// An empty (partial) SignedData with one signer and its signed attributes, certificates added; the content
+/// and the signature are still to come. Returns the SignerInfo too (owned by the ContentInfo).
+fn new_signed_data(p: &SignParams<'_>) -> Result<(CmsContentInfo, *mut ffi::CMS_SignerInfo)> {
     check_signing_key(p)?;
     let enc_cert = p.encryption_cert.unwrap_or(p.cert);
     let (enc_issuer, enc_serial) = issuer_and_serial(enc_cert)?;
@@ -555,10 +637,7 @@ pub fn sign(
         }
     }
     let _ = ErrorStack::get(); // a duplicate certificate leaves a harmless error on the queue
-
-    write_content(&cms, content, tee)?;
-    cms.to_der()
-        .map_err(|e| Error::crypto("cannot encode the SignedData", e))
+    Ok((cms, si))
 }
 
 // ---- Content type detection ---------------------------------------------------------------------------------
@@ -1697,9 +1776,18 @@ mod tests {
         params.pss = pss;
         params.digest = digest;
         params.detached = detached;
-        let mut tee = Vec::new();
-        let der_out = sign(&params, &mut &CONTENT[..], Some(&mut tee)).unwrap();
-        assert_eq!(tee, CONTENT);
+        // Detached: the DetachedSigner, fed in two pieces (what `smimekit sign` uses); opaque: `sign`.
+        let der_out = if detached {
+            let mut s = DetachedSigner::new(&params).unwrap();
+            s.update(&CONTENT[..10]).unwrap();
+            s.update(&CONTENT[10..]).unwrap();
+            s.finish().unwrap()
+        } else {
+            let mut tee = Vec::new();
+            let d = sign(&params, &mut &CONTENT[..], Some(&mut tee)).unwrap();
+            assert_eq!(tee, CONTENT);
+            d
+        };
 
         let mut sd = SignedData::from_der(&der_out).unwrap();
         assert_eq!(sd.econtent_type(), OID_DATA);

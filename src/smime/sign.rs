@@ -4,15 +4,19 @@
 
 use std::io::Write;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::ScopedJoinHandle;
+
+use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::X509;
+use openssl::x509::{X509, X509Ref};
 
 use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::ids::{IdStore, Identity};
 use crate::mime;
-use crate::ossl::signed::{self, Capability, Digest, SignParams};
+use crate::ossl::signed::{self, Capability, DetachedSigner, Digest, SignParams};
 
 /// How to sign.
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,7 +156,9 @@ fn encryption_cert(home: &Home, id: &Identity) -> Option<X509> {
 /// Signs `raw` (an RFC 5322 message) with `id` and writes the signed message to `out`.
 ///
 /// The body is never copied when it is already safe to sign: it streams from `raw` (which may be a memory map)
-/// through the digest into `out`.
+/// into `out`. For a detached signature of a large message the digest runs on a second thread — started before
+/// the safety check, on the bet that the message can be signed as it stands (thrown away if it must be
+/// re-encoded) — while this thread checks and writes, so signing costs about one digest pass.
 pub fn sign_message(
     home: &Home,
     raw: &[u8],
@@ -162,17 +168,35 @@ pub fn sign_message(
     out: &mut dyn Write,
 ) -> Result<()> {
     let parts = mime::split_message_parts(raw)?;
-    let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body)?;
-    sign_pieces(
-        home,
-        &parts.outer,
-        &prep.head,
-        &prep.body,
-        id,
-        key,
-        opts,
-        out,
-    )
+    let chain = chain_to_include(id);
+    let enc = encryption_cert(home, id);
+    let params = params(id, key, &chain, enc.as_deref(), opts);
+    if opts.opaque {
+        let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body)?;
+        return sign_opaque(&parts.outer, &prep.head, &prep.body, &params, out);
+    }
+    let cancel = AtomicBool::new(false);
+    let pieces = [parts.content_header.as_slice(), parts.body];
+    let guess = if raw.len() >= PARALLEL_DIGEST_MIN {
+        Some(DetachedSigner::new(&params)?)
+    } else {
+        None
+    };
+    std::thread::scope(|s| {
+        let guess = guess.map(|g| s.spawn(|| feed(g, &pieces, &cancel)));
+        let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body);
+        let guess = match &prep {
+            Ok(p) if p.is_unchanged() => guess,
+            _ => {
+                cancel.store(true, Ordering::Relaxed);
+                None
+            }
+        };
+        let prep = prep?;
+        let r = sign_detached(&parts.outer, &prep.head, &prep.body, &params, out, guess);
+        cancel.store(true, Ordering::Relaxed); // on error, stop a digest still running
+        r
+    })
 }
 
 /// Signs a prepared entity (Content-* fields, blank line, body; CRLF, 7-bit safe) and writes the message with
@@ -186,44 +210,132 @@ pub fn sign_entity(
     opts: &SignOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
-    sign_pieces(home, outer, entity, &[], id, key, opts, out)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn sign_pieces(
-    home: &Home,
-    outer: &[u8],
-    head: &[u8],
-    body: &[u8],
-    id: &Identity,
-    key: &PKey<Private>,
-    opts: &SignOptions,
-    out: &mut dyn Write,
-) -> Result<()> {
     let chain = chain_to_include(id);
     let enc = encryption_cert(home, id);
-    let params = SignParams {
+    let params = params(id, key, &chain, enc.as_deref(), opts);
+    if opts.opaque {
+        sign_opaque(outer, entity, &[], &params, out)
+    } else {
+        sign_detached(outer, entity, &[], &params, out, None)
+    }
+}
+
+/// Messages from this size on get their digest computed on a second thread.
+const PARALLEL_DIGEST_MIN: usize = 1 << 20;
+
+/// Feeds `pieces` to the signer; `None` if `cancel` was set before the end.
+fn feed(
+    mut signer: DetachedSigner,
+    pieces: &[&[u8]],
+    cancel: &AtomicBool,
+) -> Result<Option<DetachedSigner>> {
+    // Slices of a few MiB: large enough to cost nothing, small enough to notice a cancel soon.
+    const SLICE: usize = 4 << 20;
+    for piece in pieces {
+        for chunk in piece.chunks(SLICE) {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            signer.update(chunk)?;
+        }
+    }
+    Ok(Some(signer))
+}
+
+fn params<'a>(
+    id: &'a Identity,
+    key: &'a PKey<Private>,
+    chain: &'a [X509],
+    enc: Option<&'a X509Ref>,
+    opts: &SignOptions,
+) -> SignParams<'a> {
+    SignParams {
         cert: &id.cert,
         key,
-        chain: &chain,
+        chain,
         digest: opts.digest,
         pss: opts.pss,
         detached: !opts.opaque,
         capabilities: Capability::defaults_for(key),
-        encryption_cert: enc.as_deref(),
-    };
-    let mut content = std::io::Read::chain(head, body);
-    if opts.opaque {
-        let der = signed::sign(&params, &mut content, None)?;
-        mime::write_pkcs7_mime(out, outer, "signed-data", &der).map_err(Error::output)?;
-        return Ok(());
+        encryption_cert: enc,
     }
-    // One pass: the entity is digested as it is written after the multipart headers. The writer refuses (at
-    // finish) an entity that contains the boundary; a random 128-bit boundary makes that a non-event.
+}
+
+type Feeding<'scope> = ScopedJoinHandle<'scope, Result<Option<DetachedSigner>>>;
+
+/// multipart/signed: the entity (`head` then `body`) is written as part 1 while its digest is computed — on
+/// another thread for a large entity (`guess` is one already running over the same bytes) — then signed.
+fn sign_detached(
+    outer: &[u8],
+    head: &[u8],
+    body: &[u8],
+    params: &SignParams<'_>,
+    out: &mut dyn Write,
+    guess: Option<Feeding<'_>>,
+) -> Result<()> {
+    let pieces = [head, body];
+    let cancel = AtomicBool::new(false);
+    // A random 128-bit boundary; the writer refuses (at finish) an entity that contains it anyway.
     let boundary = mime::choose_boundary(head);
-    let mut w = mime::MultipartSignedWriter::begin(out, outer, opts.digest.micalg(), &boundary)
-        .map_err(Error::output)?;
-    let der = signed::sign(&params, &mut content, Some(&mut w))?;
-    w.finish(&der).map_err(Error::output)?;
+    std::thread::scope(|s| {
+        let running = match guess {
+            Some(g) => Some(g),
+            None if head.len() + body.len() >= PARALLEL_DIGEST_MIN => {
+                let signer = DetachedSigner::new(params)?;
+                Some(s.spawn(|| feed(signer, &pieces, &cancel)))
+            }
+            None => None,
+        };
+        // Refuse an unusable key before writing anything.
+        let inline = match running {
+            Some(_) => None,
+            None => Some(DetachedSigner::new(params)?),
+        };
+        let written = write_entity(&mut *out, outer, params.digest.micalg(), &boundary, &pieces);
+        if written.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let signer = match (running, inline) {
+            (Some(t), _) => t
+                .join()
+                .map_err(|_| Error::crypto("the digest thread failed", ErrorStack::get()))?,
+            (None, Some(signer)) => feed(signer, &pieces, &cancel),
+            (None, None) => unreachable!("one of the two is set"),
+        };
+        let w = written.map_err(Error::output)?;
+        let signer =
+            signer?.ok_or_else(|| Error::crypto("the digest was cancelled", ErrorStack::get()))?;
+        let der = signer.finish()?;
+        w.finish(&der).map_err(Error::output)?;
+        Ok(())
+    })
+}
+
+/// The multipart/signed header and part 1.
+fn write_entity<'o>(
+    out: &'o mut dyn Write,
+    outer: &[u8],
+    micalg: &str,
+    boundary: &str,
+    pieces: &[&[u8]],
+) -> std::io::Result<mime::MultipartSignedWriter<&'o mut dyn Write>> {
+    let mut w = mime::MultipartSignedWriter::begin(out, outer, micalg, boundary)?;
+    for p in pieces {
+        w.write_all(p)?;
+    }
+    Ok(w)
+}
+
+/// application/pkcs7-mime signed-data: the content is embedded, so OpenSSL holds it.
+fn sign_opaque(
+    outer: &[u8],
+    head: &[u8],
+    body: &[u8],
+    params: &SignParams<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut content = std::io::Read::chain(head, body);
+    let der = signed::sign(params, &mut content, None)?;
+    mime::write_pkcs7_mime(out, outer, "signed-data", &der).map_err(Error::output)?;
     Ok(())
 }
