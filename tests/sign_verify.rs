@@ -1381,6 +1381,24 @@ fn large_messages_sign_correctly_whichever_way_the_parallel_digest_goes() {
                 find(&part, clean_body.as_bytes()).is_some(),
                 "a clean body is signed as it is"
             );
+            // Verify digests a large message on a second thread with the algorithm micalg names; a wrong
+            // micalg makes that guess useless, not the verdict wrong.
+            let relabeled = text(&signed).replacen("micalg=sha-256", "micalg=sha-512", 1);
+            assert_ne!(relabeled, text(&signed));
+            let f = env.write("relabeled.eml", relabeled.as_bytes());
+            let (code, j, err) = env.verify_json(&f, &[]);
+            assert_eq!(code, 0, "wrong micalg: {err} {j:?}");
+            assert!(
+                j.unwrap().to_string().contains("micalg"),
+                "the mismatch is reported"
+            );
+            // One byte changed in the middle of the body: the parallel digest does not hide it.
+            let mut flipped = signed.clone();
+            let at = find(&flipped, b"fox jumps").unwrap() + (1 << 20);
+            flipped[at] ^= 0x01;
+            let f = env.write("flipped.eml", &flipped);
+            let (code, _, _) = env.verify_json(&f, &[]);
+            assert_eq!(code, 1, "a changed byte fails verification");
         }
     }
 }

@@ -262,6 +262,97 @@ pub fn is_signed(raw: &[u8]) -> bool {
 /// missing. A signed message whose checks fail is a report with status `invalid` (exit 1).
 pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
     let top = top_level(raw)?;
+    // A large multipart/signed message: its digest starts on a second thread at once, over where the signed
+    // part most likely is, with the algorithm `micalg` announces, while this thread splits the message strictly
+    // and checks the signature part. The result is used only if the strict split found exactly those bytes
+    // and the signer uses that algorithm; otherwise it is thrown away.
+    let guess = match &top.layer {
+        Layer::MultipartSigned {
+            boundary, micalg, ..
+        } if top.body.len() >= PARALLEL_DIGEST_MIN => guess_signed_part(top.body, boundary)
+            .and_then(|part| Some((part, micalg_digest(micalg.as_deref())?))),
+        _ => None,
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let running = guess.map(|(part, (oid, md))| {
+            let cancel = &cancel;
+            (
+                part,
+                oid,
+                s.spawn(move || hash_unless(md, part, cancel)),
+                cancel,
+            )
+        });
+        let r = verify_top(raw, &top, opts, running);
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })
+}
+
+/// Messages from this size on are digested on a second thread.
+const PARALLEL_DIGEST_MIN: usize = 1 << 20;
+
+/// A digest running on another thread: the bytes it covers, the algorithm's OID, the thread, and its cancel
+/// flag.
+type Running<'scope, 'a> = (
+    &'a [u8],
+    &'static str,
+    std::thread::ScopedJoinHandle<'scope, Result<Option<Vec<u8>>>>,
+    &'scope std::sync::atomic::AtomicBool,
+);
+
+/// Where the first part of a multipart/signed body most likely is: after the first delimiter line, up to the
+/// CRLF before the delimiter that precedes the closing one. A guess only (found from both ends, without the
+/// strict splitter's checks): it is used only if the strict split agrees.
+fn guess_signed_part<'a>(body: &'a [u8], boundary: &str) -> Option<&'a [u8]> {
+    use memchr::memmem;
+    let delim = format!("\n--{boundary}");
+    let first = if body.starts_with(&delim.as_bytes()[1..]) {
+        0
+    } else {
+        memmem::find(body, delim.as_bytes())? + 1
+    };
+    let start = first + memchr::memchr(b'\n', &body[first..])? + 1;
+    let close = memmem::rfind(body, format!("{delim}--").as_bytes())?;
+    let before_sig = memmem::rfind(&body[..close], delim.as_bytes())?;
+    let end = before_sig.checked_sub(1).filter(|&e| body[e] == b'\r')?;
+    (start <= end).then(|| &body[start..end])
+}
+
+/// The digest `micalg` names (SHA-256 when absent), with its OID.
+fn micalg_digest(micalg: Option<&str>) -> Option<(&'static str, openssl::hash::MessageDigest)> {
+    use openssl::hash::MessageDigest;
+    Some(match micalg.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("sha-256" | "sha256") => ("2.16.840.1.101.3.4.2.1", MessageDigest::sha256()),
+        Some("sha-384" | "sha384") => ("2.16.840.1.101.3.4.2.2", MessageDigest::sha384()),
+        Some("sha-512" | "sha512") => ("2.16.840.1.101.3.4.2.3", MessageDigest::sha512()),
+        _ => return None,
+    })
+}
+
+/// [`hash`], stopping early (`None`) once `cancel` is set.
+fn hash_unless(
+    md: openssl::hash::MessageDigest,
+    data: &[u8],
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Vec<u8>>> {
+    let mut h = Hasher::new(md)?;
+    for chunk in data.chunks(4 << 20) {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        h.update(chunk)?;
+    }
+    Ok(Some(h.finish()?.to_vec()))
+}
+
+fn verify_top<'a>(
+    raw: &'a [u8],
+    top: &super::TopLevel<'a>,
+    opts: &VerifyOptions,
+    running: Option<Running<'_, 'a>>,
+) -> Result<Verified<'a>> {
     let from = mime::from(&top.fields)?;
     let sender = mime::sender(&top.fields)?;
     let message_id = top
@@ -335,7 +426,7 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
             ("opaque", sd, std::borrow::Cow::Owned(c))
         }
         Layer::Other => {
-            let nested = super::nested_smime_parts(&top);
+            let nested = super::nested_smime_parts(top);
             let mut e = Error::bad_input(
                 "the message is not signed (no S/MIME signature at the top level)",
             )
@@ -395,6 +486,23 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
     let now = cert::now();
     let at = opts.at.unwrap_or(now);
     let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some((part, oid, thread, cancel)) = running {
+        // Same memory, so the same bytes: the guess covered exactly the signed content.
+        let same = matches!(&content, std::borrow::Cow::Borrowed(c)
+            if c.as_ptr() == part.as_ptr() && c.len() == part.len());
+        if same && signers.iter().any(|s| s.digest_oid == oid) {
+            if let Some(d) = thread.join().map_err(|_| {
+                Error::crypto(
+                    "the digest thread failed",
+                    openssl::error::ErrorStack::get(),
+                )
+            })?? {
+                digests.push((oid.to_string(), d));
+            }
+        } else {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let mut reports = Vec::new();
     for (idx, s) in signers.iter().enumerate() {
         let r = check_signer(
@@ -898,5 +1006,31 @@ fn verdict(c: &Check) -> String {
         "ok".into()
     } else {
         format!("FAILED: {}", c.reason.clone().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guess_signed_part;
+
+    #[test]
+    fn the_guess_finds_the_first_part_from_both_ends() {
+        let body =
+            b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nsig\r\n--b--\r\n";
+        assert_eq!(
+            guess_signed_part(body, "b"),
+            Some(&b"Content-Type: text/plain\r\n\r\nhi"[..])
+        );
+        // No preamble.
+        let body = b"--b\r\nX\r\n--b\r\nsig\r\n--b--";
+        assert_eq!(guess_signed_part(body, "b"), Some(&b"X"[..]));
+        // LF line ends, no closing delimiter, no second part: no guess (the strict path decides).
+        assert_eq!(guess_signed_part(b"--b\nX\n--b\nsig\n--b--\n", "b"), None);
+        assert_eq!(guess_signed_part(b"--b\r\nX\r\n--b\r\nsig\r\n", "b"), None);
+        assert_eq!(guess_signed_part(b"--b\r\nX\r\n--b--\r\n", "b"), None);
+        // A wrong guess (a delimiter inside the first part) is possible; verify uses the guess only when the
+        // strict splitter returns exactly the same bytes, and here it finds three parts instead.
+        let body = b"--b\r\nA\r\n--b\r\nB\r\n--b\r\nsig\r\n--b--\r\n";
+        assert_eq!(guess_signed_part(body, "b"), Some(&b"A\r\n--b\r\nB"[..]));
     }
 }
