@@ -212,9 +212,12 @@ fn emit(
             spool.into_stdout(Some(p))
         }
         Some(p) if p.as_os_str() != "-" => {
-            let mut tmp = temp_beside(p)?;
+            let tmp = temp_beside(p)?;
             {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                let mut w = std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    smimekit::outfile::EagerWriteback::new(tmp.as_file()),
+                );
                 f(&mut w)?;
                 w.flush().map_err(Error::output)?;
             }
@@ -589,9 +592,12 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     // kept apart from the mapping that is read, so it can be renamed while the verdict still borrows the bytes.
     let (mut report, plain, tmp) = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" && !is_special(p) => {
-            let mut tmp = temp_beside(p)?;
+            let tmp = temp_beside(p)?;
             let report = {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                let mut w = std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    smimekit::outfile::EagerWriteback::new(tmp.as_file()),
+                );
                 let r = enc.decrypt_streaming(&id, &key, a.allow_legacy, &mut w)?;
                 w.flush().map_err(Error::output)?;
                 r
