@@ -213,6 +213,7 @@ fn emit(
         }
         Some(p) if p.as_os_str() != "-" => {
             let tmp = temp_beside(p)?;
+            let evict = smimekit::outfile::EvictReplaced::start(p);
             {
                 let mut w = std::io::BufWriter::with_capacity(
                     1 << 20,
@@ -224,6 +225,7 @@ fn emit(
             tmp.as_file()
                 .sync_all()
                 .map_err(|e| Error::io("write", p, e))?;
+            drop(evict);
             tmp.persist(p).map_err(|e| Error::io("write", p, e.error))?;
             Ok(())
         }
