@@ -7,10 +7,9 @@
 
 use std::io::{self, Write};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use memchr::memmem;
 
+use super::b64::{self, LINE_IN};
 use super::{parse_headers, to_crlf};
 
 /// Text before the first delimiter of a multipart/signed, for readers without MIME support.
@@ -66,22 +65,12 @@ fn check_boundary(b: &str) -> io::Result<()> {
 
 /// Writes `data` as base64 in 76-character lines separated by CRLF, without a final line end.
 fn write_base64(out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
-    // A whole block is encoded in one call (the engine's fast path; line by line it spends its time in the
-    // scalar tail), then cut into 76-character lines. 57 × 512 is a multiple of 3, so only the last block pads.
-    const LINES: usize = 512; // 57 input bytes per 76-character line
-    let mut enc = vec![0u8; 57 * LINES / 3 * 4];
-    let mut buf = Vec::with_capacity(LINES * 78);
-    for (i, block) in data.chunks(57 * LINES).enumerate() {
-        let n = STANDARD
-            .encode_slice(block, &mut enc)
-            .map_err(|e| invalid(e.to_string()))?;
+    let mut buf = Vec::new();
+    let mut started = false;
+    // A bounded buffer: the text is written a block of lines at a time.
+    for block in data.chunks(LINE_IN * 8192) {
         buf.clear();
-        for (j, line) in enc[..n].chunks(76).enumerate() {
-            if i > 0 || j > 0 {
-                buf.extend_from_slice(b"\r\n");
-            }
-            buf.extend_from_slice(line);
-        }
+        b64::encode_lines(block, &mut buf, &mut started);
         out.write_all(&buf)?;
     }
     Ok(())
@@ -254,12 +243,23 @@ pub fn write_multipart_signed(
 /// `compressed-data`) and `name` (`smime.p7m`, `smime.p7c` for certs-only, `smime.p7z` for compressed-data),
 /// base64 transfer encoding and an attachment disposition — and returns a writer that base64-encodes the DER
 /// written to it in lines of 76 characters. Call [`Base64Writer::finish`] at the end. Nothing is buffered beyond
-/// a few lines, so a large encrypted message streams.
+/// a block of lines.
 pub fn begin_pkcs7_mime<W: Write>(
     mut out: W,
     outer: &[u8],
     smime_type: &str,
 ) -> io::Result<Base64Writer<W>> {
+    write_pkcs7_mime_header(&mut out, outer, smime_type)?;
+    Ok(Base64Writer::new(out))
+}
+
+/// Writes the header of an `application/pkcs7-mime` message (see [`begin_pkcs7_mime`]), up to and including the
+/// blank line; the base64 body follows, e.g. from a [`Base64Writer`].
+pub fn write_pkcs7_mime_header(
+    out: &mut dyn Write,
+    outer: &[u8],
+    smime_type: &str,
+) -> io::Result<()> {
     const TYPES: [&str; 5] = [
         "signed-data",
         "enveloped-data",
@@ -281,45 +281,98 @@ pub fn begin_pkcs7_mime<W: Write>(
         "compressed-data" => "smime.p7z",
         _ => "smime.p7m",
     };
-    write_outer(&mut out, outer)?;
+    write_outer(out, outer)?;
     write!(
         out,
         "MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type={t}; name={name}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename={name}\r\n\r\n"
     )?;
-    Ok(Base64Writer {
-        out,
-        pending: Vec::with_capacity(57 * 512),
-        started: false,
-    })
+    Ok(())
 }
 
-/// Streams base64 in CRLF-separated lines of 76 characters (see [`begin_pkcs7_mime`]).
-pub struct Base64Writer<W: Write> {
-    out: W,
-    pending: Vec<u8>,
+/// How much base64 text [`Base64Writer`] collects before writing it: few writes, and a buffer that stays in
+/// the cache while the writer below copies it.
+const TEXT_FLUSH: usize = 64 << 10;
+
+/// Lines encoded per call by [`Lines::push`].
+const BLOCK_LINES: usize = 1024;
+/// The most text one [`Lines::push`] step appends: a completed partial line, a block of lines, and the
+/// encoder's reserve.
+const STEP_TEXT_MAX: usize = (BLOCK_LINES + 1) * 78 + 32;
+
+/// The line structure shared by [`Base64Writer`] and [`Base64Blocks`]: it does not depend on how the input is
+/// cut into writes. Whole lines are encoded straight from the caller's buffer; only a last partial line (under
+/// 57 bytes) is held back until more comes.
+struct Lines {
+    /// Input of an incomplete line (fewer than 57 bytes).
+    partial: Vec<u8>,
     started: bool,
 }
 
-impl<W: Write> Base64Writer<W> {
-    fn emit(&mut self, upto: usize) -> io::Result<()> {
-        if upto == 0 {
-            return Ok(());
+impl Lines {
+    fn new() -> Self {
+        Lines {
+            partial: Vec::with_capacity(LINE_IN),
+            started: false,
         }
-        if self.started {
-            self.out.write_all(b"\r\n")?;
+    }
+    /// Appends the text of `buf`'s whole lines to `text`, calling `full` after each step (a completed
+    /// partial line, a block of lines).
+    fn push(
+        &mut self,
+        buf: &[u8],
+        text: &mut Vec<u8>,
+        mut full: impl FnMut(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut rest = buf;
+        if !self.partial.is_empty() {
+            let k = (LINE_IN - self.partial.len()).min(rest.len());
+            self.partial.extend_from_slice(&rest[..k]);
+            rest = &rest[k..];
+            if self.partial.len() < LINE_IN {
+                return Ok(());
+            }
+            b64::encode_lines(&self.partial, text, &mut self.started);
+            self.partial.clear();
+            full(text)?;
         }
-        self.started = true;
-        let data = std::mem::take(&mut self.pending);
-        write_base64(&mut self.out, &data[..upto])?;
-        self.pending = data;
-        self.pending.drain(..upto);
+        let whole = rest.len() / LINE_IN * LINE_IN;
+        for block in rest[..whole].chunks(LINE_IN * BLOCK_LINES) {
+            b64::encode_lines(block, text, &mut self.started);
+            full(text)?;
+        }
+        self.partial.extend_from_slice(&rest[whole..]);
         Ok(())
+    }
+    /// Appends the text of the last partial line and the final CRLF.
+    fn finish(&mut self, text: &mut Vec<u8>) {
+        let partial = std::mem::take(&mut self.partial);
+        b64::encode_lines(&partial, text, &mut self.started);
+        text.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Streams base64 in CRLF-separated lines of 76 characters (see [`begin_pkcs7_mime`]). The line structure does
+/// not depend on how the input is cut into writes.
+pub struct Base64Writer<W: Write> {
+    out: W,
+    lines: Lines,
+    /// Encoded text not yet written.
+    text: Vec<u8>,
+}
+
+impl<W: Write> Base64Writer<W> {
+    /// A writer of base64 lines into `out` (the first line is not preceded by a line end).
+    pub fn new(out: W) -> Self {
+        Base64Writer {
+            out,
+            lines: Lines::new(),
+            text: Vec::new(),
+        }
     }
     /// Encodes what is left, ends the body with CRLF and returns the underlying writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let n = self.pending.len();
-        self.emit(n)?;
-        self.out.write_all(b"\r\n")?;
+        self.lines.finish(&mut self.text);
+        self.out.write_all(&self.text)?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -327,17 +380,69 @@ impl<W: Write> Base64Writer<W> {
 
 impl<W: Write> Write for Base64Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        // Whole lines only (57 input bytes each), so the line structure does not depend on write sizes.
-        const BLOCK: usize = 57 * 512;
-        if self.pending.len() >= BLOCK {
-            let upto = self.pending.len() / 57 * 57;
-            self.emit(upto)?;
-        }
+        let out = &mut self.out;
+        self.lines.push(buf, &mut self.text, |text| {
+            if text.len() >= TEXT_FLUSH {
+                out.write_all(text)?;
+                text.clear();
+            }
+            Ok(())
+        })?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.text)?;
+        self.text.clear();
         self.out.flush()
+    }
+}
+
+/// [`Base64Writer`] that hands its text over in owned buffers instead of writing it, so no copy of the text is
+/// made: `sink` receives each buffer when it is nearly `block` bytes full (and the rest at
+/// [`Base64Blocks::finish`]), and returns an empty buffer to go on with (e.g. one it recycles). A buffer
+/// with capacity for `block` bytes never grows (block must exceed 80 KiB).
+pub struct Base64Blocks<S: FnMut(Vec<u8>) -> io::Result<Vec<u8>>> {
+    sink: S,
+    block: usize,
+    lines: Lines,
+    text: Vec<u8>,
+}
+
+impl<S: FnMut(Vec<u8>) -> io::Result<Vec<u8>>> Base64Blocks<S> {
+    /// Base64 lines in buffers of at most `block` bytes.
+    pub fn new(block: usize, sink: S) -> Self {
+        assert!(block > STEP_TEXT_MAX, "Base64Blocks: block too small");
+        Base64Blocks {
+            sink,
+            block,
+            lines: Lines::new(),
+            text: Vec::with_capacity(block),
+        }
+    }
+    /// Encodes what is left, ends the body with CRLF and hands over the last buffer.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.lines.finish(&mut self.text);
+        (self.sink)(std::mem::take(&mut self.text))?;
+        Ok(())
+    }
+}
+
+impl<S: FnMut(Vec<u8>) -> io::Result<Vec<u8>>> Write for Base64Blocks<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let (sink, block) = (&mut self.sink, self.block);
+        self.lines.push(buf, &mut self.text, |text| {
+            // Handed over before the next step could outgrow the buffer (a reallocation would copy it).
+            if text.len() + STEP_TEXT_MAX > block {
+                let full = std::mem::take(text);
+                *text = sink(full)?;
+                text.reserve(block);
+            }
+            Ok(())
+        })?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -371,6 +476,42 @@ mod tests {
 
     const ENTITY: &[u8] =
         b"Content-Type: text/plain; charset=us-ascii\r\n\r\nHello --=_smimekit_ not a boundary\r\n";
+
+    #[test]
+    fn base64_writers_agree_whatever_the_write_sizes() {
+        let data: Vec<u8> = (0..400_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let mut want = Vec::new();
+        write_base64(&mut want, &data).unwrap();
+        want.extend_from_slice(b"\r\n");
+        for step in [1usize, 4, 56, 57, 58, 4096, 4100, 100_000] {
+            let mut w = Base64Writer::new(Vec::new());
+            for piece in data.chunks(step) {
+                w.write_all(piece).unwrap();
+            }
+            assert!(
+                w.finish().unwrap() == want,
+                "Base64Writer, writes of {step}"
+            );
+            let mut got = Vec::new();
+            let mut blocks = Vec::new();
+            let mut b = Base64Blocks::new(100_000, |buf: Vec<u8>| {
+                assert!(
+                    buf.len() <= 100_000 && buf.capacity() <= 100_000,
+                    "grew: {}",
+                    buf.capacity()
+                );
+                blocks.push(buf.len());
+                got.extend_from_slice(&buf);
+                Ok(Vec::with_capacity(100_000))
+            });
+            for piece in data.chunks(step) {
+                b.write_all(piece).unwrap();
+            }
+            b.finish().unwrap();
+            assert!(got == want, "Base64Blocks, writes of {step}");
+            assert!(blocks.len() > 5, "{blocks:?}");
+        }
+    }
 
     #[test]
     fn base64_lines_across_blocks() {

@@ -19,8 +19,29 @@ const MAX_LINE: usize = 998;
 /// Longest encoded line we write (RFC 2045 §6.7, §6.8).
 const ENCODED_LINE: usize = 76;
 
+/// True if every LF follows a CR and every CR precedes an LF. Branch-free over blocks, so it vectorizes: text
+/// has a line end every few dozen bytes, where a memchr-driven scan stops each time (it was most of the
+/// serial time before a large `encrypt` starts).
+fn all_crlf(data: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (data.first(), data.last()) else {
+        return true;
+    };
+    if first == b'\n' || last == b'\r' {
+        return false;
+    }
+    let (prev, cur) = (&data[..data.len() - 1], &data[1..]);
+    prev.chunks(4096).zip(cur.chunks(4096)).all(|(p, c)| {
+        p.iter().zip(c).fold(0u8, |bad, (&p, &c)| {
+            bad | (u8::from(c == b'\n') ^ u8::from(p == b'\r'))
+        }) == 0
+    })
+}
+
 /// The offset of the first bare CR or bare LF, if any.
 fn first_non_canonical(data: &[u8]) -> Option<usize> {
+    if all_crlf(data) {
+        return None;
+    }
     let mut pos = 0;
     while let Some(k) = memchr2(b'\r', b'\n', &data[pos..]) {
         let i = pos + k;
@@ -61,6 +82,60 @@ pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
     }
     out.extend_from_slice(&data[pos..]);
     Cow::Owned(out)
+}
+
+/// A writer that passes everything on in CRLF form, as [`to_crlf`] of all the bytes written would be, without
+/// holding them: a CR at the end of a write is held back until the next byte shows whether it is bare. Call
+/// [`CrlfWriter::finish`] at the end. Pieces already canonical (the common case) pass through uncopied;
+/// converted pieces are wiped when dropped, since they hold message content.
+pub struct CrlfWriter<W: std::io::Write> {
+    out: W,
+    cr_pending: bool,
+}
+
+impl<W: std::io::Write> CrlfWriter<W> {
+    /// A writer into `out`.
+    pub fn new(out: W) -> Self {
+        CrlfWriter {
+            out,
+            cr_pending: false,
+        }
+    }
+
+    /// Writes a held-back final CR as CRLF and returns the underlying writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if self.cr_pending {
+            self.out.write_all(b"\r\n")?;
+        }
+        Ok(self.out)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CrlfWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut data = buf;
+        if self.cr_pending && !data.is_empty() {
+            // The held CR ends a line either way: with this LF, or alone (a bare CR becomes CRLF).
+            self.out.write_all(b"\r\n")?;
+            self.cr_pending = false;
+            if data[0] == b'\n' {
+                data = &data[1..];
+            }
+        }
+        if let Some(rest) = data.strip_suffix(b"\r") {
+            self.cr_pending = true;
+            data = rest;
+        }
+        // No CR at the end of `data` now, so no CRLF is split between this piece and the next.
+        match to_crlf(data) {
+            Cow::Borrowed(d) => self.out.write_all(d)?,
+            Cow::Owned(v) => self.out.write_all(&zeroize::Zeroizing::new(v))?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
@@ -1131,6 +1206,64 @@ mod tests {
         assert!(matches!(prepare_for_signing(e).unwrap(), Cow::Borrowed(_)));
         let e = b"Content-Type: multipart/mixed; boundary=b\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\nepi\r\n";
         assert!(matches!(prepare_for_signing(e).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn fast_crlf_check_agrees_with_the_scan() {
+        // The memchr scan alone, as the reference.
+        fn slow(data: &[u8]) -> bool {
+            let mut pos = 0;
+            while let Some(k) = memchr2(b'\r', b'\n', &data[pos..]) {
+                let i = pos + k;
+                if data[i] == b'\n' || data.get(i + 1) != Some(&b'\n') {
+                    return false;
+                }
+                pos = i + 2;
+            }
+            true
+        }
+        let mut line = b"0123456789abcdef\r\n".repeat(250); // crosses the 4096-byte blocks
+        assert!(all_crlf(&line) && slow(&line));
+        let n = line.len();
+        let spots = (0..40).chain(4070..4120).chain(n - 40..n);
+        for i in spots.chain((0..n).step_by(37)) {
+            for b in [b'\r', b'\n', b'x'] {
+                let keep = line[i];
+                line[i] = b;
+                assert_eq!(all_crlf(&line), slow(&line), "byte {i} = {b}");
+                line[i] = keep;
+            }
+        }
+        for s in [
+            &b""[..],
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"\n\r",
+            b"a\r\nb",
+            b"\r\r\n",
+            b"\r\n\n",
+        ] {
+            assert_eq!(all_crlf(s), slow(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn crlf_writer_matches_to_crlf_at_every_split() {
+        use std::io::Write;
+        let text = b"a\r\nb\nc\rd\r\r\n\n\re\r\n\r";
+        for input in [&text[..], b"\r", b"\n", b"\r\n", b"x\r", b"\n\r\n\r", b""] {
+            let want = to_crlf(input).into_owned();
+            for cut1 in 0..=input.len() {
+                for cut2 in cut1..=input.len() {
+                    let mut w = CrlfWriter::new(Vec::new());
+                    for piece in [&input[..cut1], &input[cut1..cut2], &input[cut2..]] {
+                        w.write_all(piece).unwrap();
+                    }
+                    assert_eq!(w.finish().unwrap(), want, "{input:?} cut at {cut1}, {cut2}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
 //! [`MAX_DEPTH`].
 
+mod b64;
 mod build;
 mod canon;
 mod headers;
@@ -21,12 +22,12 @@ mod layer;
 mod split;
 
 pub use build::{
-    Base64Writer, MultipartSignedWriter, begin_pkcs7_mime, choose_boundary, write_multipart_signed,
-    write_pkcs7_mime,
+    Base64Blocks, Base64Writer, MultipartSignedWriter, begin_pkcs7_mime, choose_boundary,
+    write_multipart_signed, write_pkcs7_mime, write_pkcs7_mime_header,
 };
 pub use canon::{
-    Prepared, decode_body, is_crlf_canonical, prepare_for_signing, prepare_for_signing_parts,
-    to_crlf, variants_for_diagnosis,
+    CrlfWriter, Prepared, decode_body, is_crlf_canonical, prepare_for_signing,
+    prepare_for_signing_parts, to_crlf, variants_for_diagnosis,
 };
 pub use headers::{
     ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,

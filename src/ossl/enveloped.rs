@@ -1308,12 +1308,81 @@ fn recipient_key(cert: &X509Ref) -> Result<RecipientKey> {
 /// identified by issuer and serial number. RSA recipients use PKCS#1 v1.5, or RSAES-OAEP with SHA-256 and
 /// MGF1-SHA-256 if [`Recipient::oaep`]; EC P-256/P-384 recipients use ephemeral-static ECDH with the
 /// SHA-256 X9.63 KDF and the AES key wrap matching the content key size. Other key types are refused.
+/// `out` receives many small writes (OpenSSL's blocks of 4 KiB and their headers): give it a buffered writer.
 /// On error, whatever was written to `out` is garbage and must be discarded.
 pub fn encrypt(
     recipients: &[Recipient<'_>],
     cipher: ContentCipher,
     content: &mut dyn Read,
     out: &mut dyn Write,
+) -> Result<()> {
+    encrypt_with(recipients, cipher, out, |stream| {
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        loop {
+            let n = match content.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the content to encrypt: {e}"),
+                    ));
+                }
+            };
+            if !stream.write_all(&buf[..n]) {
+                return Err(Error::crypto("encryption failed", take_errors()));
+            }
+        }
+    })
+}
+
+/// [`encrypt`] with the content written by `feed` into the writer it is given, which hands each write to
+/// OpenSSL as it is: no copy of the plaintext is made.
+pub fn encrypt_writer(
+    recipients: &[Recipient<'_>],
+    cipher: ContentCipher,
+    out: &mut dyn Write,
+    feed: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    encrypt_with(recipients, cipher, out, |stream| {
+        let mut w = PlainWriter {
+            stream,
+            failed: false,
+        };
+        let r = feed(&mut w);
+        if w.failed {
+            return Err(Error::crypto("encryption failed", take_errors()));
+        }
+        r
+    })
+}
+
+/// The content side of a [`CmsStream`] as a writer (see [`encrypt_writer`]).
+struct PlainWriter<'s> {
+    stream: &'s mut CmsStream,
+    failed: bool,
+}
+
+impl Write for PlainWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.stream.write_all(data) {
+            self.failed = true;
+            return Err(io::Error::other("encryption failed"));
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sets up the CMS structure and its recipients, streams the content with `feed` and finishes the structure.
+fn encrypt_with(
+    recipients: &[Recipient<'_>],
+    cipher: ContentCipher,
+    out: &mut dyn Write,
+    feed: impl FnOnce(&mut CmsStream) -> Result<()>,
 ) -> Result<()> {
     if recipients.is_empty() {
         return Err(Error::usage("no recipients to encrypt to"));
@@ -1351,10 +1420,9 @@ pub fn encrypt(
         set?;
     }
 
-    let mut sink = io::BufWriter::with_capacity(CHUNK, out);
     let result = {
-        let mut out_bio = WriteBio::new(&mut sink)?;
-        let r = stream_encrypt(&mut cms, &out_bio, content);
+        let mut out_bio = WriteBio::new(out)?;
+        let r = stream_encrypt(&mut cms, &out_bio, feed);
         let io_err = out_bio.take_error();
         match (r, io_err) {
             (_, Some(e)) => Err(Error::new(
@@ -1366,7 +1434,7 @@ pub fn encrypt(
     };
     let _ = take_errors();
     result?;
-    sink.flush().map_err(|e| {
+    out.flush().map_err(|e| {
         Error::new(
             ErrorKind::Io,
             format!("cannot write the encrypted message: {e}"),
@@ -1377,26 +1445,10 @@ pub fn encrypt(
 fn stream_encrypt(
     cms: &mut CmsContentInfo,
     out_bio: &WriteBio<'_>,
-    content: &mut dyn Read,
+    feed: impl FnOnce(&mut CmsStream) -> Result<()>,
 ) -> Result<()> {
     let mut stream = CmsStream::new(cms, out_bio)?;
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
-    loop {
-        let n = match content.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!("cannot read the content to encrypt: {e}"),
-                ));
-            }
-        };
-        if !stream.write_all(&buf[..n]) {
-            return Err(Error::crypto("encryption failed", take_errors()));
-        }
-    }
+    feed(&mut stream)?;
     if !stream.finish() {
         return Err(Error::crypto(
             "cannot finish the encrypted message",
