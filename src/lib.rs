@@ -25,6 +25,7 @@ pub mod ids;
 pub mod input;
 pub mod mime;
 pub mod ossl;
+pub mod output;
 pub mod pkcs12;
 pub mod secret;
 pub mod smime;

@@ -589,11 +589,15 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     // kept apart from the mapping that is read, so it can be renamed while the verdict still borrows the bytes.
     let (mut report, plain, tmp) = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" && !is_special(p) => {
-            let mut tmp = temp_beside(p)?;
+            let tmp = temp_beside(p)?;
             let report = {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+                let f = tmp
+                    .as_file()
+                    .try_clone()
+                    .map_err(|e| Error::io("write", p, e))?;
+                let mut w = smimekit::output::BackgroundWriter::new(f).map_err(Error::output)?;
                 let r = enc.decrypt_streaming(&id, &key, a.allow_legacy, &mut w)?;
-                w.flush().map_err(Error::output)?;
+                w.finish().map_err(Error::output)?;
                 r
             };
             let map = smimekit::input::map_file(tmp.as_file(), p)?;

@@ -14,6 +14,7 @@
 //! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
 //! [`MAX_DEPTH`].
 
+mod b64;
 mod build;
 mod canon;
 mod headers;
