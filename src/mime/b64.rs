@@ -152,7 +152,7 @@ pub(crate) fn decode_regular(body: &[u8]) -> Option<Vec<u8>> {
     let full_len = lay.full.checked_mul(out_line)?;
     // Zeroed memory from the allocator (fresh pages for large sizes, no memset), written once below.
     let mut out = vec![0u8; full_len.checked_add(tail.len())?];
-    advise_huge(&mut out);
+    crate::input::advise_huge_pages(&mut out);
     let (full_dst, tail_dst) = out.split_at_mut(full_len);
     tail_dst.copy_from_slice(&tail);
     let ok = if full_src.len() >= PARALLEL_MIN && lay.full >= 2 {
@@ -171,30 +171,6 @@ pub(crate) fn decode_regular(body: &[u8]) -> Option<Vec<u8>> {
         decode_lines(full_src, lay.line, lay.eol, full_dst)
     };
     ok.then_some(out)
-}
-
-/// Asks for transparent huge pages for a large buffer about to be written: a few hundred page faults instead of
-/// tens of thousands (faulting in the decoded copy was a third of a 100 MiB decrypt's kernel time). Not above
-/// 256 MiB: measured at 1 GiB, finding that many huge pages cost more system time than the faults they save.
-fn advise_huge(buf: &mut [u8]) {
-    const HUGE: usize = 2 << 20;
-    const MAX: usize = 256 << 20;
-    if buf.len() < 4 * HUGE || buf.len() > MAX {
-        return;
-    }
-    let start = buf.as_mut_ptr() as usize;
-    let aligned = start.next_multiple_of(HUGE);
-    let end = (start + buf.len()) / HUGE * HUGE;
-    if end > aligned {
-        // SAFETY: the range lies inside `buf`, which we own; MADV_HUGEPAGE is a hint that never changes contents.
-        unsafe {
-            libc::madvise(
-                aligned as *mut libc::c_void,
-                end - aligned,
-                libc::MADV_HUGEPAGE,
-            );
-        }
-    }
 }
 
 #[cfg(test)]
