@@ -9,13 +9,13 @@ use std::thread::JoinHandle;
 use zeroize::Zeroizing;
 
 /// Size of each buffer handed to the writer thread.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
 /// Buffers queued for the writer thread at most (memory: about `QUEUE + 2` chunks).
 const QUEUE: usize = 2;
 
 /// A [`Write`] into a file whose `write` system calls run on a thread of their own, fed through a bounded queue
-/// of 1 MiB buffers (recycled, wiped when dropped: they may hold plaintext). The thread also asks the kernel to
+/// of 256 KiB buffers (recycled, wiped when dropped: they may hold plaintext). The thread also asks the kernel to
 /// start writing each piece to disk (Linux `sync_file_range`), so a final `fsync` has little left to wait for.
 ///
 /// Write errors of the thread are returned by a later `write`, by `flush` and by [`BackgroundWriter::finish`].
