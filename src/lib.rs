@@ -4,8 +4,10 @@
 //! Module map:
 //! - [`smime`]: the message operations — sign, verify, encrypt, decrypt, inspect.
 //! - [`mime`]: byte-exact MIME handling (strict multipart splitter, canonical form, builders).
-//! - [`ossl`]: the only place with `unsafe` — OpenSSL FFI the `openssl` crate lacks (CMS, PKCS#12, PKCS#8),
-//!   behind safe wrappers.
+//! - [`ossl`]: the only place with OpenSSL `unsafe` — FFI the `openssl` crate lacks (CMS, PKCS#12, PKCS#8),
+//!   behind safe wrappers. The other `unsafe` calls are memory and file system calls in [`input`] (mapping,
+//!   page advice) and [`home`] (`geteuid`), and the vector instructions of [`mime`]'s hot loops.
+//! - [`input`], [`pipe`]: reading messages (memory-mapped); a two-thread pipeline for large outputs.
 //! - [`cert`], [`address`], [`trust`]: certificate facts, e-mail address comparison, trust anchors and path
 //!   validation.
 //! - [`ids`], [`pkcs12`]: the digital-ID store and PKCS#12 import/export/backup.

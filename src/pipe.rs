@@ -1,9 +1,13 @@
 //! A two-stage pipeline over the machine's second core: a producer writes on a helper thread, and what it
 //! writes is handed, in large buffers, to a consumer on the calling thread. `encrypt` uses it to run OpenSSL's
-//! encryption beside the base64 encoding and writing of its output, which otherwise take turns on one core.
+//! encryption beside the base64 encoding and writing of its output, `decrypt -o` to run the decryption beside
+//! the writing of the plaintext; otherwise they take turns on one core. The buffers are wiped when dropped
+//! (they may hold plaintext).
 
 use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -26,14 +30,14 @@ where
     F: FnOnce(&mut Chunks) -> Result<()> + Send,
 {
     assert!(chunk > 0, "offload: chunk must not be empty");
-    let (full_tx, full_rx) = sync_channel::<Vec<u8>>(IN_FLIGHT);
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+    let (full_tx, full_rx) = sync_channel::<Zeroizing<Vec<u8>>>(IN_FLIGHT);
+    let (free_tx, free_rx) = sync_channel::<Zeroizing<Vec<u8>>>(BUFFERS);
     std::thread::scope(|s| {
         let producer = std::thread::Builder::new()
             .name("smimekit-produce".into())
             .spawn_scoped(s, move || {
                 let mut w = Chunks {
-                    cur: Vec::with_capacity(chunk),
+                    cur: Zeroizing::new(Vec::with_capacity(chunk)),
                     chunk,
                     allocated: 1,
                     full: full_tx,
@@ -58,8 +62,8 @@ where
 }
 
 fn drain(
-    full: Receiver<Vec<u8>>,
-    free: SyncSender<Vec<u8>>,
+    full: Receiver<Zeroizing<Vec<u8>>>,
+    free: SyncSender<Zeroizing<Vec<u8>>>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     for mut buf in full.iter() {
@@ -74,18 +78,18 @@ fn drain(
 /// The producer's side of [`offload`]: a writer that fills `chunk`-sized buffers and sends each when full, or
 /// [`Chunks::send`] for buffers the producer filled itself.
 pub struct Chunks {
-    cur: Vec<u8>,
+    cur: Zeroizing<Vec<u8>>,
     chunk: usize,
     /// Buffers allocated so far (at most [`BUFFERS`] while the consumer runs).
     allocated: usize,
-    full: SyncSender<Vec<u8>>,
-    free: Receiver<Vec<u8>>,
+    full: SyncSender<Zeroizing<Vec<u8>>>,
+    free: Receiver<Zeroizing<Vec<u8>>>,
 }
 
 impl Chunks {
     /// An empty buffer: a recycled one if one is back from the consumer, else a new one while fewer than
     /// [`BUFFERS`] exist, else the next one the consumer returns.
-    fn fresh(&mut self) -> Vec<u8> {
+    fn fresh(&mut self) -> Zeroizing<Vec<u8>> {
         if let Ok(b) = self.free.try_recv() {
             return b;
         }
@@ -96,7 +100,7 @@ impl Chunks {
         }
         // Still allowed, or the consumer is gone (the next send fails and says so).
         self.allocated += 1;
-        Vec::with_capacity(self.chunk)
+        Zeroizing::new(Vec::with_capacity(self.chunk))
     }
 
     fn send_current(&mut self) -> io::Result<()> {
@@ -116,10 +120,10 @@ impl Chunks {
         self.send_current()?;
         if !buf.is_empty() {
             self.full
-                .send(buf)
+                .send(Zeroizing::new(buf))
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the consumer stopped"))?;
         }
-        Ok(self.fresh())
+        Ok(std::mem::take(&mut *self.fresh()))
     }
 }
 

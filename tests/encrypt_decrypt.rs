@@ -730,6 +730,68 @@ fn decrypt_negatives() {
     assert_contains(&err, &serial_of("pki/bob.pem"), "lists bob's RecipientInfo");
 }
 
+/// A message large enough for the fast paths (base64 decoded by two threads, several output buffers written by
+/// the writer thread): the plaintext comes back exactly, with CRLF and LF files, and a tampered one leaves an
+/// existing OUT as it was.
+#[test]
+fn large_message_fast_paths() {
+    let a = alice_home();
+    let body: String = (0..120_000)
+        .map(|i| {
+            format!("line {i:06} of the large message, padded to a fixed width for the test\n")
+        })
+        .collect();
+    let msg = message(ALICE, BOB, "", &body);
+    let (enc, _) = encrypt(&a, &msg, &["--no-self"]);
+    assert!(enc.len() > 8 << 20, "{}", enc.len());
+    let b = bob_home();
+    let (o, data) = decrypt(&b, &enc, &[]);
+    assert_code(&o, 0, "large message");
+    let data = data.unwrap();
+    // The plaintext is the whole message: the body lines follow the header block, unchanged.
+    let sep = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let msg_sep = msg.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(data[sep..] == msg[msg_sep..], "plaintext differs");
+
+    // The same file with LF line ends.
+    let lf: Vec<u8> = text(&enc).replace("\r\n", "\n").into_bytes();
+    let (o, lf_data) = decrypt(&b, &lf, &[]);
+    assert_code(&o, 0, "large message, LF");
+    assert!(lf_data.unwrap()[sep..] == data[sep..]);
+
+    // One irregular line (a long line split in two): the general decoder, same plaintext.
+    let mut irregular = text(&enc);
+    let at = irregular.len() / 2;
+    let at = at + irregular[at..].find("\r\n").unwrap() + 2 + 10;
+    irregular.insert_str(at, "\r\n");
+    let (o, irr_data) = decrypt(&b, irregular.as_bytes(), &[]);
+    assert_code(&o, 0, "large message, irregular lines");
+    assert!(irr_data.unwrap()[sep..] == data[sep..]);
+
+    // A flipped ciphertext byte near the end: exit 2 and an existing OUT is left as it was.
+    let bad = flip(&enc, 40);
+    let inp = b.write_file("bad.eml", &bad);
+    let out = b.write_file("keep.eml", b"previous content");
+    let o = b.run(&["decrypt", s(&inp), "-o", s(&out)]);
+    assert_code(&o, 2, "flipped GCM ciphertext, large");
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous content");
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".smimekit-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+
+    // Bad base64 in the middle: the general decoder's error.
+    let mut broken = enc.clone();
+    let mid = broken.len() / 2;
+    broken[mid] = b'*';
+    let (o, data) = decrypt(&b, &broken, &[]);
+    assert_code(&o, 2, "bad base64");
+    assert!(data.is_none());
+    assert_contains(&text(&o.stderr), "base64", "bad base64 error");
+}
+
 #[test]
 fn wrong_passphrase_is_exit_2() {
     let e = Env::new();

@@ -589,12 +589,13 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     let (mut report, plain, tmp) = match a.output.as_deref() {
         Some(p) if p.as_os_str() != "-" && !is_special(p) => {
             let mut tmp = temp_beside(p)?;
-            let report = {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-                let r = enc.decrypt_streaming(&id, &key, a.allow_legacy, &mut w)?;
-                w.flush().map_err(Error::output)?;
-                r
-            };
+            // Decryption on a second thread, the writing of the plaintext on this one.
+            let mut report = None;
+            smimekit::pipe::offload(256 << 10, tmp.as_file_mut(), |w| {
+                report = Some(enc.decrypt_streaming(&id, &key, a.allow_legacy, w)?);
+                Ok(())
+            })?;
+            let report = report.expect("set when decryption succeeded");
             let map = smimekit::input::map_file(tmp.as_file(), p)?;
             (report, Plain::Map(map), Some(tmp))
         }

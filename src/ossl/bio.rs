@@ -162,6 +162,25 @@ impl ReadState<'_> {
     }
 
     fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            // Unbuffered (an in-memory reader): straight into OpenSSL's buffer, one copy fewer.
+            let n = loop {
+                match self.reader.read(out) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break 0;
+                    }
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(t) = self.tee.as_mut() {
+                t.write_all(&out[..n])?;
+            }
+            self.total += n as u64;
+            return Ok(n);
+        }
         if self.pos == self.end && (self.eof || !self.fill()?) {
             return Ok(0);
         }
@@ -187,6 +206,20 @@ pub struct ReadBio<'a> {
 impl<'a> ReadBio<'a> {
     /// A BIO over `reader`, copying what is read to `tee` if given.
     pub fn new(reader: &'a mut dyn Read, tee: Option<&'a mut dyn Write>) -> Result<Self> {
+        Self::with_buffer(reader, tee, READ_BUF)
+    }
+
+    /// A BIO over a reader whose reads are cheap (memory): OpenSSL's reads go straight to it, without the
+    /// read-ahead buffer and its extra copy.
+    pub fn unbuffered(reader: &'a mut dyn Read) -> Result<Self> {
+        Self::with_buffer(reader, None, 0)
+    }
+
+    fn with_buffer(
+        reader: &'a mut dyn Read,
+        tee: Option<&'a mut dyn Write>,
+        buf_len: usize,
+    ) -> Result<Self> {
         let method = Method::new(c"smimekit Rust reader")?;
         // SAFETY: `method.0` is valid and the callbacks have the signatures BIO_meth_set_* expect.
         let ok = unsafe {
@@ -204,7 +237,7 @@ impl<'a> ReadBio<'a> {
             ReadState {
                 reader,
                 tee,
-                buf: vec![0u8; READ_BUF].into_boxed_slice(),
+                buf: vec![0u8; buf_len].into_boxed_slice(),
                 pos: 0,
                 end: 0,
                 eof: false,
@@ -550,6 +583,15 @@ mod tests {
         fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
             Err(io::Error::other("disk on fire"))
         }
+    }
+
+    #[test]
+    fn unbuffered_read_bio_reads_everything() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut src = &data[..];
+        let b = ReadBio::unbuffered(&mut src).unwrap();
+        assert_eq!(bio_read_all(b.as_ptr()), data);
+        assert_eq!(b.finish().unwrap(), data.len() as u64);
     }
 
     #[test]

@@ -1622,7 +1622,7 @@ fn decrypt_parsed(
         segs: Segments::new(content),
         cur: &[],
     };
-    let mut dcont = ReadBio::new(&mut reader, None)?;
+    let mut dcont = ReadBio::unbuffered(&mut reader)?;
     let mut out_bio = WriteBio::new(out)?;
     let ok = cms_decrypt(&mut cms, key, cert, &dcont, &out_bio);
     let errors = take_errors();
