@@ -258,12 +258,9 @@ fn verify_chain_in(
 fn hashed_system_dir() -> Option<&'static str> {
     static DIR: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        // SAFETY: these return pointers to static NUL-terminated strings compiled into libcrypto.
-        let c = |p: *const libc::c_char| unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok();
-        let default_file = c(unsafe { openssl_sys::X509_get_default_cert_file() })?;
-        let file_env = c(unsafe { openssl_sys::X509_get_default_cert_file_env() })?;
-        let default_dir = c(unsafe { openssl_sys::X509_get_default_cert_dir() })?;
-        let dir_env = c(unsafe { openssl_sys::X509_get_default_cert_dir_env() })?;
+        let loc = crate::ossl::x509::default_cert_locations()?;
+        let (default_file, file_env, default_dir, dir_env) =
+            (loc.file, loc.file_env, loc.dir, loc.dir_env);
         if let Some(f) = std::env::var_os(file_env) {
             let same = std::fs::canonicalize(&f).ok() == std::fs::canonicalize(default_file).ok();
             if !same {
