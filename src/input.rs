@@ -33,7 +33,7 @@ const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 /// The bytes of an input message.
 pub enum Input {
     /// A memory-mapped file (with a page trimmer when large).
-    Mapped(Arc<memmap2::Mmap>, Option<Trimmer>),
+    Mapped(Registered, Arc<memmap2::Mmap>, Option<Trimmer>),
     /// Bytes read from standard input (or an empty file).
     Owned(Vec<u8>),
 }
@@ -42,26 +42,50 @@ impl std::ops::Deref for Input {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Input::Mapped(m, _) => m,
+            Input::Mapped(_, m, _) => m,
             Input::Owned(v) => v,
         }
     }
 }
 
-/// Address ranges (start, end) of the mappings that have a trimmer: the only memory [`release`] drops pages of.
-/// A range is removed before its mapping can be unmapped, under the same lock as the `madvise` calls.
-static TRIMMED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// Address ranges (start, end) of the live input mappings: the only memory [`release`] drops pages of. A range
+/// is removed before its mapping can be unmapped, under the same lock as the `madvise` calls.
+static MAPPED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// An input mapping's entry in [`MAPPED`], removed when dropped (before the mapping itself: it is the first
+/// field of [`Input::Mapped`]).
+pub struct Registered((usize, usize));
+
+impl Registered {
+    fn new(map: &memmap2::Mmap) -> Registered {
+        let range = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
+        if let Ok(mut r) = MAPPED.lock() {
+            r.push(range);
+        }
+        Registered(range)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut r) = MAPPED.lock()
+            && let Some(i) = r.iter().position(|&x| x == self.0)
+        {
+            r.swap_remove(i);
+        }
+    }
+}
 
 /// Tells the input layer that `bytes`, part of an input being read, will not be read again soon: when they lie
-/// in a large mapped input (one with a trimmer), the whole pages among them are dropped from the resident set
-/// now (they stay in the page cache and fault back in if touched). Anything else is left alone.
+/// in a mapped input, the whole pages among them are dropped from the resident set now (they stay in the page
+/// cache and fault back in if touched). Anything else (memory read from standard input) is left alone.
 ///
 /// A scan that consumes its input much faster than the trimmer's interval (several threads decoding base64)
 /// calls this as it goes, so resident memory stays bounded whatever the scheduling of the trimmer thread.
 pub fn release(bytes: &[u8]) {
     let start = bytes.as_ptr() as usize;
     let end = start + bytes.len();
-    let Ok(ranges) = TRIMMED.lock() else {
+    let Ok(ranges) = MAPPED.lock() else {
         return;
     };
     if !ranges.iter().any(|&(s, e)| s <= start && end <= e) {
@@ -111,12 +135,10 @@ pub(crate) fn advise_huge_pages(buf: &mut [u8]) {
 pub struct Trimmer {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    range: (usize, usize),
 }
 
 impl Trimmer {
     fn start(map: Arc<memmap2::Mmap>) -> Option<Trimmer> {
-        let range = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -130,25 +152,15 @@ impl Trimmer {
                 }
             })
             .ok()?;
-        // Registered while the thread holds the mapping; unregistered in drop before the thread lets go of it.
-        if let Ok(mut r) = TRIMMED.lock() {
-            r.push(range);
-        }
         Some(Trimmer {
             stop,
             thread: Some(thread),
-            range,
         })
     }
 }
 
 impl Drop for Trimmer {
     fn drop(&mut self) {
-        if let Ok(mut r) = TRIMMED.lock()
-            && let Some(i) = r.iter().position(|&x| x == self.range)
-        {
-            r.swap_remove(i);
-        }
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -197,7 +209,7 @@ fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<I
     } else {
         None
     };
-    Ok(Input::Mapped(m, trimmer))
+    Ok(Input::Mapped(Registered::new(&m), m, trimmer))
 }
 
 /// Reads a stream (standard input, a FIFO) into memory, up to [`MAX_STDIN`].
@@ -228,7 +240,7 @@ mod tests {
         std::fs::write(&p, &data).unwrap();
         let f = std::fs::File::open(&p).unwrap();
         let input = map_file_with(&f, &p, 1 << 20).unwrap();
-        assert!(matches!(input, Input::Mapped(_, Some(_))));
+        assert!(matches!(input, Input::Mapped(_, _, Some(_))));
         for _ in 0..3 {
             assert!(input[..] == data[..]);
             std::thread::sleep(std::time::Duration::from_millis(3));
@@ -259,7 +271,7 @@ mod tests {
         let p = dir.path().join("small");
         std::fs::write(&p, b"hello").unwrap();
         let input = read(Some(&p)).unwrap();
-        assert!(matches!(input, Input::Mapped(_, None)));
+        assert!(matches!(input, Input::Mapped(_, _, None)));
         assert_eq!(&*input, b"hello");
         let e = dir.path().join("empty");
         std::fs::write(&e, b"").unwrap();

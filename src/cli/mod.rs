@@ -120,7 +120,7 @@ pub fn main() -> i32 {
         }
     };
     smimekit::secret::protect_process();
-    smimekit::ossl::provider::ensure_legacy();
+    // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
         Command::Trust(c) => trust::run(&cli.global, c),

@@ -1383,6 +1383,14 @@ impl SignedData {
                 "the signer uses MD5, which is broken and refused",
             ));
         }
+        // MD4, MDC-2, Whirlpool and RIPEMD-160 live in OpenSSL's legacy provider, loaded only when needed (old
+        // archives): such signatures must still be judged (as weak), not fail to compute.
+        if matches!(
+            s.digest_oid.as_str(),
+            "1.2.840.113549.2.4" | "2.5.8.3.101" | "1.0.10118.3.0.55" | "1.3.36.3.2.1"
+        ) {
+            super::provider::ensure_legacy();
+        }
         let md = Asn1Object::from_str(&s.digest_oid)
             .ok()
             .and_then(|o| MessageDigest::from_nid(o.nid()));

@@ -4,13 +4,13 @@
 
 use std::io::Write;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::ScopedJoinHandle;
 
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509, X509Ref};
 
+use super::{PARALLEL_DIGEST_MIN, Progress};
 use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -175,7 +175,7 @@ pub fn sign_message(
         let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body)?;
         return sign_opaque(&parts.outer, &prep.head, &prep.body, &params, out);
     }
-    let cancel = AtomicBool::new(false);
+    let progress = Progress::default();
     let pieces = [parts.content_header.as_slice(), parts.body];
     let guess = if raw.len() >= PARALLEL_DIGEST_MIN {
         Some(DetachedSigner::new(&params)?)
@@ -183,18 +183,28 @@ pub fn sign_message(
         None
     };
     std::thread::scope(|s| {
-        let guess = guess.map(|g| s.spawn(|| feed(g, &pieces, &cancel)));
+        let guess = guess.map(|g| s.spawn(|| feed(g, &pieces, &progress)));
         let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body);
         let guess = match &prep {
             Ok(p) if p.is_unchanged() => guess,
             _ => {
-                cancel.store(true, Ordering::Relaxed);
+                progress.cancel();
                 None
             }
         };
         let prep = prep?;
-        let r = sign_detached(&parts.outer, &prep.head, &prep.body, &params, out, guess);
-        cancel.store(true, Ordering::Relaxed); // on error, stop a digest still running
+        let fresh = Progress::default();
+        let progress = if guess.is_some() { &progress } else { &fresh };
+        let r = sign_detached(
+            &parts.outer,
+            &prep.head,
+            &prep.body,
+            &params,
+            out,
+            guess,
+            progress,
+        );
+        progress.cancel(); // on error, stop a digest still running
         r
     })
 }
@@ -216,27 +226,25 @@ pub fn sign_entity(
     if opts.opaque {
         sign_opaque(outer, entity, &[], &params, out)
     } else {
-        sign_detached(outer, entity, &[], &params, out, None)
+        sign_detached(outer, entity, &[], &params, out, None, &Progress::default())
     }
 }
 
-/// Messages from this size on get their digest computed on a second thread.
-const PARALLEL_DIGEST_MIN: usize = 1 << 20;
-
-/// Feeds `pieces` to the signer; `None` if `cancel` was set before the end.
+/// Feeds `pieces` to the signer, counting in `progress`; `None` if it was cancelled before the end.
 fn feed(
     mut signer: DetachedSigner,
     pieces: &[&[u8]],
-    cancel: &AtomicBool,
+    progress: &Progress,
 ) -> Result<Option<DetachedSigner>> {
     // Slices of a few MiB: large enough to cost nothing, small enough to notice a cancel soon.
     const SLICE: usize = 4 << 20;
     for piece in pieces {
         for chunk in piece.chunks(SLICE) {
-            if cancel.load(Ordering::Relaxed) {
+            if progress.cancelled() {
                 return Ok(None);
             }
             signer.update(chunk)?;
+            progress.add(chunk.len());
         }
     }
     Ok(Some(signer))
@@ -272,9 +280,9 @@ fn sign_detached(
     params: &SignParams<'_>,
     out: &mut dyn Write,
     guess: Option<Feeding<'_>>,
+    progress: &Progress,
 ) -> Result<()> {
     let pieces = [head, body];
-    let cancel = AtomicBool::new(false);
     // A random 128-bit boundary; the writer refuses (at finish) an entity that contains it anyway.
     let boundary = mime::choose_boundary(head);
     std::thread::scope(|s| {
@@ -282,7 +290,7 @@ fn sign_detached(
             Some(g) => Some(g),
             None if head.len() + body.len() >= PARALLEL_DIGEST_MIN => {
                 let signer = DetachedSigner::new(params)?;
-                Some(s.spawn(|| feed(signer, &pieces, &cancel)))
+                Some(s.spawn(|| feed(signer, &pieces, progress)))
             }
             None => None,
         };
@@ -293,13 +301,17 @@ fn sign_detached(
         };
         let written = write_entity(&mut *out, outer, params.digest.micalg(), &boundary, &pieces);
         if written.is_err() {
-            cancel.store(true, Ordering::Relaxed);
+            progress.cancel();
         }
         let signer = match (running, inline) {
-            (Some(t), _) => t
-                .join()
-                .map_err(|_| Error::crypto("the digest thread failed", ErrorStack::get()))?,
-            (None, Some(signer)) => feed(signer, &pieces, &cancel),
+            (Some(t), _) => {
+                if written.is_ok() {
+                    super::release_behind(&t, progress, head.len(), body);
+                }
+                t.join()
+                    .map_err(|_| Error::crypto("the digest thread failed", ErrorStack::get()))?
+            }
+            (None, Some(signer)) => feed(signer, &pieces, progress),
             (None, None) => unreachable!("one of the two is set"),
         };
         let w = written.map_err(Error::output)?;

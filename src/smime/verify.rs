@@ -269,37 +269,29 @@ pub fn verify<'a>(raw: &'a [u8], opts: &VerifyOptions) -> Result<Verified<'a>> {
     let guess = match &top.layer {
         Layer::MultipartSigned {
             boundary, micalg, ..
-        } if top.body.len() >= PARALLEL_DIGEST_MIN => guess_signed_part(top.body, boundary)
+        } if top.body.len() >= super::PARALLEL_DIGEST_MIN => guess_signed_part(top.body, boundary)
             .and_then(|part| Some((part, micalg_digest(micalg.as_deref())?))),
         _ => None,
     };
-    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let progress = super::Progress::default();
     std::thread::scope(|s| {
         let running = guess.map(|(part, (oid, md))| {
-            let cancel = &cancel;
-            (
-                part,
-                oid,
-                s.spawn(move || hash_unless(md, part, cancel)),
-                cancel,
-            )
+            let progress = &progress;
+            let thread = s.spawn(move || hash_unless(md, part, progress));
+            (part, oid, thread, progress)
         });
         let r = verify_top(raw, &top, opts, running);
-        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        progress.cancel();
         r
     })
 }
 
-/// Messages from this size on are digested on a second thread.
-const PARALLEL_DIGEST_MIN: usize = 1 << 20;
-
-/// A digest running on another thread: the bytes it covers, the algorithm's OID, the thread, and its cancel
-/// flag.
+/// A digest running on another thread: the bytes it covers, the algorithm's OID, the thread, and its progress.
 type Running<'scope, 'a> = (
     &'a [u8],
     &'static str,
     std::thread::ScopedJoinHandle<'scope, Result<Option<Vec<u8>>>>,
-    &'scope std::sync::atomic::AtomicBool,
+    &'scope super::Progress,
 );
 
 /// Where the first part of a multipart/signed body most likely is: after the first delimiter line, up to the
@@ -331,18 +323,19 @@ fn micalg_digest(micalg: Option<&str>) -> Option<(&'static str, openssl::hash::M
     })
 }
 
-/// [`hash`], stopping early (`None`) once `cancel` is set.
+/// [`hash`], counting in `progress`, stopping early (`None`) once it is cancelled.
 fn hash_unless(
     md: openssl::hash::MessageDigest,
     data: &[u8],
-    cancel: &std::sync::atomic::AtomicBool,
+    progress: &super::Progress,
 ) -> Result<Option<Vec<u8>>> {
     let mut h = Hasher::new(md)?;
     for chunk in data.chunks(4 << 20) {
-        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        if progress.cancelled() {
             return Ok(None);
         }
         h.update(chunk)?;
+        progress.add(chunk.len());
     }
     Ok(Some(h.finish()?.to_vec()))
 }
@@ -486,11 +479,12 @@ fn verify_top<'a>(
     let now = cert::now();
     let at = opts.at.unwrap_or(now);
     let mut digests: Vec<(String, Vec<u8>)> = Vec::new();
-    if let Some((part, oid, thread, cancel)) = running {
+    if let Some((part, oid, thread, progress)) = running {
         // Same memory, so the same bytes: the guess covered exactly the signed content.
         let same = matches!(&content, std::borrow::Cow::Borrowed(c)
             if c.as_ptr() == part.as_ptr() && c.len() == part.len());
         if same && signers.iter().any(|s| s.digest_oid == oid) {
+            super::release_behind(&thread, progress, 0, part);
             if let Some(d) = thread.join().map_err(|_| {
                 Error::crypto(
                     "the digest thread failed",
@@ -500,7 +494,7 @@ fn verify_top<'a>(
                 digests.push((oid.to_string(), d));
             }
         } else {
-            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            progress.cancel();
         }
     }
     let mut reports = Vec::new();
