@@ -9,13 +9,15 @@
 //! read-only but shared: another process writing the file is seen (as without the trimmer), which is why
 //! verify hashes again what it writes out (`Verified::write_message`).
 //!
-//! A scan faster than the trimmer's interval (two threads decoding base64) calls [`release`] on what it has
-//! consumed, so the bound does not depend on when the trimmer thread gets a core.
+//! Readers faster than the trimmer's interval, or running on every core (so that the trimmer may wait for one),
+//! call [`release`] on what they have consumed or [`trim_due`] as they go, so the bound does not depend on when
+//! the trimmer thread gets a core.
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -33,7 +35,7 @@ const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 /// The bytes of an input message.
 pub enum Input {
     /// A memory-mapped file (with a page trimmer when large).
-    Mapped(Registered, Arc<memmap2::Mmap>, Option<Trimmer>),
+    Mapped(Registered, memmap2::Mmap, Option<Trimmer>),
     /// Bytes read from standard input (or an empty file).
     Owned(Vec<u8>),
 }
@@ -48,17 +50,22 @@ impl std::ops::Deref for Input {
     }
 }
 
-/// Address ranges (start, end) of the live input mappings: the only memory [`release`] drops pages of. A range
-/// is removed before its mapping can be unmapped, under the same lock as the `madvise` calls.
-static MAPPED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+/// The live input mappings (start, end, whether they are trimmed): the only memory [`release`] and [`trim_due`]
+/// drop pages of. A range is removed before its mapping can be unmapped, under the same lock as the `madvise`
+/// calls.
+static MAPPED: Mutex<Vec<(usize, usize, bool)>> = Mutex::new(Vec::new());
 
 /// An input mapping's entry in [`MAPPED`], removed when dropped (before the mapping itself: it is the first
 /// field of [`Input::Mapped`]).
-pub struct Registered((usize, usize));
+pub struct Registered((usize, usize, bool));
 
 impl Registered {
-    fn new(map: &memmap2::Mmap) -> Registered {
-        let range = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
+    fn new(map: &memmap2::Mmap, trimmed: bool) -> Registered {
+        let range = (
+            map.as_ptr() as usize,
+            map.as_ptr() as usize + map.len(),
+            trimmed,
+        );
         if let Ok(mut r) = MAPPED.lock() {
             r.push(range);
         }
@@ -76,6 +83,41 @@ impl Drop for Registered {
     }
 }
 
+/// When the large mappings were last trimmed, in microseconds since [`clock`] started.
+static LAST_TRIM: AtomicU64 = AtomicU64::new(0);
+
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// Drops the resident pages of the large (trimmed) input mappings if that was last done at least
+/// [`TRIM_INTERVAL`] ago. The trimmer thread calls it every interval; threads that read a large input fast call
+/// it as they go, because with every core busy the trimmer may not run for milliseconds while a vector scan
+/// faults in ten megabytes each.
+pub fn trim_due() {
+    let now = clock();
+    let last = LAST_TRIM.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < TRIM_INTERVAL.as_micros() as u64
+        || LAST_TRIM
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    // Never wait: the lock may be held by a `release` (a digest thread must not stall behind it), and a
+    // trim skipped now is done at the next call.
+    let Ok(ranges) = MAPPED.try_lock() else {
+        return;
+    };
+    for &(start, end, _) in ranges.iter().filter(|r| r.2) {
+        // SAFETY: a live, read-only, shared file mapping (removed from the list under this lock before it is
+        // unmapped); DONTNEED only drops this process's references to page-cache pages, which fault back in
+        // with the same contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
 /// Tells the input layer that `bytes`, part of an input being read, will not be read again soon: when they lie
 /// in a mapped input, the whole pages among them are dropped from the resident set now (they stay in the page
 /// cache and fault back in if touched). Anything else (memory read from standard input) is left alone.
@@ -88,7 +130,7 @@ pub fn release(bytes: &[u8]) {
     let Ok(ranges) = MAPPED.lock() else {
         return;
     };
-    if !ranges.iter().any(|&(s, e)| s <= start && end <= e) {
+    if !ranges.iter().any(|&(s, e, _)| s <= start && end <= e) {
         return;
     }
     let page = page_size();
@@ -138,7 +180,7 @@ pub struct Trimmer {
 }
 
 impl Trimmer {
-    fn start(map: Arc<memmap2::Mmap>) -> Option<Trimmer> {
+    fn start() -> Option<Trimmer> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -146,9 +188,7 @@ impl Trimmer {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(TRIM_INTERVAL);
-                    // SAFETY: DONTNEED on a read-only, never-written file mapping only drops this process's
-                    // references to page-cache pages; a later access faults the same file contents back in.
-                    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+                    trim_due();
                 }
             })
             .ok()?;
@@ -202,14 +242,18 @@ fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<I
     // makes reads of the lost pages fault (SIGBUS), a rewrite changes the bytes we see (verify re-hashes what it
     // outputs). Mail files are not rewritten in place by well-behaved tools, and copying gigabytes instead
     // defeats the memory targets.
-    let m = Arc::new(unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io("map", p, e))?);
+    let m = unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io("map", p, e))?;
     let _ = m.advise(memmap2::Advice::Sequential);
     let trimmer = if m.len() >= trim_threshold {
-        Trimmer::start(m.clone())
+        Trimmer::start()
     } else {
         None
     };
-    Ok(Input::Mapped(Registered::new(&m), m, trimmer))
+    Ok(Input::Mapped(
+        Registered::new(&m, trimmer.is_some()),
+        m,
+        trimmer,
+    ))
 }
 
 /// Reads a stream (standard input, a FIFO) into memory, up to [`MAX_STDIN`].

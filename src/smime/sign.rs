@@ -236,8 +236,9 @@ fn feed(
     pieces: &[&[u8]],
     progress: &Progress,
 ) -> Result<Option<DetachedSigner>> {
-    // Slices of a few MiB: large enough to cost nothing, small enough to notice a cancel soon.
-    const SLICE: usize = 4 << 20;
+    // 1 MiB slices: large enough to cost nothing, small enough to notice a cancel soon and to keep a large
+    // input's resident pages trimmed while both cores are busy.
+    const SLICE: usize = 1 << 20;
     for piece in pieces {
         for chunk in piece.chunks(SLICE) {
             if progress.cancelled() {
@@ -245,6 +246,7 @@ fn feed(
             }
             signer.update(chunk)?;
             progress.add(chunk.len());
+            crate::input::trim_due();
         }
     }
     Ok(Some(signer))
@@ -333,7 +335,10 @@ fn write_entity<'o>(
 ) -> std::io::Result<mime::MultipartSignedWriter<&'o mut dyn Write>> {
     let mut w = mime::MultipartSignedWriter::begin(out, outer, micalg, boundary)?;
     for p in pieces {
-        w.write_all(p)?;
+        for chunk in p.chunks(1 << 20) {
+            w.write_all(chunk)?;
+            crate::input::trim_due();
+        }
     }
     Ok(w)
 }

@@ -330,12 +330,14 @@ fn hash_unless(
     progress: &super::Progress,
 ) -> Result<Option<Vec<u8>>> {
     let mut h = Hasher::new(md)?;
-    for chunk in data.chunks(4 << 20) {
+    for chunk in data.chunks(1 << 20) {
         if progress.cancelled() {
             return Ok(None);
         }
         h.update(chunk)?;
         progress.add(chunk.len());
+        // Both cores are busy: the trimmer thread may not get one in time.
+        crate::input::trim_due();
     }
     Ok(Some(h.finish()?.to_vec()))
 }
