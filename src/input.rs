@@ -75,10 +75,53 @@ impl Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        let (start, end, _) = self.0;
         if let Ok(mut r) = MAPPED.lock()
-            && let Some(i) = r.iter().position(|&x| x == self.0)
+            && let Some(i) = r.iter().position(|x| (x.0, x.1) == (start, end))
         {
             r.swap_remove(i);
+        }
+    }
+}
+
+/// While alive, the trimmer leaves alone the large mapping that holds the bytes given to [`pause_trim`]: their
+/// reader drops pages itself ([`release`]) and keeps its threads close together, so that pages one thread
+/// faults in are still there when the other reads them.
+pub struct TrimPause(Option<(usize, usize)>);
+
+impl TrimPause {
+    /// True if a trimmed mapping was paused (the caller now bounds its resident pages).
+    pub fn active(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// Pauses the trimming of the large mapped input that holds `bytes` (nothing for other memory).
+pub fn pause_trim(bytes: &[u8]) -> TrimPause {
+    let start = bytes.as_ptr() as usize;
+    let end = start + bytes.len();
+    let Ok(mut ranges) = MAPPED.lock() else {
+        return TrimPause(None);
+    };
+    match ranges
+        .iter_mut()
+        .find(|r| r.2 && r.0 <= start && end <= r.1)
+    {
+        Some(r) => {
+            r.2 = false;
+            TrimPause(Some((r.0, r.1)))
+        }
+        None => TrimPause(None),
+    }
+}
+
+impl Drop for TrimPause {
+    fn drop(&mut self) {
+        if let Some(range) = self.0
+            && let Ok(mut r) = MAPPED.lock()
+            && let Some(x) = r.iter_mut().find(|x| (x.0, x.1) == range)
+        {
+            x.2 = true;
         }
     }
 }

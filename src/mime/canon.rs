@@ -259,18 +259,35 @@ fn transport_unsafe_with(data: &[u8], max_line: usize, vector: Vector) -> bool {
     };
     let mut i = 1;
     // Only the first line end of a vector step is checked for length: the others end shorter lines.
-    let step = match vector {
+    let vector_ok = match vector {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86-64 baseline, so the target feature is always present.
-        Vector::Sse2 if max_line >= 16 => unsafe { scan.sse2(i) },
+        Vector::Sse2 => max_line >= 16,
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Vector::Avx2` is only chosen when AVX2 was detected on this CPU.
-        Vector::Avx2 if max_line >= 32 => unsafe { scan.avx2(i) },
-        _ => Some(i),
+        Vector::Avx2 => max_line >= 32,
+        _ => false,
     };
-    match step {
-        Some(next) => i = next,
-        None => return true,
+    // In segments of 1 MiB: between them a large mapped input is trimmed (`input::trim_due`), since this scan
+    // faults in ten megabytes a millisecond while the other core may keep the trimmer thread waiting.
+    const SEGMENT: usize = 1 << 20;
+    while vector_ok && i < n {
+        let end = (i + SEGMENT).min(n);
+        let step = match vector {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: SSE2 is part of the x86-64 baseline, so the target feature is always present.
+            Vector::Sse2 => unsafe { scan.sse2(i, end) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Vector::Avx2` is only chosen when AVX2 was detected on this CPU.
+            Vector::Avx2 => unsafe { scan.avx2(i, end) },
+            _ => Some(i),
+        };
+        match step {
+            Some(next) => i = next,
+            None => return true,
+        }
+        crate::input::trim_due();
+        if end == n {
+            break;
+        }
     }
     for i in i..n {
         if scan.pair_unsafe(i) {
@@ -322,7 +339,7 @@ impl LineScan<'_> {
     /// is checked for length: the others end lines shorter than a step).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
-    fn sse2(&mut self, mut i: usize) -> Option<usize> {
+    fn sse2(&mut self, mut i: usize, end: usize) -> Option<usize> {
         use std::arch::x86_64::{
             __m128i, _mm_and_si128, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_loadu_si128,
             _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
@@ -334,8 +351,8 @@ impl LineScan<'_> {
         let tab = _mm_set1_epi8(b'\t' as i8);
         let nul = _mm_set1_epi8(0);
         let f = _mm_set1_epi8(b'F' as i8);
-        while i + 16 <= d.len() {
-            // SAFETY: `i >= 1` and `i + 16 <= len`, so both 16-byte loads (at i and i - 1) are in bounds;
+        while i + 16 <= end {
+            // SAFETY: `i >= 1` and `i + 16 <= end <= len`, so both 16-byte loads (at i and i - 1) are in bounds;
             // unaligned loads are allowed. SSE2 is part of the x86-64 baseline.
             let (cur, prev): (__m128i, __m128i) = unsafe {
                 (
@@ -390,7 +407,7 @@ impl LineScan<'_> {
     /// [`Self::sse2`] 32 pairs at a time.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn avx2(&mut self, mut i: usize) -> Option<usize> {
+    fn avx2(&mut self, mut i: usize, end: usize) -> Option<usize> {
         use std::arch::x86_64::{
             __m256i, _mm256_and_si256, _mm256_andnot_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256,
             _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
@@ -402,8 +419,8 @@ impl LineScan<'_> {
         let tab = _mm256_set1_epi8(b'\t' as i8);
         let nul = _mm256_set1_epi8(0);
         let f = _mm256_set1_epi8(b'F' as i8);
-        while i + 32 <= d.len() {
-            // SAFETY: `i >= 1` and `i + 32 <= len`, so both 32-byte loads (at i and i - 1) are in bounds;
+        while i + 32 <= end {
+            // SAFETY: `i >= 1` and `i + 32 <= end <= len`, so both 32-byte loads (at i and i - 1) are in bounds;
             // unaligned loads are allowed.
             let (cur, prev): (__m256i, __m256i) = unsafe {
                 (
@@ -1061,6 +1078,22 @@ mod tests {
                         transport_unsafe_reference(&d, max),
                         "{:?} max {max} {v:?}",
                         String::from_utf8_lossy(&d)
+                    );
+                }
+            }
+        }
+        // Faults right at the 1 MiB segments of the vector scan, and a clean body across them.
+        let clean_big = b"a clean line of text\r\n".repeat(150_000);
+        for v in vectors() {
+            assert!(!super::transport_unsafe_with(&clean_big, 998, v), "{v:?}");
+            for at in [(1 << 20) - 1, 1 << 20, (1 << 20) + 1, (2 << 20) + 7] {
+                for bad in [0u8, 0x80, b'\n'] {
+                    let mut d = clean_big.clone();
+                    d[at] = bad;
+                    assert_eq!(
+                        super::transport_unsafe_with(&d, 998, v),
+                        transport_unsafe_reference(&d, 998),
+                        "{v:?} byte {bad} at {at}"
                     );
                 }
             }

@@ -22,7 +22,7 @@ const PARALLEL_DIGEST_MIN: usize = 1 << 20;
 struct Progress {
     cancel: AtomicBool,
     /// Bytes digested so far.
-    done: AtomicUsize,
+    pub(crate) done: AtomicUsize,
 }
 
 impl Progress {
