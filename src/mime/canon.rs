@@ -334,6 +334,30 @@ impl LineScan<'_> {
         prev == b'\n' && cur == b'F' && self.data[i..].starts_with(b"From ")
     }
 
+    /// The scalar half of a vector step over the pairs ending at `i`, `i + 1`…: `bad` if a byte or pair was
+    /// unsafe, bit k of `fs` if a line starts with 'F' at `i + k` (looked at closer), bit k of `lfs` for a line
+    /// end at `i + k` (the first ends the current line, whose length is checked; the others end lines shorter
+    /// than a step). False if something is unsafe.
+    fn step_ok(&mut self, i: usize, bad: bool, mut fs: u32, lfs: u32) -> bool {
+        if bad {
+            return false;
+        }
+        while fs != 0 {
+            if self.data[i + fs.trailing_zeros() as usize..].starts_with(b"From ") {
+                return false;
+            }
+            fs &= fs - 1;
+        }
+        if lfs != 0 {
+            let first = i + lfs.trailing_zeros() as usize;
+            if first - 1 - self.line_start > self.max_line {
+                return false;
+            }
+            self.line_start = i + (31 - lfs.leading_zeros()) as usize + 1;
+        }
+        true
+    }
+
     /// The bulk of [`Self::pair_unsafe`], 16 pairs per step: `None` if something unsafe was found, else the
     /// index from which the scalar loop continues. Needs `max_line >= 32` (only the first line end of a step
     /// is checked for length: the others end lines shorter than a step).
@@ -376,28 +400,13 @@ impl LineScan<'_> {
                 ),
             );
             // The sign bits of `cur` are the 8-bit bytes.
-            if _mm_movemask_epi8(bad) != 0 || _mm_movemask_epi8(cur) != 0 {
-                return None;
-            }
-            // A line starting with 'F': look closer.
-            let mut fs = _mm_movemask_epi8(_mm_and_si128(
+            let bad = _mm_movemask_epi8(bad) != 0 || _mm_movemask_epi8(cur) != 0;
+            let fs = _mm_movemask_epi8(_mm_and_si128(
                 _mm_cmpeq_epi8(prev, lf),
                 _mm_cmpeq_epi8(cur, f),
             )) as u32;
-            while fs != 0 {
-                let k = i + fs.trailing_zeros() as usize;
-                if d[k..].starts_with(b"From ") {
-                    return None;
-                }
-                fs &= fs - 1;
-            }
-            let lfs = _mm_movemask_epi8(is_lf) as u32;
-            if lfs != 0 {
-                let first = i + lfs.trailing_zeros() as usize;
-                if first - 1 - self.line_start > self.max_line {
-                    return None;
-                }
-                self.line_start = i + (31 - lfs.leading_zeros()) as usize + 1;
+            if !self.step_ok(i, bad, fs, _mm_movemask_epi8(is_lf) as u32) {
+                return None;
             }
             i += 16;
         }
@@ -443,26 +452,13 @@ impl LineScan<'_> {
                     _mm256_cmpeq_epi8(cur, nul),
                 ),
             );
-            if _mm256_movemask_epi8(bad) != 0 || _mm256_movemask_epi8(cur) != 0 {
-                return None;
-            }
-            let mut fs = _mm256_movemask_epi8(_mm256_and_si256(
+            let bad = _mm256_movemask_epi8(bad) != 0 || _mm256_movemask_epi8(cur) != 0;
+            let fs = _mm256_movemask_epi8(_mm256_and_si256(
                 _mm256_cmpeq_epi8(prev, lf),
                 _mm256_cmpeq_epi8(cur, f),
             )) as u32;
-            while fs != 0 {
-                if d[i + fs.trailing_zeros() as usize..].starts_with(b"From ") {
-                    return None;
-                }
-                fs &= fs - 1;
-            }
-            let lfs = _mm256_movemask_epi8(is_lf) as u32;
-            if lfs != 0 {
-                let first = i + lfs.trailing_zeros() as usize;
-                if first - 1 - self.line_start > self.max_line {
-                    return None;
-                }
-                self.line_start = i + (31 - lfs.leading_zeros()) as usize + 1;
+            if !self.step_ok(i, bad, fs, _mm256_movemask_epi8(is_lf) as u32) {
+                return None;
             }
             i += 32;
         }
