@@ -35,7 +35,7 @@ const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 /// The bytes of an input message.
 pub enum Input {
     /// A memory-mapped file (with a page trimmer when large).
-    Mapped(Registered, memmap2::Mmap, Option<Trimmer>),
+    Mapped(Mapping),
     /// Bytes read from standard input (or an empty file).
     Owned(Vec<u8>),
 }
@@ -44,40 +44,102 @@ impl std::ops::Deref for Input {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Input::Mapped(_, m, _) => m,
+            Input::Mapped(m) => &m.map,
             Input::Owned(v) => v,
         }
     }
 }
 
-/// The live input mappings (start, end, whether they are trimmed): the only memory [`release`] and [`trim_due`]
-/// drop pages of. A range is removed before its mapping can be unmapped, under the same lock as the `madvise`
-/// calls.
-static MAPPED: Mutex<Vec<(usize, usize, bool)>> = Mutex::new(Vec::new());
+impl Input {
+    /// True for a mapped file whose pages are trimmed (a large input).
+    pub fn is_trimmed(&self) -> bool {
+        matches!(self, Input::Mapped(m) if m.trimmer.is_some())
+    }
 
-/// An input mapping's entry in [`MAPPED`], removed when dropped (before the mapping itself: it is the first
-/// field of [`Input::Mapped`]).
-pub struct Registered((usize, usize, bool));
+    /// An error if the file behind a mapped input was modified since it was opened ([`Input::changed`]): the
+    /// bytes `doing` (e.g. "signing") read may not be one version of it.
+    pub fn check_unchanged(&self, doing: &str) -> Result<()> {
+        if self.changed() {
+            return Err(Error::bad_input(format!(
+                "the input file changed while smimekit was {doing} it; nothing was written"
+            ))
+            .hint("run the command again once nothing else is writing to the file"));
+        }
+        Ok(())
+    }
+
+    /// True if the file behind a mapped input was modified (size, modification or change time) since it was
+    /// opened: another process writing it while we read it. Best effort: a change within the file system's
+    /// timestamp granularity that keeps the size is not seen. Always false for standard input.
+    pub fn changed(&self) -> bool {
+        match self {
+            Input::Mapped(m) => m.file.metadata().map_or(true, |now| stamp(&now) != m.stamp),
+            Input::Owned(_) => false,
+        }
+    }
+}
+
+/// What identifies a file's contents cheaply: size, modification and change times (nanoseconds).
+fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
+}
+
+/// A memory-mapped input file. Its entry in the registry of mappings is removed before the mapping is unmapped
+/// (the fields are private, and dropped in this order), so [`release`] and [`trim_due`] can never drop pages of
+/// memory that is no longer this mapping (which, for heap memory, would zero it).
+pub struct Mapping {
+    /// Held only to be dropped first.
+    _registered: Registered,
+    map: memmap2::Mmap,
+    trimmer: Option<Trimmer>,
+    /// Kept open to notice a change of the file ([`Input::changed`]).
+    file: std::fs::File,
+    stamp: (u64, i64, i64, i64, i64),
+}
+
+/// A registered mapping: its address range, whether it is trimmed (a large input), and how many
+/// [`TrimPause`]s hold its trimming off.
+struct Entry {
+    start: usize,
+    end: usize,
+    trimmed: bool,
+    paused: u32,
+}
+
+/// The live input mappings: the only memory [`release`] and [`trim_due`] drop pages of. An entry is removed
+/// before its mapping can be unmapped, under the same lock as the `madvise` calls.
+static MAPPED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// A mapping's entry in [`MAPPED`], removed when dropped.
+struct Registered((usize, usize));
 
 impl Registered {
     fn new(map: &memmap2::Mmap, trimmed: bool) -> Registered {
-        let range = (
-            map.as_ptr() as usize,
-            map.as_ptr() as usize + map.len(),
-            trimmed,
-        );
+        let (start, end) = (map.as_ptr() as usize, map.as_ptr() as usize + map.len());
         if let Ok(mut r) = MAPPED.lock() {
-            r.push(range);
+            r.push(Entry {
+                start,
+                end,
+                trimmed,
+                paused: 0,
+            });
         }
-        Registered(range)
+        Registered((start, end))
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let (start, end, _) = self.0;
+        let (start, end) = self.0;
         if let Ok(mut r) = MAPPED.lock()
-            && let Some(i) = r.iter().position(|x| (x.0, x.1) == (start, end))
+            && let Some(i) = r.iter().position(|x| (x.start, x.end) == (start, end))
         {
             r.swap_remove(i);
         }
@@ -86,7 +148,7 @@ impl Drop for Registered {
 
 /// While alive, the trimmer leaves alone the large mapping that holds the bytes given to [`pause_trim`]: their
 /// reader drops pages itself ([`release`]) and keeps its threads close together, so that pages one thread
-/// faults in are still there when the other reads them.
+/// faults in are still there when the other reads them. Pauses nest.
 pub struct TrimPause(Option<(usize, usize)>);
 
 impl TrimPause {
@@ -105,11 +167,11 @@ pub fn pause_trim(bytes: &[u8]) -> TrimPause {
     };
     match ranges
         .iter_mut()
-        .find(|r| r.2 && r.0 <= start && end <= r.1)
+        .find(|r| r.trimmed && r.start <= start && end <= r.end)
     {
         Some(r) => {
-            r.2 = false;
-            TrimPause(Some((r.0, r.1)))
+            r.paused += 1;
+            TrimPause(Some((r.start, r.end)))
         }
         None => TrimPause(None),
     }
@@ -119,9 +181,9 @@ impl Drop for TrimPause {
     fn drop(&mut self) {
         if let Some(range) = self.0
             && let Ok(mut r) = MAPPED.lock()
-            && let Some(x) = r.iter_mut().find(|x| (x.0, x.1) == range)
+            && let Some(x) = r.iter_mut().find(|x| (x.start, x.end) == range)
         {
-            x.2 = true;
+            x.paused = x.paused.saturating_sub(1);
         }
     }
 }
@@ -153,7 +215,8 @@ pub fn trim_due() {
     let Ok(ranges) = MAPPED.try_lock() else {
         return;
     };
-    for &(start, end, _) in ranges.iter().filter(|r| r.2) {
+    for r in ranges.iter().filter(|r| r.trimmed && r.paused == 0) {
+        let (start, end) = (r.start, r.end);
         // SAFETY: a live, read-only, shared file mapping (removed from the list under this lock before it is
         // unmapped); DONTNEED only drops this process's references to page-cache pages, which fault back in
         // with the same contents.
@@ -173,7 +236,7 @@ pub fn release(bytes: &[u8]) {
     let Ok(ranges) = MAPPED.lock() else {
         return;
     };
-    if !ranges.iter().any(|&(s, e, _)| s <= start && end <= e) {
+    if !ranges.iter().any(|r| r.start <= start && end <= r.end) {
         return;
     }
     let page = page_size();
@@ -278,9 +341,11 @@ pub fn map_file(f: &std::fs::File, p: &Path) -> Result<Input> {
 
 /// [`map_file`] with the trimmer threshold given.
 fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<Input> {
-    if f.metadata().map_err(|e| Error::io("read", p, e))?.len() == 0 {
+    let meta = f.metadata().map_err(|e| Error::io("read", p, e))?;
+    if meta.len() == 0 {
         return Ok(Input::Owned(Vec::new()));
     }
+    let stamp = stamp(&meta);
     // SAFETY: the map is read-only. Another process may still change the file while we read it: a truncation
     // makes reads of the lost pages fault (SIGBUS), a rewrite changes the bytes we see (verify re-hashes what it
     // outputs). Mail files are not rewritten in place by well-behaved tools, and copying gigabytes instead
@@ -292,11 +357,13 @@ fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<I
     } else {
         None
     };
-    Ok(Input::Mapped(
-        Registered::new(&m, trimmer.is_some()),
-        m,
+    Ok(Input::Mapped(Mapping {
+        _registered: Registered::new(&m, trimmer.is_some()),
+        map: m,
         trimmer,
-    ))
+        file: f.try_clone().map_err(|e| Error::io("read", p, e))?,
+        stamp,
+    }))
 }
 
 /// Reads a stream (standard input, a FIFO) into memory, up to [`MAX_STDIN`].
@@ -327,7 +394,7 @@ mod tests {
         std::fs::write(&p, &data).unwrap();
         let f = std::fs::File::open(&p).unwrap();
         let input = map_file_with(&f, &p, 1 << 20).unwrap();
-        assert!(matches!(input, Input::Mapped(_, _, Some(_))));
+        assert!(input.is_trimmed());
         for _ in 0..3 {
             assert!(input[..] == data[..]);
             std::thread::sleep(std::time::Duration::from_millis(3));
@@ -353,12 +420,37 @@ mod tests {
     }
 
     #[test]
+    fn a_file_changed_after_opening_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.eml");
+        std::fs::write(&p, b"From: a@example.com\r\n\r\nbody\r\n").unwrap();
+        let input = read(Some(&p)).unwrap();
+        assert!(!input.changed());
+        assert!(input.check_unchanged("signing").is_ok());
+        // Rewritten in place (same size), as another process might; later than the file system's timestamp
+        // granularity (a clock tick on kernels without fine-grained timestamps).
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"From: b"))
+            .unwrap();
+        assert!(input.changed());
+        let e = input.check_unchanged("signing").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("changed while smimekit was signing it"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn small_files_and_empty_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("small");
         std::fs::write(&p, b"hello").unwrap();
         let input = read(Some(&p)).unwrap();
-        assert!(matches!(input, Input::Mapped(_, _, None)));
+        assert!(matches!(input, Input::Mapped(_)) && !input.is_trimmed());
         assert_eq!(&*input, b"hello");
         let e = dir.path().join("empty");
         std::fs::write(&e, b"").unwrap();

@@ -262,7 +262,13 @@ fn hashed_system_dir() -> Option<&'static str> {
         let (default_file, file_env, default_dir, dir_env) =
             (loc.file, loc.file_env, loc.dir, loc.dir_env);
         if let Some(f) = std::env::var_os(file_env) {
-            let same = std::fs::canonicalize(&f).ok() == std::fs::canonicalize(default_file).ok();
+            let same = match (
+                std::fs::canonicalize(&f),
+                std::fs::canonicalize(default_file),
+            ) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
             if !same {
                 return None;
             }

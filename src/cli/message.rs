@@ -378,7 +378,9 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         opaque: a.opaque,
     };
     emit(&a.output, |w| {
-        sign::sign_message(&home, &raw, &id, &key, &opts, w)
+        sign::sign_message(&home, &raw, &id, &key, &opts, w)?;
+        // The check, the digest and the output read the file separately (on two threads).
+        raw.check_unchanged("signing")
     })?;
     if !to_stdout(&a.output) {
         output::note(&format!("signed as {}", id.label()));
@@ -458,6 +460,8 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let raw = input::read(a.file.as_deref())?;
     let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let (v, code) = verify_checked(&home, &raw, &a.trust)?;
+    // The split, the signature checks and the digest read the file separately (on two threads).
+    raw.check_unchanged("verifying")?;
     if a.output.is_some() && (code == 0 || a.trust.force_output) {
         if code != 0 {
             output::warn("--force-output: writing content whose signature did NOT verify");

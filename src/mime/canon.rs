@@ -359,8 +359,8 @@ impl LineScan<'_> {
     }
 
     /// The bulk of [`Self::pair_unsafe`], 16 pairs per step: `None` if something unsafe was found, else the
-    /// index from which the scalar loop continues. Needs `max_line >= 32` (only the first line end of a step
-    /// is checked for length: the others end lines shorter than a step).
+    /// index from which the scalar loop continues (stopping before `end`). Needs `max_line >= 16`, the step
+    /// (only the first line end of a step is checked for length: the others end lines shorter than a step).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
     fn sse2(&mut self, mut i: usize, end: usize) -> Option<usize> {
@@ -413,7 +413,7 @@ impl LineScan<'_> {
         Some(i)
     }
 
-    /// [`Self::sse2`] 32 pairs at a time.
+    /// [`Self::sse2`] 32 pairs at a time (needs `max_line >= 32`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn avx2(&mut self, mut i: usize, end: usize) -> Option<usize> {

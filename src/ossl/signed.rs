@@ -476,7 +476,9 @@ pub struct DetachedSigner {
 }
 
 // SAFETY: the signer exclusively owns its CMS structure and digest BIO chain, and is used by one thread at a
-// time (it is moved, not shared). The certificates and key it up-refs are only read, and only by `finish`.
+// time (it is moved, not shared). It also holds references to the signing certificate, chain and key, which
+// other threads may use at the same time (another signer is built while a cancelled one is dropped on the
+// digest thread): OpenSSL's reference counts are atomic, and these objects are only read.
 unsafe impl Send for DetachedSigner {}
 
 impl DetachedSigner {

@@ -17,12 +17,19 @@ use crate::mime::{self, Field, Layer};
 /// Messages from this size on are digested on a second thread (sign and verify).
 const PARALLEL_DIGEST_MIN: usize = 1 << 20;
 
-/// How far a digest running on a second thread got, and the flag that stops it.
+/// How far a digest running on a second thread got, the flag that stops it, and whether it has ended.
 #[derive(Default)]
 struct Progress {
     cancel: AtomicBool,
     /// Bytes digested so far.
-    pub(crate) done: AtomicUsize,
+    done: AtomicUsize,
+    /// Set when the digest thread returns or unwinds (see [`Progress::running`]): whoever waits for `done` to
+    /// grow must stop waiting then.
+    ended: AtomicBool,
+    /// Set while sign's writer bounds the input's resident pages itself (the trimmer paused), with its position
+    /// in `written`: a digest far ahead of a stalled writer then drops what it has read.
+    lockstep: AtomicBool,
+    written: AtomicUsize,
 }
 
 impl Progress {
@@ -34,6 +41,22 @@ impl Progress {
     }
     fn add(&self, n: usize) {
         self.done.fetch_add(n, Ordering::Release);
+    }
+    fn done(&self) -> usize {
+        self.done.load(Ordering::Acquire)
+    }
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+    /// A guard for the digest thread's body: marks the digest ended when dropped, however it ends.
+    fn running(&self) -> impl Drop + '_ {
+        struct Ended<'a>(&'a Progress);
+        impl Drop for Ended<'_> {
+            fn drop(&mut self) {
+                self.0.ended.store(true, Ordering::Release);
+            }
+        }
+        Ended(self)
     }
 }
 
@@ -50,11 +73,7 @@ fn release_behind<T>(
     const STEP: usize = 4 << 20;
     let mut released = 0;
     while !t.is_finished() {
-        let done = progress
-            .done
-            .load(Ordering::Acquire)
-            .saturating_sub(skip)
-            .min(data.len());
+        let done = progress.done().saturating_sub(skip).min(data.len());
         if done >= released + STEP {
             crate::input::release(&data[released..done]);
             released = done;

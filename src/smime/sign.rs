@@ -187,8 +187,10 @@ pub fn sign_message(
     std::thread::scope(|s| {
         let guess = guess.map(|g| s.spawn(|| feed(g, &pieces, &progress)));
         let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body);
+        // The guess holds only if the prepared entity is the very bytes it digests.
+        let same = |a: &[u8], b: &[u8]| a.as_ptr() == b.as_ptr() && a.len() == b.len();
         let guess = match &prep {
-            Ok(p) if p.is_unchanged() => guess,
+            Ok(p) if same(&p.head, pieces[0]) && same(&p.body, pieces[1]) => guess,
             _ => {
                 progress.cancel();
                 None
@@ -197,7 +199,7 @@ pub fn sign_message(
         let prep = prep?;
         let fresh = Progress::default();
         let progress = if guess.is_some() { &progress } else { &fresh };
-        let r = sign_detached(
+        sign_detached(
             &parts.outer,
             &prep.head,
             &prep.body,
@@ -205,9 +207,7 @@ pub fn sign_message(
             out,
             guess,
             progress,
-        );
-        progress.cancel(); // on error, stop a digest still running
-        r
+        )
     })
 }
 
@@ -241,6 +241,9 @@ fn feed(
     // 1 MiB slices: large enough to cost nothing, small enough to notice a cancel soon. (Trimming a large input
     // is left to the other thread: this one is the slowest, so its time is the signing time.)
     const SLICE: usize = 1 << 20;
+    // How far the digest may run ahead of a writer in lockstep (see write_entity) before it drops what it read.
+    const LAG: usize = 32 << 20;
+    let _ended = progress.running();
     for piece in pieces {
         for chunk in piece.chunks(SLICE) {
             if progress.cancelled() {
@@ -248,6 +251,11 @@ fn feed(
             }
             signer.update(chunk)?;
             progress.add(chunk.len());
+            if progress.lockstep.load(Ordering::Relaxed)
+                && progress.done() > progress.written.load(Ordering::Relaxed) + LAG
+            {
+                crate::input::release(chunk);
+            }
         }
     }
     Ok(Some(signer))
@@ -318,8 +326,7 @@ fn sign_detached(
                 if written.is_ok() {
                     super::release_behind(&t, progress, head.len(), body);
                 }
-                t.join()
-                    .map_err(|_| Error::crypto("the digest thread failed", ErrorStack::get()))?
+                t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
             }
             (None, Some(signer)) => feed(signer, &pieces, progress),
             (None, None) => unreachable!("one of the two is set"),
@@ -362,12 +369,15 @@ fn write_entity<'o>(
     for (i, chunk) in body.chunks(CHUNK).enumerate() {
         let at = i * CHUNK;
         if let Some(p) = progress {
-            let digested = || p.done.load(Ordering::Acquire).saturating_sub(head.len());
+            let digested = || p.done().saturating_sub(head.len());
             if pause.is_none() && at >= digested() {
-                pause = Some(crate::input::pause_trim(body));
+                let paused = crate::input::pause_trim(body);
+                p.lockstep.store(paused.active(), Ordering::Relaxed);
+                pause = Some(paused);
             }
+            p.written.store(head.len() + at, Ordering::Relaxed);
             if pause.as_ref().is_some_and(|p| p.active()) {
-                while at > digested() + WINDOW && !p.cancelled() {
+                while at > digested() + WINDOW && !p.cancelled() && !p.ended() {
                     std::thread::sleep(std::time::Duration::from_micros(50));
                 }
                 let behind = digested().min(at);
@@ -429,7 +439,7 @@ mod tests {
         let path = dir.path().join("big.eml");
         std::fs::write(&path, &msg).unwrap();
         let input = crate::input::read_with(Some(&path), 1 << 20).unwrap();
-        assert!(matches!(input, crate::input::Input::Mapped(_, _, Some(_))));
+        assert!(input.is_trimmed());
         let mut out = Vec::new();
         sign_message(&home, &input, &id, &key, &SignOptions::default(), &mut out).unwrap();
         drop(input);

@@ -299,15 +299,18 @@ type Running<'scope, 'a> = (
 /// strict splitter's checks): it is used only if the strict split agrees.
 fn guess_signed_part<'a>(body: &'a [u8], boundary: &str) -> Option<&'a [u8]> {
     use memchr::memmem;
+    // Only the ends are searched (a preamble and a signature part are small): no guess costs a whole pass.
+    const REACH: usize = 1 << 20;
     let delim = format!("\n--{boundary}");
     let first = if body.starts_with(&delim.as_bytes()[1..]) {
         0
     } else {
-        memmem::find(body, delim.as_bytes())? + 1
+        memmem::find(&body[..body.len().min(REACH)], delim.as_bytes())? + 1
     };
-    let start = first + memchr::memchr(b'\n', &body[first..])? + 1;
-    let close = memmem::rfind(body, format!("{delim}--").as_bytes())?;
-    let before_sig = memmem::rfind(&body[..close], delim.as_bytes())?;
+    let start = first + memchr::memchr(b'\n', &body[first..body.len().min(first + REACH)])? + 1;
+    let tail = body.len().saturating_sub(REACH);
+    let close = tail + memmem::rfind(&body[tail..], format!("{delim}--").as_bytes())?;
+    let before_sig = tail + memmem::rfind(&body[tail..close], delim.as_bytes())?;
     let end = before_sig.checked_sub(1).filter(|&e| body[e] == b'\r')?;
     (start <= end).then(|| &body[start..end])
 }
@@ -329,6 +332,7 @@ fn hash_unless(
     data: &[u8],
     progress: &super::Progress,
 ) -> Result<Option<Vec<u8>>> {
+    let _ended = progress.running();
     let mut h = Hasher::new(md)?;
     for chunk in data.chunks(1 << 20) {
         if progress.cancelled() {
@@ -487,12 +491,10 @@ fn verify_top<'a>(
             if c.as_ptr() == part.as_ptr() && c.len() == part.len());
         if same && signers.iter().any(|s| s.digest_oid == oid) {
             super::release_behind(&thread, progress, 0, part);
-            if let Some(d) = thread.join().map_err(|_| {
-                Error::crypto(
-                    "the digest thread failed",
-                    openssl::error::ErrorStack::get(),
-                )
-            })?? {
+            if let Some(d) = thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?
+            {
                 digests.push((oid.to_string(), d));
             }
         } else {

@@ -43,7 +43,7 @@ fn encode_lines_scalar(data: &[u8], out: &mut Vec<u8>, started: &mut bool) {
     const LINES: usize = 16;
     let mut enc = [0u8; LINE_IN * LINES / 3 * 4];
     for block in data.chunks(LINE_IN * LINES) {
-        // Cannot fail: `enc` holds the encoding of a whole block (57 × 512 is a multiple of 3).
+        // Cannot fail: `enc` holds the encoding of a whole block (57 × LINES is a multiple of 3).
         let n = STANDARD.encode_slice(block, &mut enc).unwrap_or(0);
         for line in enc[..n].chunks(LINE_OUT) {
             if *started {
