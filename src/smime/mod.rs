@@ -78,7 +78,7 @@ fn release_behind<T>(
             crate::input::release(&data[released..done]);
             released = done;
         } else {
-            std::thread::sleep(std::time::Duration::from_micros(200));
+            std::thread::sleep(std::time::Duration::from_micros(50));
         }
     }
 }
