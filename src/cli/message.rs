@@ -371,14 +371,26 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
-    let key = unlock(g, &id)?;
+    // A passphrase is asked for before anything else; a key stored without one is opened while a large
+    // message is already being digested.
+    let key = if id.key_protected {
+        Some(unlock(g, &id)?)
+    } else {
+        None
+    };
     let opts = sign::SignOptions {
         digest: digest(a.digest),
         pss: a.pss,
         opaque: a.opaque,
     };
     emit(&a.output, |w| {
-        sign::sign_message(&home, &raw, &id, &key, &opts, w)?;
+        sign::sign_message_with(&home, &raw, &opts, w, || {
+            let key = match &key {
+                Some(k) => k.clone(),
+                None => id.unlock(None)?,
+            };
+            Ok((id.clone(), key))
+        })?;
         // The check, the digest and the output read the file separately (on two threads).
         raw.check_unchanged("signing")
     })?;

@@ -21,6 +21,9 @@ pub enum stack_st_CMS_SignerInfo {}
 /// `X509_SIG`, the PKCS#8 EncryptedPrivateKeyInfo.
 pub enum X509_SIG {}
 
+/// `BIO_C_GET_MD_CTX` (`bio.h`): the `BIO_ctrl` command behind the `BIO_get_md_ctx` macro.
+pub const BIO_C_GET_MD_CTX: c_int = 120;
+
 unsafe extern "C" {
     // ---- CMS SignedData: building -------------------------------------------------------------------------
     /// Adds a signer to a SignedData; returns a `get0` pointer owned by `cms`.

@@ -27,6 +27,7 @@ use openssl::cms::CmsContentInfo;
 use openssl::error::ErrorStack;
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::md::{Md, MdRef};
+use openssl::md_ctx::MdCtxRef;
 use openssl::pkey::{Id, PKeyRef, Private};
 use openssl::pkey_ctx::PkeyCtxRef;
 use openssl::rsa::Padding;
@@ -133,7 +134,8 @@ impl Digest {
             Digest::Sha512 => MessageDigest::sha512(),
         }
     }
-    fn md(self) -> &'static MdRef {
+    /// The `openssl::md` handle.
+    pub fn md(self) -> &'static MdRef {
         match self {
             Digest::Sha256 => Md::sha256(),
             Digest::Sha384 => Md::sha384(),
@@ -512,6 +514,42 @@ impl DetachedSigner {
                     ErrorStack::get(),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Takes the content digest from `ctx`, a digest context the caller fed with the whole content (on another
+    /// thread, possibly before the signer was known) using this signer's algorithm, instead of
+    /// [`DetachedSigner::update`]. Nothing must have been fed before.
+    pub fn adopt_digest(&mut self, ctx: &MdCtxRef) -> Result<()> {
+        let mut mctx: *mut sys::EVP_MD_CTX = std::ptr::null_mut();
+        // SAFETY: the chain starts with the digest BIO CMS_dataInit made for the one signer; BIO_get_md_ctx
+        // stores that BIO's own context (still owned by the BIO) in `mctx`.
+        let got = unsafe {
+            sys::BIO_ctrl(
+                self.chain,
+                ffi::BIO_C_GET_MD_CTX,
+                0,
+                (&mut mctx as *mut *mut sys::EVP_MD_CTX).cast(),
+            )
+        };
+        // SAFETY: both contexts are live and initialised; EVP_MD_CTX_md only reads them.
+        let same_md = !mctx.is_null()
+            && unsafe {
+                let (a, b) = (sys::EVP_MD_CTX_md(mctx), sys::EVP_MD_CTX_md(ctx.as_ptr()));
+                !a.is_null() && !b.is_null() && sys::EVP_MD_type(a) == sys::EVP_MD_type(b)
+            };
+        if got != 1 || !same_md {
+            return Err(Error::usage(
+                "the digest given does not match the signer's digest algorithm",
+            ));
+        }
+        // SAFETY: `mctx` is the chain's live context, `ctx` a live initialised one; copy_ex replaces the state.
+        if unsafe { sys::EVP_MD_CTX_copy_ex(mctx, ctx.as_ptr()) } != 1 {
+            return Err(Error::crypto(
+                "cannot take over the content digest",
+                ErrorStack::get(),
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::thread::ScopedJoinHandle;
 
 use openssl::error::ErrorStack;
+use openssl::md_ctx::MdCtx;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509, X509Ref};
 
@@ -169,23 +170,43 @@ pub fn sign_message(
     opts: &SignOptions,
     out: &mut dyn Write,
 ) -> Result<()> {
+    sign_message_with(home, raw, opts, out, || Ok((id.clone(), key.clone()))).map(|_| ())
+}
+
+/// [`sign_message`] with the ID that `choose` returns (with its unlocked key), for example
+/// [`choose_signer`] and asking for the passphrase. The digest of a large message starts before `choose` is
+/// called, so the two overlap. Returns the ID that signed.
+pub fn sign_message_with(
+    home: &Home,
+    raw: &[u8],
+    opts: &SignOptions,
+    out: &mut dyn Write,
+    choose: impl FnOnce() -> Result<(Identity, PKey<Private>)>,
+) -> Result<Identity> {
     let parts = mime::split_message_parts(raw)?;
-    let chain = chain_to_include(id);
-    let enc = encryption_cert(home, id);
-    let params = params(id, key, &chain, enc.as_deref(), opts);
     if opts.opaque {
+        let (id, key) = choose()?;
+        let (chain, enc) = (chain_to_include(&id), encryption_cert(home, &id));
+        let params = params(&id, &key, &chain, enc.as_deref(), opts);
         let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body)?;
-        return sign_opaque(&parts.outer, &prep.head, &prep.body, &params, out);
+        sign_opaque(&parts.outer, &prep.head, &prep.body, &params, out)?;
+        return Ok(id);
     }
     let progress = Progress::default();
     let pieces = [parts.content_header.as_slice(), parts.body];
-    let guess = if raw.len() >= PARALLEL_DIGEST_MIN {
-        Some(DetachedSigner::new(&params)?)
-    } else {
-        None
-    };
     std::thread::scope(|s| {
-        let guess = guess.map(|g| s.spawn(|| feed(g, &pieces, &progress)));
+        let guess = (raw.len() >= PARALLEL_DIGEST_MIN)
+            .then(|| s.spawn(|| digest(opts.digest, &pieces, &progress)));
+        let chosen = choose();
+        let (id, key) = match chosen {
+            Ok(c) => c,
+            Err(e) => {
+                progress.cancel();
+                return Err(e);
+            }
+        };
+        let (chain, enc) = (chain_to_include(&id), encryption_cert(home, &id));
+        let params = params(&id, &key, &chain, enc.as_deref(), opts);
         let prep = mime::prepare_for_signing_parts(&parts.content_header, parts.body);
         // The guess holds only if the prepared entity is the very bytes it digests.
         let same = |a: &[u8], b: &[u8]| a.as_ptr() == b.as_ptr() && a.len() == b.len();
@@ -199,7 +220,7 @@ pub fn sign_message(
         let prep = prep?;
         let fresh = Progress::default();
         let progress = if guess.is_some() { &progress } else { &fresh };
-        sign_detached(
+        let r = sign_detached(
             &parts.outer,
             &prep.head,
             &prep.body,
@@ -207,7 +228,11 @@ pub fn sign_message(
             out,
             guess,
             progress,
-        )
+        );
+        if r.is_err() {
+            progress.cancel(); // an unusable key: stop the guess, which nobody will wait for
+        }
+        r.map(|()| id)
     })
 }
 
@@ -232,24 +257,24 @@ pub fn sign_entity(
     }
 }
 
-/// Feeds `pieces` to the signer, counting in `progress`; `None` if it was cancelled before the end.
-fn feed(
-    mut signer: DetachedSigner,
-    pieces: &[&[u8]],
-    progress: &Progress,
-) -> Result<Option<DetachedSigner>> {
+/// The digest state of `pieces` one after the other (for [`DetachedSigner::adopt_digest`]), counting in
+/// `progress`; `None` if it was cancelled before the end.
+fn digest(d: Digest, pieces: &[&[u8]], progress: &Progress) -> Result<Option<MdCtx>> {
     // 1 MiB slices: large enough to cost nothing, small enough to notice a cancel soon. (Trimming a large input
     // is left to the other thread: this one is the slowest, so its time is the signing time.)
     const SLICE: usize = 1 << 20;
     // How far the digest may run ahead of a writer in lockstep (see write_entity) before it drops what it read.
     const LAG: usize = 32 << 20;
     let _ended = progress.running();
+    let fail = |e| Error::crypto("cannot digest the content", e);
+    let mut ctx = MdCtx::new().map_err(fail)?;
+    ctx.digest_init(d.md()).map_err(fail)?;
     for piece in pieces {
         for chunk in piece.chunks(SLICE) {
             if progress.cancelled() {
                 return Ok(None);
             }
-            signer.update(chunk)?;
+            ctx.digest_update(chunk).map_err(fail)?;
             progress.add(chunk.len());
             if progress.lockstep.load(Ordering::Relaxed)
                 && progress.done() > progress.written.load(Ordering::Relaxed) + LAG
@@ -258,7 +283,7 @@ fn feed(
             }
         }
     }
-    Ok(Some(signer))
+    Ok(Some(ctx))
 }
 
 fn params<'a>(
@@ -280,7 +305,7 @@ fn params<'a>(
     }
 }
 
-type Feeding<'scope> = ScopedJoinHandle<'scope, Result<Option<DetachedSigner>>>;
+type Feeding<'scope> = ScopedJoinHandle<'scope, Result<Option<MdCtx>>>;
 
 /// multipart/signed: the entity (`head` then `body`) is written as part 1 while its digest is computed — on
 /// another thread for a large entity (`guess` is one already running over the same bytes) — then signed.
@@ -296,19 +321,15 @@ fn sign_detached(
     let pieces = [head, body];
     // A random 128-bit boundary; the writer refuses (at finish) an entity that contains it anyway.
     let boundary = mime::choose_boundary(head);
+    // Made first: it refuses an unusable key before anything is written.
+    let mut signer = DetachedSigner::new(params)?;
     std::thread::scope(|s| {
         let running = match guess {
             Some(g) => Some(g),
             None if head.len() + body.len() >= PARALLEL_DIGEST_MIN => {
-                let signer = DetachedSigner::new(params)?;
-                Some(s.spawn(|| feed(signer, &pieces, progress)))
+                Some(s.spawn(|| digest(params.digest, &pieces, progress)))
             }
             None => None,
-        };
-        // Refuse an unusable key before writing anything.
-        let inline = match running {
-            Some(_) => None,
-            None => Some(DetachedSigner::new(params)?),
         };
         let written = write_entity(
             &mut *out,
@@ -321,20 +342,20 @@ fn sign_detached(
         if written.is_err() {
             progress.cancel();
         }
-        let signer = match (running, inline) {
-            (Some(t), _) => {
+        let digested = match running {
+            Some(t) => {
                 if written.is_ok() {
                     super::release_behind(&t, progress, head.len(), body);
                 }
                 t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
             }
-            (None, Some(signer)) => feed(signer, &pieces, progress),
-            (None, None) => unreachable!("one of the two is set"),
+            None => digest(params.digest, &pieces, progress),
         };
         // The trimming pause (if any) ends here, once the digest is done.
         let (w, _pause) = written.map_err(Error::output)?;
-        let signer =
-            signer?.ok_or_else(|| Error::crypto("the digest was cancelled", ErrorStack::get()))?;
+        let ctx = digested?
+            .ok_or_else(|| Error::crypto("the digest was cancelled", ErrorStack::get()))?;
+        signer.adopt_digest(&ctx)?;
         let der = signer.finish()?;
         w.finish(&der).map_err(Error::output)?;
         Ok(())
