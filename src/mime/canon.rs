@@ -30,10 +30,15 @@ fn all_crlf(data: &[u8]) -> bool {
         return false;
     }
     let (prev, cur) = (&data[..data.len() - 1], &data[1..]);
-    prev.chunks(4096).zip(cur.chunks(4096)).all(|(p, c)| {
-        p.iter().zip(c).fold(0u8, |bad, (&p, &c)| {
-            bad | (u8::from(c == b'\n') ^ u8::from(p == b'\r'))
-        }) == 0
+    // A MiB at a time, trimming a large mapped input in between (see `input::trim_due`).
+    prev.chunks(1 << 20).zip(cur.chunks(1 << 20)).all(|(p, c)| {
+        let ok = p.chunks(4096).zip(c.chunks(4096)).all(|(p, c)| {
+            p.iter().zip(c).fold(0u8, |bad, (&p, &c)| {
+                bad | (u8::from(c == b'\n') ^ u8::from(p == b'\r'))
+            }) == 0
+        });
+        crate::input::trim_due();
+        ok
     })
 }
 

@@ -139,6 +139,28 @@ fn delimiter_tail(body: &[u8], at: usize) -> Option<Delim> {
     })
 }
 
+/// The first match of `finder` in `hay` at or after `from`, searched a MiB at a time: between the steps a large
+/// mapped input is trimmed (`input::trim_due`), since the search faults in ten megabytes a millisecond while the
+/// other core may keep the trimmer thread waiting.
+fn find_in_steps(finder: &memmem::Finder<'_>, hay: &[u8], from: usize) -> Option<usize> {
+    const STEP: usize = 1 << 20;
+    // Windows overlap by the needle's length less one, so a match across two windows is found in the first.
+    let overlap = finder.needle().len().saturating_sub(1);
+    let mut at = from;
+    while at < hay.len() {
+        let end = (at + STEP + overlap).min(hay.len());
+        if let Some(p) = finder.find(&hay[at..end]) {
+            return Some(at + p);
+        }
+        if end == hay.len() {
+            break;
+        }
+        at += STEP;
+        crate::input::trim_due();
+    }
+    None
+}
+
 /// Splits a multipart body at the delimiter lines for `boundary` (the `boundary` parameter, without `--`).
 ///
 /// Strict RFC 2046 §5.1.1: a delimiter line starts a line, is exactly `--boundary`, and may be followed only by
@@ -169,8 +191,7 @@ pub fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Result<Multipart<
             return Some((0, d));
         }
         let mut search = from.saturating_sub(1);
-        while let Some(pos) = finder.find(&body[search..]) {
-            let nl = search + pos;
+        while let Some(nl) = find_in_steps(&finder, body, search) {
             if let Some(d) = delimiter_tail(body, nl + needle.len()) {
                 // The line end before the delimiter: "\r\n" or "\n". It never reaches back before `floor`
                 // (the end of the previous delimiter line), so an empty part is just empty.
@@ -310,6 +331,31 @@ pub fn split_message(raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stepped_search_finds_matches_across_its_windows() {
+        let needle = b"\n--boundary";
+        let finder = memmem::Finder::new(needle);
+        for at in [
+            0,
+            (1 << 20) - 5,
+            (1 << 20) - 1,
+            1 << 20,
+            (2 << 20) + 3,
+            (3 << 20) - needle.len(),
+        ] {
+            let mut hay = vec![b'a'; 3 << 20];
+            hay[at..at + needle.len()].copy_from_slice(needle);
+            for from in [0, at.saturating_sub(7), at] {
+                assert_eq!(
+                    super::find_in_steps(&finder, &hay, from),
+                    Some(at),
+                    "at {at} from {from}"
+                );
+            }
+            assert_eq!(super::find_in_steps(&finder, &hay, at + 1), None);
+        }
+    }
+
     use super::*;
 
     fn split(body: &str, b: &str) -> Multipart<'static> {
