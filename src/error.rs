@@ -103,9 +103,17 @@ impl Error {
     }
     /// An I/O failure on `path` while doing `what`.
     pub fn io(what: &str, path: &Path, err: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
         let hint = match err.kind() {
-            std::io::ErrorKind::NotFound => Some("check the path"),
-            std::io::ErrorKind::PermissionDenied => Some("check the file's permissions and owner"),
+            K::NotFound => Some("check the path"),
+            K::PermissionDenied => Some("check the file's permissions and owner"),
+            K::IsADirectory => Some("give a file, not a folder"),
+            K::NotADirectory => Some("a part of the path is a file, not a folder: check the path"),
+            K::StorageFull | K::QuotaExceeded => {
+                Some("free some space (or raise the quota) and run the command again")
+            }
+            K::ReadOnlyFilesystem => Some("the file system is read-only: write somewhere else"),
+            K::AlreadyExists => Some("remove it or choose another name"),
             _ => None,
         };
         let e = Self::new(
@@ -172,5 +180,29 @@ impl std::error::Error for Error {}
 impl From<openssl::error::ErrorStack> for Error {
     fn from(e: openssl::error::ErrorStack) -> Self {
         Error::crypto("OpenSSL operation failed", e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind as K;
+
+    #[test]
+    fn io_errors_say_what_to_do() {
+        let p = Path::new("/x/y");
+        for (kind, hint) in [
+            (K::NotFound, "check the path"),
+            (K::IsADirectory, "give a file, not a folder"),
+            (K::StorageFull, "free some space"),
+            (K::ReadOnlyFilesystem, "write somewhere else"),
+        ] {
+            let e = Error::io("write", p, std::io::Error::from(kind));
+            assert!(e.to_string().starts_with("cannot write /x/y: "), "{e}");
+            assert!(
+                e.hint_text().is_some_and(|h| h.contains(hint)),
+                "{kind:?}: {e:?}"
+            );
+        }
     }
 }

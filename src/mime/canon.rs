@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use memchr::memchr2;
 
 use super::MAX_DEPTH;
@@ -532,13 +532,11 @@ fn qp_encode(content: &[u8]) -> Vec<u8> {
 }
 
 /// Base64 with 76-character CRLF lines, ending with CRLF (nothing for empty input).
-pub(crate) fn base64_lines(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() / 57 * 78 + 80);
-    for chunk in data.chunks(57) {
-        let start = out.len();
-        out.resize(start + chunk.len().div_ceil(3) * 4, 0);
-        let n = STANDARD.encode_slice(chunk, &mut out[start..]).unwrap_or(0);
-        out.truncate(start + n);
+fn base64_lines(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut started = false;
+    super::b64::encode_lines(data, &mut out, &mut started);
+    if started {
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -723,13 +721,6 @@ pub struct Prepared<'h, 'b> {
 }
 
 impl Prepared<'_, '_> {
-    /// True if nothing had to change (both pieces are borrowed).
-    pub fn is_unchanged(&self) -> bool {
-        matches!(
-            (&self.head, &self.body),
-            (Cow::Borrowed(_), Cow::Borrowed(_))
-        )
-    }
     /// The length of the whole entity.
     pub fn len(&self) -> usize {
         self.head.len() + self.body.len()
@@ -1496,16 +1487,54 @@ mod tests {
     }
 
     #[test]
+    fn base64_lines_are_76_character_crlf_lines() {
+        use base64::Engine as _;
+        for len in [
+            0usize,
+            1,
+            2,
+            3,
+            56,
+            57,
+            58,
+            113,
+            114,
+            115,
+            57 * 40 + 5,
+            100_000,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 131 % 256) as u8).collect();
+            let want: Vec<u8> = data
+                .chunks(57)
+                .flat_map(|c| {
+                    let mut l = base64::engine::general_purpose::STANDARD
+                        .encode(c)
+                        .into_bytes();
+                    l.extend_from_slice(b"\r\n");
+                    l
+                })
+                .collect();
+            assert_eq!(super::base64_lines(&data), want, "{len} bytes");
+        }
+    }
+
+    #[test]
     fn prepare_in_two_pieces() {
         let p = crate::mime::split_message_parts(
             b"From: a@example.com\nContent-Type: text/plain\n\nHello\r\n",
         )
         .unwrap();
         let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
-        assert!(pr.is_unchanged());
+        assert!(matches!(
+            (&pr.head, &pr.body),
+            (Cow::Borrowed(_), Cow::Borrowed(_))
+        ));
         let p = crate::mime::split_message_parts("Subject: x\n\nFrom \u{e9}\n".as_bytes()).unwrap();
         let pr = prepare_for_signing_parts(&p.content_header, p.body).unwrap();
-        assert!(!pr.is_unchanged());
+        assert!(
+            matches!(pr.body, Cow::Owned(_)),
+            "From at a line start is re-encoded"
+        );
         let joined = [&*pr.head, &*pr.body].concat();
         assert_eq!(pr.len(), joined.len());
         assert_safe(&joined);

@@ -8,8 +8,8 @@
 //!   (RFC 2047 encoded words, RFC 2231 parameters, folding, address lists).
 //! - [`to_crlf`], [`prepare_for_signing`] and [`decode_body`] handle canonical form and transfer encodings
 //!   (RFC 8551 §3.1); functions return [`Cow`](std::borrow::Cow) and borrow when nothing changes.
-//! - [`write_multipart_signed`], [`MultipartSignedWriter`], [`write_pkcs7_mime`] and [`write_message`] write
-//!   CRLF output; [`split_signed`] and [`entity_body`] take S/MIME layers apart again.
+//! - [`write_multipart_signed`], [`MultipartSignedWriter`] and [`write_pkcs7_mime`] write CRLF output. Taking
+//!   S/MIME layers apart again is done by `smime::verify` and `smime::decrypt` with the same splitter.
 //!
 //! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
 //! [`MAX_DEPTH`].
@@ -18,7 +18,6 @@ mod b64;
 mod build;
 mod canon;
 mod headers;
-mod layer;
 mod split;
 
 pub use build::{
@@ -33,7 +32,6 @@ pub use headers::{
     ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,
     content_transfer_encoding, content_type, from, parse_headers, sender,
 };
-pub use layer::{SignedParts, entity_body, split_signed, write_message};
 pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,
     split_multipart,
