@@ -621,11 +621,11 @@ fn sign_refuses_without_a_usable_id() {
         ),
         // A From address we have no ID for.
         ("mallory@example.com", &[], &["no digital id"]),
-        // An --as that names nothing.
+        // An --as that names nothing ("no" alone would match the echoed "nobody").
         (
             "alice@example.com",
             &["--as", "nobody@example.com"],
-            &["no", "not found"],
+            &["no digital id"],
         ),
     ] {
         assert_refused(&env, &simple_message(from, "x\r\n"), extra, reason);
