@@ -130,6 +130,29 @@ fn check_ok(o: &Outcome, field: &str, ok: bool) -> Result<(), String> {
     want(v == ok, format!("signer 1 {field} should be {ok}: {s}"))
 }
 
+/// Signer 1 failed the `field` check, and the reasons say why.
+fn failed(o: &Outcome, field: &str, words: &[&str]) -> Result<(), String> {
+    check_ok(o, field, false)?;
+    reason_has(o, words)
+}
+
+/// The weak-algorithm notes mention `word`.
+fn weak_has(o: &Outcome, word: &str) -> Result<(), String> {
+    want(
+        o.weak().contains(word),
+        format!("weak should mention '{word}': {}", o.weak()),
+    )
+}
+
+/// Signed by alice, with her fixture certificate.
+fn alice_signed(o: &Outcome, c: &Ctx) -> Result<(), String> {
+    signer_is(o, "alice@example.com")?;
+    want(
+        o.signer(0)["fingerprint"] == c.alice_fp.as_str(),
+        "alice's certificate",
+    )
+}
+
 fn nested_only(o: &Outcome, _: &Ctx) -> Result<(), String> {
     // T26/T27: never "signed by alice"; the nested part is named as covering only itself.
     stderr_has(
@@ -149,11 +172,7 @@ fn specific(file: &str) -> Option<Check> {
         | "sa-unsorted-set-ber.eml"
         | "openssl-8bit-signed.eml"
         | "valid-from-uppercase.eml" => |o, c| {
-            signer_is(o, "alice@example.com")?;
-            want(
-                o.signer(0)["fingerprint"] == c.alice_fp.as_str(),
-                "alice's certificate",
-            )?;
+            alice_signed(o, c)?;
             want(o.json["form"] == "multipart/signed", "multipart/signed")
         },
         "valid-pss-alice.eml" => |o, _| {
@@ -178,11 +197,7 @@ fn specific(file: &str) -> Option<Check> {
             want(o.json["form"] == "opaque", "opaque form")
         },
         "valid-keyid-alice.eml" => |o, c| {
-            signer_is(o, "alice@example.com")?;
-            want(
-                o.signer(0)["fingerprint"] == c.alice_fp.as_str(),
-                "alice's certificate",
-            )?;
+            alice_signed(o, c)?;
             let sid = o.signer(0)["sid"].to_string().to_lowercase();
             want(
                 sid.contains("key"),
@@ -217,18 +232,11 @@ fn specific(file: &str) -> Option<Check> {
                 s["signing_time"].as_str().unwrap_or("").starts_with("2099"),
                 "signing time 2099 reported",
             )?;
-            want(
-                o.weak().contains("future"),
-                format!("weak/flag: {}", o.weak()),
-            )
+            weak_has(o, "future")
         },
         "ski-collision-mallory-first.eml" => |o, c| {
             // T17: every SKI match is tried; the signer is alice, never mallory.
-            signer_is(o, "alice@example.com")?;
-            want(
-                o.signer(0)["fingerprint"] == c.alice_fp.as_str(),
-                "alice's certificate",
-            )?;
+            alice_signed(o, c)?;
             want(
                 !o.signer(0).to_string().contains("allory"),
                 "mallory never named as signer",
@@ -248,19 +256,16 @@ fn specific(file: &str) -> Option<Check> {
             want(o.signer(0)["subject"] == "CN=Eve", "subject CN=Eve")
         },
         "bad-body-flipped.eml" | "sa-wrong-digest.eml" | "openssl-8bit-signed-qp-by-mta.eml" => {
-            |o, _| {
-                check_ok(o, "integrity", false)?;
-                reason_has(o, &["digest mismatch"])
-            }
+            |o, _| failed(o, "integrity", &["digest mismatch"])
         }
-        "bad-sig-flipped.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["bad signature"])
-        },
+        "bad-sig-flipped.eml" => |o, _| failed(o, "integrity", &["bad signature"]),
         "from-bob-signed-by-alice.eml" => |o, _| {
             check_ok(o, "integrity", true)?;
-            check_ok(o, "address_match", false)?;
-            reason_has(o, &["bob@example.org", "alice@example.com"])
+            failed(
+                o,
+                "address_match",
+                &["bob@example.org", "alice@example.com"],
+            )
         },
         "i1-from-alice-signed-by-eve.eml" => |o, _| {
             // T20: a valid signature by eve, named, that does NOT match From.
@@ -274,13 +279,9 @@ fn specific(file: &str) -> Option<Check> {
         | "untrusted-alice-selfsigned.eml"
         | "untrusted-alice-by-eve.eml" => |o, _| {
             check_ok(o, "integrity", true)?;
-            check_ok(o, "trust", false)?;
-            reason_has(o, &["not trusted"])
+            failed(o, "trust", &["not trusted"])
         },
-        "expired-grace.eml" => |o, _| {
-            check_ok(o, "validity", false)?;
-            reason_has(o, &["expired"])
-        },
+        "expired-grace.eml" => |o, _| failed(o, "validity", &["expired"]),
         "expired-grace-backdated.eml" => |o, _| {
             // T16: the claimed signing time lies inside the validity, but validation is at "now".
             check_ok(o, "validity", false)?;
@@ -290,18 +291,9 @@ fn specific(file: &str) -> Option<Check> {
             )?;
             reason_has(o, &["expired"])
         },
-        "notyet-heidi.eml" => |o, _| {
-            check_ok(o, "validity", false)?;
-            reason_has(o, &["not valid before"])
-        },
-        "noeku-frank.eml" => |o, _| {
-            check_ok(o, "purpose", false)?;
-            reason_has(o, &["emailProtection"])
-        },
-        "kuenc-erin.eml" => |o, _| {
-            check_ok(o, "purpose", false)?;
-            reason_has(o, &["keyUsage", "digital signatures"])
-        },
+        "notyet-heidi.eml" => |o, _| failed(o, "validity", &["not valid before"]),
+        "noeku-frank.eml" => |o, _| failed(o, "purpose", &["emailProtection"]),
+        "kuenc-erin.eml" => |o, _| failed(o, "purpose", &["keyUsage", "digital signatures"]),
         "c1-econtent-confusion.eml" => |o, _| {
             stderr_has(o, &["content present in a detached signature"])?;
             want(
@@ -319,31 +311,34 @@ fn specific(file: &str) -> Option<Check> {
             reason_has(o, &["bad signature"])
         },
         "c3-no-signers.eml" => |o, _| stderr_has(o, &["no signers"]),
-        "forged-attrs.eml" | "forged-attrs-noattr.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["no signed attributes"])
-        },
+        "forged-attrs.eml" | "forged-attrs-noattr.eml" => {
+            |o, _| failed(o, "integrity", &["no signed attributes"])
+        }
         "sa-missing-content-type.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["content-type signed attribute is missing"])
+            failed(
+                o,
+                "integrity",
+                &["content-type signed attribute is missing"],
+            )
         },
         "sa-missing-message-digest.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["message-digest signed attribute is missing"])
+            failed(
+                o,
+                "integrity",
+                &["message-digest signed attribute is missing"],
+            )
         },
-        "sa-message-digest-two-values.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["message-digest", "2 values"])
-        },
-        "sa-two-message-digest-attrs.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["2 message-digest signed attributes"])
-        },
+        "sa-message-digest-two-values.eml" => {
+            |o, _| failed(o, "integrity", &["message-digest", "2 values"])
+        }
+        "sa-two-message-digest-attrs.eml" => {
+            |o, _| failed(o, "integrity", &["2 message-digest signed attributes"])
+        }
         "sa-content-type-mismatch.eml" => |o, _| {
             // F6: OpenSSL accepts this one.
-            check_ok(o, "integrity", false)?;
-            reason_has(
+            failed(
                 o,
+                "integrity",
                 &["content-type", "differs from the encapsulated content type"],
             )
         },
@@ -352,27 +347,11 @@ fn specific(file: &str) -> Option<Check> {
         }
         "weak-sha1-digest.eml" => |o, _| {
             signer_is(o, "alice@example.com")?;
-            want(
-                o.weak().contains("SHA-1"),
-                format!("reported weak: {}", o.weak()),
-            )
+            weak_has(o, "SHA-1")
         },
-        "weak-md5-digest.eml" => |o, _| {
-            check_ok(o, "integrity", false)?;
-            reason_has(o, &["MD5"])
-        },
-        "weak-rsa1024-alice.eml" => |o, _| {
-            want(
-                o.weak().contains("1024"),
-                format!("reported weak: {}", o.weak()),
-            )
-        },
-        "weak-sha1cert-alice.eml" => |o, _| {
-            want(
-                o.weak().contains("certificate signed with SHA-1"),
-                format!("reported weak: {}", o.weak()),
-            )
-        },
+        "weak-md5-digest.eml" => |o, _| failed(o, "integrity", &["MD5"]),
+        "weak-rsa1024-alice.eml" => |o, _| weak_has(o, "1024"),
+        "weak-sha1cert-alice.eml" => |o, _| weak_has(o, "certificate signed with SHA-1"),
         "m1-prepend-text.eml"
         | "m2-hide-with-html.eml"
         | "m3-cid-reference.eml"
@@ -466,15 +445,11 @@ fn manifest_verify_vectors() {
             continue;
         }
         cases.insert(row.case.clone());
-        let at = at_of(&row.why);
-        let extra: Vec<&str> = match &at {
-            Some(t) => vec!["--at", t.as_str()],
-            None => vec![],
-        };
-        let mut args: Vec<String> = vec!["--json".into(), "verify".into()];
-        args.push(path.to_str().unwrap().into());
+        let mut args: Vec<String> = vec!["--json".into(), "verify".into(), s(&path).into()];
         args.extend(fixture_trust());
-        args.extend(extra.iter().map(|s| s.to_string()));
+        if let Some(t) = at_of(&row.why) {
+            args.extend(["--at".into(), t]);
+        }
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let o = env.run(&a);
         let out = Outcome {

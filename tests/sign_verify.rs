@@ -603,46 +603,33 @@ fn sign_refuses_without_a_usable_id() {
     env.import_np("p12/erin-enc.p12");
     env.import_np("p12/grace-expired.p12");
     env.import_np("p12/alice-modern.p12");
-    // Encryption-only ID, by From and by --as.
-    assert_refused(
-        &env,
-        &simple_message("erin@example.com", "x\r\n"),
-        &[],
-        &["cannot sign"],
-    );
-    assert_refused(
-        &env,
-        &simple_message("alice@example.com", "x\r\n"),
-        &["--as", "erin@example.com"],
-        &["cannot sign"],
-    );
-    // Expired ID.
-    assert_refused(
-        &env,
-        &simple_message("grace@example.com", "x\r\n"),
-        &[],
-        &["expired"],
-    );
-    assert_refused(
-        &env,
-        &simple_message("alice@example.com", "x\r\n"),
-        &["--as", "grace@example.com"],
-        &["expired"],
-    );
-    // A From address we have no ID for.
-    assert_refused(
-        &env,
-        &simple_message("mallory@example.com", "x\r\n"),
-        &[],
-        &["no digital id"],
-    );
-    // An --as that names nothing.
-    assert_refused(
-        &env,
-        &simple_message("alice@example.com", "x\r\n"),
-        &["--as", "nobody@example.com"],
-        &["no", "not found"],
-    );
+    // (From, extra arguments, expected reason)
+    for (from, extra, reason) in [
+        // Encryption-only ID, by From and by --as.
+        ("erin@example.com", &[][..], &["cannot sign"][..]),
+        (
+            "alice@example.com",
+            &["--as", "erin@example.com"],
+            &["cannot sign"],
+        ),
+        // Expired ID.
+        ("grace@example.com", &[], &["expired"]),
+        (
+            "alice@example.com",
+            &["--as", "grace@example.com"],
+            &["expired"],
+        ),
+        // A From address we have no ID for.
+        ("mallory@example.com", &[], &["no digital id"]),
+        // An --as that names nothing ("no" alone would match the echoed "nobody").
+        (
+            "alice@example.com",
+            &["--as", "nobody@example.com"],
+            &["no digital id"],
+        ),
+    ] {
+        assert_refused(&env, &simple_message(from, "x\r\n"), extra, reason);
+    }
 }
 
 // ------------------------------------------------------------------------------------------------------

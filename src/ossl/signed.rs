@@ -2054,9 +2054,8 @@ mod tests {
 
     /// Offsets of (attribute, its SET) for each signed attribute of signer 0.
     fn attrs_of(buf: &[u8]) -> Vec<(String, usize, usize)> {
-        let si = signer_info(buf, 0);
-        let sa = si.iter().find(|t| t.tag == 0xa0).unwrap();
-        sa.children()
+        signed_attrs(&signer_info(buf, 0))
+            .children()
             .unwrap()
             .iter()
             .map(|a| {
@@ -2084,6 +2083,22 @@ mod tests {
         sign(&p, &mut &CONTENT[..], None).unwrap()
     }
 
+    /// `openssl cms -sign` arguments naming alice (RSA) as the signer.
+    const ALICE: &[&str] = &["-signer", "alice.pem", "-inkey", "alice.key"];
+
+    /// The signature value (the last OCTET STRING) of a SignerInfo's fields.
+    fn signature_of<'a>(si: &[Tlv<'a>]) -> Tlv<'a> {
+        *si.iter()
+            .rev()
+            .find(|t| t.tag == der::tag::OCTET_STRING)
+            .unwrap()
+    }
+
+    /// The `[0]` signedAttrs of a SignerInfo's fields.
+    fn signed_attrs<'a>(si: &[Tlv<'a>]) -> Tlv<'a> {
+        *si.iter().find(|t| t.tag == 0xa0).unwrap()
+    }
+
     fn cli_sign(dir: &Path, extra: &[&str]) -> Vec<u8> {
         std::fs::write(dir.join("c.txt"), CONTENT).unwrap();
         let mut args = vec![
@@ -2100,10 +2115,7 @@ mod tests {
     #[test]
     fn no_signed_attributes_is_forged_attributes_violation() {
         let dir = pki_dir();
-        let d = cli_sign(
-            dir.path(),
-            &["-noattr", "-signer", "alice.pem", "-inkey", "alice.key"],
-        );
+        let d = cli_sign(dir.path(), &[&["-noattr"], ALICE].concat());
         let sd = SignedData::from_der(&d).unwrap();
         let s = &sd.signers()[0];
         assert!(!s.signed_attrs_present);
@@ -2192,10 +2204,7 @@ mod tests {
     #[test]
     fn md5_is_a_violation() {
         let dir = pki_dir();
-        let d = cli_sign(
-            dir.path(),
-            &["-md", "md5", "-signer", "alice.pem", "-inkey", "alice.key"],
-        );
+        let d = cli_sign(dir.path(), &[&["-md", "md5"], ALICE].concat());
         let sd = SignedData::from_der(&d).unwrap();
         assert!(sd.profile_violations(0).iter().any(|m| m.contains("MD5")));
         assert_eq!(
@@ -2210,17 +2219,7 @@ mod tests {
     fn key_id_collision_tries_every_candidate() {
         let p = pki();
         let dir = pki_dir();
-        let d = cli_sign(
-            dir.path(),
-            &[
-                "-keyid",
-                "-nocerts",
-                "-signer",
-                "alice.pem",
-                "-inkey",
-                "alice.key",
-            ],
-        );
+        let d = cli_sign(dir.path(), &[&["-keyid", "-nocerts"], ALICE].concat());
         let ski = p.rsa.cert.subject_key_id().unwrap().as_slice().to_vec();
         let mk = rsa(2048);
         let decoy = build("mallory", &mk, Some(&p.ca), 99, Some(&ski));
@@ -2230,6 +2229,7 @@ mod tests {
         // Decoy first: it matches the key identifier but its signature check fails; the next candidate wins.
         assert!(!sd.verify_signer(0, &decoy).unwrap());
         assert!(sd.verify_signer(0, &p.rsa.cert).unwrap());
+        // Again: the certificate set on the SignerInfo for one check must not linger into the next.
         assert!(!sd.verify_signer(0, &decoy).unwrap());
         assert!(sd.verify_signer(0, &p.rsa.cert).unwrap());
     }
@@ -2274,16 +2274,7 @@ mod tests {
         let dir = pki_dir();
         let d = cli_sign(
             dir.path(),
-            &[
-                "-signer",
-                "alice.pem",
-                "-inkey",
-                "alice.key",
-                "-signer",
-                "bob.pem",
-                "-inkey",
-                "bob.key",
-            ],
+            &[ALICE, &["-signer", "bob.pem", "-inkey", "bob.key"]].concat(),
         );
         let sd = SignedData::from_der(&d).unwrap();
         assert_eq!(sd.signer_count(), 2);
@@ -2296,25 +2287,15 @@ mod tests {
         assert!(!sd.verify_signer(idx_bob, &p.rsa.cert).unwrap());
 
         // Corrupt the first signer's signature: it fails, the other still verifies.
-        let si = signer_info(&d, 0);
-        let sig = si
-            .iter()
-            .rev()
-            .find(|t| t.tag == der::tag::OCTET_STRING)
-            .unwrap();
+        let sig = signature_of(&signer_info(&d, 0));
         let mut bad = d.clone();
-        let at = off(&d, sig) + sig.raw.len() - 5;
+        let at = off(&d, &sig) + sig.raw.len() - 5;
         bad[at] ^= 0x55;
         let sd = SignedData::from_der(&bad).unwrap();
-        let first = if idx_alice == 0 {
-            &p.rsa.cert
+        let (first, second) = if idx_alice == 0 {
+            (&p.rsa.cert, &p.ec.cert)
         } else {
-            &p.ec.cert
-        };
-        let second = if idx_alice == 0 {
-            &p.ec.cert
-        } else {
-            &p.rsa.cert
+            (&p.ec.cert, &p.rsa.cert)
         };
         assert!(!matches!(sd.verify_signer(0, first), Ok(true)));
         assert!(sd.verify_signer(1, second).unwrap());
@@ -2667,24 +2648,18 @@ mod tests {
     fn unsorted_signed_attributes_verify_over_received_bytes() {
         let p = pki();
         let d = sign_default(&p.rsa, true);
-        let si = signer_info(&d, 0);
-        let sa = si.iter().find(|t| t.tag == 0xa0).unwrap();
+        let sa = signed_attrs(&signer_info(&d, 0));
         let mut attrs: Vec<&[u8]> = sa.children().unwrap().iter().map(|a| a.raw).collect();
         attrs.reverse();
         let body = attrs.concat();
         let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), &p.rsa.key).unwrap();
         signer.update(&der::tlv(der::tag::SET, &body)).unwrap();
         let sig = signer.sign_to_vec().unwrap();
-        let step1 = replace_tlv(&d, off(&d, sa), &der::tlv(0xa0, &body));
-        let si1 = signer_info(&step1, 0);
-        let old_sig = si1
-            .iter()
-            .rev()
-            .find(|t| t.tag == der::tag::OCTET_STRING)
-            .unwrap();
+        let step1 = replace_tlv(&d, off(&d, &sa), &der::tlv(0xa0, &body));
+        let old_sig = signature_of(&signer_info(&step1, 0));
         let unsorted = replace_tlv(
             &step1,
-            off(&step1, old_sig),
+            off(&step1, &old_sig),
             &der::tlv(der::tag::OCTET_STRING, &sig),
         );
         let sd = SignedData::from_der(&unsorted).unwrap();
@@ -2785,18 +2760,7 @@ mod tests {
         let p = pki();
         let dir = pki_dir();
         for md in ["sha256", "sha384", "sha1"] {
-            let d = cli_sign(
-                dir.path(),
-                &[
-                    "-cades",
-                    "-md",
-                    md,
-                    "-signer",
-                    "alice.pem",
-                    "-inkey",
-                    "alice.key",
-                ],
-            );
+            let d = cli_sign(dir.path(), &[&["-cades", "-md", md], ALICE].concat());
             let s = &SignedData::from_der(&d).unwrap().signers()[0];
             assert_eq!(s.ess_cert_ids.len(), 1, "{md}");
             assert_eq!(
@@ -2815,8 +2779,7 @@ mod tests {
         let p = pki();
         let d = sign_default(&p.ec, false);
         let sa = {
-            let si = signer_info(&d, 0);
-            let t = *si.iter().find(|t| t.tag == 0xa0).unwrap();
+            let t = signed_attrs(&signer_info(&d, 0));
             off(&d, &t)..off(&d, &t) + t.raw.len()
         };
         for i in 0..d.len() {
@@ -2851,8 +2814,7 @@ mod tests {
     fn forged_attributes_construction_is_flagged() {
         let p = pki();
         let d = sign_default(&p.rsa, false);
-        let si = signer_info(&d, 0);
-        let sa = *si.iter().find(|t| t.tag == 0xa0).unwrap();
+        let sa = signed_attrs(&signer_info(&d, 0));
         let forged_content = der::tlv(der::tag::SET, sa.value);
         let step1 = replace_tlv(&d, off(&d, &sa), &[]);
         let ec = sd_fields(&step1)[2].children().unwrap()[1];

@@ -125,7 +125,8 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
     if depth >= MAX_LAYERS {
         return Err(Error::limit(format!(
             "more than {MAX_LAYERS} nested S/MIME layers"
-        )));
+        ))
+        .hint("smimekit unpacks no deeper; a message nested this deep is unusual, so treat it with suspicion"));
     }
     let top = top_level(entity)?;
     match &top.layer {
@@ -134,9 +135,10 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
             let mp = mime::split_multipart(top.body, boundary.as_bytes())?;
             if mp.parts.len() != 2 {
                 return Err(Error::bad_input(format!(
-                    "multipart/signed with {} parts instead of 2",
+                    "the multipart/signed message has {} parts instead of 2 (signed content and signature)",
                     mp.parts.len()
-                )));
+                ))
+                .hint("the message is damaged or was altered in transit"));
             }
             let e = mime::split_entity(mp.parts[1])?;
             let f = mime::parse_headers(e.header)?;

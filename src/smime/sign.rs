@@ -99,7 +99,8 @@ pub fn check_can_sign(id: &Identity) -> Result<()> {
             "the ID {} is not valid before {}",
             id.label(),
             info.not_before
-        )));
+        ))
+        .hint("sign with it from that date on, or with another ID now (--as ID); check the computer's clock"));
     }
     if !info.can_sign {
         return Err(Error::unusable(format!(

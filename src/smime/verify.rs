@@ -449,7 +449,8 @@ fn verify_top<'a>(
         return Err(Error::limit(format!(
             "the message has {} signers (at most {MAX_SIGNERS} are checked)",
             signers.len()
-        )));
+        ))
+        .hint("smimekit does not verify messages with that many signers; treat this one as unverified"));
     }
     // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
     // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
