@@ -31,9 +31,7 @@ fn check_size(len: u64, max: u64) -> Result<()> {
             "the encrypted content is {len} bytes; smimekit decrypts at most {} MiB",
             max >> 20
         ))
-        .hint(
-            "the limit is 2 GiB of encrypted content; this message cannot be decrypted by smimekit",
-        ));
+        .hint("smimekit cannot decrypt this message; ask the sender to split the content over several messages"));
     }
     Ok(())
 }
