@@ -21,17 +21,17 @@ fn import_p12(e: &Env, p12: &Path, password: &str) {
     assert_code(&o, 0, &format!("import {}", p12.display()));
 }
 
-/// Makes a PKCS#12 of a corpus certificate and key (PEM) with openssl, and imports it.
-fn import_pem_pair(e: &Env, cert: &str, key: &str, name: &str) {
+/// Makes a PKCS#12 of a certificate and key (PEM) with openssl, and imports it.
+fn import_pem_pair(e: &Env, cert: &Path, key: &Path, name: &str) {
     let p12 = e.path(name);
     let (rc, _, err) = openssl(
         &[
             "pkcs12",
             "-export",
             "-in",
-            s(&corpus(cert)),
+            s(cert),
             "-inkey",
-            s(&corpus(key)),
+            s(key),
             "-passout",
             "pass:x",
             "-out",
@@ -39,8 +39,16 @@ fn import_pem_pair(e: &Env, cert: &str, key: &str, name: &str) {
         ],
         None,
     );
-    assert_eq!(rc, 0, "openssl pkcs12 -export {cert}: {err}");
+    assert_eq!(rc, 0, "openssl pkcs12 -export {}: {err}", cert.display());
     import_p12(e, &p12, "x");
+}
+
+/// Converts a DER corpus file to PEM with `openssl <cmd> -inform DER` (`cmd`: "x509", or "pkcs8" "-nocrypt").
+fn der_to_pem(cmd: &[&str], der: &Path, pem: &Path) {
+    let mut args = cmd.to_vec();
+    args.extend(["-inform", "DER", "-in", s(der), "-out", s(pem)]);
+    let (rc, _, err) = openssl(&args, None);
+    assert_eq!(rc, 0, "openssl {} {}: {err}", cmd.join(" "), der.display());
 }
 
 struct Row {
@@ -86,14 +94,14 @@ fn corpus_encrypted_messages_decrypt_as_the_manifest_says() {
     import_p12(&e, &corpus("lamps-protected-headers/bob.p12"), "bob");
     import_pem_pair(
         &e,
-        "kde-mimetreeparser/derived/unittest-cert.crt.pem",
-        "kde-mimetreeparser/derived/unittest-cert.key.pkcs8.pem",
+        &corpus("kde-mimetreeparser/derived/unittest-cert.crt.pem"),
+        &corpus("kde-mimetreeparser/derived/unittest-cert.key.pkcs8.pem"),
         "kde.p12",
     );
     import_pem_pair(
         &e,
-        &format!("{BC}/cert.pem"),
-        &format!("{BC}/key.pem"),
+        &corpus(&format!("{BC}/cert.pem")),
+        &corpus(&format!("{BC}/key.pem")),
         "bc.p12",
     );
     let cas: Vec<String> = [
@@ -220,62 +228,20 @@ fn as_message(e: &Env, rel: &str) -> PathBuf {
 #[test]
 fn corpus_cms_vectors() {
     let e = Env::new();
-    let pair = |cert: &PathBuf, key: &PathBuf, name: &str| {
-        let p12 = e.path(name);
-        let (rc, _, err) = openssl(
-            &[
-                "pkcs12",
-                "-export",
-                "-in",
-                s(cert),
-                "-inkey",
-                s(key),
-                "-passout",
-                "pass:x",
-                "-out",
-                s(&p12),
-            ],
-            None,
-        );
-        assert_eq!(rc, 0, "{name}: {err}");
-        import_p12(&e, &p12, "x");
-    };
+    let pair = |cert: &Path, key: &Path, name: &str| import_pem_pair(&e, cert, key, name);
     // RFC 4134 Bob (DER certificate and PKCS#8 key).
     let bob_pem = e.path("bob4134.pem");
     let bob_key = e.path("bob4134.key");
     let r = "rfc4134-examples/rfc4134";
-    assert_eq!(
-        openssl(
-            &[
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                s(&corpus(&format!("{r}/BobRSASignByCarl.cer"))),
-                "-out",
-                s(&bob_pem)
-            ],
-            None
-        )
-        .0,
-        0
+    der_to_pem(
+        &["x509"],
+        &corpus(&format!("{r}/BobRSASignByCarl.cer")),
+        &bob_pem,
     );
-    assert_eq!(
-        openssl(
-            &[
-                "pkcs8",
-                "-inform",
-                "DER",
-                "-nocrypt",
-                "-in",
-                s(&corpus(&format!("{r}/BobPrivRSAEncrypt.pri"))),
-                "-out",
-                s(&bob_key)
-            ],
-            None
-        )
-        .0,
-        0
+    der_to_pem(
+        &["pkcs8", "-nocrypt"],
+        &corpus(&format!("{r}/BobPrivRSAEncrypt.pri")),
+        &bob_key,
     );
     pair(&bob_pem, &bob_key, "bob4134.p12");
     let ck = "rfc9216-lamps-cms-examples/examples-cms/certs-and-keys";
@@ -293,21 +259,10 @@ fn corpus_cms_vectors() {
     let smec3 = corpus("openssl/test/smime-certs/smec3.pem");
     pair(&smec3, &smec3, "smec3.p12");
     let g1 = e.path("gpgsm-test1.pem");
-    assert_eq!(
-        openssl(
-            &[
-                "x509",
-                "-inform",
-                "DER",
-                "-in",
-                s(&corpus("gnupg/tests/cms/cert_g10code_test1.der")),
-                "-out",
-                s(&g1)
-            ],
-            None
-        )
-        .0,
-        0
+    der_to_pem(
+        &["x509"],
+        &corpus("gnupg/tests/cms/cert_g10code_test1.der"),
+        &g1,
     );
     pair(
         &g1,

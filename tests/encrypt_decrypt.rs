@@ -805,7 +805,12 @@ fn wrong_passphrase_is_exit_2() {
     assert!(!out.exists());
     assert!(o.stdout.is_empty());
     let o = e.ok(&["decrypt", s(&inp), "-o", s(&out)]);
-    assert!(out.exists(), "{}", text(&o.stderr));
+    let plain = std::fs::read(&out).unwrap_or_else(|_| panic!("no output: {}", text(&o.stderr)));
+    assert_contains(
+        &text(&plain),
+        "Hello Bob",
+        "decrypted with the right passphrase",
+    );
 }
 
 #[test]
@@ -838,6 +843,11 @@ fn expired_id_still_decrypts_old_mail() {
     // But nobody encrypts new mail to it, including grace herself.
     let o = e.run(&["encrypt", s(&plain), "--cert", &fx("pki/grace-expired.pem")]);
     assert_code(&o, 2, "encrypt to an expired cert");
+    assert_contains(
+        &text(&o.stderr),
+        "expired",
+        "why the certificate is refused",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

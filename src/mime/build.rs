@@ -650,26 +650,10 @@ mod tests {
         openssl::x509::X509,
         openssl::pkey::PKey<openssl::pkey::Private>,
     ) {
-        use openssl::{
-            asn1::Asn1Time, bn::BigNum, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509,
-        };
+        use openssl::{pkey::PKey, rsa::Rsa};
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "Alice").unwrap();
-        let name = name.build();
-        let mut b = x509::X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
-            .unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        (b.build(), key)
+        let cert = crate::ids::self_signed(&key, "alice@example.com", Some("Alice"), 1).unwrap();
+        (cert, key)
     }
 
     /// Split a multipart/signed message the way verification will: (signed part, signature DER).

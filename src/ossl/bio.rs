@@ -126,6 +126,44 @@ fn new_bio(method: &Method, state: *mut c_void) -> Result<*mut sys::BIO> {
     Ok(bio)
 }
 
+/// The first failure inside a callback, kept for the Rust side: an I/O error, or a panic, which must not unwind
+/// through OpenSSL's C frames and is re-raised by `take`.
+#[derive(Default)]
+struct Fault {
+    error: Option<io::Error>,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Fault {
+    /// Whether a callback already failed: later calls fail too, without touching the reader or writer again.
+    fn is_set(&self) -> bool {
+        self.error.is_some() || self.panic.is_some()
+    }
+
+    /// The value of a `catch_unwind`-wrapped I/O call, or `None` after recording its error or panic.
+    fn record<T>(&mut self, r: std::thread::Result<io::Result<T>>) -> Option<T> {
+        match r {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                self.error = Some(e);
+                None
+            }
+            Err(p) => {
+                self.panic = Some(p);
+                None
+            }
+        }
+    }
+
+    /// Takes the recorded I/O error, if any; re-raises a recorded panic.
+    fn take(&mut self) -> Option<io::Error> {
+        if let Some(p) = self.panic.take() {
+            resume_unwind(p);
+        }
+        self.error.take()
+    }
+}
+
 struct ReadState<'a> {
     reader: &'a mut dyn Read,
     tee: Option<&'a mut dyn Write>,
@@ -134,8 +172,7 @@ struct ReadState<'a> {
     end: usize,
     eof: bool,
     total: u64,
-    error: Option<io::Error>,
-    panic: Option<Box<dyn Any + Send>>,
+    fault: Fault,
 }
 
 impl ReadState<'_> {
@@ -242,8 +279,7 @@ impl<'a> ReadBio<'a> {
                 end: 0,
                 eof: false,
                 total: 0,
-                error: None,
-                panic: None,
+                fault: Fault::default(),
             },
         )?;
         Ok(ReadBio {
@@ -261,11 +297,7 @@ impl<'a> ReadBio<'a> {
     /// Takes the I/O error the reader or tee reported, if any; re-raises a panic that happened inside them.
     pub fn take_error(&mut self) -> Option<io::Error> {
         // SAFETY: the state lives until drop and OpenSSL is not running a callback now (we hold `&mut self`).
-        let st = unsafe { &mut *self.state };
-        if let Some(p) = st.panic.take() {
-            resume_unwind(p);
-        }
-        st.error.take()
+        unsafe { &mut *self.state }.fault.take()
     }
 
     /// Number of bytes handed to OpenSSL so far.
@@ -304,21 +336,12 @@ unsafe extern "C" fn read_cb(bio: *mut sys::BIO, buf: *mut c_char, len: c_int) -
     unsafe {
         sys::BIO_clear_flags(bio, sys::BIO_FLAGS_RWS | sys::BIO_FLAGS_SHOULD_RETRY);
         let st = &mut *(sys::BIO_get_data(bio) as *mut ReadState<'_>);
-        if len <= 0 || st.error.is_some() || st.panic.is_some() {
+        if len <= 0 || st.fault.is_set() {
             return if len == 0 { 0 } else { -1 };
         }
         let out = std::slice::from_raw_parts_mut(buf.cast::<u8>(), len as usize);
-        match catch_unwind(AssertUnwindSafe(|| st.read_into(out))) {
-            Ok(Ok(n)) => n as c_int,
-            Ok(Err(e)) => {
-                st.error = Some(e);
-                -1
-            }
-            Err(p) => {
-                st.panic = Some(p);
-                -1
-            }
-        }
+        let r = catch_unwind(AssertUnwindSafe(|| st.read_into(out)));
+        st.fault.record(r).map_or(-1, |n| n as c_int)
     }
 }
 
@@ -341,29 +364,20 @@ unsafe extern "C" fn read_ctrl_cb(
 struct WriteState<'a> {
     writer: &'a mut dyn Write,
     total: u64,
-    error: Option<io::Error>,
-    panic: Option<Box<dyn Any + Send>>,
+    fault: Fault,
 }
 
 impl WriteState<'_> {
     fn put(&mut self, data: &[u8]) -> c_int {
-        if self.error.is_some() || self.panic.is_some() {
+        if self.fault.is_set() {
             return -1;
         }
-        match catch_unwind(AssertUnwindSafe(|| self.writer.write_all(data))) {
-            Ok(Ok(())) => {
-                self.total += data.len() as u64;
-                data.len() as c_int
-            }
-            Ok(Err(e)) => {
-                self.error = Some(e);
-                -1
-            }
-            Err(p) => {
-                self.panic = Some(p);
-                -1
-            }
+        let r = catch_unwind(AssertUnwindSafe(|| self.writer.write_all(data)));
+        if self.fault.record(r).is_none() {
+            return -1;
         }
+        self.total += data.len() as u64;
+        data.len() as c_int
     }
 }
 
@@ -396,8 +410,7 @@ impl<'a> WriteBio<'a> {
             WriteState {
                 writer,
                 total: 0,
-                error: None,
-                panic: None,
+                fault: Fault::default(),
             },
         )?;
         Ok(WriteBio {
@@ -415,11 +428,7 @@ impl<'a> WriteBio<'a> {
     /// Takes the I/O error the writer reported, if any; re-raises a panic that happened inside it.
     pub fn take_error(&mut self) -> Option<io::Error> {
         // SAFETY: the state lives until drop and no callback runs while we hold `&mut self`.
-        let st = unsafe { &mut *self.state };
-        if let Some(p) = st.panic.take() {
-            resume_unwind(p);
-        }
-        st.error.take()
+        unsafe { &mut *self.state }.fault.take()
     }
 
     /// Flushes the writer and returns the number of bytes written, or the first I/O error seen.
@@ -479,20 +488,11 @@ unsafe extern "C" fn write_ctrl_cb(
     let st = unsafe { &mut *(sys::BIO_get_data(bio) as *mut WriteState<'_>) };
     match cmd {
         BIO_CTRL_FLUSH => {
-            if st.error.is_some() || st.panic.is_some() {
+            if st.fault.is_set() {
                 return 0;
             }
-            match catch_unwind(AssertUnwindSafe(|| st.writer.flush())) {
-                Ok(Ok(())) => 1,
-                Ok(Err(e)) => {
-                    st.error = Some(e);
-                    0
-                }
-                Err(p) => {
-                    st.panic = Some(p);
-                    0
-                }
-            }
+            let r = catch_unwind(AssertUnwindSafe(|| st.writer.flush()));
+            c_long::from(st.fault.record(r).is_some())
         }
         BIO_CTRL_PENDING | BIO_CTRL_WPENDING => 0,
         _ => 0,
@@ -551,15 +551,11 @@ impl Drop for OwnedMemBio {
 mod tests {
     use super::*;
 
-    fn bio_read_all(bio: *mut sys::BIO) -> Vec<u8> {
-        read_all(bio)
-    }
-
     #[test]
     fn mem_bio_reads_slice() {
         let data = b"hello world".to_vec();
         let b = MemBio::new(&data).unwrap();
-        assert_eq!(bio_read_all(b.as_ptr()), data);
+        assert_eq!(read_all(b.as_ptr()), data);
     }
 
     #[test]
@@ -570,7 +566,7 @@ mod tests {
         let got;
         {
             let b = ReadBio::new(&mut src, Some(&mut tee)).unwrap();
-            got = bio_read_all(b.as_ptr());
+            got = read_all(b.as_ptr());
             assert_eq!(b.bytes_read(), data.len() as u64);
             assert_eq!(b.finish().unwrap(), data.len() as u64);
         }
@@ -590,7 +586,7 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let mut src = &data[..];
         let b = ReadBio::unbuffered(&mut src).unwrap();
-        assert_eq!(bio_read_all(b.as_ptr()), data);
+        assert_eq!(read_all(b.as_ptr()), data);
         assert_eq!(b.finish().unwrap(), data.len() as u64);
     }
 

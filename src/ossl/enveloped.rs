@@ -2032,43 +2032,30 @@ mod tests {
 
     #[test]
     fn refuses_unsupported_recipient_keys() {
+        let refuse = |recipients: &[Recipient]| {
+            encrypt(
+                recipients,
+                ContentCipher::Aes256Gcm,
+                &mut &b"x"[..],
+                &mut Vec::new(),
+            )
+            .unwrap_err()
+        };
         let ed = make_id("Ed", PKey::generate_ed25519().unwrap());
-        let e = encrypt(
-            &[Recipient::new(&ed.cert)],
-            ContentCipher::Aes256Gcm,
-            &mut &b"x"[..],
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let e = refuse(&[Recipient::new(&ed.cert)]);
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(e.message().contains("neither RSA nor EC"), "{e}");
         let k1 = ec_id("K1", Nid::SECP256K1);
-        let e = encrypt(
-            &[Recipient::new(&k1.cert)],
-            ContentCipher::Aes256Gcm,
-            &mut &b"x"[..],
-            &mut Vec::new(),
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
-        let ec = ec_id("EC", Nid::X9_62_PRIME256V1);
-        let e = encrypt(
-            &[Recipient::oaep(&ec.cert)],
-            ContentCipher::Aes256Gcm,
-            &mut &b"x"[..],
-            &mut Vec::new(),
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Usage);
-        assert!(
-            encrypt(
-                &[],
-                ContentCipher::Aes256Gcm,
-                &mut &b"x"[..],
-                &mut Vec::new()
-            )
-            .is_err()
+        assert_eq!(
+            refuse(&[Recipient::new(&k1.cert)]).kind(),
+            ErrorKind::Unsupported
         );
+        let ec = ec_id("EC", Nid::X9_62_PRIME256V1);
+        assert_eq!(
+            refuse(&[Recipient::oaep(&ec.cert)]).kind(),
+            ErrorKind::Usage
+        );
+        refuse(&[]);
     }
 
     #[test]

@@ -31,9 +31,7 @@ fn check_size(len: u64, max: u64) -> Result<()> {
             "the encrypted content is {len} bytes; smimekit decrypts at most {} MiB",
             max >> 20
         ))
-        .hint(
-            "the limit is 2 GiB of encrypted content; this message cannot be decrypted by smimekit",
-        ));
+        .hint("smimekit cannot decrypt this message; ask the sender to split the content over several messages"));
     }
     Ok(())
 }
@@ -335,13 +333,13 @@ impl Encrypted<'_> {
     ) -> Result<(Zeroizing<Vec<u8>>, DecryptReport)> {
         // Sized up front (outer header fields + plaintext, which is never longer than the ciphertext) so that
         // growing never leaves an unwiped copy of plaintext behind.
-        let outer = mime::split_message_parts(self.raw)?.outer.len();
+        let outer = mime::split_message_parts(self.raw)?.outer;
         let cap = usize::try_from(self.info.encrypted_len)
             .unwrap_or(usize::MAX / 2)
-            .saturating_add(outer)
+            .saturating_add(outer.len())
             .saturating_add(64);
         let mut buf = Zeroizing::new(Vec::with_capacity(cap));
-        let report = self.decrypt_streaming(id, key, allow_legacy, &mut *buf)?;
+        let report = self.decrypt_after(&outer, id, key, allow_legacy, &mut *buf)?;
         Ok((buf, report))
     }
 
@@ -370,8 +368,21 @@ impl Encrypted<'_> {
         allow_legacy: bool,
         out: &mut dyn Write,
     ) -> Result<DecryptReport> {
-        let parts = mime::split_message_parts(self.raw)?;
-        out.write_all(&parts.outer).map_err(Error::output)?;
+        let outer = mime::split_message_parts(self.raw)?.outer;
+        self.decrypt_after(&outer, id, key, allow_legacy, out)
+    }
+
+    /// [`Self::decrypt_streaming`] with the outer header fields already split off (the in-memory form needs
+    /// their length first, to size its buffer, and should not split the message twice).
+    fn decrypt_after(
+        &self,
+        outer: &[u8],
+        id: &Identity,
+        key: &PKey<Private>,
+        allow_legacy: bool,
+        out: &mut dyn Write,
+    ) -> Result<DecryptReport> {
+        out.write_all(outer).map_err(Error::output)?;
         out.write_all(b"MIME-Version: 1.0\r\n")
             .map_err(Error::output)?;
         let mut warnings = self.warnings.clone();

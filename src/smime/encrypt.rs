@@ -195,7 +195,7 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         }
         if info.expired || info.not_yet_valid {
             problems.push(format!(
-                "{addr} (--cert): the certificate is {} ",
+                "{addr} (--cert): the certificate is {}",
                 info.status()
             ));
             continue;
