@@ -8,31 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-struct Row {
-    file: String,
-    case: String,
-    expect: i32,
-    why: String,
-}
-
-fn rows() -> Vec<Row> {
-    std::fs::read_to_string(fixture("msg/MANIFEST.tsv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("enc/"))
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(4, '\t').collect();
-            Row {
-                file: f[0].into(),
-                case: f[1].into(),
-                expect: f[2].parse().expect("expect_exit"),
-                why: f.get(3).copied().unwrap_or("").into(),
-            }
-        })
-        .collect()
-}
-
 /// What verify said about one vector.
 struct Outcome {
     code: i32,
@@ -434,7 +409,7 @@ fn manifest_verify_vectors() {
         alice2_fp: fingerprint_of("pki/alice2.pem"),
         eve_fp: fingerprint_of("pki/eve.pem"),
     };
-    let rows = rows();
+    let rows = verify_vectors();
     let mut failures = Vec::new();
     let mut cases = std::collections::BTreeSet::new();
     for row in &rows {
@@ -714,7 +689,7 @@ const DIFFERS_FROM_OPENSSL: &[(&str, &str)] = &[
 fn differences_from_openssl_are_the_documented_ones() {
     let env = Env::new();
     let mut failures = Vec::new();
-    for row in rows() {
+    for row in verify_vectors() {
         let path = fixture(&format!("msg/{}", row.file));
         let bytes = std::fs::read(&path).unwrap();
         let (rc, _, _) = openssl_verify(&bytes);

@@ -635,26 +635,16 @@ fn sign_refuses_without_a_usable_id() {
 // ------------------------------------------------------------------------------------------------------
 // Output discipline (T19).
 
-fn manifest_verify_rows() -> Vec<(String, String, i32)> {
-    std::fs::read_to_string(fixture("msg/MANIFEST.tsv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("enc/"))
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn invalid_messages_write_nothing() {
     let env = Env::new();
     let trust = fixture_trust();
     let mut failures = Vec::new();
     let mut n = 0;
-    for (file, case, expect) in manifest_verify_rows() {
+    for VerifyVector {
+        file, case, expect, ..
+    } in verify_vectors()
+    {
         if expect == 0 {
             continue;
         }

@@ -16,7 +16,7 @@ use smimekit::ossl::enveloped::ContentCipher;
 use smimekit::ossl::signed::Digest;
 use smimekit::smime::{decrypt, encrypt, harvest, inspect, sign, verify};
 use smimekit::trust::TrustStore;
-use smimekit::{Error, cert, input};
+use smimekit::{Error, cert, input, mime};
 
 use super::Global;
 use super::id::unlock;
@@ -330,12 +330,9 @@ pub(super) fn harvest_verified(
     raw: &[u8],
     v: &verify::Verified,
 ) -> smimekit::Result<harvest::Harvest> {
-    let date = smimekit::smime::top_level(raw).ok().and_then(|tl| {
-        tl.fields
-            .iter()
-            .find(|f| f.is("date"))
-            .map(|f| f.value.clone())
-    });
+    let date = smimekit::smime::top_level(raw)
+        .ok()
+        .and_then(|tl| mime::field_value(&tl.fields, "date"));
     harvest::harvest(home, lock, v, date.as_deref())
 }
 

@@ -399,6 +399,12 @@ impl fmt::Display for ContentType {
     }
 }
 
+/// The value of the first field called `name` (case-insensitive), for fields that are only shown (Subject,
+/// Date, Message-ID): unlike [`content_type`] or [`from`], a repeated field is not an error here.
+pub fn field_value(fields: &[Field<'_>], name: &str) -> Option<String> {
+    fields.iter().find(|f| f.is(name)).map(|f| f.value.clone())
+}
+
 /// The Content-Type of a header, or `None` if there is none (the caller then applies the RFC 2045 default,
 /// [`ContentType::default_text`]). Two Content-Type fields are an error (T52).
 pub fn content_type(fields: &[Field<'_>]) -> Result<Option<ContentType>> {

@@ -30,7 +30,7 @@ pub use canon::{
 };
 pub use headers::{
     ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,
-    content_transfer_encoding, content_type, from, parse_headers, sender,
+    content_transfer_encoding, content_type, field_value, from, parse_headers, sender,
 };
 pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,

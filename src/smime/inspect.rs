@@ -95,11 +95,7 @@ fn known_label(known: &Known, pred: impl Fn(&X509) -> bool) -> Option<String> {
 pub fn inspect(raw: &[u8], known: &Known) -> Result<InspectReport> {
     let top = top_level(raw)?;
     let from = mime::from(&top.fields).ok().flatten().map(|m| m.addr);
-    let subject = top
-        .fields
-        .iter()
-        .find(|f| f.is("subject"))
-        .map(|f| f.value.clone());
+    let subject = mime::field_value(&top.fields, "subject");
     let mut layers = Vec::new();
     let nested_parts = match &top.layer {
         Layer::Other => super::nested_smime_parts(&top)

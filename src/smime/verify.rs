@@ -354,11 +354,7 @@ fn verify_top<'a>(
 ) -> Result<Verified<'a>> {
     let from = mime::from(&top.fields)?;
     let sender = mime::sender(&top.fields)?;
-    let message_id = top
-        .fields
-        .iter()
-        .find(|f| f.is("message-id"))
-        .map(|f| f.value.clone());
+    let message_id = mime::field_value(&top.fields, "message-id");
     let mut warnings = Vec::new();
     let mut micalg_param: Option<Option<String>> = None;
     let (form, sd, content): (&'static str, SignedData, std::borrow::Cow<'_, [u8]>) = match &top

@@ -557,3 +557,34 @@ pub fn assert_same_store(before: &[(PathBuf, Vec<u8>)], after: &[(PathBuf, Vec<u
         diffs.join("\n")
     );
 }
+
+/// A verify vector of `fixtures/msg/MANIFEST.tsv` (the rows not under `enc/`).
+pub struct VerifyVector {
+    /// The file under `fixtures/msg/`.
+    pub file: String,
+    /// The checklist case (T03…).
+    pub case: String,
+    /// The exit code a correct verify gives.
+    pub expect: i32,
+    /// Why, in the MANIFEST's words.
+    pub why: String,
+}
+
+/// The verify vectors of `fixtures/msg/MANIFEST.tsv`.
+pub fn verify_vectors() -> Vec<VerifyVector> {
+    std::fs::read_to_string(fixture("msg/MANIFEST.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("enc/"))
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, '\t').collect();
+            VerifyVector {
+                file: f[0].into(),
+                case: f[1].into(),
+                expect: f[2].parse().expect("expect_exit"),
+                why: f.get(3).copied().unwrap_or("").into(),
+            }
+        })
+        .collect()
+}
