@@ -49,17 +49,15 @@ pub fn decode_input(data: &[u8], what: &str) -> Result<Vec<u8>> {
         text.to_string()
     };
     let cleaned: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let not_p12 = |why: &str| {
+        Error::bad_input(format!("{what} is not a PKCS#12 file{why}"))
+            .hint("pass the .p12 or .pfx file exported by your mail client or CA")
+    };
     let der = base64::engine::general_purpose::STANDARD
         .decode(cleaned.as_bytes())
-        .map_err(|_| {
-            Error::bad_input(format!(
-                "{what} is not a PKCS#12 file (neither DER nor base64)"
-            ))
-            .hint("pass the .p12 or .pfx file exported by your mail client or CA")
-        })?;
+        .map_err(|_| not_p12(" (neither DER nor base64)"))?;
     if der.first() != Some(&0x30) {
-        return Err(Error::bad_input(format!("{what} is not a PKCS#12 file"))
-            .hint("pass the .p12 or .pfx file exported by your mail client or CA"));
+        return Err(not_p12(""));
     }
     Ok(der)
 }
@@ -68,7 +66,7 @@ pub fn decode_input(data: &[u8], what: &str) -> Result<Vec<u8>> {
 pub struct ReadP12 {
     /// What was found.
     pub report: ImportReport,
-    idents: Vec<(PKey<Private>, X509, Vec<X509>)>,
+    idents: Vec<p12::IdentityParts>,
 }
 
 /// Reads every identity of a PKCS#12 file, checking limits before any key-derivation work.
@@ -154,21 +152,25 @@ pub fn export(
     password: &Secret,
     profile: Profile,
 ) -> Result<Vec<u8>> {
-    let name = id
-        .emails()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| id.fingerprint.clone());
     p12::build(
         &[BuildEntry::Identity {
             key,
             cert: &id.cert,
             chain: &id.chain,
-            friendly_name: &name,
+            friendly_name: &friendly_name(id),
         }],
         password,
         profile,
     )
+}
+
+/// The friendlyName an ID gets in an export or backup: its first e-mail address (what mail clients show), else
+/// its fingerprint.
+fn friendly_name(id: &Identity) -> String {
+    id.emails()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| id.fingerprint.clone())
 }
 
 /// One modern PKCS#12 holding every ID (each key with its certificate and chain), every trust anchor and
@@ -183,15 +185,7 @@ pub fn backup(
     let ids = IdStore::new(home).list()?;
     let anchors = TrustStore::new(home).list()?;
     let keys: Vec<PKey<Private>> = ids.iter().map(unlock).collect::<Result<_>>()?;
-    let names: Vec<String> = ids
-        .iter()
-        .map(|i| {
-            i.emails()
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| i.fingerprint.clone())
-        })
-        .collect();
+    let names: Vec<String> = ids.iter().map(friendly_name).collect();
     let anchor_names: Vec<String> = anchors
         .iter()
         .map(|a| format!("{ANCHOR_PREFIX}{}", a.fingerprint))
@@ -230,7 +224,8 @@ pub fn backup(
     if entries.is_empty() {
         return Err(Error::not_found(
             "there is nothing to back up: the store has no IDs, anchors or contacts",
-        ));
+        )
+        .hint("import an ID with 'smimekit id import FILE.p12' or add a trust anchor with 'smimekit trust add CERT.pem' first"));
     }
     let der = p12::build(&entries, password, Profile::Modern)?;
     Ok((
@@ -260,7 +255,7 @@ pub struct BackupCounts {
 /// What a restore found in the file, before anything is written.
 pub struct RestorePlan {
     /// Identities: key, certificate, chain.
-    pub ids: Vec<(PKey<Private>, X509, Vec<X509>)>,
+    pub ids: Vec<p12::IdentityParts>,
     /// Anchor certificates.
     pub anchors: Vec<X509>,
     /// Contact certificates with the address they were filed under.

@@ -31,6 +31,23 @@ fn fp_of(env: &Env, query: &str) -> String {
     v["fingerprint"].as_str().unwrap().to_string()
 }
 
+/// `id export alice@example.com -o <env>/NAME EXTRA…`, which must succeed; returns the written path.
+fn export_alice(env: &Env, name: &str, extra: &[&str]) -> std::path::PathBuf {
+    let out = env.path(name);
+    let mut args = vec!["id", "export", "alice@example.com", "-o", s(&out)];
+    args.extend_from_slice(extra);
+    env.ok(&args);
+    out
+}
+
+/// DER of the fixture certificate of alice@example.com.
+fn alice_cert_der() -> Vec<u8> {
+    openssl::x509::X509::from_pem(&std::fs::read(fixture("pki/alice.pem")).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
 #[test]
 fn imports_openssl_default_and_legacy_p12() {
     let env = Env::new();
@@ -174,14 +191,7 @@ fn list_flags_expired_ids() {
 fn modern_export_is_read_by_openssl() {
     let env = Env::new();
     env.import("p12/alice-modern.p12");
-    let out = env.path("out.p12");
-    env.ok(&[
-        "id",
-        "export",
-        "alice@example.com",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let out = export_alice(&env, "out.p12", &[]);
     let err = openssl_p12_info(&out);
     assert!(
         err.contains("PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256"),
@@ -209,29 +219,14 @@ fn modern_export_is_read_by_openssl() {
         cert.public_key().unwrap().public_eq(&key),
         "the exported key does not belong to the certificate"
     );
-    assert_eq!(
-        cert.to_der().unwrap(),
-        openssl::x509::X509::from_pem(&std::fs::read(fixture("pki/alice.pem")).unwrap())
-            .unwrap()
-            .to_der()
-            .unwrap()
-    );
+    assert_eq!(cert.to_der().unwrap(), alice_cert_der());
 }
 
 #[test]
 fn legacy_export_is_imported_by_gpgsm() {
     let env = Env::new();
     env.import("p12/alice-modern.p12");
-    let out = env.path("legacy.p12");
-    env.ok(&[
-        "id",
-        "export",
-        "alice@example.com",
-        "-o",
-        out.to_str().unwrap(),
-        "--profile",
-        "legacy",
-    ]);
+    let out = export_alice(&env, "legacy.p12", &["--profile", "legacy"]);
     let gpg = Gpg::new();
     let (rc, _, err) = gpg.gpgsm(&["--import", out.to_str().unwrap()], Some(P12_PASSWORD));
     assert_eq!(rc, 0, "gpgsm --import failed: {err}");
@@ -248,17 +243,12 @@ fn legacy_export_is_imported_by_gpgsm() {
 fn cert_only_export_is_pem() {
     let env = Env::new();
     env.import("p12/alice-modern.p12");
-    let out = env.path("alice.pem");
-    env.ok(&[
-        "id",
-        "export",
-        "alice@example.com",
-        "-o",
-        out.to_str().unwrap(),
-        "--cert-only",
-    ]);
+    let out = export_alice(&env, "alice.pem", &["--cert-only"]);
     let pem = std::fs::read_to_string(&out).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----") && !pem.contains("PRIVATE KEY"));
+    // Alice's own certificate comes first.
+    let first = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(first.to_der().unwrap(), alice_cert_der());
 }
 
 #[test]
@@ -278,14 +268,9 @@ fn backup_restores_on_another_home_with_usable_keys() {
     }
     let o = other.ok(&["trust", "list", "--json"]);
     assert!(text(&o.stdout).contains("smimekit Test Root CA"));
-    // The restored key opens with the new passphrase: export works.
-    other.ok(&[
-        "id",
-        "export",
-        "alice@example.com",
-        "-o",
-        other.path("x.p12").to_str().unwrap(),
-    ]);
+    // The restored key opens with the new passphrase: export works and openssl reads the result.
+    let exported = export_alice(&other, "x.p12", &[]);
+    assert!(openssl_p12_info(&exported).contains("MAC: sha256"));
     // Restoring again merges: nothing changes.
     let before = other.snapshot();
     other.ok(&["id", "restore", backup.to_str().unwrap()]);
@@ -309,8 +294,7 @@ fn assert_error_unchanged(env: &Env, args: &[&str], needle: &str) {
 fn bad_inputs_are_clear_errors_and_change_nothing() {
     let env = Env::new();
     env.import("p12/bob.p12");
-    let f = |n: &str| fixture(n).to_str().unwrap().to_string();
-    let mut c = env.cmd(&["id", "import", &f("p12/alice-modern.p12")]);
+    let mut c = env.cmd(&["id", "import", &fx("p12/alice-modern.p12")]);
     c.env("SMIMEKIT_PASSWORD", "wrong");
     let before = env.snapshot();
     let o = c.output().unwrap();
@@ -321,21 +305,21 @@ fn bad_inputs_are_clear_errors_and_change_nothing() {
         text(&o.stderr)
     );
     assert_eq!(before, env.snapshot());
-    assert_error_unchanged(&env, &["id", "import", &f("p12/truncated.p12")], "PKCS#12");
-    assert_error_unchanged(&env, &["id", "import", &f("p12/random.bin")], "PKCS#12");
+    assert_error_unchanged(&env, &["id", "import", &fx("p12/truncated.p12")], "PKCS#12");
+    assert_error_unchanged(&env, &["id", "import", &fx("p12/random.bin")], "PKCS#12");
     assert_error_unchanged(
         &env,
-        &["id", "import", &f("p12/nokey.p12")],
+        &["id", "import", &fx("p12/nokey.p12")],
         "no private key",
     );
     assert_error_unchanged(
         &env,
-        &["id", "import", &f("p12/mismatch.p12")],
+        &["id", "import", &fx("p12/mismatch.p12")],
         "do not match",
     );
     assert_error_unchanged(
         &env,
-        &["id", "import", &f("p12/nomac.p12")],
+        &["id", "import", &fx("p12/nomac.p12")],
         "--allow-unauthenticated",
     );
     assert_error_unchanged(
@@ -551,8 +535,19 @@ fn batch_without_secret_fails_and_delete_needs_yes() {
         "{}",
         text(&o.stderr)
     );
-    let o = env.run(&["id", "delete", "alice@example.com"]);
+    // A backup needs the keys: the same missing passphrase is a clear error, and nothing is written.
+    let backup = env.path("backup.p12");
+    let mut c = env.cmd(&["id", "backup", "-o", s(&backup)]);
+    c.env_remove("SMIMEKIT_PASSPHRASE");
+    let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("--passphrase-file"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!backup.exists());
+    assert_error_unchanged(&env, &["id", "delete", "alice@example.com"], "--yes");
     env.ok(&["id", "delete", "alice@example.com", "--yes"]);
     assert_eq!(
         env.run(&["id", "show", "alice@example.com"]).status.code(),

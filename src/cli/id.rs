@@ -413,7 +413,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 &format!("a password for the backup {}", out.display()),
                 true,
             )?;
-            let contacts = smimekit::contacts::ContactStore::new(&home).for_backup()?;
+            let contact_store = smimekit::contacts::ContactStore::new(&home);
+            let contacts = contact_store.for_backup()?;
             let mut unlock_one = |i: &Identity| -> smimekit::Result<_> {
                 if !i.key_protected {
                     return i.unlock(None);
@@ -429,12 +430,17 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                                 &format!("the passphrase of {}", i.label()),
                                 false,
                             )
-                            .map_err(|e| Error::new(ErrorKind::MissingSecret, e.to_string()))?;
+                            // Keep the secrets error as it is (its hint names --passphrase-file).
+                            .map_err(|e| {
+                                e.downcast::<Error>().unwrap_or_else(|e| {
+                                    Error::new(ErrorKind::MissingSecret, e.to_string())
+                                })
+                            })?;
                         i.unlock(Some(&p))
                     }
                 }
             };
-            let metadata = smimekit::contacts::ContactStore::new(&home).metadata_for_backup()?;
+            let metadata = contact_store.metadata_for_backup()?;
             let (der, counts) = pkcs12::backup(
                 &home,
                 &password,
@@ -474,12 +480,12 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             } else {
                 new_passphrase(g, *no_passphrase, "the restored keys")?
             };
-            let _lock = home.lock()?;
+            let lock = home.lock()?;
             let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
-            let store = smimekit::contacts::ContactStore::new(&home);
-            let contacts = store.restore(&_lock, plan.contacts.clone())?;
+            let contact_store = smimekit::contacts::ContactStore::new(&home);
+            let contacts = contact_store.restore(&lock, plan.contacts.clone())?;
             if let Some(m) = &plan.contacts_metadata {
-                store.restore_metadata(&_lock, m)?;
+                contact_store.restore_metadata(&lock, m)?;
             }
             let new = added.iter().filter(|a| a.new).count();
             if g.json {

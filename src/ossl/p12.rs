@@ -2512,6 +2512,16 @@ mod tests {
         (k, c)
     }
 
+    /// The one-ID entry list most tests build: `key` with `cert`, no chain, named "alice".
+    fn alice_entry<'a>(key: &'a PKeyRef<Private>, cert: &'a X509Ref) -> [BuildEntry<'a>; 1] {
+        [BuildEntry::Identity {
+            key,
+            cert,
+            chain: &[],
+            friendly_name: "alice",
+        }]
+    }
+
     fn pw(s: &str) -> Secret {
         Secret::from_string(s.into())
     }
@@ -2829,17 +2839,7 @@ mod tests {
         }
         let p = pki();
         let (k, c) = leaf(&p, "alice");
-        let der = build(
-            &[BuildEntry::Identity {
-                key: &k,
-                cert: &c,
-                chain: &[],
-                friendly_name: "alice",
-            }],
-            &pw("s3cret"),
-            Profile::Modern,
-        )
-        .unwrap();
+        let der = build(&alice_entry(&k, &c), &pw("s3cret"), Profile::Modern).unwrap();
         let (ok, info) = openssl_info(&der, "s3cret", &[]);
         assert!(ok, "{info}");
         let expect = "PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256";
@@ -2852,12 +2852,7 @@ mod tests {
     fn legacy_and_compat_are_read_by_openssl() {
         let p = pki();
         let (k, c) = leaf(&p, "alice");
-        let e = [BuildEntry::Identity {
-            key: &k,
-            cert: &c,
-            chain: &[],
-            friendly_name: "alice",
-        }];
+        let e = alice_entry(&k, &c);
         let legacy = build(&e, &pw("pw"), Profile::Legacy).unwrap();
         let s = summarize(&legacy).unwrap();
         assert_eq!(s.description, "legacy RC2-40 PKCS#12 (3DES key, SHA-1 MAC)");
@@ -2943,12 +2938,7 @@ mod tests {
     fn wrong_password() {
         let p = pki();
         let (k, c) = leaf(&p, "alice");
-        let e = [BuildEntry::Identity {
-            key: &k,
-            cert: &c,
-            chain: &[],
-            friendly_name: "alice",
-        }];
+        let e = alice_entry(&k, &c);
         for profile in [Profile::Modern, Profile::Legacy] {
             let der = build(&e, &pw("right"), profile).unwrap();
             let err = parse_checked(&der, &pw("wrong"), false).unwrap_err();
@@ -3007,12 +2997,7 @@ mod tests {
     fn huge_mac_iterations_are_refused_fast() {
         let p = pki();
         let (k, c) = leaf(&p, "alice");
-        let e = [BuildEntry::Identity {
-            key: &k,
-            cert: &c,
-            chain: &[],
-            friendly_name: "alice",
-        }];
+        let e = alice_entry(&k, &c);
         let der = build(&e, &pw("pw"), Profile::Compat).unwrap();
         let bad = patch_mac_iterations(&der, 2_147_483_647);
         let t = Instant::now();
@@ -3235,12 +3220,7 @@ mod tests {
         // OPENSSL_MODULES points nowhere.
         let p = pki();
         let (k, c) = leaf(&p, "alice");
-        let e = [BuildEntry::Identity {
-            key: &k,
-            cert: &c,
-            chain: &[],
-            friendly_name: "alice",
-        }];
+        let e = alice_entry(&k, &c);
         let der = build(&e, &pw("pw"), Profile::Legacy).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("legacy.p12");
@@ -3312,12 +3292,7 @@ mod tests {
         // RSA: gpgsm 2.2.40 crashes (SIGSEGV) importing EC keys from any PKCS#12, OpenSSL's own included.
         let k = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let c = cert("alice", &k, Some((&p.inter, &p.inter_key)), false);
-        let e = [BuildEntry::Identity {
-            key: &k,
-            cert: &c,
-            chain: &[],
-            friendly_name: "alice",
-        }];
+        let e = alice_entry(&k, &c);
         // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
         let profile = Profile::Legacy;
         let der = build(&e, &pw("pw"), profile).unwrap();
