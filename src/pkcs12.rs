@@ -184,6 +184,13 @@ pub fn backup(
 ) -> Result<(Vec<u8>, BackupCounts)> {
     let ids = IdStore::new(home).list()?;
     let anchors = TrustStore::new(home).list()?;
+    // The contacts' metadata alone is not worth a backup (and no passphrase should be asked for).
+    if ids.is_empty() && anchors.is_empty() && contacts.is_empty() {
+        return Err(Error::not_found(
+            "there is nothing to back up: the store has no IDs, anchors or contacts",
+        )
+        .hint("import an ID with 'smimekit id import FILE.p12' or add a trust anchor with 'smimekit trust add CERT.pem' first"));
+    }
     let keys: Vec<PKey<Private>> = ids.iter().map(unlock).collect::<Result<_>>()?;
     let names: Vec<String> = ids.iter().map(friendly_name).collect();
     let anchor_names: Vec<String> = anchors
@@ -220,12 +227,6 @@ pub fn backup(
             cert: c,
             friendly_name: n,
         });
-    }
-    if entries.is_empty() {
-        return Err(Error::not_found(
-            "there is nothing to back up: the store has no IDs, anchors or contacts",
-        )
-        .hint("import an ID with 'smimekit id import FILE.p12' or add a trust anchor with 'smimekit trust add CERT.pem' first"));
     }
     let der = p12::build(&entries, password, Profile::Modern)?;
     Ok((

@@ -291,6 +291,18 @@ fn assert_error_unchanged(env: &Env, args: &[&str], needle: &str) {
 }
 
 #[test]
+fn backup_of_an_empty_home_is_refused() {
+    let env = Env::new();
+    let backup = env.path("backup.p12");
+    assert_error_unchanged(
+        &env,
+        &["id", "backup", "-o", backup.to_str().unwrap()],
+        "nothing to back up",
+    );
+    assert!(!backup.exists(), "no backup file is written");
+}
+
+#[test]
 fn bad_inputs_are_clear_errors_and_change_nothing() {
     let env = Env::new();
     env.import("p12/bob.p12");
