@@ -1511,6 +1511,19 @@ mod tests {
                 ca: false,
             }
         }
+
+        /// A CA certificate `cn` with keyUsage `ku`, valid `from`..`until`.
+        fn ca(cn: &'a str, ku: &'a [&'a str], from: i64, until: i64) -> Self {
+            Spec {
+                cn,
+                email: None,
+                ku: Some(ku),
+                eku: None,
+                from,
+                until,
+                ca: true,
+            }
+        }
     }
 
     fn make(spec: &Spec, key: &PKey<Private>, issuer: Option<&Ca>) -> X509 {
@@ -1574,27 +1587,39 @@ mod tests {
         b.build()
     }
 
+    /// A CA made from `spec` (an EC key), signed by `issuer` or self-signed.
+    fn new_ca_from(spec: &Spec, issuer: Option<&Ca>) -> Ca {
+        let key = ec();
+        let cert = make(spec, &key, issuer);
+        Ca { key, cert }
+    }
+
+    /// A self-signed root `cn`, valid well around now.
     fn new_ca(cn: &str) -> Ca {
         let now = cert::now();
-        let key = ec();
-        let cert = make(
-            &Spec {
-                cn,
-                email: None,
-                ku: Some(&["keyCertSign", "cRLSign"]),
-                eku: None,
-                from: now - 1000 * DAY,
-                until: now + 1000 * DAY,
-                ca: true,
-            },
-            &key,
-            None,
+        let spec = Spec::ca(
+            cn,
+            &["keyCertSign", "cRLSign"],
+            now - 1000 * DAY,
+            now + 1000 * DAY,
         );
-        Ca { key, cert }
+        new_ca_from(&spec, None)
     }
 
     fn issue(ca: &Ca, spec: &Spec) -> X509 {
         make(spec, &ec(), Some(ca))
+    }
+
+    /// A default leaf for `email` issued by `ca` whose validity starts `days` days from now (negative: in the
+    /// past), so tests can order certificates by notBefore.
+    fn issue_from(ca: &Ca, email: &str, days: i64) -> X509 {
+        issue(
+            ca,
+            &Spec {
+                from: cert::now() + days * DAY,
+                ..Spec::leaf(email)
+            },
+        )
     }
 
     struct Fixture {
@@ -1659,14 +1684,7 @@ mod tests {
     fn not_yet_valid_is_rejected() {
         let f = fixture();
         let ca = new_ca("CA");
-        let now = cert::now();
-        let future = issue(
-            &ca,
-            &Spec {
-                from: now + 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let future = issue_from(&ca, "bob@example.org", 5);
         add(&f, &future);
         let s = select(&f, "bob@example.org", &[]);
         assert!(s.chosen.is_none());
@@ -1785,21 +1803,8 @@ mod tests {
     fn newest_not_before_wins_then_pin_then_unpin() {
         let f = fixture();
         let ca = new_ca("CA");
-        let now = cert::now();
-        let old = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let new = issue(
-            &ca,
-            &Spec {
-                from: now - 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let old = issue_from(&ca, "bob@example.org", -50);
+        let new = issue_from(&ca, "bob@example.org", -5);
         add(&f, &old);
         add(&f, &new);
         let anchors = [ca.cert.clone()];
@@ -1862,20 +1867,8 @@ mod tests {
         let f = fixture();
         let ca = new_ca("CA");
         let now = cert::now();
-        let enc = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let signing = issue(
-            &ca,
-            &Spec {
-                from: now - 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let enc = issue_from(&ca, "bob@example.org", -50);
+        let signing = issue_from(&ca, "bob@example.org", -5);
         add(&f, &enc);
         add(&f, &signing);
         let store = ContactStore::new(&f.home);
@@ -2010,21 +2003,8 @@ mod tests {
         let f = fixture();
         let ca = new_ca("CA");
         let other = new_ca("Unknown CA");
-        let now = cert::now();
-        let trusted = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let unknown = issue(
-            &other,
-            &Spec {
-                from: now - DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let trusted = issue_from(&ca, "bob@example.org", -50);
+        let unknown = issue_from(&other, "bob@example.org", -1);
         add(&f, &trusted);
         add(&f, &unknown);
         let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
@@ -2042,23 +2022,15 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign", "cRLSign"]),
-                    eku: None,
-                    from: now - 100 * DAY,
-                    until: now + 100 * DAY,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
+        let int = new_ca_from(
+            &Spec::ca(
+                "Intermediate",
+                &["keyCertSign", "cRLSign"],
+                now - 100 * DAY,
+                now + 100 * DAY,
             ),
-            key: int_key,
-        };
+            Some(&root),
+        );
         let leaf = issue(&int, &Spec::leaf("bob@example.org"));
         let store = ContactStore::new(&f.home);
         let lock = f.home.lock().unwrap();
@@ -2097,24 +2069,16 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
         // An intermediate that expired: the chain is known and broken.
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign", "cRLSign"]),
-                    eku: None,
-                    from: now - 100 * DAY,
-                    until: now - DAY,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
+        let int = new_ca_from(
+            &Spec::ca(
+                "Intermediate",
+                &["keyCertSign", "cRLSign"],
+                now - 100 * DAY,
+                now - DAY,
             ),
-            key: int_key,
-        };
+            Some(&root),
+        );
         let leaf = issue(&int, &Spec::leaf("bob@example.org"));
         let lock = f.home.lock().unwrap();
         ContactStore::new(&f.home)
@@ -2280,13 +2244,7 @@ mod tests {
         let ca1 = new_ca("CA one");
         let ca2 = new_ca("CA two");
         let now = cert::now();
-        let first = issue(
-            &ca1,
-            &Spec {
-                from: now - 100 * DAY,
-                ..Spec::leaf("alice@example.com")
-            },
-        );
+        let first = issue_from(&ca1, "alice@example.com", -100);
         assert!(add(&f, &first).key_changes.is_empty());
         // Same issuer, new key (a renewal or a replacement).
         let key2 = ec();
@@ -2446,23 +2404,10 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign"]),
-                    eku: None,
-                    from: now - DAY,
-                    until: now + DAY * 100,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
-            ),
-            key: int_key,
-        };
+        let int = new_ca_from(
+            &Spec::ca("Intermediate", &["keyCertSign"], now - DAY, now + DAY * 100),
+            Some(&root),
+        );
         let a = issue(&int, &Spec::leaf("a@example.org"));
         let lock = f.home.lock().unwrap();
         let store = ContactStore::new(&f.home);
@@ -2544,19 +2489,10 @@ mod tests {
     #[test]
     fn classify_sorts_roles() {
         let root = new_ca("Root");
-        let int_key = ec();
         let now = cert::now();
         let int = make(
-            &Spec {
-                cn: "Int",
-                email: None,
-                ku: Some(&["keyCertSign"]),
-                eku: None,
-                from: now - DAY,
-                until: now + DAY,
-                ca: true,
-            },
-            &int_key,
+            &Spec::ca("Int", &["keyCertSign"], now - DAY, now + DAY),
+            &ec(),
             Some(&root),
         );
         let leaf = issue(&root, &Spec::leaf("a@example.org"));
