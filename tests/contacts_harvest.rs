@@ -32,10 +32,6 @@ fn fp(c: &X509) -> String {
         .collect()
 }
 
-fn fp_of(rel: &str) -> String {
-    fp(&cert(rel))
-}
-
 /// A certificate issued by the fixture intermediate for `email`, valid `from`..`to` (ASN.1 time strings
 /// `YYYYMMDDHHMMSSZ`), with keyUsage `ku` ("enc": digitalSignature+keyEncipherment, "sign": digitalSignature).
 fn issue(email: &str, from: &str, to: &str, ku: &str) -> X509 {
@@ -78,6 +74,17 @@ fn issue(email: &str, from: &str, to: &str, ku: &str) -> X509 {
     b.append_extension(san).unwrap();
     b.sign(&inter_key, MessageDigest::sha256()).unwrap();
     b.build()
+}
+
+/// A message from alice to bob saying `body`, signed by our own `sign` with the (passphrase-less) ID `p12`.
+fn signed_by_alice(p12: &str, body: &str) -> Vec<u8> {
+    let a = Env::new();
+    a.import_np(p12);
+    let inp = a.write_file(
+        "m.eml",
+        &message("Alice <alice@example.com>", BOB, "", body),
+    );
+    a.ok(&["sign", s(&inp)]).stdout
 }
 
 fn write_cert(e: &Env, name: &str, c: &X509) -> PathBuf {
@@ -151,8 +158,8 @@ fn harvest_from_openssl_signed_messages() {
     assert!(text(&o.stdout).contains("Added the signer's certificate"));
     e.ok(&["verify", &fx("msg/valid-ecdsa-carol.eml")]);
     let fps = contact_fps(&e);
-    assert!(fps.contains(&fp_of("pki/alice.pem")), "{fps:?}");
-    assert!(fps.contains(&fp_of("pki/carol.pem")), "{fps:?}");
+    assert!(fps.contains(&fingerprint_of("pki/alice.pem")), "{fps:?}");
+    assert!(fps.contains(&fingerprint_of("pki/carol.pem")), "{fps:?}");
     assert_eq!(fps.len(), 2, "only the signers: {fps:?}");
     let j = show(&e, "alice@example.com");
     let prov = &j["certificates"][0]["meta"]["provenance"][0];
@@ -172,26 +179,26 @@ fn harvest_from_openssl_signed_messages() {
     let l = contacts(&e);
     assert_eq!(l["intermediates"].as_array().unwrap().len(), 1, "{l}");
     // Encryption to the harvested contacts now works (RSA and EC).
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice.pem"));
-    assert_eq!(chosen_for(&e, "carol@example.net"), fp_of("pki/carol.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice.pem")
+    );
+    assert_eq!(
+        chosen_for(&e, "carol@example.net"),
+        fingerprint_of("pki/carol.pem")
+    );
 }
 
 #[test]
 fn harvest_from_our_own_sign_records_capabilities() {
-    let a = Env::new();
-    a.import_np("p12/alice2.p12");
-    let inp = a.write_file(
-        "m.eml",
-        &message("Alice <alice@example.com>", BOB, "", "signed by smimekit"),
-    );
-    let signed = a.ok(&["sign", s(&inp)]).stdout;
+    let signed = signed_by_alice("p12/alice2.p12", "signed by smimekit");
     let b = bob_home();
     let f = b.write_file("signed.eml", &signed);
     let o = b.ok(&["verify", s(&f)]);
     assert!(text(&o.stdout).contains("Added the signer's certificate"));
     let j = show(&b, "alice@example.com");
     let c = &j["certificates"][0];
-    assert_eq!(c["fingerprint"], fp_of("pki/alice2.pem").as_str());
+    assert_eq!(c["fingerprint"], fingerprint_of("pki/alice2.pem").as_str());
     let caps: Vec<String> = c["meta"]["capabilities"]
         .as_array()
         .expect("capabilities recorded")
@@ -254,9 +261,12 @@ fn t40_only_the_verified_signer_is_added() {
     let o = e.ok(&["verify", &fx("msg/g-eve-carrying-alice-cert.eml")]);
     assert!(text(&o.stdout).contains("Added the signer's certificate"));
     let fps = contact_fps(&e);
-    assert!(fps.contains(&fp_of("pki/eve.pem")), "eve added: {fps:?}");
     assert!(
-        !fps.contains(&fp_of("pki/alice-selfsigned.pem")),
+        fps.contains(&fingerprint_of("pki/eve.pem")),
+        "eve added: {fps:?}"
+    );
+    assert!(
+        !fps.contains(&fingerprint_of("pki/alice-selfsigned.pem")),
         "the carried attacker certificate for alice was added"
     );
     assert_eq!(fps.len(), 2, "{fps:?}");
@@ -265,12 +275,15 @@ fn t40_only_the_verified_signer_is_added() {
         alice_before["certificates"].as_array().unwrap().len(),
         alice_after["certificates"].as_array().unwrap().len()
     );
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice.pem")
+    );
 
     // In a fresh home, the same message: only eve, alice never appears.
     let f = bob_home();
     f.ok(&["verify", &fx("msg/g-eve-carrying-alice-cert.eml")]);
-    assert_eq!(contact_fps(&f), vec![fp_of("pki/eve.pem")]);
+    assert_eq!(contact_fps(&f), vec![fingerprint_of("pki/eve.pem")]);
     let o = f.run(&["contact", "show", "alice@example.com"]);
     assert_code(&o, 2, "no alice");
 }
@@ -306,13 +319,10 @@ fn t41_future_signing_time_and_key_change() {
         "an older message updated the capabilities"
     );
     // A newer message (signed now by our own sign with the same certificate) does.
-    let a1 = Env::new();
-    a1.import_np("p12/alice-modern.p12");
-    let inp = a1.write_file(
-        "m.eml",
-        &message("Alice <alice@example.com>", BOB, "", "newer"),
+    let newer = e.write_file(
+        "alice-newer.eml",
+        &signed_by_alice("p12/alice-modern.p12", "newer"),
     );
-    let newer = e.write_file("alice-newer.eml", &a1.ok(&["sign", s(&inp)]).stdout);
     e.ok(&["verify", s(&newer)]);
     let j = show(&e, "alice@example.com");
     let caps = j["certificates"][0]["meta"]["capabilities"].to_string();
@@ -322,20 +332,16 @@ fn t41_future_signing_time_and_key_change() {
     );
 
     // A message from alice signed with a new key (alice2, by our own sign): verify warns about the change.
-    let a = Env::new();
-    a.import_np("p12/alice2.p12");
-    let inp = a.write_file(
-        "m.eml",
-        &message("Alice <alice@example.com>", BOB, "", "new key"),
+    let f = e.write_file(
+        "alice2-signed.eml",
+        &signed_by_alice("p12/alice2.p12", "new key"),
     );
-    let signed = a.ok(&["sign", s(&inp)]).stdout;
-    let f = e.write_file("alice2-signed.eml", &signed);
     let o = e.ok(&["verify", s(&f)]);
     let out = text(&o.stdout) + &text(&o.stderr);
     assert!(out.contains("WARNING"), "{out}");
     assert!(out.contains("changed"), "{out}");
     assert!(
-        out.contains(&fp_of("pki/alice.pem")[..16]),
+        out.contains(&fingerprint_of("pki/alice.pem")[..16]),
         "names the old certificate: {out}"
     );
     // Both are kept; the user decides (here: the newest is chosen, a pin overrides).
@@ -374,7 +380,7 @@ fn add_pem_der_and_p7b_bundles() {
         "{}",
         text(&o.stdout)
     );
-    assert_eq!(contact_fps(&e), vec![fp_of("pki/alice.pem")]);
+    assert_eq!(contact_fps(&e), vec![fingerprint_of("pki/alice.pem")]);
 
     // .p7b made by openssl crl2pkcs7 (PEM and DER), with the chain and the root.
     let anchors_before = e.ok(&["--json", "trust", "list"]).stdout;
@@ -409,11 +415,11 @@ fn add_pem_der_and_p7b_bundles() {
         );
     }
     let fps = contact_fps(&e);
-    assert!(fps.contains(&fp_of("pki/carol.pem")));
-    assert!(fps.contains(&fp_of("pki/bob.pem")));
-    assert!(!fps.contains(&fp_of("pki/root.pem")));
+    assert!(fps.contains(&fingerprint_of("pki/carol.pem")));
+    assert!(fps.contains(&fingerprint_of("pki/bob.pem")));
+    assert!(!fps.contains(&fingerprint_of("pki/root.pem")));
     assert!(
-        !fps.contains(&fp_of("pki/inter.pem")),
+        !fps.contains(&fingerprint_of("pki/inter.pem")),
         "CA certificates are not contacts"
     );
     // Bundles never add trust (T41: certs-only input with a root).
@@ -505,7 +511,7 @@ fn add_signed_eml() {
     let e = bob_home();
     let o = e.ok(&["contact", "add", &fx("msg/valid-rsa-alice.eml")]);
     assert!(text(&o.stdout).contains("added"), "{}", text(&o.stdout));
-    assert_eq!(contact_fps(&e), vec![fp_of("pki/alice.pem")]);
+    assert_eq!(contact_fps(&e), vec![fingerprint_of("pki/alice.pem")]);
     let j = show(&e, "alice@example.com");
     assert_eq!(
         j["certificates"][0]["meta"]["provenance"][0]["source"],
@@ -514,8 +520,8 @@ fn add_signed_eml() {
     // T40 through contact add: only eve.
     e.ok(&["contact", "add", &fx("msg/g-eve-carrying-alice-cert.eml")]);
     let fps = contact_fps(&e);
-    assert!(fps.contains(&fp_of("pki/eve.pem")));
-    assert!(!fps.contains(&fp_of("pki/alice-selfsigned.pem")));
+    assert!(fps.contains(&fingerprint_of("pki/eve.pem")));
+    assert!(!fps.contains(&fingerprint_of("pki/alice-selfsigned.pem")));
     // Capabilities are recorded as by verify; a far-future signing time records none.
     let f = bob_home();
     f.ok(&["contact", "add", &fx("msg/caps-aes256cbc-only.eml")]);
@@ -538,7 +544,10 @@ fn add_signed_eml() {
         &fx("pki/alice.pem"),
     ]);
     let fps = contact_fps(&h);
-    assert!(fps.contains(&fp_of("pki/carol.pem")) && fps.contains(&fp_of("pki/alice.pem")));
+    assert!(
+        fps.contains(&fingerprint_of("pki/carol.pem"))
+            && fps.contains(&fingerprint_of("pki/alice.pem"))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -557,7 +566,10 @@ fn selection_rules_through_encrypt() {
     );
     let expired_pem = write_cert(&e, "alice-expired.pem", &expired);
     e.ok(&["contact", "add", &fx("pki/alice.pem"), s(&expired_pem)]);
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice.pem")
+    );
     let j = show(&e, "alice@example.com");
     let rejected = j["selection"]["rejected"].to_string();
     assert!(rejected.contains(&fp(&expired)), "{j}");
@@ -565,18 +577,27 @@ fn selection_rules_through_encrypt() {
 
     // Two valid certificates: the newest notBefore (alice2).
     e.ok(&["contact", "add", &fx("pki/alice2.pem")]);
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice2.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice2.pem")
+    );
 
     // A pinned one wins while usable.
     e.ok(&[
         "contact",
         "prefer",
         "alice@example.com",
-        &fp_of("pki/alice.pem")[..16],
+        &fingerprint_of("pki/alice.pem")[..16],
     ]);
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice.pem")
+    );
     e.ok(&["contact", "prefer", "alice@example.com", "--clear"]);
-    assert_eq!(chosen_for(&e, "alice@example.com"), fp_of("pki/alice2.pem"));
+    assert_eq!(
+        chosen_for(&e, "alice@example.com"),
+        fingerprint_of("pki/alice2.pem")
+    );
 
     // Signing-only vs encryption-capable: dave's signing-only certificate is newer but never chosen.
     let dave_enc = issue(
@@ -614,7 +635,10 @@ fn selection_rules_through_encrypt() {
         assert!(err.contains(addr) && err.contains(why), "{addr}: {err}");
     }
     // Addresses compare case-insensitively.
-    assert_eq!(chosen_for(&e, "ALICE@Example.COM"), fp_of("pki/alice2.pem"));
+    assert_eq!(
+        chosen_for(&e, "ALICE@Example.COM"),
+        fingerprint_of("pki/alice2.pem")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -635,7 +659,7 @@ fn contacts_and_anchors_survive_backup_and_restore() {
         "contact",
         "prefer",
         "alice@example.com",
-        &fp_of("pki/alice.pem")[..16],
+        &fingerprint_of("pki/alice.pem")[..16],
     ]);
     let backup = e.path("backup.p12");
     e.ok(&["id", "backup", "-o", s(&backup)]);
@@ -659,7 +683,10 @@ fn contacts_and_anchors_survive_backup_and_restore() {
         chosen_for(&f, "alice@example.com"),
         chosen_for(&e, "alice@example.com")
     );
-    assert_eq!(chosen_for(&f, "alice@example.com"), fp_of("pki/alice.pem"));
+    assert_eq!(
+        chosen_for(&f, "alice@example.com"),
+        fingerprint_of("pki/alice.pem")
+    );
     let show = |h: &Env| {
         let v: serde_json::Value = serde_json::from_slice(
             &h.ok(&["--json", "contact", "show", "alice@example.com"])
