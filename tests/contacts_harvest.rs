@@ -461,43 +461,78 @@ fn bad_files_exit_2_and_change_nothing() {
                 "/CN=No Mail",
                 "-days",
                 "30",
+                // A leaf: openssl's default self-signed certificate is a CA, which is refused before
+                // its address is looked at.
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
             ],
             None,
         );
         assert_eq!(rc, 0, "{err}");
     }
-    for (what, files) in [
-        ("damaged PEM", vec![s(&garbage).to_string()]),
-        ("random DER", vec![s(&random).to_string()]),
-        ("a private key", vec![key.clone()]),
-        ("a tampered signed message", vec![tampered.clone()]),
-        ("an unsigned message", vec![unsigned.clone()]),
-        ("an untrusted signed message", vec![carried.clone()]),
-        ("only a CA certificate", vec![ca_only.clone()]),
-        ("no e-mail address", vec![s(&ivan_no_email).to_string()]),
+    // (case, files, what the error must say: the reason, not just that it failed)
+    for (what, files, says) in [
+        (
+            "damaged PEM",
+            vec![s(&garbage).to_string()],
+            "PEM certificate block is damaged",
+        ),
+        (
+            "random DER",
+            vec![s(&random).to_string()],
+            "neither a certificate nor a PKCS#7",
+        ),
+        ("a private key", vec![key.clone()], "contains a private key"),
+        (
+            "a tampered signed message",
+            vec![tampered.clone()],
+            "message digest mismatch",
+        ),
+        (
+            "an unsigned message",
+            vec![unsigned.clone()],
+            "the message is not signed",
+        ),
+        (
+            "an untrusted signed message",
+            vec![carried.clone()],
+            "not trusted: self-signed",
+        ),
+        (
+            "only a CA certificate",
+            vec![ca_only.clone()],
+            "CA certificates are not contacts",
+        ),
+        (
+            "no e-mail address",
+            vec![s(&ivan_no_email).to_string()],
+            "has no e-mail address",
+        ),
         // A good file with a bad one: nothing of either is stored.
         (
             "good + tampered",
             vec![fx("pki/carol.pem"), tampered.clone()],
+            "message digest mismatch",
         ),
         (
             "good message + bad cert",
             vec![fx("msg/valid-ecdsa-carol.eml"), s(&garbage).to_string()],
+            "PEM certificate block is damaged",
         ),
         (
             "a missing file",
             vec![s(&e.path("missing.pem")).to_string()],
+            "cannot read",
         ),
     ] {
         let mut args = vec!["contact", "add"];
         args.extend(files.iter().map(String::as_str));
         let o = e.run(&args);
         assert_code(&o, 2, what);
-        assert!(
-            text(&o.stderr).contains("smimekit: error:"),
-            "{what}: {}",
-            text(&o.stderr)
-        );
+        let err = text(&o.stderr);
+        assert!(err.contains("smimekit: error:"), "{what}: {err}");
+        assert!(err.contains(says), "{what}: expected {says:?} in {err}");
+        assert!(err.contains("smimekit: hint:"), "{what}: no hint: {err}");
         assert_same_store(&before, &e.snapshot(), what);
     }
 }
