@@ -954,9 +954,7 @@ impl<'a> ContactStore<'a> {
     pub fn remove(&self, lock: &WriteLock, query: &str) -> Result<Vec<Removed>> {
         let mut idx = self.read_index()?;
         let victims: Vec<String> = if query.contains('@') {
-            if address::normalize(query).is_none() {
-                return Err(Error::usage(format!("'{query}' is not an e-mail address")));
-            }
+            let key = address_key(query, "contact's")?;
             let v: Vec<String> = idx
                 .contacts
                 .values()
@@ -969,6 +967,8 @@ impl<'a> ContactStore<'a> {
                         .hint("run 'smimekit contact list' to see your contacts"),
                 );
             }
+            // The address's pin goes with its certificates.
+            idx.addresses.remove(&key);
             v
         } else {
             let fps: Vec<String> = idx.contacts.keys().cloned().collect();
@@ -982,9 +982,6 @@ impl<'a> ContactStore<'a> {
                     addresses: m.addresses,
                 });
             }
-        }
-        if let Some(key) = address::normalize(query) {
-            idx.addresses.remove(&key);
         }
         idx.addresses
             .retain(|_, a| a.pinned.as_ref().is_none_or(|p| !victims.contains(p)));
@@ -1003,10 +1000,7 @@ impl<'a> ContactStore<'a> {
     /// Pins the certificate whose fingerprint starts with `fp_prefix` for `addr`: it is chosen for encryption
     /// whenever it is usable. Returns the full fingerprint.
     pub fn prefer(&self, lock: &WriteLock, addr: &str, fp_prefix: &str) -> Result<String> {
-        let key = address::normalize(addr).ok_or_else(|| {
-            Error::usage(format!("'{addr}' is not an e-mail address"))
-                .hint("give the contact's address, e.g. bob@example.org")
-        })?;
+        let key = address_key(addr, "contact's")?;
         let mut idx = self.read_index()?;
         let fps: Vec<String> = idx.contacts.keys().cloned().collect();
         let fp = trust::find_by_fingerprint(fps, fp_prefix, |s| s, "contact")?;
@@ -1028,9 +1022,7 @@ impl<'a> ContactStore<'a> {
 
     /// Drops the pin of `addr`; returns the fingerprint that was pinned.
     pub fn unpin(&self, lock: &WriteLock, addr: &str) -> Result<Option<String>> {
-        let Some(key) = address::normalize(addr) else {
-            return Err(Error::usage(format!("'{addr}' is not an e-mail address")));
-        };
+        let key = address_key(addr, "contact's")?;
         let mut idx = self.read_index()?;
         let old = idx.addresses.remove(&key).and_then(|a| a.pinned);
         if old.is_some() {
@@ -1158,10 +1150,7 @@ impl<'a> ContactStore<'a> {
     /// only when the store cannot be read or `addr` is not an address; "nothing usable" is a [`Selection`]
     /// without `chosen` (use [`Selection::into_chosen`] for the errors `encrypt` reports).
     pub fn select_for_encryption(&self, addr: &str, opts: &SelectOptions) -> Result<Selection> {
-        let norm = address::normalize(addr).ok_or_else(|| {
-            Error::usage(format!("'{addr}' is not an e-mail address"))
-                .hint("give the recipient's address, e.g. bob@example.org")
-        })?;
+        let norm = address_key(addr, "recipient's")?;
         let idx = self.read_index()?;
         let all: Vec<Contact> = self
             .contacts_of(&idx)?
@@ -1366,6 +1355,15 @@ fn push_provenance(meta: &mut ContactMeta, prov: Provenance) {
     if n > MAX_PROVENANCE {
         meta.provenance.drain(..n - MAX_PROVENANCE);
     }
+}
+
+/// The normalized form of `addr` (the index key), or the usage error for a command given something that is not
+/// an address; `whose` names it in the hint ("contact's", "recipient's").
+fn address_key(addr: &str, whose: &str) -> Result<String> {
+    address::normalize(addr).ok_or_else(|| {
+        Error::usage(format!("'{addr}' is not an e-mail address"))
+            .hint(format!("give the {whose} address, e.g. bob@example.org"))
+    })
 }
 
 fn apply_caps(
@@ -2397,6 +2395,15 @@ mod tests {
             store.remove(&lock, "xyz").unwrap_err().kind(),
             ErrorKind::Usage
         );
+        // Something with '@' that is not an address: a usage error that says what to give.
+        for e in [
+            store.remove(&lock, "a@").unwrap_err(),
+            store.unpin(&lock, "@example.org").unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Usage);
+            assert!(e.message().contains("is not an e-mail address"), "{e}");
+            assert!(e.hint_text().unwrap().contains("bob@example.org"), "{e}");
+        }
     }
 
     #[test]
