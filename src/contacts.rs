@@ -954,9 +954,7 @@ impl<'a> ContactStore<'a> {
     pub fn remove(&self, lock: &WriteLock, query: &str) -> Result<Vec<Removed>> {
         let mut idx = self.read_index()?;
         let victims: Vec<String> = if query.contains('@') {
-            if address::normalize(query).is_none() {
-                return Err(Error::usage(format!("'{query}' is not an e-mail address")));
-            }
+            let key = address_key(query, "contact's")?;
             let v: Vec<String> = idx
                 .contacts
                 .values()
@@ -969,6 +967,8 @@ impl<'a> ContactStore<'a> {
                         .hint("run 'smimekit contact list' to see your contacts"),
                 );
             }
+            // The address's pin goes with its certificates.
+            idx.addresses.remove(&key);
             v
         } else {
             let fps: Vec<String> = idx.contacts.keys().cloned().collect();
@@ -982,9 +982,6 @@ impl<'a> ContactStore<'a> {
                     addresses: m.addresses,
                 });
             }
-        }
-        if let Some(key) = address::normalize(query) {
-            idx.addresses.remove(&key);
         }
         idx.addresses
             .retain(|_, a| a.pinned.as_ref().is_none_or(|p| !victims.contains(p)));
@@ -1003,10 +1000,7 @@ impl<'a> ContactStore<'a> {
     /// Pins the certificate whose fingerprint starts with `fp_prefix` for `addr`: it is chosen for encryption
     /// whenever it is usable. Returns the full fingerprint.
     pub fn prefer(&self, lock: &WriteLock, addr: &str, fp_prefix: &str) -> Result<String> {
-        let key = address::normalize(addr).ok_or_else(|| {
-            Error::usage(format!("'{addr}' is not an e-mail address"))
-                .hint("give the contact's address, e.g. bob@example.org")
-        })?;
+        let key = address_key(addr, "contact's")?;
         let mut idx = self.read_index()?;
         let fps: Vec<String> = idx.contacts.keys().cloned().collect();
         let fp = trust::find_by_fingerprint(fps, fp_prefix, |s| s, "contact")?;
@@ -1028,9 +1022,7 @@ impl<'a> ContactStore<'a> {
 
     /// Drops the pin of `addr`; returns the fingerprint that was pinned.
     pub fn unpin(&self, lock: &WriteLock, addr: &str) -> Result<Option<String>> {
-        let Some(key) = address::normalize(addr) else {
-            return Err(Error::usage(format!("'{addr}' is not an e-mail address")));
-        };
+        let key = address_key(addr, "contact's")?;
         let mut idx = self.read_index()?;
         let old = idx.addresses.remove(&key).and_then(|a| a.pinned);
         if old.is_some() {
@@ -1158,10 +1150,7 @@ impl<'a> ContactStore<'a> {
     /// only when the store cannot be read or `addr` is not an address; "nothing usable" is a [`Selection`]
     /// without `chosen` (use [`Selection::into_chosen`] for the errors `encrypt` reports).
     pub fn select_for_encryption(&self, addr: &str, opts: &SelectOptions) -> Result<Selection> {
-        let norm = address::normalize(addr).ok_or_else(|| {
-            Error::usage(format!("'{addr}' is not an e-mail address"))
-                .hint("give the recipient's address, e.g. bob@example.org")
-        })?;
+        let norm = address_key(addr, "recipient's")?;
         let idx = self.read_index()?;
         let all: Vec<Contact> = self
             .contacts_of(&idx)?
@@ -1368,6 +1357,15 @@ fn push_provenance(meta: &mut ContactMeta, prov: Provenance) {
     }
 }
 
+/// The normalized form of `addr` (the index key), or the usage error for a command given something that is not
+/// an address; `whose` names it in the hint ("contact's", "recipient's").
+fn address_key(addr: &str, whose: &str) -> Result<String> {
+    address::normalize(addr).ok_or_else(|| {
+        Error::usage(format!("'{addr}' is not an e-mail address"))
+            .hint(format!("give the {whose} address, e.g. bob@example.org"))
+    })
+}
+
 fn apply_caps(
     idx: &mut Index,
     fp: &str,
@@ -1511,6 +1509,19 @@ mod tests {
                 ca: false,
             }
         }
+
+        /// A CA certificate `cn` with keyUsage `ku`, valid `from`..`until`.
+        fn ca(cn: &'a str, ku: &'a [&'a str], from: i64, until: i64) -> Self {
+            Spec {
+                cn,
+                email: None,
+                ku: Some(ku),
+                eku: None,
+                from,
+                until,
+                ca: true,
+            }
+        }
     }
 
     fn make(spec: &Spec, key: &PKey<Private>, issuer: Option<&Ca>) -> X509 {
@@ -1574,27 +1585,39 @@ mod tests {
         b.build()
     }
 
+    /// A CA made from `spec` (an EC key), signed by `issuer` or self-signed.
+    fn new_ca_from(spec: &Spec, issuer: Option<&Ca>) -> Ca {
+        let key = ec();
+        let cert = make(spec, &key, issuer);
+        Ca { key, cert }
+    }
+
+    /// A self-signed root `cn`, valid well around now.
     fn new_ca(cn: &str) -> Ca {
         let now = cert::now();
-        let key = ec();
-        let cert = make(
-            &Spec {
-                cn,
-                email: None,
-                ku: Some(&["keyCertSign", "cRLSign"]),
-                eku: None,
-                from: now - 1000 * DAY,
-                until: now + 1000 * DAY,
-                ca: true,
-            },
-            &key,
-            None,
+        let spec = Spec::ca(
+            cn,
+            &["keyCertSign", "cRLSign"],
+            now - 1000 * DAY,
+            now + 1000 * DAY,
         );
-        Ca { key, cert }
+        new_ca_from(&spec, None)
     }
 
     fn issue(ca: &Ca, spec: &Spec) -> X509 {
         make(spec, &ec(), Some(ca))
+    }
+
+    /// A default leaf for `email` issued by `ca` whose validity starts `days` days from now (negative: in the
+    /// past), so tests can order certificates by notBefore.
+    fn issue_from(ca: &Ca, email: &str, days: i64) -> X509 {
+        issue(
+            ca,
+            &Spec {
+                from: cert::now() + days * DAY,
+                ..Spec::leaf(email)
+            },
+        )
     }
 
     struct Fixture {
@@ -1659,14 +1682,7 @@ mod tests {
     fn not_yet_valid_is_rejected() {
         let f = fixture();
         let ca = new_ca("CA");
-        let now = cert::now();
-        let future = issue(
-            &ca,
-            &Spec {
-                from: now + 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let future = issue_from(&ca, "bob@example.org", 5);
         add(&f, &future);
         let s = select(&f, "bob@example.org", &[]);
         assert!(s.chosen.is_none());
@@ -1785,21 +1801,8 @@ mod tests {
     fn newest_not_before_wins_then_pin_then_unpin() {
         let f = fixture();
         let ca = new_ca("CA");
-        let now = cert::now();
-        let old = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let new = issue(
-            &ca,
-            &Spec {
-                from: now - 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let old = issue_from(&ca, "bob@example.org", -50);
+        let new = issue_from(&ca, "bob@example.org", -5);
         add(&f, &old);
         add(&f, &new);
         let anchors = [ca.cert.clone()];
@@ -1862,20 +1865,8 @@ mod tests {
         let f = fixture();
         let ca = new_ca("CA");
         let now = cert::now();
-        let enc = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let signing = issue(
-            &ca,
-            &Spec {
-                from: now - 5 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let enc = issue_from(&ca, "bob@example.org", -50);
+        let signing = issue_from(&ca, "bob@example.org", -5);
         add(&f, &enc);
         add(&f, &signing);
         let store = ContactStore::new(&f.home);
@@ -2010,21 +2001,8 @@ mod tests {
         let f = fixture();
         let ca = new_ca("CA");
         let other = new_ca("Unknown CA");
-        let now = cert::now();
-        let trusted = issue(
-            &ca,
-            &Spec {
-                from: now - 50 * DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
-        let unknown = issue(
-            &other,
-            &Spec {
-                from: now - DAY,
-                ..Spec::leaf("bob@example.org")
-            },
-        );
+        let trusted = issue_from(&ca, "bob@example.org", -50);
+        let unknown = issue_from(&other, "bob@example.org", -1);
         add(&f, &trusted);
         add(&f, &unknown);
         let s = select(&f, "bob@example.org", std::slice::from_ref(&ca.cert));
@@ -2042,23 +2020,15 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign", "cRLSign"]),
-                    eku: None,
-                    from: now - 100 * DAY,
-                    until: now + 100 * DAY,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
+        let int = new_ca_from(
+            &Spec::ca(
+                "Intermediate",
+                &["keyCertSign", "cRLSign"],
+                now - 100 * DAY,
+                now + 100 * DAY,
             ),
-            key: int_key,
-        };
+            Some(&root),
+        );
         let leaf = issue(&int, &Spec::leaf("bob@example.org"));
         let store = ContactStore::new(&f.home);
         let lock = f.home.lock().unwrap();
@@ -2097,24 +2067,16 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
         // An intermediate that expired: the chain is known and broken.
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign", "cRLSign"]),
-                    eku: None,
-                    from: now - 100 * DAY,
-                    until: now - DAY,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
+        let int = new_ca_from(
+            &Spec::ca(
+                "Intermediate",
+                &["keyCertSign", "cRLSign"],
+                now - 100 * DAY,
+                now - DAY,
             ),
-            key: int_key,
-        };
+            Some(&root),
+        );
         let leaf = issue(&int, &Spec::leaf("bob@example.org"));
         let lock = f.home.lock().unwrap();
         ContactStore::new(&f.home)
@@ -2280,13 +2242,7 @@ mod tests {
         let ca1 = new_ca("CA one");
         let ca2 = new_ca("CA two");
         let now = cert::now();
-        let first = issue(
-            &ca1,
-            &Spec {
-                from: now - 100 * DAY,
-                ..Spec::leaf("alice@example.com")
-            },
-        );
+        let first = issue_from(&ca1, "alice@example.com", -100);
         assert!(add(&f, &first).key_changes.is_empty());
         // Same issuer, new key (a renewal or a replacement).
         let key2 = ec();
@@ -2439,6 +2395,15 @@ mod tests {
             store.remove(&lock, "xyz").unwrap_err().kind(),
             ErrorKind::Usage
         );
+        // Something with '@' that is not an address: a usage error that says what to give.
+        for e in [
+            store.remove(&lock, "a@").unwrap_err(),
+            store.unpin(&lock, "@example.org").unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Usage);
+            assert!(e.message().contains("is not an e-mail address"), "{e}");
+            assert!(e.hint_text().unwrap().contains("bob@example.org"), "{e}");
+        }
     }
 
     #[test]
@@ -2446,23 +2411,10 @@ mod tests {
         let f = fixture();
         let root = new_ca("Root");
         let now = cert::now();
-        let int_key = ec();
-        let int = Ca {
-            cert: make(
-                &Spec {
-                    cn: "Intermediate",
-                    email: None,
-                    ku: Some(&["keyCertSign"]),
-                    eku: None,
-                    from: now - DAY,
-                    until: now + DAY * 100,
-                    ca: true,
-                },
-                &int_key,
-                Some(&root),
-            ),
-            key: int_key,
-        };
+        let int = new_ca_from(
+            &Spec::ca("Intermediate", &["keyCertSign"], now - DAY, now + DAY * 100),
+            Some(&root),
+        );
         let a = issue(&int, &Spec::leaf("a@example.org"));
         let lock = f.home.lock().unwrap();
         let store = ContactStore::new(&f.home);
@@ -2544,19 +2496,10 @@ mod tests {
     #[test]
     fn classify_sorts_roles() {
         let root = new_ca("Root");
-        let int_key = ec();
         let now = cert::now();
         let int = make(
-            &Spec {
-                cn: "Int",
-                email: None,
-                ku: Some(&["keyCertSign"]),
-                eku: None,
-                from: now - DAY,
-                until: now + DAY,
-                ca: true,
-            },
-            &int_key,
+            &Spec::ca("Int", &["keyCertSign"], now - DAY, now + DAY),
+            &ec(),
             Some(&root),
         );
         let leaf = issue(&root, &Spec::leaf("a@example.org"));

@@ -154,12 +154,12 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 .hint("use 'smimekit trust add' to trust a CA")
                 .into());
             }
-            let _lock = home.lock()?;
+            let lock = home.lock()?;
             if !messages.is_empty() {
-                return add_messages(g, &home, &_lock, leaves, &intermediates, &messages);
+                return add_messages(g, &home, &lock, leaves, &intermediates, &messages);
             }
             let shown: Vec<_> = leaves.iter().map(|(l, _)| l.clone()).collect();
-            let report = store.add_batch(&_lock, leaves, &intermediates)?;
+            let report = store.add_batch(&lock, leaves, &intermediates)?;
             for a in &report.added {
                 for k in &a.key_changes {
                     output::warn(&k.message());

@@ -45,7 +45,8 @@ pub fn harvest(
     for s in &v.report.signers {
         let Some(c) = s.certificate() else { continue };
         // Our own certificate is not a contact.
-        if own.iter().any(|i| i.fingerprint == cert::fingerprint(c)) {
+        let fp = cert::fingerprint(c);
+        if own.iter().any(|i| i.fingerprint == fp) {
             continue;
         }
         let prov = Provenance::message(
@@ -54,36 +55,32 @@ pub fn harvest(
             v.report.from.as_deref(),
             now,
         );
-        let caps = s.signing_time_unix().map(|t| CapabilitiesUpdate {
-            capabilities: if s.capabilities.is_empty() {
-                None
-            } else {
-                Some(s.capabilities.iter().map(|c| oid_of(c)).collect())
-            },
-            signing_time: t,
-            encryption_key_preference: s
-                .preference
-                .as_ref()
-                .and_then(|_| resolve_preference(s, &v.message_certs)),
-        });
-        if s.signing_time_in_future {
+        let caps = if s.signing_time_in_future {
             h.notes
                 .push("the signing time is in the future: capabilities not recorded".into());
-        }
-        let caps = if s.signing_time_in_future { None } else { caps };
-        let (added, _caps) = {
-            // Only the CA certificates of the chain that verified become intermediates: other
-            // certificates a message merely carries are never stored (T40).
-            let chain: Vec<_> = s
-                .trust
-                .certs
-                .iter()
-                .skip(1)
-                .filter(|c| cert::is_ca(c))
-                .cloned()
-                .collect();
-            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?
+            None
+        } else {
+            s.signing_time_unix().map(|t| CapabilitiesUpdate {
+                capabilities: if s.capabilities.is_empty() {
+                    None
+                } else {
+                    Some(s.capabilities.iter().map(|c| oid_of(c)).collect())
+                },
+                signing_time: t,
+                encryption_key_preference: resolve_preference(s, &v.message_certs),
+            })
         };
+        // Only the CA certificates of the chain that verified become intermediates: other certificates a
+        // message merely carries are never stored (T40).
+        let chain: Vec<_> = s
+            .trust
+            .certs
+            .iter()
+            .skip(1)
+            .filter(|c| cert::is_ca(c))
+            .cloned()
+            .collect();
+        let (added, _) = store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
         if added.new {
             h.added.push(added.fingerprint.clone());
         }
