@@ -90,10 +90,6 @@ fn flag(info: &CertInfo) -> String {
     }
 }
 
-fn read_file(p: &PathBuf) -> Result<Vec<u8>> {
-    Ok(std::fs::read(p).map_err(|e| Error::io("read", p, e))?)
-}
-
 fn select_opts<'a>(anchors: &'a [openssl::x509::X509]) -> SelectOptions<'a> {
     SelectOptions {
         anchors,
@@ -115,7 +111,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             let mut eml = Vec::new();
             for f in files {
                 let name = f.display().to_string();
-                let data = read_file(f)?;
+                let data = super::read_file(f)?;
                 if name.to_ascii_lowercase().ends_with(".eml") {
                     eml.push((name, data));
                     continue;
@@ -357,28 +353,18 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                         .into(),
                 );
             }
-            if !yes {
-                let what = victims
-                    .iter()
-                    .map(|v| v.label())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if g.batch {
-                    return Err(Error::usage(format!("removing {what} needs confirmation"))
-                        .hint("add --yes")
-                        .into());
-                }
-                let answer = rpassword::prompt_password(format!(
-                    "Remove the contact certificate(s) {}? Type 'yes': ",
-                    output::clean(&what)
-                ))
-                .map_err(|_| {
-                    Error::usage("cannot ask for confirmation: no terminal").hint("add --yes")
-                })?;
-                if answer.trim() != "yes" {
-                    output::note("nothing removed");
-                    return Ok(2);
-                }
+            let what = victims
+                .iter()
+                .map(|v| v.label())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let question = format!(
+                "Remove the contact certificate(s) {}?",
+                output::clean(&what)
+            );
+            if !super::confirm(g, *yes, &format!("removing {what}"), &question)? {
+                output::note("nothing removed");
+                return Ok(2);
             }
             let lock = home.lock()?;
             let removed = store.remove(&lock, target)?;

@@ -129,10 +129,6 @@ pub enum KeyArg {
     EcP384,
 }
 
-fn read_file(p: &PathBuf) -> Result<Vec<u8>> {
-    Ok(std::fs::read(p).map_err(|e| Error::io("read", p, e))?)
-}
-
 fn new_passphrase(g: &Global, no_passphrase: bool, what: &str) -> Result<Option<Secret>> {
     if no_passphrase {
         output::warn(&format!(
@@ -204,7 +200,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             no_passphrase,
             allow_unauthenticated,
         } => {
-            let data = read_file(file)?;
+            let data = super::read_file(file)?;
             let what = file.display().to_string();
             let password =
                 g.secrets()
@@ -467,7 +463,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             file,
             no_passphrase,
         } => {
-            let data = read_file(file)?;
+            let data = super::read_file(file)?;
             let what = file.display().to_string();
             let password = g.secrets().get(
                 Kind::Password,
@@ -504,25 +500,10 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
         }
         IdCommand::Delete { id, yes } => {
             let i = store.find(id)?;
-            if !yes {
-                if g.batch {
-                    return Err(
-                        Error::usage(format!("deleting {} needs confirmation", i.label()))
-                            .hint("add --yes")
-                            .into(),
-                    );
-                }
-                let answer = rpassword::prompt_password(format!(
-                    "Delete the digital ID {} and its private key? Type 'yes': ",
-                    i.label()
-                ))
-                .map_err(|_| {
-                    Error::usage("cannot ask for confirmation: no terminal").hint("add --yes")
-                })?;
-                if answer.trim() != "yes" {
-                    output::note("nothing deleted");
-                    return Ok(2);
-                }
+            let question = format!("Delete the digital ID {} and its private key?", i.label());
+            if !super::confirm(g, *yes, &format!("deleting {}", i.label()), &question)? {
+                output::note("nothing deleted");
+                return Ok(2);
             }
             let _lock = home.lock()?;
             store.delete(&i)?;
@@ -586,12 +567,12 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             Ok(0)
         }
         IdCommand::InstallCert { cert: file, chain } => {
-            let data = read_file(file)?;
+            let data = super::read_file(file)?;
             let mut certs = cert::parse_certs(&data, &file.display().to_string())?;
             let leaf = certs.remove(0);
             if let Some(ch) = chain {
                 certs.extend(cert::parse_certs(
-                    &read_file(ch)?,
+                    &super::read_file(ch)?,
                     &ch.display().to_string(),
                 )?);
             }

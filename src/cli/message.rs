@@ -303,7 +303,7 @@ impl Spool {
 fn load_anchors(home: &Home, t: &TrustArgs) -> Result<Vec<X509>> {
     let mut anchors = TrustStore::new(home).certs()?;
     for f in &t.ca {
-        let data = std::fs::read(f).map_err(|e| Error::io("read", f, e))?;
+        let data = super::read_file(f)?;
         anchors.extend(cert::parse_certs(&data, &f.display().to_string())?);
     }
     Ok(anchors)
@@ -487,7 +487,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     let raw = input::read(a.file.as_deref())?;
     let mut certs = Vec::new();
     for f in &a.cert {
-        let data = std::fs::read(f).map_err(|e| Error::io("read", f, e))?;
+        let data = super::read_file(f)?;
         certs.extend(smimekit::contacts::certs_from_file(
             &data,
             &f.display().to_string(),

@@ -60,6 +60,29 @@ impl Global {
     }
 }
 
+/// Reads an input file given on the command line (a certificate, a PKCS#12 file), naming it in the error.
+fn read_file(p: &std::path::Path) -> smimekit::Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| Error::io("read", p, e))
+}
+
+/// Asks before a destructive command (`doing`, e.g. "deleting alice@example.com"): `--yes` skips the question,
+/// `--batch` without `--yes` is refused, otherwise the terminal asks `question` and wants "yes". False when
+/// the answer was something else: nothing is to be done.
+fn confirm(g: &Global, yes: bool, doing: &str, question: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if g.batch {
+        return Err(Error::usage(format!("{doing} needs confirmation"))
+            .hint("add --yes to confirm (--batch never asks)")
+            .into());
+    }
+    let answer = rpassword::prompt_password(format!("{question} Type 'yes': ")).map_err(|_| {
+        Error::usage("cannot ask for confirmation: no terminal").hint("add --yes to confirm")
+    })?;
+    Ok(answer.trim() == "yes")
+}
+
 /// The commands.
 #[derive(Subcommand)]
 pub enum Command {

@@ -36,7 +36,7 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
         TrustCommand::Add { files } => {
             let mut certs = Vec::new();
             for f in files {
-                let data = std::fs::read(f).map_err(|e| smimekit::Error::io("read", f, e))?;
+                let data = super::read_file(f)?;
                 certs.extend(cert::parse_certs(&data, &f.display().to_string())?);
             }
             let _lock = home.lock()?;
