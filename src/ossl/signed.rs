@@ -864,7 +864,7 @@ pub struct SignerSummary {
     pub content_type_attrs: Vec<String>,
     /// Every value of every message-digest attribute (OCTET STRING contents; raw encoding if not one).
     pub message_digest_values: Vec<Vec<u8>>,
-    /// SMIMECapabilities in order, `name (OID)`.
+    /// SMIMECapabilities in order, as dotted OIDs ([`oid_name`] for display).
     pub capabilities: Vec<String>,
     /// SMIMEEncryptionKeyPreference (or else Microsoft's 1.3.6.1.4.1.311.16.4).
     pub encryption_key_preference: Option<SignerId>,
@@ -1209,7 +1209,7 @@ fn parse_signer(si: &Tlv<'_>) -> Result<SignerView> {
                         .ok()
                         .and_then(|cc| cc.first().and_then(|x| x.oid()))
                     {
-                        s.capabilities.push(oid_name(&o));
+                        s.capabilities.push(o);
                     }
                 }
             }
@@ -1864,11 +1864,7 @@ mod tests {
             "{:?}",
             s.signing_time
         );
-        let caps: Vec<&str> = s
-            .capabilities
-            .iter()
-            .map(|c| c.rsplit('(').next().unwrap().trim_end_matches(')'))
-            .collect();
+        let caps: Vec<&str> = s.capabilities.iter().map(String::as_str).collect();
         let mut want = vec![
             "2.16.840.1.101.3.4.1.46",
             "2.16.840.1.101.3.4.1.6",

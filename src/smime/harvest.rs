@@ -21,13 +21,6 @@ pub struct Harvest {
     pub notes: Vec<String>,
 }
 
-fn oid_of(cap: &str) -> String {
-    match (cap.rfind('('), cap.rfind(')')) {
-        (Some(a), Some(b)) if a < b => cap[a + 1..b].to_string(),
-        _ => cap.to_string(),
-    }
-}
-
 /// Adds the signers of a valid message to the contacts. Does nothing for an invalid one.
 pub fn harvest(
     home: &Home,
@@ -61,11 +54,7 @@ pub fn harvest(
             None
         } else {
             s.signing_time_unix().map(|t| CapabilitiesUpdate {
-                capabilities: if s.capabilities.is_empty() {
-                    None
-                } else {
-                    Some(s.capabilities.iter().map(|c| oid_of(c)).collect())
-                },
+                capabilities: (!s.capability_oids.is_empty()).then(|| s.capability_oids.clone()),
                 signing_time: t,
                 encryption_key_preference: resolve_preference(s, &v.message_certs),
             })

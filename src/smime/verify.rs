@@ -14,7 +14,9 @@ use super::{pkcs7_der, top_level};
 use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
 use crate::mime::{self, Layer};
-use crate::ossl::signed::{CmsType, SignedData, SignerId, SignerSummary, content_type_of};
+use crate::ossl::signed::{
+    CmsType, SignedData, SignerId, SignerSummary, content_type_of, oid_name,
+};
 use crate::trust::{self, ChainOptions, ChainReport, Purpose};
 
 /// Most certificates considered as signer candidates or intermediates for one message (T25).
@@ -132,8 +134,11 @@ pub struct SignerReport {
     pub valid: bool,
     /// Why not, one line per failed check.
     pub reasons: Vec<String>,
-    /// SMIMECapabilities the signer advertised.
+    /// SMIMECapabilities the signer advertised, `name (OID)`.
     pub capabilities: Vec<String>,
+    /// The same capabilities as dotted OIDs (what the contacts record).
+    #[serde(skip)]
+    pub capability_oids: Vec<String>,
     /// The certificate the signer prefers to receive encrypted mail at (SMIMEEncryptionKeyPreference).
     pub encryption_key_preference: Option<String>,
     /// True if the signing time is in the future (capabilities must then not be recorded).
@@ -798,7 +803,8 @@ fn check_signer(
         weak,
         valid,
         reasons,
-        capabilities: s.capabilities.clone(),
+        capabilities: s.capabilities.iter().map(|o| oid_name(o)).collect(),
+        capability_oids: s.capabilities.clone(),
         encryption_key_preference: s.encryption_key_preference.as_ref().map(|p| p.to_string()),
         signing_time_in_future,
         cert: Some(cert),
