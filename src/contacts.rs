@@ -1335,11 +1335,6 @@ impl<'a> ContactStore<'a> {
         }
         Ok(sel)
     }
-
-    /// The certificate to encrypt to for `addr`, or the NotFound / Unusable error `encrypt` reports.
-    pub fn cert_for_encryption(&self, addr: &str, opts: &SelectOptions) -> Result<Chosen> {
-        self.select_for_encryption(addr, opts)?.into_chosen()
-    }
 }
 
 /// A full SHA-256 fingerprint: 64 lowercase hex digits.

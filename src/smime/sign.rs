@@ -237,27 +237,6 @@ pub fn sign_message_with(
     })
 }
 
-/// Signs a prepared entity (Content-* fields, blank line, body; CRLF, 7-bit safe) and writes the message with
-/// the `outer` header fields.
-pub fn sign_entity(
-    home: &Home,
-    outer: &[u8],
-    entity: &[u8],
-    id: &Identity,
-    key: &PKey<Private>,
-    opts: &SignOptions,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let chain = chain_to_include(id);
-    let enc = encryption_cert(home, id);
-    let params = params(id, key, &chain, enc.as_deref(), opts);
-    if opts.opaque {
-        sign_opaque(outer, entity, &[], &params, out)
-    } else {
-        sign_detached(outer, entity, &[], &params, out, None, &Progress::default())
-    }
-}
-
 /// The digest state of `pieces` one after the other (for [`DetachedSigner::adopt_digest`]), counting in
 /// `progress`; `None` if it was cancelled before the end.
 fn digest(d: Digest, pieces: &[&[u8]], progress: &Progress) -> Result<Option<MdCtx>> {
