@@ -14,6 +14,7 @@
 //! - [`contacts`]: correspondents' certificates and the choice of one per address.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
+//! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod home;
 pub mod ids;
 pub mod input;
+pub mod limits;
 pub mod mime;
 pub mod ossl;
 pub mod pipe;

@@ -19,20 +19,117 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Path of a file of the shared third-party corpus: `$SMIMEKIT_CORPUS`, else `../shared/corpus` next to the
+/// Whether CI demands every peer tool and the corpus (`SMIMEKIT_REQUIRE_PEERS=1`, set by `.ci/run`): then a
+/// missing one fails the test instead of skipping it, so CI can never pass by skipping.
+pub fn peers_required() -> bool {
+    std::env::var_os("SMIMEKIT_REQUIRE_PEERS").is_some_and(|v| v == "1")
+}
+
+/// Prints `line` on the real standard error (past libtest's capture), once per `cargo test` run: the test
+/// binaries of one run share a parent (cargo), so a marker file named after it and `key` dedupes them.
+pub fn say_once(key: &str, line: &str) {
+    use std::io::Write;
+    let ppid = std::os::unix::process::parent_id();
+    let marker = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("said-{ppid}-{key}"));
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+        .is_ok()
+    {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// Whether `prog` (a name looked up on PATH plus /usr/sbin and /sbin, or a path) can be run.
+pub fn tool_path(prog: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        return runnable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/lib/postfix/sbin"].map(PathBuf::from))
+        .map(|d| d.join(prog))
+        .find(|p| runnable(p))
+}
+
+/// Whether every program in `tools` is installed. When one is missing: under `SMIMEKIT_REQUIRE_PEERS=1` this
+/// panics (CI installs them all); otherwise it prints one line per program per `cargo test` run and returns
+/// false, and the caller returns early: `if !common::have(&["cmsutil"]) { return; }`.
+pub fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| tool_path(t).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !peers_required(),
+        "peer tool(s) {missing:?} not installed, and SMIMEKIT_REQUIRE_PEERS=1 makes that a failure (.ci/run installs them)"
+    );
+    for t in missing {
+        say_once(
+            &format!("tool-{t}"),
+            &format!(
+                "smimekit tests: `{t}` is not installed: the tests that need it are skipped (.ci/run installs it)"
+            ),
+        );
+    }
+    false
+}
+
+/// The shared third-party corpus, if present: `$SMIMEKIT_CORPUS`, else `../shared/corpus` next to the
 /// checkout, else `../../shared/corpus` (a git worktree under `wt/NAME`).
-pub fn corpus(rel: &str) -> PathBuf {
+pub fn corpus_root_dir() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = std::env::var_os("SMIMEKIT_CORPUS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            ["../shared/corpus", "../../shared/corpus"]
-                .iter()
-                .map(|r| root.join(r))
-                .find(|p| p.is_dir())
-        })
-        .expect("the third-party corpus (../shared/corpus) is missing; set SMIMEKIT_CORPUS");
-    base.join(rel)
+    if let Some(p) = std::env::var_os("SMIMEKIT_CORPUS") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_dir());
+    }
+    ["../shared/corpus", "../../shared/corpus"]
+        .iter()
+        .map(|r| root.join(r))
+        .find(|p| p.is_dir())
+}
+
+/// Whether the corpus is present. When it is not: under `SMIMEKIT_REQUIRE_PEERS=1` this panics; otherwise it
+/// prints one line per `cargo test` run saying where it looked, and the caller returns early.
+pub fn have_corpus() -> bool {
+    if corpus_root_dir().is_some() {
+        return true;
+    }
+    let looked = match std::env::var_os("SMIMEKIT_CORPUS") {
+        Some(p) => format!("SMIMEKIT_CORPUS={}", p.to_string_lossy()),
+        None => format!(
+            "{}/../shared/corpus",
+            env!("CARGO_MANIFEST_DIR").trim_end_matches('/')
+        ),
+    };
+    assert!(
+        !peers_required(),
+        "the third-party corpus is missing ({looked}), and SMIMEKIT_REQUIRE_PEERS=1 makes that a failure"
+    );
+    say_once(
+        "corpus",
+        &format!(
+            "smimekit tests: no third-party corpus at {looked}: the corpus tests are skipped (set SMIMEKIT_CORPUS=DIR to run them)"
+        ),
+    );
+    false
+}
+
+/// Path of a file of the shared third-party corpus (callers check `have_corpus()` first).
+pub fn corpus(rel: &str) -> PathBuf {
+    corpus_root_dir()
+        .expect("the third-party corpus is missing: call common::have_corpus() first")
+        .join(rel)
 }
 
 /// A temporary home and working folder.

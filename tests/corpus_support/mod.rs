@@ -66,18 +66,9 @@ pub struct Expectations {
     pub skips: Vec<Skip>,
 }
 
-/// The corpus root: `$SMIMEKIT_CORPUS` if set, else `../shared/corpus` (common::corpus), else, for a git worktree
-/// one level deeper (`/work/wt/NAME`), `../../shared/corpus`.
+/// The corpus root (`common::corpus_root_dir`; tests check `common::have_corpus()` first).
 pub fn corpus_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("SMIMEKIT_CORPUS") {
-        return PathBuf::from(p);
-    }
-    let main = corpus("");
-    if main.is_dir() {
-        return main;
-    }
-    let deeper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    if deeper.is_dir() { deeper } else { main }
+    corpus("")
 }
 
 /// A path inside the corpus.
