@@ -569,13 +569,14 @@ fn choose_cipher(
     } else if all_gcm256 {
         Choice {
             cipher: ContentCipher::Aes256Gcm,
-            reason: "every recipient advertised AES-256-GCM".into(),
+            reason: "every recipient supports AES-256-GCM (as their signed messages advertised)"
+                .into(),
             decided_by: advertisers,
         }
     } else {
         Choice {
             cipher: ContentCipher::Aes128Gcm,
-            reason: "every recipient advertised AES-128-GCM, not all AES-256-GCM".into(),
+            reason: "every recipient supports AES-128-GCM (as their signed messages advertised), not all AES-256-GCM".into(),
             decided_by: advertisers,
         }
     }
@@ -689,4 +690,23 @@ fn write_pieces(
         b64.finish().map_err(Error::output)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_policy_names_round_trip() {
+        assert_eq!(CipherPolicy::default(), CipherPolicy::Compatible);
+        for p in CipherPolicy::ALL {
+            assert_eq!(p.to_string().parse::<CipherPolicy>().unwrap(), p);
+        }
+        assert_eq!(
+            " Modern".parse::<CipherPolicy>().unwrap(),
+            CipherPolicy::Modern
+        );
+        let e = "fast".parse::<CipherPolicy>().unwrap_err();
+        assert!(e.message().contains("fast"), "{e}");
+    }
 }
