@@ -618,7 +618,8 @@ fn bcc_is_refused_with_an_explanation() {
 fn sign_and_encrypt_round_trip() {
     let a = alice_home();
     let msg = message(ALICE, BOB, "", BODY);
-    let (enc, report) = encrypt(&a, &msg, &["--sign"]);
+    // AES-GCM (bob's capabilities are unknown: the modern policy) so the decryption is authenticated.
+    let (enc, report) = encrypt(&a, &msg, &["--sign", "--cipher-policy", "modern"]);
     assert_contains(&report, "Signed before encryption", "report");
     let b = bob_home();
     let (o, data) = decrypt(&b, &enc, &[]);
@@ -714,7 +715,8 @@ fn decrypt_negatives() {
     let a = alice_home();
     let long_body = "The quarterly figures are final.\n".repeat(40);
     let msg = message(ALICE, BOB, "", &long_body);
-    let (enc, _) = encrypt(&a, &msg, &["--no-self"]);
+    // AES-GCM (the modern policy): the negatives below are about its authentication.
+    let (enc, _) = encrypt(&a, &msg, &["--no-self", "--cipher-policy", "modern"]);
     let b = bob_home();
     let (o, _) = decrypt(&b, &enc, &[]);
     assert_code(&o, 0, "baseline");
@@ -767,7 +769,7 @@ fn large_message_fast_paths() {
         })
         .collect();
     let msg = message(ALICE, BOB, "", &body);
-    let (enc, _) = encrypt(&a, &msg, &["--no-self"]);
+    let (enc, _) = encrypt(&a, &msg, &["--no-self", "--cipher-policy", "modern"]);
     assert!(enc.len() > 8 << 20, "{}", enc.len());
     let b = bob_home();
     let (o, data) = decrypt(&b, &enc, &[]);
