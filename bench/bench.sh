@@ -143,7 +143,7 @@ for size in $SIZES; do
             || { cat "$SCRATCH/cmd.err" >&2; echo "bench: FAILED: smimekit sign $size (preparing verify input)" >&2; exit 1; }
     fi
     if has_op decrypt; then
-        "$SMIMEKIT" --home "$HA" --batch encrypt --no-self "$msg" > "$enc" 2> "$SCRATCH/cmd.err" \
+        "$SMIMEKIT" --home "$HA" --batch encrypt --no-self --cipher aes-256-gcm "$msg" > "$enc" 2> "$SCRATCH/cmd.err" \
             || { cat "$SCRATCH/cmd.err" >&2; echo "bench: FAILED: smimekit encrypt $size (preparing decrypt input)" >&2; exit 1; }
     fi
 

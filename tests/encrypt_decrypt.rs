@@ -120,9 +120,10 @@ fn ours_decrypts_with_openssl_gcm_cbc_oaep_and_ecdh() {
     e.ok(&["contact", "add", &fx("pki/carol.pem")]);
     let msg = message(ALICE, BOB, "", BODY);
     for (args, cipher) in [
-        (vec![], "aes-256-gcm"),
-        (vec!["--cipher", "aes-256-cbc"], "aes-256-cbc"),
-        (vec!["--oaep"], "aes-256-gcm"),
+        (vec![], "aes-256-cbc"),
+        (vec!["--cipher-policy", "modern"], "aes-256-gcm"),
+        (vec!["--cipher", "aes-256-gcm"], "aes-256-gcm"),
+        (vec!["--oaep", "--cipher-policy", "modern"], "aes-256-gcm"),
         (vec!["--oaep", "--cipher", "aes-256-cbc"], "aes-256-cbc"),
     ] {
         let (enc, report) = encrypt(&e, &msg, &args);
@@ -331,11 +332,14 @@ fn gpgsm_output_decrypts_with_ours() {
 // ---------------------------------------------------------------------------------------------------------
 
 #[test]
-fn t01_default_is_authenveloped_aes256gcm_with_self_copy() {
+fn t01_modern_is_authenveloped_aes256gcm_with_self_copy() {
     let e = bob_home();
     let msg = message(BOB, ALICE, "", BODY);
     let alice = fx("pki/alice.pem");
-    let (enc1, report) = encrypt(&e, &msg, &["--cert", &alice]);
+    // Alice's capabilities are unknown: AES-256-GCM under the modern policy (the default gives AES-256-CBC,
+    // see t02_cipher_follows_capabilities).
+    let modern = ["--cipher-policy", "modern"];
+    let (enc1, report) = encrypt(&e, &msg, &["--cert", &alice, modern[0], modern[1]]);
     assert_contains(&report, "Encrypted with aes-256-gcm", "report");
     let h = headers(&enc1);
     assert_contains(
@@ -402,7 +406,7 @@ fn t01_default_is_authenveloped_aes256gcm_with_self_copy() {
     );
     assert!(!printed.contains("d.subjectKeyIdentifier"), "{printed}");
     // A second run: fresh key and nonce, so a different ciphertext.
-    let (enc2, _) = encrypt(&e, &msg, &["--cert", &alice]);
+    let (enc2, _) = encrypt(&e, &msg, &["--cert", &alice, modern[0], modern[1]]);
     assert_ne!(p7m_der(&enc2), der, "two runs gave the same CMS");
     let nonce = |d: &[u8]| {
         let i = d
@@ -423,7 +427,11 @@ fn t01_default_is_authenveloped_aes256gcm_with_self_copy() {
         assert_eq!(rc, 0, "openssl as {who}: {err}");
     }
     // --no-self: no RecipientInfo for bob.
-    let (enc3, report) = encrypt(&e, &msg, &["--cert", &alice, "--no-self"]);
+    let (enc3, report) = encrypt(
+        &e,
+        &msg,
+        &["--cert", &alice, "--no-self", modern[0], modern[1]],
+    );
     assert!(!report.contains("bob@example.org"), "{report}");
     let printed = cms_print(&e.write_file("t01-noself.eml", &enc3));
     assert!(!printed.contains(&bob_serial), "--no-self kept bob");
@@ -485,12 +493,29 @@ fn t02_cipher_follows_capabilities() {
     assert!(!report.contains("carol@example.net advertise"), "{report}");
     assert_contains(&content_cipher_of(&e, &enc), "aes-256-cbc", "mixed");
 
-    // No capabilities: AES-256-GCM (rule 2).
+    // No capabilities: AES-256-CBC under the default (compatible) policy, with alice named and the advice to
+    // sign inside; AES-256-GCM under the modern policy (rule 2).
     let e = home_with_alice_caps("caps-none.eml");
     let (enc, report) = encrypt(&e, &msg, &[]);
-    assert_contains(&report, "Encrypted with aes-256-gcm", "no caps");
+    assert_contains(&report, "Encrypted with aes-256-cbc", "no caps");
+    assert_contains(
+        &report,
+        "Cipher policy: compatible; decided by alice@example.com",
+        "no caps: policy and who decided",
+    );
+    assert_contains(&report, "Recommendation: aes-256-cbc", "no caps advice");
+    assert_contains(&headers(&enc), "smime-type=enveloped-data", "no caps");
+    assert_contains(&content_cipher_of(&e, &enc), "aes-256-cbc", "no caps");
+    let (enc, report) = encrypt(&e, &msg, &["--cipher-policy", "modern"]);
+    assert_contains(&report, "Encrypted with aes-256-gcm", "no caps, modern");
     assert_contains(&report, "rule 2", "no caps reason");
-    assert_contains(&content_cipher_of(&e, &enc), "aes-256-gcm", "no caps");
+    assert_contains(&report, "Cipher policy: modern", "no caps, modern");
+    assert!(!report.contains("Recommendation"), "{report}");
+    assert_contains(
+        &content_cipher_of(&e, &enc),
+        "aes-256-gcm",
+        "no caps, modern",
+    );
     // --cipher aes-256-cbc for old clients.
     let (enc, report) = encrypt(&e, &msg, &["--cipher", "aes-256-cbc"]);
     assert_contains(&report, "chosen with --cipher", "override");
@@ -593,7 +618,8 @@ fn bcc_is_refused_with_an_explanation() {
 fn sign_and_encrypt_round_trip() {
     let a = alice_home();
     let msg = message(ALICE, BOB, "", BODY);
-    let (enc, report) = encrypt(&a, &msg, &["--sign"]);
+    // AES-GCM (bob's capabilities are unknown: the modern policy) so the decryption is authenticated.
+    let (enc, report) = encrypt(&a, &msg, &["--sign", "--cipher-policy", "modern"]);
     assert_contains(&report, "Signed before encryption", "report");
     let b = bob_home();
     let (o, data) = decrypt(&b, &enc, &[]);
@@ -689,7 +715,8 @@ fn decrypt_negatives() {
     let a = alice_home();
     let long_body = "The quarterly figures are final.\n".repeat(40);
     let msg = message(ALICE, BOB, "", &long_body);
-    let (enc, _) = encrypt(&a, &msg, &["--no-self"]);
+    // AES-GCM (the modern policy): the negatives below are about its authentication.
+    let (enc, _) = encrypt(&a, &msg, &["--no-self", "--cipher-policy", "modern"]);
     let b = bob_home();
     let (o, _) = decrypt(&b, &enc, &[]);
     assert_code(&o, 0, "baseline");
@@ -742,7 +769,7 @@ fn large_message_fast_paths() {
         })
         .collect();
     let msg = message(ALICE, BOB, "", &body);
-    let (enc, _) = encrypt(&a, &msg, &["--no-self"]);
+    let (enc, _) = encrypt(&a, &msg, &["--no-self", "--cipher-policy", "modern"]);
     assert!(enc.len() > 8 << 20, "{}", enc.len());
     let b = bob_home();
     let (o, data) = decrypt(&b, &enc, &[]);
@@ -866,6 +893,8 @@ fn json_reports() {
         s(&inp),
         "--cert",
         &fx("pki/alice.pem"),
+        "--cipher-policy",
+        "modern",
         "-o",
         s(&out),
     ]);
@@ -875,11 +904,29 @@ fn json_reports() {
         j["cipher_reason"].as_str().unwrap().contains("rule 2"),
         "{j}"
     );
+    assert_eq!(j["cipher_policy"], "modern", "{j}");
+    assert_eq!(
+        j["decided_by"],
+        serde_json::json!(["alice@example.com"]),
+        "{j}"
+    );
+    assert_eq!(j["cipher_forced"], false, "{j}");
+    assert_eq!(j["integrity"], true, "{j}");
+    assert!(j["recommendation"].is_null(), "{j}");
+    assert!(j["notes"].as_array().unwrap().is_empty(), "{j}");
     assert!(j["warnings"].is_array(), "{j}");
     let r = j["recipients"].as_array().unwrap();
     assert_eq!(r.len(), 2, "{j}");
     for x in r {
-        for k in ["address", "fingerprint", "source", "oaep", "reason"] {
+        for k in [
+            "address",
+            "fingerprint",
+            "source",
+            "oaep",
+            "reason",
+            "key_type",
+            "capabilities",
+        ] {
             assert!(x.get(k).is_some(), "recipient lacks {k}: {x}");
         }
         assert_eq!(x["fingerprint"].as_str().unwrap().len(), 64);

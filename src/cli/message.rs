@@ -50,6 +50,24 @@ pub enum CipherArg {
     Aes128Cbc,
 }
 
+/// Cipher-policy choices (see [`encrypt::CipherPolicy`]).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CipherPolicyArg {
+    /// AES-256-CBC when a recipient's capabilities are unknown: every client opens it (the default).
+    Compatible,
+    /// AES-256-GCM when a recipient's capabilities are unknown (Thunderbird and Outlook cannot open it).
+    Modern,
+}
+
+impl From<CipherPolicyArg> for encrypt::CipherPolicy {
+    fn from(a: CipherPolicyArg) -> Self {
+        match a {
+            CipherPolicyArg::Compatible => encrypt::CipherPolicy::Compatible,
+            CipherPolicyArg::Modern => encrypt::CipherPolicy::Modern,
+        }
+    }
+}
+
 /// `smimekit sign`.
 #[derive(Args)]
 pub struct SignArgs {
@@ -124,9 +142,14 @@ pub struct EncryptArgs {
     /// Your ID (for --sign and your own copy); default: the ID matching From:.
     #[arg(long = "as", value_name = "ID")]
     pub as_id: Option<String>,
-    /// Content cipher (default: chosen from the recipients' capabilities).
+    /// Content cipher (default: chosen from the recipients' capabilities and the cipher policy).
     #[arg(long, value_enum)]
     pub cipher: Option<CipherArg>,
+    /// What to use when a recipient's capabilities are unknown: compatible (AES-256-CBC, which every client
+    /// opens; the default) or modern (AES-256-GCM). Recipients who advertised their ciphers get what they
+    /// advertised under either policy; --cipher overrides both.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub cipher_policy: Option<CipherPolicyArg>,
     /// Do not encrypt a copy to yourself.
     #[arg(long)]
     pub no_self: bool,
@@ -502,6 +525,9 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
             CipherArg::Aes256Cbc => ContentCipher::Aes256Cbc,
             CipherArg::Aes128Cbc => ContentCipher::Aes128Cbc,
         }),
+        // The flag is the only source of the policy for now; absent, the library's default.
+        policy: a.cipher_policy.map(Into::into).unwrap_or_default(),
+        sign_inside: a.sign,
         no_self: a.no_self,
         oaep: a.oaep,
         as_id: a.as_id.clone(),
@@ -542,24 +568,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
             &(serde_json::to_string_pretty(&plan)? + "\n"),
         )?;
     } else {
-        let mut s = format!(
-            "Encrypted with {}: {}\n",
-            plan.cipher.name(),
-            plan.cipher_reason
-        );
-        for r in &plan.recipients {
-            s += &format!(
-                "  to {} ({}, {}{})\n",
-                r.address,
-                &r.fingerprint[..16],
-                r.source,
-                if r.oaep { ", RSA-OAEP" } else { "" }
-            );
-        }
-        if a.sign {
-            s += "Signed before encryption.\n";
-        }
-        report_out(to_stdout(&a.output), &s)?;
+        report_out(to_stdout(&a.output), &encrypt::render(&plan))?;
     }
     Ok(0)
 }

@@ -1,10 +1,12 @@
 //! Encrypting a message to its recipients (To, Cc, `--to`, `--cert`) and the sender: certificates from the
 //! contacts (their selection rules) or our own IDs, the content cipher chosen from the recipients' recorded
-//! SMIMECapabilities as RFC 8551 §2.7.1 says, and nothing written unless every recipient has a usable
-//! certificate.
+//! SMIMECapabilities as RFC 8551 §2.7.1 says under a [`CipherPolicy`], and nothing written unless every
+//! recipient has a usable certificate. This module decides what smimekit produces when encrypting; the
+//! report ([`render`], or the [`EncryptPlan`] as JSON) says what was chosen and why.
 
 use std::io::Write;
 
+use openssl::pkey::Id;
 use openssl::x509::X509;
 
 use crate::cert::{self, CertInfo};
@@ -24,6 +26,53 @@ const TEXT_CHUNK: usize = (1 << 20) + (128 << 10);
 /// The rsaesOAEP OID, as advertised in SMIMECapabilities.
 const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
 
+/// What to produce when a recipient's capabilities are unknown (a certificate added from a file, or from a
+/// message without SMIMECapabilities). Recipients who advertised AES-GCM get AES-GCM, and recipients who
+/// advertised only CBC get AES-CBC, under either policy; 3DES, RC2 and DES are never produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CipherPolicy {
+    /// AES-256-CBC EnvelopedData, which every S/MIME client opens (RFC 8551 §2.7.1.2 allows it). Thunderbird
+    /// (NSS) and Outlook cannot open AES-GCM AuthEnvelopedData, so this is the default.
+    #[default]
+    Compatible,
+    /// AES-256-GCM AuthEnvelopedData (RFC 8551's preference: integrity protected), for correspondents known to
+    /// use a client that opens it.
+    Modern,
+}
+
+impl CipherPolicy {
+    /// Every policy, the default first.
+    pub const ALL: [CipherPolicy; 2] = [CipherPolicy::Compatible, CipherPolicy::Modern];
+
+    /// The policy's name as written on the command line and in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            CipherPolicy::Compatible => "compatible",
+            CipherPolicy::Modern => "modern",
+        }
+    }
+}
+
+impl std::fmt::Display for CipherPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CipherPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::usage(format!("unknown cipher policy '{s}'"))
+                    .hint("the cipher policy is 'compatible' (the default: AES-256-CBC when a recipient's capabilities are unknown) or 'modern' (AES-256-GCM then)")
+            })
+    }
+}
+
 /// How to encrypt.
 #[derive(Debug, Clone, Default)]
 pub struct EncryptOptions {
@@ -31,8 +80,12 @@ pub struct EncryptOptions {
     pub to: Vec<String>,
     /// Recipient certificates given directly.
     pub certs: Vec<X509>,
-    /// Force a content cipher.
+    /// Force a content cipher (overrides the policy and the capabilities).
     pub cipher: Option<ContentCipher>,
+    /// What to produce when a recipient's capabilities are unknown.
+    pub policy: CipherPolicy,
+    /// The message is signed before it is encrypted (only the report's advice depends on it).
+    pub sign_inside: bool,
     /// Do not encrypt to the sender's own ID.
     pub no_self: bool,
     /// Use RSA-OAEP for every RSA recipient.
@@ -58,10 +111,93 @@ pub struct PlannedRecipient {
     pub oaep: bool,
     /// Why this certificate.
     pub reason: String,
+    /// The certificate's key type: `RSA`, `EC` or another name.
+    pub key_type: &'static str,
+    /// What the recipient's recorded SMIMECapabilities say about the ciphers we produce: `aes-gcm`, `cbc-only`,
+    /// `weak-only` (3DES/RC2 only), `unknown` (nothing recorded), or `smimekit` (our own ID: we read them all).
+    pub capabilities: &'static str,
     #[serde(skip)]
     cert: X509,
     #[serde(skip)]
-    capabilities: Option<Vec<String>>,
+    caps: Caps,
+}
+
+/// What we know of a recipient's capabilities.
+#[derive(Debug, Clone)]
+enum Caps {
+    /// Our own ID: smimekit reads every cipher it produces.
+    Own,
+    /// Nothing recorded (or an empty list).
+    Unknown,
+    /// The recorded capability OIDs.
+    Known(Vec<String>),
+}
+
+impl Caps {
+    fn from_recorded(c: Option<Vec<String>>) -> Caps {
+        match c {
+            Some(c) if !c.is_empty() => Caps::Known(cap_oids(&c)),
+            _ => Caps::Unknown,
+        }
+    }
+    fn label(&self) -> &'static str {
+        match self {
+            Caps::Own => "smimekit",
+            Caps::Unknown => "unknown",
+            Caps::Known(c) => {
+                if ContentCipher::from_capabilities(c).is_none() {
+                    "weak-only"
+                } else if lists_gcm(c) {
+                    "aes-gcm"
+                } else {
+                    "cbc-only"
+                }
+            }
+        }
+    }
+}
+
+fn lists(caps: &[String], c: ContentCipher) -> bool {
+    caps.iter().any(|o| o == c.oid())
+}
+
+fn lists_gcm(caps: &[String]) -> bool {
+    lists(caps, ContentCipher::Aes256Gcm) || lists(caps, ContentCipher::Aes128Gcm)
+}
+
+/// The key type's name for the report.
+fn key_type(cert: &X509) -> &'static str {
+    match cert.public_key().map(|k| k.id()) {
+        Ok(Id::RSA) | Ok(Id::RSA_PSS) => "RSA",
+        Ok(Id::EC) => "EC",
+        Ok(Id::X25519) => "X25519",
+        Ok(Id::X448) => "X448",
+        _ => "other",
+    }
+}
+
+impl PlannedRecipient {
+    fn new(
+        address: String,
+        fingerprint: String,
+        source: &'static str,
+        oaep: bool,
+        reason: String,
+        cert: X509,
+        caps: Caps,
+    ) -> PlannedRecipient {
+        PlannedRecipient {
+            address,
+            fingerprint,
+            source,
+            oaep,
+            reason,
+            key_type: key_type(&cert),
+            capabilities: caps.label(),
+            cert,
+            caps,
+        }
+    }
 }
 
 /// The recipients and the cipher, decided before anything is written.
@@ -73,6 +209,21 @@ pub struct EncryptPlan {
     pub cipher: ContentCipher,
     /// Why that cipher.
     pub cipher_reason: String,
+    /// The cipher policy in force (it decides only when a recipient's capabilities are unknown).
+    pub cipher_policy: CipherPolicy,
+    /// The addresses whose capabilities (or lack of them) decided the cipher; empty when `--cipher` did, or
+    /// when only our own IDs are recipients.
+    pub decided_by: Vec<String>,
+    /// The cipher was forced with `--cipher`.
+    pub cipher_forced: bool,
+    /// The content cipher protects integrity (AES-GCM AuthEnvelopedData); AES-CBC gives confidentiality only.
+    pub integrity: bool,
+    /// The message is signed before encryption.
+    pub signed_inside: bool,
+    /// Advice about the result, in one line (AES-CBC without a signature inside: sign inside).
+    pub recommendation: Option<String>,
+    /// Interoperability notes (an EC recipient some clients cannot decrypt for).
+    pub notes: Vec<String>,
     /// Warnings.
     pub warnings: Vec<String>,
 }
@@ -142,15 +293,15 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         }
         // Our own address: our ID's certificate.
         if let Some(i) = ids.for_address(a)?.into_iter().find(|i| usable_id(i)) {
-            recipients.push(PlannedRecipient {
-                address: a.clone(),
-                fingerprint: i.fingerprint.clone(),
-                source: "own ID",
-                oaep: opts.oaep,
-                reason: "your own digital ID".into(),
-                cert: i.cert.clone(),
-                capabilities: None,
-            });
+            recipients.push(PlannedRecipient::new(
+                a.clone(),
+                i.fingerprint.clone(),
+                "own ID",
+                opts.oaep,
+                "your own digital ID".into(),
+                i.cert.clone(),
+                Caps::Own,
+            ));
             continue;
         }
         match contacts.select_for_encryption(a, &sel).and_then(|s| {
@@ -158,21 +309,17 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             s.into_chosen().map(|c| (c, reason))
         }) {
             Ok((c, reason)) => {
-                let meta = contacts.get(&c.fingerprint).ok().map(|ct| ct.meta);
-                let caps = meta.and_then(|m| m.capabilities).map(|c| cap_oids(&c));
-                let oaep = opts.oaep
-                    || caps
-                        .as_ref()
-                        .is_some_and(|c| c.iter().any(|o| o == OID_RSAES_OAEP));
-                recipients.push(PlannedRecipient {
-                    address: a.clone(),
-                    fingerprint: c.fingerprint.clone(),
-                    source: "contact",
+                let caps = recorded_caps(&contacts, &c.fingerprint);
+                let oaep = opts.oaep || advertises_oaep(&caps);
+                recipients.push(PlannedRecipient::new(
+                    a.clone(),
+                    c.fingerprint.clone(),
+                    "contact",
                     oaep,
                     reason,
-                    cert: c.cert.clone(),
-                    capabilities: caps,
-                });
+                    c.cert.clone(),
+                    caps,
+                ));
             }
             Err(e) => problems.push(format!("{a}: {}", e.message())),
         }
@@ -200,15 +347,18 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             ));
             continue;
         }
-        recipients.push(PlannedRecipient {
-            address: addr,
-            fingerprint: info.fingerprint.clone(),
-            source: "--cert",
-            oaep: opts.oaep,
-            reason: "given with --cert".into(),
-            cert: c.clone(),
-            capabilities: None,
-        });
+        // A certificate that is also a contact brings the capabilities recorded for it.
+        let caps = recorded_caps(&contacts, &info.fingerprint);
+        let oaep = opts.oaep || advertises_oaep(&caps);
+        recipients.push(PlannedRecipient::new(
+            addr,
+            info.fingerprint.clone(),
+            "--cert",
+            oaep,
+            "given with --cert".into(),
+            c.clone(),
+            caps,
+        ));
     }
     let mut warnings = Vec::new();
     if !opts.no_self {
@@ -222,15 +372,15 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         match me {
             Some(i) if usable_id(&i) => {
                 if !recipients.iter().any(|r| r.fingerprint == i.fingerprint) {
-                    recipients.push(PlannedRecipient {
-                        address: i.emails().first().cloned().unwrap_or_default(),
-                        fingerprint: i.fingerprint.clone(),
-                        source: "own ID",
-                        oaep: opts.oaep,
-                        reason: "the sender's copy (--no-self to skip)".into(),
-                        cert: i.cert.clone(),
-                        capabilities: None,
-                    });
+                    recipients.push(PlannedRecipient::new(
+                        i.emails().first().cloned().unwrap_or_default(),
+                        i.fingerprint.clone(),
+                        "own ID",
+                        opts.oaep,
+                        "the sender's copy (--no-self to skip)".into(),
+                        i.cert.clone(),
+                        Caps::Own,
+                    ));
                 }
             }
             Some(i) => warnings.push(format!("your ID {} cannot receive encrypted mail; your sent copy will not be readable", i.label())),
@@ -248,37 +398,88 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
         return Err(Error::usage("the message has no recipients")
             .hint("add To/Cc headers, or pass --to ADDRESS or --cert FILE"));
     }
-    let (cipher, cipher_reason) = choose_cipher(&recipients, opts.cipher, &mut warnings);
+    let choice = choose_cipher(&recipients, opts.cipher, opts.policy, &mut warnings);
+    let recommendation = (!choice.cipher.is_aead() && !opts.sign_inside).then(|| {
+        format!("{} protects confidentiality only: sign inside (encrypt --sign) so the recipients can tell if the message was altered", choice.cipher.name())
+    });
+    // NSS 3.87 (Thunderbird) cannot decrypt ECDH key agreement at all: say so for each EC recipient but us.
+    let notes = recipients
+        .iter()
+        .filter(|r| r.key_type == "EC" && !matches!(r.caps, Caps::Own))
+        .map(|r| format!("{} has an EC certificate: some clients (Thunderbird's NSS among them) may not open the message for that recipient", r.address))
+        .collect();
     Ok(EncryptPlan {
         recipients,
-        cipher,
-        cipher_reason,
+        integrity: choice.cipher.is_aead(),
+        cipher: choice.cipher,
+        cipher_reason: choice.reason,
+        cipher_policy: opts.policy,
+        decided_by: choice.decided_by,
+        cipher_forced: opts.cipher.is_some(),
+        signed_inside: opts.sign_inside,
+        recommendation,
+        notes,
         warnings,
     })
 }
 
-/// RFC 8551 §2.7.1: AES-GCM when every recipient with known capabilities lists it; AES-CBC for all when one
-/// lists only CBC (naming who forced it); AES-256-GCM when capabilities are unknown (Rule 2).
+/// The capabilities recorded for the contact certificate `fingerprint`, if it is one.
+fn recorded_caps(contacts: &ContactStore, fingerprint: &str) -> Caps {
+    Caps::from_recorded(
+        contacts
+            .get(fingerprint)
+            .ok()
+            .and_then(|ct| ct.meta.capabilities),
+    )
+}
+
+fn advertises_oaep(caps: &Caps) -> bool {
+    matches!(caps, Caps::Known(c) if c.iter().any(|o| o == OID_RSAES_OAEP))
+}
+
+/// The content cipher, why, and whose capabilities decided it.
+struct Choice {
+    cipher: ContentCipher,
+    reason: String,
+    decided_by: Vec<String>,
+}
+
+/// RFC 8551 §2.7.1 under `policy`, first rule that applies:
+/// 1. `--cipher` decides.
+/// 2. A recipient advertising only CBC (or only 3DES/RC2, which we never produce): AES-CBC for everyone,
+///    AES-256 unless one of them lists only AES-128-CBC; those recipients decided it.
+/// 3. A recipient whose capabilities are unknown: AES-256-CBC under `compatible`, AES-256-GCM under `modern`
+///    (AES-128-GCM if a recipient who advertised GCM lists only that size); the unknown ones decided it.
+/// 4. Everyone advertised AES-GCM: AES-256-GCM if all list it, else AES-128-GCM.
+///
+/// Our own IDs never decide: smimekit reads every cipher it produces.
 fn choose_cipher(
     recipients: &[PlannedRecipient],
     forced: Option<ContentCipher>,
+    policy: CipherPolicy,
     warnings: &mut Vec<String>,
-) -> (ContentCipher, String) {
+) -> Choice {
     if let Some(c) = forced {
-        return (c, "chosen with --cipher".into());
+        return Choice {
+            cipher: c,
+            reason: format!(
+                "chosen with --cipher (the {policy} policy and the recipients' capabilities are not consulted)"
+            ),
+            decided_by: Vec::new(),
+        };
     }
-    let known: Vec<(&PlannedRecipient, Vec<String>)> = recipients
+    let known: Vec<(&PlannedRecipient, &[String])> = recipients
         .iter()
-        .filter_map(|r| r.capabilities.clone().map(|c| (r, c)))
-        .filter(|(_, c)| !c.is_empty())
+        .filter_map(|r| match &r.caps {
+            Caps::Known(c) => Some((r, c.as_slice())),
+            _ => None,
+        })
         .collect();
-    if known.is_empty() {
-        return (
-            ContentCipher::Aes256Gcm,
-            "no recipient's capabilities are known: AES-256-GCM (RFC 8551 rule 2)".into(),
-        );
-    }
-    let lists = |r: &[String], c: ContentCipher| r.iter().any(|o| o == c.oid());
+    let unknown: Vec<String> = recipients
+        .iter()
+        .filter(|r| matches!(r.caps, Caps::Unknown))
+        .map(|r| r.address.clone())
+        .collect();
     let mut cbc_forcers = Vec::new();
     let mut weak_only = Vec::new();
     for (r, caps) in &known {
@@ -289,7 +490,7 @@ fn choose_cipher(
             ));
             weak_only.push(r.address.clone());
             cbc_forcers.push(r.address.clone());
-        } else if !lists(caps, ContentCipher::Aes256Gcm) && !lists(caps, ContentCipher::Aes128Gcm) {
+        } else if !lists_gcm(caps) {
             cbc_forcers.push(r.address.clone());
         }
     }
@@ -297,7 +498,10 @@ fn choose_cipher(
         let all_256 = known.iter().all(|(_, c)| {
             lists(c, ContentCipher::Aes256Cbc) || ContentCipher::from_capabilities(c).is_none()
         });
+        // AES-128-CBC only when every recipient who advertised anything lists it and one lacks AES-256-CBC,
+        // and nobody's capabilities are unknown (for them the floor is AES-256-CBC).
         let c = if all_256
+            || !unknown.is_empty()
             || !known
                 .iter()
                 .all(|(_, c)| lists(c, ContentCipher::Aes128Cbc))
@@ -315,30 +519,115 @@ fn choose_cipher(
         } else {
             "advertise(s) only CBC ciphers (or only 3DES/RC2)"
         };
-        return (
-            c,
-            format!(
+        return Choice {
+            cipher: c,
+            reason: format!(
                 "{} {why}: {} for everyone (confidentiality only, no integrity)",
                 cbc_forcers.join(", "),
                 c.name()
             ),
+            decided_by: cbc_forcers,
+        };
+    }
+    let all_gcm256 = known
+        .iter()
+        .all(|(_, c)| lists(c, ContentCipher::Aes256Gcm));
+    if !unknown.is_empty() {
+        let who = unknown.join(", ");
+        return match policy {
+            CipherPolicy::Compatible => Choice {
+                cipher: ContentCipher::Aes256Cbc,
+                reason: format!(
+                    "the capabilities of {who} are unknown, so the compatible policy uses AES-256-CBC EnvelopedData, which every S/MIME client opens (Thunderbird and Outlook cannot open AES-GCM; confidentiality only, no integrity)"
+                ),
+                decided_by: unknown,
+            },
+            CipherPolicy::Modern => {
+                let c = if all_gcm256 {
+                    ContentCipher::Aes256Gcm
+                } else {
+                    ContentCipher::Aes128Gcm
+                };
+                Choice {
+                    cipher: c,
+                    reason: format!(
+                        "the capabilities of {who} are unknown, so the modern policy uses {} AuthEnvelopedData (RFC 8551 rule 2; Thunderbird and Outlook cannot open it)",
+                        c.name()
+                    ),
+                    decided_by: unknown,
+                }
+            }
+        };
+    }
+    let advertisers: Vec<String> = known.iter().map(|(r, _)| r.address.clone()).collect();
+    if known.is_empty() {
+        Choice {
+            cipher: ContentCipher::Aes256Gcm,
+            reason: "the only recipients are your own IDs, and smimekit reads AES-256-GCM".into(),
+            decided_by: Vec::new(),
+        }
+    } else if all_gcm256 {
+        Choice {
+            cipher: ContentCipher::Aes256Gcm,
+            reason: "every recipient supports AES-256-GCM (as their signed messages advertised)"
+                .into(),
+            decided_by: advertisers,
+        }
+    } else {
+        Choice {
+            cipher: ContentCipher::Aes128Gcm,
+            reason: "every recipient supports AES-128-GCM (as their signed messages advertised), not all AES-256-GCM".into(),
+            decided_by: advertisers,
+        }
+    }
+}
+
+/// The encrypt report as text: the cipher and why, the policy and who decided, the recipients, notes and the
+/// one-line recommendation. `--json` prints the [`EncryptPlan`] itself.
+pub fn render(plan: &EncryptPlan) -> String {
+    let mut s = format!(
+        "Encrypted with {}: {}
+",
+        plan.cipher.name(),
+        plan.cipher_reason
+    );
+    let decided = if plan.cipher_forced {
+        "decided by --cipher".to_string()
+    } else if plan.decided_by.is_empty() {
+        "no recipient's capabilities needed".to_string()
+    } else {
+        format!("decided by {}", plan.decided_by.join(", "))
+    };
+    s += &format!(
+        "Cipher policy: {}; {decided}; {}\n",
+        plan.cipher_policy,
+        if plan.integrity {
+            "AuthEnvelopedData (integrity protected)"
+        } else {
+            "EnvelopedData (no integrity protection)"
+        }
+    );
+    for r in &plan.recipients {
+        s += &format!(
+            "  to {} ({}, {}, {}{}, capabilities: {})\n",
+            r.address,
+            &r.fingerprint[..16.min(r.fingerprint.len())],
+            r.source,
+            r.key_type,
+            if r.oaep { ", RSA-OAEP" } else { "" },
+            r.capabilities
         );
     }
-    if known
-        .iter()
-        .all(|(_, c)| lists(c, ContentCipher::Aes256Gcm))
-    {
-        (
-            ContentCipher::Aes256Gcm,
-            "every recipient with known capabilities supports AES-256-GCM".into(),
-        )
-    } else {
-        (
-            ContentCipher::Aes128Gcm,
-            "every recipient with known capabilities supports AES-128-GCM, not all AES-256-GCM"
-                .into(),
-        )
+    if plan.signed_inside {
+        s += "Signed before encryption.\n";
     }
+    for n in &plan.notes {
+        s += &format!("Note: {n}\n");
+    }
+    if let Some(r) = &plan.recommendation {
+        s += &format!("Recommendation: {r}\n");
+    }
+    s
 }
 
 /// Encrypts `entity` (Content-* fields, blank line, body) per `plan` and writes the message with the `outer`
@@ -401,4 +690,23 @@ fn write_pieces(
         b64.finish().map_err(Error::output)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_policy_names_round_trip() {
+        assert_eq!(CipherPolicy::default(), CipherPolicy::Compatible);
+        for p in CipherPolicy::ALL {
+            assert_eq!(p.to_string().parse::<CipherPolicy>().unwrap(), p);
+        }
+        assert_eq!(
+            " Modern".parse::<CipherPolicy>().unwrap(),
+            CipherPolicy::Modern
+        );
+        let e = "fast".parse::<CipherPolicy>().unwrap_err();
+        assert!(e.message().contains("fast"), "{e}");
+    }
 }
