@@ -21,6 +21,12 @@ pub const ANCHOR_PREFIX: &str = "smimekit-anchor:";
 /// the UUID arc 2.25 (ITU-T X.667), which needs no registration.
 pub const CONTACTS_METADATA_OID: &str = "2.25.251595081384917929959779046716300568925";
 
+/// secretTypeId of a pending key (made by `id new --csr` or `id renew`, waiting for its certificate) inside a
+/// backup: one secretBag per key, whose value is the pending-key file exactly as stored (the PKCS#8 key, still
+/// encrypted under its own passphrase unless it was stored without one, then the CSR, PEM). An OID under the
+/// UUID arc 2.25.
+pub const PENDING_KEY_OID: &str = "2.25.167778664818421853696285469080821221299";
+
 /// Friendly-name prefix of contacts' certificates inside a backup.
 pub const CONTACT_PREFIX: &str = "smimekit-contact:";
 
@@ -183,9 +189,10 @@ pub fn backup(
     unlock: &mut dyn FnMut(&Identity) -> Result<PKey<Private>>,
 ) -> Result<(Vec<u8>, BackupCounts)> {
     let ids = IdStore::new(home).list()?;
+    let pending = IdStore::new(home).pending()?;
     let anchors = TrustStore::new(home).list()?;
     // The contacts' metadata alone is not worth a backup (and no passphrase should be asked for).
-    if ids.is_empty() && anchors.is_empty() && contacts.is_empty() {
+    if ids.is_empty() && pending.is_empty() && anchors.is_empty() && contacts.is_empty() {
         return Err(Error::not_found(
             "there is nothing to back up: the store has no IDs, anchors or contacts",
         )
@@ -228,11 +235,18 @@ pub fn backup(
             friendly_name: n,
         });
     }
+    for p in &pending {
+        entries.push(BuildEntry::Secret {
+            type_oid: PENDING_KEY_OID,
+            value: p.stored_file(),
+        });
+    }
     let der = p12::build(&entries, password, Profile::Modern)?;
     Ok((
         der,
         BackupCounts {
             ids: ids.len(),
+            pending: pending.len(),
             anchors: anchors.len(),
             contacts: contacts.iter().filter(|(a, _)| !a.is_empty()).count(),
             intermediates: contacts.iter().filter(|(a, _)| a.is_empty()).count(),
@@ -245,6 +259,8 @@ pub fn backup(
 pub struct BackupCounts {
     /// Digital IDs.
     pub ids: usize,
+    /// Pending keys (waiting for a certificate).
+    pub pending: usize,
     /// Trust anchors.
     pub anchors: usize,
     /// Contact certificates.
@@ -263,6 +279,8 @@ pub struct RestorePlan {
     pub contacts: Vec<(String, X509)>,
     /// The contacts' metadata (see [`crate::contacts::ContactStore::metadata_for_backup`]), if the backup has it.
     pub contacts_metadata: Option<Vec<u8>>,
+    /// Pending-key files (see [`PENDING_KEY_OID`]).
+    pub pending: Vec<Vec<u8>>,
 }
 
 /// Reads a backup file made by [`backup`] (or any PKCS#12: its identities are restored).
@@ -289,11 +307,18 @@ pub fn read_backup(data: &[u8], what: &str, password: &Secret) -> Result<Restore
         .iter()
         .find(|s| s.type_oid == CONTACTS_METADATA_OID)
         .map(|s| s.value.clone());
+    let pending = contents
+        .secrets
+        .iter()
+        .filter(|s| s.type_oid == PENDING_KEY_OID)
+        .map(|s| s.value.clone())
+        .collect();
     Ok(RestorePlan {
         ids,
         anchors,
         contacts,
         contacts_metadata,
+        pending,
     })
 }
 
@@ -308,6 +333,9 @@ pub fn restore_ids_and_anchors(
     let mut added = Vec::new();
     for (k, c, chain) in &plan.ids {
         added.push(store.add(k, c, chain, passphrase)?);
+    }
+    for p in &plan.pending {
+        store.restore_pending(p)?;
     }
     let trust = TrustStore::new(home);
     let mut n = 0;

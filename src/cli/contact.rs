@@ -23,7 +23,12 @@ pub enum ContactCommand {
         files: Vec<PathBuf>,
     },
     /// List your contacts' certificates (flags expired and soon-expiring ones).
-    List,
+    List {
+        /// Only the certificates that expire within DAYS days (default 30), soonest first; expired ones are
+        /// left out.
+        #[arg(long, value_name = "DAYS", num_args = 0..=1, default_missing_value = "30")]
+        expiring: Option<u32>,
+    },
     /// Show every certificate of an address, marking the one used for encryption and why.
     Show {
         /// The contact's e-mail address.
@@ -191,8 +196,22 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        ContactCommand::List => {
-            let all = store.list()?;
+        ContactCommand::List { expiring } => {
+            let mut all = store.list()?;
+            if let Some(days) = expiring {
+                let until = now + i64::from(*days) * 86_400;
+                all.retain(|c| {
+                    let na = cert::unix_time(c.cert.not_after());
+                    na >= now && na <= until
+                });
+                all.sort_by_key(|c| cert::unix_time(c.cert.not_after()));
+                if !g.json && all.is_empty() {
+                    output::print(&format!(
+                        "No contact certificate expires within {days} days.\n"
+                    ))?;
+                    return Ok(0);
+                }
+            }
             if g.json {
                 #[derive(serde::Serialize)]
                 struct I {
