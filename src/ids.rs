@@ -426,7 +426,7 @@ impl<'a> IdStore<'a> {
     }
 
     /// Stores a pending-key file carried by a backup ([`PendingKey::stored_file`]) unless that key is already
-    /// pending. Its name is recomputed from the CSR's public key, never taken from the backup. Returns whether it
+    /// pending or already an ID (its certificate was installed). Its name is recomputed from the CSR's public key, never taken from the backup. Returns whether it
     /// was new. The caller holds the lock.
     pub fn restore_pending(&self, file: &[u8]) -> Result<bool> {
         let bad = || {
@@ -443,6 +443,16 @@ impl<'a> IdStore<'a> {
         let dir = self.home.ensure_dir(PENDING)?;
         let path = dir.join(format!("{id}.pem"));
         if path.exists() {
+            return Ok(false);
+        }
+        // Its certificate was installed since the backup: the key is an ID now, not pending.
+        let installed = self.list()?.iter().any(|i| {
+            i.cert
+                .public_key()
+                .and_then(|k| k.public_key_to_der())
+                .is_ok_and(|d| d == der)
+        });
+        if installed {
             return Ok(false);
         }
         self.home.write_atomic(&path, file)?;

@@ -166,6 +166,17 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     output::warn(&k.message());
                 }
             }
+            for l in &shown {
+                let (kept, ignored) = cert::emails_counted(l);
+                if ignored > 0 {
+                    output::note(&format!(
+                        "{}: the certificate lists more than {} e-mail addresses; only the first {} are considered ({ignored} ignored)",
+                        cert::name_to_string(l.subject_name()),
+                        smimekit::limits::MAX_CERT_ADDRESSES,
+                        kept.len()
+                    ));
+                }
+            }
             if g.json {
                 output::json(&report)?;
             } else {
