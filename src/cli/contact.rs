@@ -116,11 +116,12 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             let mut eml = Vec::new();
             for f in files {
                 let name = f.display().to_string();
-                let data = super::read_file(f)?;
                 if name.to_ascii_lowercase().ends_with(".eml") {
-                    eml.push((name, data));
+                    // A message, not a certificate file: its size is a message's (attachments included).
+                    eml.push((name, smimekit::input::read(Some(f))?.to_vec()));
                     continue;
                 }
+                let data = super::read_file(f)?;
                 let certs = contacts::certs_from_file(&data, &name)?;
                 let cl = contacts::classify(certs);
                 for l in &cl.leaves {
