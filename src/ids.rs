@@ -119,7 +119,11 @@ pub struct PendingKey {
 impl PendingKey {
     /// A short label: the address and the key's id prefix.
     pub fn label(&self) -> String {
-        format!("{} (pending key {})", self.email, &self.id[..16.min(self.id.len())])
+        format!(
+            "{} (pending key {})",
+            self.email,
+            &self.id[..16.min(self.id.len())]
+        )
     }
     /// The pending-key file as stored: a comment header, the PKCS#8 key (encrypted under its passphrase
     /// unless stored without one) and the CSR, PEM. This is what a backup carries.
@@ -410,10 +414,14 @@ impl<'a> IdStore<'a> {
                 .collect();
             return match m.len() {
                 1 => Ok(m.remove(0)),
-                0 => Err(Error::not_found(format!("no digital ID or pending key for {query}"))
-                    .hint("run 'smimekit id list' to see your IDs and pending keys")),
-                n => Err(Error::usage(format!("{n} pending keys are waiting for {query}"))
-                    .hint("name one by the key id 'smimekit id list' shows")),
+                0 => Err(
+                    Error::not_found(format!("no digital ID or pending key for {query}"))
+                        .hint("run 'smimekit id list' to see your IDs and pending keys"),
+                ),
+                n => Err(
+                    Error::usage(format!("{n} pending keys are waiting for {query}"))
+                        .hint("name one by the key id 'smimekit id list' shows"),
+                ),
             };
         }
         crate::trust::find_by_fingerprint(all, query, |p| &p.id, "pending key")
@@ -653,8 +661,10 @@ fn is_self_issued(c: &X509Ref) -> bool {
 pub fn renewal_csr(key: &PKeyRef<Private>, old: &X509Ref) -> Result<X509Req> {
     let emails = cert::emails(old);
     if emails.is_empty() {
-        return Err(Error::unusable("the ID's certificate has no e-mail address to renew")
-            .hint("create a new request with 'smimekit id new --email ADDRESS --csr OUT.csr'"));
+        return Err(
+            Error::unusable("the ID's certificate has no e-mail address to renew")
+                .hint("create a new request with 'smimekit id new --email ADDRESS --csr OUT.csr'"),
+        );
     }
     let mut b = X509ReqBuilder::new()?;
     b.set_version(0)?;

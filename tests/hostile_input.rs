@@ -12,7 +12,9 @@ use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
 use openssl::x509::{X509, X509NameBuilder};
 
 fn inter() -> (X509, PKey<Private>) {
@@ -33,8 +35,10 @@ fn issue(key: &PKey<Private>, emails: &[String]) -> X509 {
     b.set_subject_name(&n.build()).unwrap();
     b.set_issuer_name(ica.subject_name()).unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(3650).unwrap())
+        .unwrap();
     b.append_extension(BasicConstraints::new().critical().build().unwrap())
         .unwrap();
     b.append_extension(
@@ -62,7 +66,9 @@ fn issue(key: &PKey<Private>, emails: &[String]) -> X509 {
 fn certificate_with_10000_addresses_is_capped_with_a_note() {
     let e = Env::new();
     let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let emails: Vec<String> = (1..=10_000).map(|i| format!("user{i}@example.com")).collect();
+    let emails: Vec<String> = (1..=10_000)
+        .map(|i| format!("user{i}@example.com"))
+        .collect();
     let c = issue(&key, &emails);
     let f = e.write("many.pem", &c.to_pem().unwrap());
     let o = e.run(&["contact", "add", &f]);
@@ -79,6 +85,39 @@ fn certificate_with_10000_addresses_is_capped_with_a_note() {
     assert_eq!(emails[0], "user1@example.com");
     let weak = j["contacts"][0]["weaknesses"].to_string();
     assert!(weak.contains("9000 were ignored"), "{weak}");
+    // A message signed with it: inspect notes the cap too.
+    if !common::have(&["openssl"]) {
+        return;
+    }
+    let k = e.write("many.key", &key.private_key_to_pem_pkcs8().unwrap());
+    let m = e.write(
+        "m.eml",
+        b"From: user1@example.com\r\nTo: b@example.org\r\nSubject: x\r\n\r\nhello\r\n",
+    );
+    let signed = e.path("signed.eml");
+    let (rc, _, err) = common::external(
+        "openssl",
+        &[
+            "smime",
+            "-sign",
+            "-in",
+            &m,
+            "-signer",
+            &f,
+            "-inkey",
+            &k,
+            "-out",
+            signed.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    let o = e.ok(&["inspect", signed.to_str().unwrap()]);
+    let t = text(&o.stdout);
+    assert!(
+        t.contains("lists more than 1000 e-mail addresses; 9000 were ignored"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -94,17 +133,35 @@ fn oversized_files_are_refused_before_reading() {
         .unwrap();
     let big = big.to_str().unwrap();
     for (args, limit) in [
-        (vec!["contact", "add", big], "4 MiB, too large for a certificate file"),
-        (vec!["trust", "add", big], "4 MiB, too large for a certificate file"),
-        (vec!["id", "import", big], "16 MiB, too large for a PKCS#12 file"),
-        (vec!["id", "restore", big], "16 MiB, too large for a PKCS#12 file"),
-        (vec!["id", "install-cert", big], "4 MiB, too large for a certificate file"),
+        (
+            vec!["contact", "add", big],
+            "4 MiB, too large for a certificate file",
+        ),
+        (
+            vec!["trust", "add", big],
+            "4 MiB, too large for a certificate file",
+        ),
+        (
+            vec!["id", "import", big],
+            "16 MiB, too large for a PKCS#12 file",
+        ),
+        (
+            vec!["id", "restore", big],
+            "16 MiB, too large for a PKCS#12 file",
+        ),
+        (
+            vec!["id", "install-cert", big],
+            "4 MiB, too large for a certificate file",
+        ),
     ] {
         let t = std::time::Instant::now();
         let o = e.run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = text(&o.stderr);
-        assert!(err.contains(limit) && err.contains("nothing was read"), "{args:?}: {err}");
+        assert!(
+            err.contains(limit) && err.contains("nothing was read"),
+            "{args:?}: {err}"
+        );
         // Not a timing test: a read of 1 GiB would show up as seconds, a refusal by size as milliseconds.
         assert!(t.elapsed().as_secs() < 20, "{args:?}");
     }
@@ -228,7 +285,9 @@ fn to_self(body: &str) -> Vec<u8> {
 
 /// A message of about 400 KB (more than a pipe buffer) from alice to herself.
 fn big_message() -> Vec<u8> {
-    to_self(&"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456\r\n".repeat(6000))
+    to_self(
+        &"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456\r\n".repeat(6000),
+    )
 }
 
 #[test]
@@ -241,7 +300,10 @@ fn closed_standard_output_is_an_error() {
     for args in [
         vec!["id", "list"],
         vec!["sign", msg.as_str()],
-        vec!["inspect", fixture("msg/valid-rsa-alice.eml").to_str().unwrap()],
+        vec![
+            "inspect",
+            fixture("msg/valid-rsa-alice.eml").to_str().unwrap(),
+        ],
         vec!["decrypt", enc.to_str().unwrap()],
     ] {
         let mut c = e.cmd(&args);
@@ -252,7 +314,11 @@ fn closed_standard_output_is_an_error() {
                 Ok(())
             });
         }
-        let o = c.stdin(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
+        let o = c
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
         assert!(
             text(&o.stderr).contains("standard output is closed"),
@@ -270,7 +336,10 @@ fn broken_pipe_is_an_error() {
     // Encrypt to alice, so that decrypt has a large plaintext to write.
     let enc = e.path("m.enc");
     e.ok(&["encrypt", &msg, "-o", enc.to_str().unwrap()]);
-    for args in [vec!["sign", msg.as_str()], vec!["decrypt", enc.to_str().unwrap()]] {
+    for args in [
+        vec!["sign", msg.as_str()],
+        vec!["decrypt", enc.to_str().unwrap()],
+    ] {
         let mut child = e
             .cmd(&args)
             .stdin(Stdio::null())
@@ -282,7 +351,8 @@ fn broken_pipe_is_an_error() {
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
         assert!(
-            text(&o.stderr).contains("standard output was closed by the program reading it (broken pipe)"),
+            text(&o.stderr)
+                .contains("standard output was closed by the program reading it (broken pipe)"),
             "{args:?}: {}",
             text(&o.stderr)
         );
@@ -292,9 +362,15 @@ fn broken_pipe_is_an_error() {
 #[test]
 fn dev_full_gets_a_hint() {
     let e = Env::new();
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let o = e
-        .cmd(&["inspect", fixture("msg/valid-rsa-alice.eml").to_str().unwrap()])
+        .cmd(&[
+            "inspect",
+            fixture("msg/valid-rsa-alice.eml").to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(full)
         .output()

@@ -8,7 +8,9 @@ use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, PKeyRef, Public};
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+};
 use openssl::x509::{X509, X509NameRef, X509Req};
 
 /// A certificate issued by the fixture intermediate for `key`, `subject` and `email`, valid `days` days.
@@ -22,12 +24,15 @@ fn issue(key: &PKeyRef<Public>, subject: &X509NameRef, email: &str, days: u32) -
     serial
         .rand(64, openssl::bn::MsbOption::MAYBE_ZERO, false)
         .unwrap();
-    b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
     b.set_subject_name(subject).unwrap();
     b.set_issuer_name(ica.subject_name()).unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(days).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(days).unwrap())
+        .unwrap();
     b.append_extension(BasicConstraints::new().critical().build().unwrap())
         .unwrap();
     b.append_extension(
@@ -66,7 +71,14 @@ fn list_json(e: &Env) -> serde_json::Value {
 fn pending(e: &Env, email: &str, csr: &str) -> String {
     let p = e.path(csr);
     e.ok(&[
-        "id", "new", "--email", email, "--key", "ec-p256", "--csr", p.to_str().unwrap(),
+        "id",
+        "new",
+        "--email",
+        email,
+        "--key",
+        "ec-p256",
+        "--csr",
+        p.to_str().unwrap(),
         "--no-passphrase",
     ]);
     let j = list_json(e);
@@ -91,11 +103,19 @@ fn pending_keys_are_listed_and_deletable() {
     let before = e.snapshot();
     let o = e.run(&["id", "delete", &id[..12]]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("needs confirmation"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("needs confirmation"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(e.snapshot() == before);
     // By key id, then (a second one) by address.
     let o = e.ok(&["id", "delete", &id[..12], "--yes"]);
-    assert!(text(&o.stderr).contains("deleted pat@example.com (pending key"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("deleted pat@example.com (pending key"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(list_json(&e)["pending"].as_array().unwrap().is_empty());
     pending(&e, "quin@example.com", "quin.csr");
     e.ok(&["id", "delete", "quin@example.com", "--yes"]);
@@ -111,22 +131,44 @@ fn pending_keys_travel_in_backups_and_can_be_installed_after_a_restore() {
     let id = pending(&a, "pat@example.com", "pat.csr");
     let backup = a.path("backup.p12");
     let o = a.ok(&["id", "backup", "-o", backup.to_str().unwrap()]);
-    assert!(text(&o.stdout).contains("Backed up 0 ID(s), 1 pending key(s)"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("Backed up 0 ID(s), 1 pending key(s)"),
+        "{}",
+        text(&o.stdout)
+    );
     // Restored into a new home, the key is pending there and the issued certificate installs.
     let b = Env::new();
     let o = b.ok(&["id", "restore", backup.to_str().unwrap()]);
-    assert!(text(&o.stdout).contains("1 pending key(s)"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("1 pending key(s)"),
+        "{}",
+        text(&o.stdout)
+    );
     let j = list_json(&b);
     assert_eq!(j["pending"][0]["id"], id.as_str());
     let issued = issue_for_csr(&a, &a.path("pat.csr"), "pat@example.com", "pat.pem");
-    let o = b.ok(&["id", "install-cert", &issued, "--chain", fixture("pki/inter.pem").to_str().unwrap()]);
-    assert!(text(&o.stdout).contains("Installed the certificate"), "{}", text(&o.stdout));
+    let o = b.ok(&[
+        "id",
+        "install-cert",
+        &issued,
+        "--chain",
+        fixture("pki/inter.pem").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&o.stdout).contains("Installed the certificate"),
+        "{}",
+        text(&o.stdout)
+    );
     let j = list_json(&b);
     assert!(j["pending"].as_array().unwrap().is_empty());
     assert_eq!(j["ids"].as_array().unwrap().len(), 1);
     // A second restore of the same backup adds nothing.
     let o = b.ok(&["id", "restore", backup.to_str().unwrap()]);
-    assert!(text(&o.stdout).contains("0 pending key(s)"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("0 pending key(s)"),
+        "{}",
+        text(&o.stdout)
+    );
 }
 
 #[test]
@@ -138,20 +180,45 @@ fn an_id_installed_without_its_chain_is_repaired_with_add_chain() {
     let o = e.ok(&["id", "install-cert", &issued]);
     let err = text(&o.stderr);
     assert!(
-        err.contains("is not a trust anchor and no chain was given") && err.contains("smimekit id add-chain"),
+        err.contains("is not a trust anchor and no chain was given")
+            && err.contains("smimekit id add-chain"),
         "{err}"
     );
     // Installing it again says it is installed and points to add-chain.
-    let o = e.run(&["id", "install-cert", &issued, "--chain", fixture("pki/inter.pem").to_str().unwrap()]);
+    let o = e.run(&[
+        "id",
+        "install-cert",
+        &issued,
+        "--chain",
+        fixture("pki/inter.pem").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("already installed"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("already installed"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(text(&o.stderr).contains("id add-chain"));
     // A chain that does not link is refused, and nothing changes.
     let before = e.snapshot();
-    let o = e.run(&["id", "add-chain", "pat@example.com", fixture("pki/untrusted-root.pem").to_str().unwrap()]);
+    let o = e.run(&[
+        "id",
+        "add-chain",
+        "pat@example.com",
+        fixture("pki/untrusted-root.pem").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("does not link"), "{}", text(&o.stderr));
-    let o = e.run(&["id", "add-chain", "pat@example.com", fixture("pki/bob.pem").to_str().unwrap()]);
+    assert!(
+        text(&o.stderr).contains("does not link"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = e.run(&[
+        "id",
+        "add-chain",
+        "pat@example.com",
+        fixture("pki/bob.pem").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(e.snapshot() == before);
     // inter + root (in any order) links: stored leaf-upwards.
@@ -164,7 +231,11 @@ fn an_id_installed_without_its_chain_is_repaired_with_add_chain() {
         .concat(),
     );
     let o = e.ok(&["id", "add-chain", "pat@example.com", &both]);
-    assert!(text(&o.stdout).contains("Replaced the chain"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("Replaced the chain"),
+        "{}",
+        text(&o.stdout)
+    );
     let j: serde_json::Value =
         serde_json::from_slice(&e.ok(&["--json", "id", "show", "pat@example.com"]).stdout).unwrap();
     let chain = j["chain"].to_string();
@@ -184,14 +255,25 @@ fn an_id_installed_without_its_chain_is_repaired_with_add_chain() {
     let before = e.snapshot();
     let o = e.run(&["id", "add-chain", "pat@example.com", &extra]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("a certificate that does not link"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("a certificate that does not link"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(e.snapshot() == before);
 }
 
 #[test]
 fn passwd_changes_the_passphrase_atomically() {
     let e = Env::new();
-    e.ok(&["id", "new", "--email", "pat@example.com", "--key", "ec-p256"]);
+    e.ok(&[
+        "id",
+        "new",
+        "--email",
+        "pat@example.com",
+        "--key",
+        "ec-p256",
+    ]);
     let msg = e.write(
         "m.eml",
         b"From: pat@example.com\r\nTo: x@example.org\r\nSubject: s\r\n\r\nhello\r\n",
@@ -200,7 +282,11 @@ fn passwd_changes_the_passphrase_atomically() {
     let before = e.snapshot();
     let o = e.run(&["id", "passwd", "pat@example.com"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("SMIMEKIT_NEW_PASSPHRASE"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("SMIMEKIT_NEW_PASSPHRASE"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(e.snapshot() == before);
     // A wrong current passphrase: refused before anything else, nothing changed.
     let o = e
@@ -210,11 +296,21 @@ fn passwd_changes_the_passphrase_atomically() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("wrong passphrase"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("wrong passphrase"),
+        "{}",
+        text(&o.stderr)
+    );
     assert!(e.snapshot() == before);
     // The new one from a file.
     let nf = e.write("new.txt", b"new secret\n");
-    let o = e.ok(&["id", "passwd", "pat@example.com", "--new-passphrase-file", &nf]);
+    let o = e.ok(&[
+        "id",
+        "passwd",
+        "pat@example.com",
+        "--new-passphrase-file",
+        &nf,
+    ]);
     assert!(text(&o.stderr).contains("changed the passphrase"));
     assert!(e.snapshot() != before);
     // The old passphrase no longer opens the key; the new one does.
@@ -233,11 +329,33 @@ fn passwd_changes_the_passphrase_atomically() {
 #[test]
 fn renew_makes_a_paired_pending_key_and_keeps_the_old_id() {
     let e = Env::new();
-    e.ok(&["id", "new", "--email", "pat@example.com", "--name", "Pat Doe", "--key", "ec-p256"]);
-    let old = list_json(&e)["ids"][0]["fingerprint"].as_str().unwrap().to_string();
+    e.ok(&[
+        "id",
+        "new",
+        "--email",
+        "pat@example.com",
+        "--name",
+        "Pat Doe",
+        "--key",
+        "ec-p256",
+    ]);
+    let old = list_json(&e)["ids"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let csr = e.path("renew.csr");
-    let o = e.ok(&["id", "renew", "pat@example.com", "--csr", csr.to_str().unwrap()]);
-    assert!(text(&o.stdout).contains("renewing pat@example.com"), "{}", text(&o.stdout));
+    let o = e.ok(&[
+        "id",
+        "renew",
+        "pat@example.com",
+        "--csr",
+        csr.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&o.stdout).contains("renewing pat@example.com"),
+        "{}",
+        text(&o.stdout)
+    );
     // Same subject and address, a new key.
     let req = X509Req::from_pem(&std::fs::read(&csr).unwrap()).unwrap();
     let subj: Vec<String> = req
@@ -245,14 +363,20 @@ fn renew_makes_a_paired_pending_key_and_keeps_the_old_id() {
         .entries()
         .map(|x| x.data().to_string().unwrap())
         .collect();
-    assert!(subj.contains(&"Pat Doe".to_string()) && subj.contains(&"pat@example.com".to_string()), "{subj:?}");
+    assert!(
+        subj.contains(&"Pat Doe".to_string()) && subj.contains(&"pat@example.com".to_string()),
+        "{subj:?}"
+    );
     // Listed as a pair.
     let j = list_json(&e);
     assert_eq!(j["pending"][0]["renews"], old.as_str());
     assert_eq!(j["pending"][0]["email"], "pat@example.com");
     let o = e.ok(&["id", "list"]);
     let t = text(&o.stdout);
-    assert!(t.contains("renewal pending (key") && t.contains(&format!("renews {}", &old[..16])), "{t}");
+    assert!(
+        t.contains("renewal pending (key") && t.contains(&format!("renews {}", &old[..16])),
+        "{t}"
+    );
     // The old ID still signs until the new certificate is installed.
     let msg = e.write(
         "m.eml",
@@ -260,7 +384,13 @@ fn renew_makes_a_paired_pending_key_and_keeps_the_old_id() {
     );
     e.ok(&["sign", &msg, "-o", e.path("s.eml").to_str().unwrap()]);
     let issued = issue_for_csr(&e, &csr, "pat@example.com", "new.pem");
-    e.ok(&["id", "install-cert", &issued, "--chain", fixture("pki/inter.pem").to_str().unwrap()]);
+    e.ok(&[
+        "id",
+        "install-cert",
+        &issued,
+        "--chain",
+        fixture("pki/inter.pem").to_str().unwrap(),
+    ]);
     let j = list_json(&e);
     assert!(j["pending"].as_array().unwrap().is_empty());
     assert_eq!(j["ids"].as_array().unwrap().len(), 2);
@@ -286,11 +416,17 @@ fn contact_list_expiring_shows_what_expires_soon() {
     e.ok(&["contact", "add", fixture("pki/bob.pem").to_str().unwrap()]);
     let o = e.ok(&["contact", "list", "--expiring"]);
     let t = text(&o.stdout);
-    assert!(t.contains("soon@example.com") && !t.contains("bob@example.org"), "{t}");
+    assert!(
+        t.contains("soon@example.com") && !t.contains("bob@example.org"),
+        "{t}"
+    );
     let o = e.ok(&["contact", "list", "--expiring", "5"]);
     assert!(text(&o.stdout).contains("No contact certificate expires within 5 days"));
-    let j: serde_json::Value =
-        serde_json::from_slice(&e.ok(&["--json", "contact", "list", "--expiring", "30"]).stdout).unwrap();
+    let j: serde_json::Value = serde_json::from_slice(
+        &e.ok(&["--json", "contact", "list", "--expiring", "30"])
+            .stdout,
+    )
+    .unwrap();
     let c = j["contacts"].as_array().unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0]["emails"][0], "soon@example.com");

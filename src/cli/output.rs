@@ -44,7 +44,8 @@ pub fn stdout_error(e: std::io::Error) -> Error {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     ) {
         (
-            "standard output is full (no space left on device): the output was not written in full".to_string(),
+            "standard output is full (no space left on device): the output was not written in full"
+                .to_string(),
             "standard output is /dev/full or a full disk: free some space, or write to a file elsewhere with -o FILE",
         )
     } else {

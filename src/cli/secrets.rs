@@ -119,8 +119,11 @@ impl Sources {
             },
         };
         if s.is_empty() {
-            bail!(Error::usage("the new passphrase is empty")
-                .hint("choose a passphrase, or pass --no-passphrase to store the key unprotected"));
+            bail!(
+                Error::usage("the new passphrase is empty").hint(
+                    "choose a passphrase, or pass --no-passphrase to store the key unprotected"
+                )
+            );
         }
         Ok(s)
     }
@@ -132,7 +135,9 @@ impl Sources {
                 ErrorKind::MissingSecret,
                 format!("{purpose} is needed and --batch forbids prompting"),
             )
-            .hint(format!("pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"))
+            .hint(format!(
+                "pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"
+            ))
             .into());
         }
         let ask = |p: &str| -> Result<Secret> {
@@ -143,7 +148,9 @@ impl Sources {
                         ErrorKind::MissingSecret,
                         format!("cannot ask for {purpose}: no terminal ({e})"),
                     )
-                    .hint(format!("pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"))
+                    .hint(format!(
+                        "pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"
+                    ))
                     .into()
                 })
         };
