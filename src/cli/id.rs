@@ -661,6 +661,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let i = store.find(id)?;
             let certs = cert::parse_certs(&super::read_file(file)?, &file.display().to_string())?;
             let _lock = home.lock()?;
+            // Read again under the lock: what is rewritten is the ID as it is now.
+            let i = store.find(&i.fingerprint)?;
             let chain = store.replace_chain(&i, &certs)?;
             let names: Vec<String> = chain
                 .iter()
@@ -698,6 +700,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 )?)
             };
             let _lock = home.lock()?;
+            // Read again under the lock (a chain replaced meanwhile is kept); the key is checked against it.
+            let i = store.find(&i.fingerprint)?;
             store.change_passphrase(&i, &key, new.as_ref())?;
             if g.json {
                 output::json(
