@@ -396,3 +396,54 @@ pub fn parse_certs(data: &[u8], what: &str) -> Result<Vec<X509>> {
             .hint("pass a .pem, .crt, .cer or .der certificate file")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::x509::extension::SubjectAlternativeName;
+
+    fn with_sans(emails: &[String]) -> X509 {
+        let key = openssl::pkey::PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_pubkey(&key).unwrap();
+        let mut san = SubjectAlternativeName::new();
+        for e in emails {
+            san.email(e);
+        }
+        let ext = san.build(&b.x509v3_context(None, None)).unwrap();
+        b.append_extension(ext).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn addresses_are_deduplicated_by_canonical_form_and_capped() {
+        let c = with_sans(&[
+            "Alice@Example.COM".into(),
+            "alice@example.com".into(),
+            "Bob@example.org.".into(),
+            "bob@EXAMPLE.org".into(),
+            "not an address".into(),
+            "not an address".into(),
+        ]);
+        let (e, ignored) = emails_counted(&c);
+        assert_eq!(
+            e,
+            ["Alice@Example.COM", "Bob@example.org.", "not an address"]
+        );
+        assert_eq!(ignored, 0);
+        let many: Vec<String> = (0..MAX_CERT_ADDRESSES + 5)
+            .map(|i| format!("u{i}@example.com"))
+            .collect();
+        let (e, ignored) = emails_counted(&with_sans(&many));
+        assert_eq!((e.len(), ignored), (MAX_CERT_ADDRESSES, 5));
+        let info = CertInfo::new(&with_sans(&many), now());
+        assert!(info.weaknesses.iter().any(|w| w.contains("5 were ignored")));
+    }
+}

@@ -343,12 +343,17 @@ pub fn read_with(path: Option<&Path>, trim_threshold: usize) -> Result<Input> {
     }
 }
 
-/// Standard input as a file when it is a regular file (a `<` redirection), else `None`.
+/// Standard input as a file when it is a regular file (a `<` redirection) read from its start, else `None`
+/// (a caller that already consumed part of it gets the rest read as a stream).
 fn stdin_file() -> Option<std::fs::File> {
+    use std::io::Seek;
     use std::os::fd::AsFd;
     let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    let f = std::fs::File::from(fd);
-    f.metadata().ok()?.is_file().then_some(f)
+    let mut f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.is_file() || f.stream_position().ok()? != 0 {
+        return None;
+    }
+    Some(f)
 }
 
 /// Reads a small input file named on the command line (a certificate, a chain, a PKCS#12 file), refusing it
@@ -520,6 +525,36 @@ mod tests {
                 .contains("changed while smimekit was signing it"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn binary_streams_are_told_apart_from_messages() {
+        assert!(implausible_message(&[0u8; 1024]));
+        assert!(implausible_message(b"From: a@example.com\0\r\n\r\nbody"));
+        // NUL bytes in a body, or a DER structure, are left to the parsers.
+        assert!(!implausible_message(b"From: a@example.com\r\n\r\nbo\0dy"));
+        assert!(!implausible_message(b"From: a@example.com\n\nbo\0dy"));
+        assert!(!implausible_message(&[0x30, 0x82, 0x00, 0x00]));
+        assert!(!implausible_message(b""));
+    }
+
+    #[test]
+    fn bounded_reads_refuse_large_files_by_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(10 << 20)
+            .unwrap();
+        let e = read_bounded(&p, 4 << 20, "certificate file").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Limit);
+        assert!(e.to_string().contains("larger than 4 MiB"), "{e}");
+        std::fs::write(&p, b"small").unwrap();
+        assert_eq!(
+            read_bounded(&p, 4 << 20, "certificate file").unwrap(),
+            b"small"
+        );
+        assert!(read_bounded(dir.path(), 4 << 20, "certificate file").is_err());
     }
 
     #[test]
