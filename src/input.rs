@@ -360,11 +360,15 @@ fn stdin_file() -> Option<std::fs::File> {
 /// before reading when its size is over `max`, and reading at most `max + 1` bytes of a pipe or device.
 /// `what` names the kind of file in the error ("certificate file").
 pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let size = if max >= 1 << 20 {
+        format!("{} MiB", max >> 20)
+    } else {
+        format!("{} KiB", max >> 10)
+    };
     let too_big = || {
         Error::limit(format!(
-            "{} is larger than {} MiB, too large for a {what}",
-            path.display(),
-            max >> 20
+            "{} is larger than {size}, too large for a {what}",
+            path.display()
         ))
         .hint(format!(
             "check the file name: a {what} is a few kilobytes; nothing was read"
@@ -382,7 +386,14 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     if meta.is_file() && meta.len() > max {
         return Err(too_big());
     }
-    let mut v = Vec::new();
+    // Sized up front for a regular file, so that a secret read here is not left behind in buffers the vector
+    // outgrew.
+    let cap = if meta.is_file() {
+        meta.len() + 1
+    } else {
+        8 << 10
+    };
+    let mut v = Vec::with_capacity(cap.min(max + 1) as usize);
     f.take(max + 1)
         .read_to_end(&mut v)
         .map_err(|e| Error::io("read", path, e))?;

@@ -17,6 +17,10 @@ pub const MAX_CERT_FILE: u64 = 4 << 20;
 /// took 15 s and 3 GB of memory before refusing it. Checked like [`MAX_CERT_FILE`].
 pub const MAX_P12_FILE: u64 = 16 << 20;
 
+/// Largest passphrase or password file (`--passphrase-file`, `--password-file`, `--new-passphrase-file`). A
+/// secret is a line; `--passphrase-file /dev/zero` otherwise read until memory ran out.
+pub const MAX_SECRET_FILE: u64 = 64 << 10;
+
 /// How much of a message read from a pipe or device is looked at before deciding that it cannot be a message
 /// (a NUL byte or no header line in it): `inspect /dev/zero` otherwise read 4 GiB before the first check.
 pub const MESSAGE_SNIFF: usize = 64 << 10;

@@ -166,6 +166,21 @@ fn oversized_files_are_refused_before_reading() {
         assert!(t.elapsed().as_secs() < 20, "{args:?}");
     }
     assert!(e.snapshot() == before, "the store changed");
+    // A passphrase file that never ends is refused after 64 KiB.
+    let o = e.run(&[
+        "id",
+        "passwd",
+        "alice@example.com",
+        "--new-passphrase-file",
+        "/dev/zero",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("/dev/zero is larger than 64 KiB, too large for a secret file"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(e.snapshot() == before, "the store changed");
 }
 
 #[test]

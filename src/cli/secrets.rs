@@ -36,7 +36,8 @@ pub struct Sources {
 }
 
 fn read_file(path: &Path) -> Result<Secret> {
-    let mut bytes = std::fs::read(path).map_err(|e| Error::io("read the secret file", path, e))?;
+    let mut bytes =
+        smimekit::input::read_bounded(path, smimekit::limits::MAX_SECRET_FILE, "secret file")?;
     // One trailing newline (LF or CRLF) is an artefact of `echo`, never part of the secret; anything else is.
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
