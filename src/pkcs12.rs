@@ -135,7 +135,20 @@ pub fn store_identities(
     let store = IdStore::new(home);
     let mut report = read.report;
     for (k, c, chain) in &read.idents {
-        report.ids.push(store.add(k, c, chain, passphrase)?);
+        let added = store.add(k, c, chain, passphrase)?;
+        if !added.new && !chain.is_empty() {
+            // Present already: nothing is replaced, but a chain the stored ID lacks deserves a pointer.
+            let stored = store.find(&added.fingerprint)?;
+            let fps = |v: &[X509]| v.iter().map(|c| cert::fingerprint(c)).collect::<Vec<_>>();
+            if fps(&stored.chain) != fps(chain) {
+                report.warnings.push(format!(
+                    "{} is already in the store with another chain (kept as it is); to store the chain of this file, save it as PEM and run 'smimekit id add-chain {} CHAIN.pem'",
+                    stored.label(),
+                    &stored.fingerprint[..16]
+                ));
+            }
+        }
+        report.ids.push(added);
     }
     Ok(report)
 }

@@ -184,6 +184,34 @@ fn an_id_installed_without_its_chain_is_repaired_with_add_chain() {
             && err.contains("smimekit id add-chain"),
         "{err}"
     );
+    // Importing a PKCS#12 of the same ID with its chain keeps the ID as it is and points to add-chain. (The
+    // pending key was stored without a passphrase: the test reads it from the store to build the file.)
+    let key_pem = std::fs::read_dir(e.home().join("ids"))
+        .unwrap()
+        .map(|d| std::fs::read(d.unwrap().path()).unwrap())
+        .next()
+        .unwrap();
+    let key = PKey::private_key_from_pem(&key_pem).unwrap();
+    let leaf = X509::from_pem(&std::fs::read(&issued).unwrap()).unwrap();
+    let mut ca = openssl::stack::Stack::new().unwrap();
+    ca.push(X509::from_pem(&std::fs::read(fixture("pki/inter.pem")).unwrap()).unwrap())
+        .unwrap();
+    let p12 = openssl::pkcs12::Pkcs12::builder()
+        .name("pat")
+        .pkey(&key)
+        .cert(&leaf)
+        .ca(ca)
+        .build2(common::P12_PASSWORD)
+        .unwrap();
+    let p12 = e.write("pat.p12", &p12.to_der().unwrap());
+    let before = e.snapshot();
+    let o = e.ok(&["id", "import", &p12, "--no-passphrase"]);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("already in the store with another chain") && err.contains("id add-chain"),
+        "{err}"
+    );
+    assert!(e.snapshot() == before);
     // Installing it again says it is installed and points to add-chain.
     let o = e.run(&[
         "id",
