@@ -437,17 +437,7 @@ impl<'a> IdStore<'a> {
     /// pending or already an ID (its certificate was installed). Its name is recomputed from the CSR's public key, never taken from the backup. Returns whether it
     /// was new. The caller holds the lock.
     pub fn restore_pending(&self, file: &[u8]) -> Result<bool> {
-        let bad = || {
-            Error::bad_input("the backup carries a damaged pending key")
-                .hint("make the backup again from the original home")
-        };
-        let probe = parse_pending("", file.to_vec()).map_err(|_| bad())?;
-        let der = probe
-            .csr
-            .public_key()
-            .and_then(|k| k.public_key_to_der())
-            .map_err(|_| bad())?;
-        let id = cert::hex(&openssl::hash::hash(MessageDigest::sha256(), &der)?);
+        let (id, der) = check_pending_file(file)?;
         let dir = self.home.ensure_dir(PENDING)?;
         let path = dir.join(format!("{id}.pem"));
         if path.exists() {
@@ -540,6 +530,31 @@ impl<'a> IdStore<'a> {
             .remove(&self.home.dir(PENDING).join(format!("{}.pem", p.id)))?;
         Ok(added)
     }
+}
+
+/// Checks a pending-key file carried by a backup (see [`PendingKey::stored_file`]): it must hold a key and a
+/// CSR, and an unprotected key must be the CSR's (an encrypted one can only be checked when it is opened).
+/// Returns its name in the store (the SHA-256 of the CSR's public key, never a name from the file) and that
+/// public key (DER).
+pub fn check_pending_file(file: &[u8]) -> Result<(String, Vec<u8>)> {
+    let bad = || {
+        Error::bad_input("the backup carries a damaged pending key")
+            .hint("make the backup again from the original home; nothing was restored")
+    };
+    let probe = parse_pending("", file.to_vec()).map_err(|_| bad())?;
+    let der = probe
+        .csr
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .map_err(|_| bad())?;
+    if !probe.key_protected {
+        let key = PKey::private_key_from_pem(&probe.key_pem).map_err(|_| bad())?;
+        if key.public_key_to_der().ok().as_ref() != Some(&der) {
+            return Err(bad());
+        }
+    }
+    let id = cert::hex(&openssl::hash::hash(MessageDigest::sha256(), &der)?);
+    Ok((id, der))
 }
 
 /// The header line of a pending-key file naming the ID it renews.

@@ -320,12 +320,16 @@ pub fn read_backup(data: &[u8], what: &str, password: &Secret) -> Result<Restore
         .iter()
         .find(|s| s.type_oid == CONTACTS_METADATA_OID)
         .map(|s| s.value.clone());
-    let pending = contents
+    let pending: Vec<Vec<u8>> = contents
         .secrets
         .iter()
         .filter(|s| s.type_oid == PENDING_KEY_OID)
         .map(|s| s.value.clone())
         .collect();
+    // Checked before anything is written: a damaged one fails the restore with the store unchanged.
+    for p in &pending {
+        crate::ids::check_pending_file(p).map_err(|e| e.context(what))?;
+    }
     Ok(RestorePlan {
         ids,
         anchors,
