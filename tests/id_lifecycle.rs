@@ -462,3 +462,59 @@ fn contact_list_expiring_shows_what_expires_soon() {
     let o = e.ok(&["contact", "list"]);
     assert!(text(&o.stdout).contains("bob@example.org"));
 }
+
+#[test]
+fn a_backup_whose_pending_key_does_not_match_its_request_restores_nothing() {
+    use smimekit::ossl::p12::{self, BuildEntry, Profile};
+    let a = Env::new();
+    pending(&a, "pat@example.com", "pat.csr");
+    // The stored pending file with its key swapped for another one (the request no longer matches).
+    let dir = a.home().join("pending");
+    let file = std::fs::read(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let other = PKey::from_ec_key(
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let text_file = String::from_utf8(file).unwrap();
+    let start = text_file.find("-----BEGIN PRIVATE KEY-----").unwrap();
+    let end = text_file.find("-----END PRIVATE KEY-----\n").unwrap()
+        + "-----END PRIVATE KEY-----\n".len();
+    let forged = format!(
+        "{}{}{}",
+        &text_file[..start],
+        String::from_utf8(other.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        &text_file[end..]
+    );
+    let der = p12::build(
+        &[BuildEntry::Secret {
+            type_oid: smimekit::pkcs12::PENDING_KEY_OID,
+            value: forged.as_bytes(),
+        }],
+        &smimekit::secret::Secret::from_string(common::P12_PASSWORD.into()),
+        Profile::Modern,
+    )
+    .unwrap();
+    let b = Env::new();
+    b.import_np("p12/alice-modern.p12");
+    let f = b.write("forged.p12", &der);
+    let before = b.snapshot();
+    let o = b.run(&["id", "restore", &f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("damaged pending key"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(b.snapshot() == before);
+}
