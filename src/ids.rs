@@ -616,6 +616,24 @@ fn pubkey_id(key: &PKeyRef<Private>) -> Result<String> {
     )?))
 }
 
+/// Whether `leaf`'s issuer is a trust anchor of `home` or of the system: whether the certificate validates
+/// (now, for any purpose) without a chain. `id install-cert` warns when it does not and no chain was given.
+pub fn issuer_is_anchor(home: &Home, leaf: &X509Ref) -> Result<bool> {
+    let anchors = crate::trust::TrustStore::new(home).certs()?;
+    let report = crate::trust::verify_chain(
+        leaf,
+        &[],
+        &crate::trust::ChainOptions {
+            anchors: &anchors,
+            system: true,
+            at: cert::now(),
+            // No OpenSSL purpose: only the path matters here.
+            purpose: crate::trust::Purpose::Encrypt,
+        },
+    )?;
+    Ok(report.trusted)
+}
+
 /// Orders `certs` into the chain above `leaf`: each certificate must be the issuer of the one before it (its
 /// subject is the issuer name, and its key verifies the signature). Every certificate given must be used.
 pub fn link_chain(leaf: &X509Ref, certs: &[X509]) -> Result<Vec<X509>> {

@@ -211,23 +211,6 @@ fn id_json(i: &Identity) -> IdJson {
     }
 }
 
-/// Whether `leaf`'s issuer is a trust anchor (the user's or the system's): whether the certificate validates
-/// without a chain.
-fn issuer_is_anchor(home: &smimekit::home::Home, leaf: &openssl::x509::X509) -> Result<bool> {
-    let anchors = smimekit::trust::TrustStore::new(home).certs()?;
-    let report = smimekit::trust::verify_chain(
-        leaf,
-        &[],
-        &smimekit::trust::ChainOptions {
-            anchors: &anchors,
-            system: true,
-            at: cert::now(),
-            purpose: smimekit::trust::Purpose::Encrypt,
-        },
-    )?;
-    Ok(report.trusted)
-}
-
 fn abilities(i: &CertInfo) -> &'static str {
     match (i.can_sign, i.can_encrypt) {
         (true, true) => "sign+decrypt",
@@ -765,7 +748,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             if !info.can_sign && !info.can_encrypt {
                 output::warn("the certificate allows neither e-mail signing nor encryption");
             }
-            if certs.is_empty() && !issuer_is_anchor(&home, &leaf)? {
+            if certs.is_empty() && !smimekit::ids::issuer_is_anchor(&home, &leaf)? {
                 output::warn(&format!(
                     "the certificate's issuer ({}) is not a trust anchor and no chain was given: correspondents may not be able to verify your signatures. Add the chain with 'smimekit id add-chain {} CHAIN.pem'",
                     info.issuer,
