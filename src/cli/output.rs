@@ -31,7 +31,7 @@ extern "C" fn note_closed_stdout() {
 pub fn stdout_error(e: std::io::Error) -> Error {
     let (message, hint) = if e.raw_os_error() == Some(libc::EBADF) {
         (
-            "standard output is closed: nothing was written".to_string(),
+            "standard output is closed: the output was not written".to_string(),
             "run the command with standard output open (not '>&-'), or write to a file with -o FILE",
         )
     } else if e.kind() == std::io::ErrorKind::BrokenPipe {
