@@ -7,6 +7,7 @@ use openssl::pkey::Id;
 use openssl::x509::{X509, X509ExtendedKeyUsage, X509KeyUsage, X509Ref};
 
 use crate::error::{Error, Result};
+use crate::limits::MAX_CERT_ADDRESSES;
 
 /// Days before expiry at which an ID or contact is flagged as expiring soon.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -50,7 +51,8 @@ pub struct CertInfo {
     pub not_yet_valid: bool,
     /// Expires within [`EXPIRY_WARNING_DAYS`].
     pub expires_soon: bool,
-    /// Weak algorithms (RSA < 2048 bits, SHA-1 or MD5 certificate signature).
+    /// Weak algorithms (RSA < 2048 bits, SHA-1 or MD5 certificate signature), and more e-mail addresses than
+    /// are considered (`MAX_CERT_ADDRESSES`).
     pub weaknesses: Vec<String>,
 }
 
@@ -75,11 +77,18 @@ impl CertInfo {
         if matches!(sig, Nid::MD5WITHRSAENCRYPTION | Nid::MD5WITHRSA) {
             weaknesses.push("certificate signed with MD5".into());
         }
+        let (emails, ignored) = emails_counted(cert);
+        if ignored > 0 {
+            // Shown wherever weaknesses are: a certificate naming thousands of addresses is itself suspect.
+            weaknesses.push(format!(
+                "the certificate lists more than {MAX_CERT_ADDRESSES} e-mail addresses; {ignored} were ignored"
+            ));
+        }
         CertInfo {
             subject: name_to_string(cert.subject_name()),
             issuer: name_to_string(cert.issuer_name()),
             serial: serial_hex(cert),
-            emails: emails(cert),
+            emails,
             not_before: rfc3339(nb),
             not_after: rfc3339(na),
             key,
@@ -204,11 +213,34 @@ pub fn name_to_string(name: &openssl::x509::X509NameRef) -> String {
 }
 
 /// The e-mail addresses of a certificate: SAN rfc822Name entries, then DN emailAddress entries, without
-/// duplicates (compared with [`crate::address::same`]).
+/// duplicates (compared with [`crate::address::same`]), at most [`MAX_CERT_ADDRESSES`] of them considered
+/// (see [`emails_counted`]).
 pub fn emails(cert: &X509Ref) -> Vec<String> {
+    emails_counted(cert).0
+}
+
+/// [`emails`] and how many address entries beyond [`MAX_CERT_ADDRESSES`] were ignored. Linear: each address
+/// is compared through its canonical form in a hash set (pairwise comparison made a 10,000-address
+/// certificate take minutes).
+pub fn emails_counted(cert: &X509Ref) -> (Vec<String>, usize) {
     let mut out: Vec<String> = Vec::new();
+    // Canonical forms seen; an address that does not normalise is kept apart under its exact text.
+    let mut seen: std::collections::HashSet<(bool, String)> = std::collections::HashSet::new();
+    let (mut considered, mut ignored) = (0usize, 0usize);
     let mut push = |s: String| {
-        if !s.is_empty() && !out.iter().any(|o| crate::address::same(o, &s) || *o == s) {
+        if s.is_empty() {
+            return;
+        }
+        if considered >= MAX_CERT_ADDRESSES {
+            ignored += 1;
+            return;
+        }
+        considered += 1;
+        let key = match crate::address::normalize(&s) {
+            Some(n) => (true, n),
+            None => (false, s.clone()),
+        };
+        if seen.insert(key) {
             out.push(s);
         }
     };
@@ -224,7 +256,7 @@ pub fn emails(cert: &X509Ref) -> Vec<String> {
             push(s);
         }
     }
-    out
+    (out, ignored)
 }
 
 /// Key algorithm and size.
@@ -363,4 +395,55 @@ pub fn parse_certs(data: &[u8], what: &str) -> Result<Vec<X509>> {
             .detail(e)
             .hint("pass a .pem, .crt, .cer or .der certificate file")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::x509::extension::SubjectAlternativeName;
+
+    fn with_sans(emails: &[String]) -> X509 {
+        let key = openssl::pkey::PKey::from_ec_key(
+            openssl::ec::EcKey::generate(
+                &openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_pubkey(&key).unwrap();
+        let mut san = SubjectAlternativeName::new();
+        for e in emails {
+            san.email(e);
+        }
+        let ext = san.build(&b.x509v3_context(None, None)).unwrap();
+        b.append_extension(ext).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn addresses_are_deduplicated_by_canonical_form_and_capped() {
+        let c = with_sans(&[
+            "Alice@Example.COM".into(),
+            "alice@example.com".into(),
+            "Bob@example.org.".into(),
+            "bob@EXAMPLE.org".into(),
+            "not an address".into(),
+            "not an address".into(),
+        ]);
+        let (e, ignored) = emails_counted(&c);
+        assert_eq!(
+            e,
+            ["Alice@Example.COM", "Bob@example.org.", "not an address"]
+        );
+        assert_eq!(ignored, 0);
+        let many: Vec<String> = (0..MAX_CERT_ADDRESSES + 5)
+            .map(|i| format!("u{i}@example.com"))
+            .collect();
+        let (e, ignored) = emails_counted(&with_sans(&many));
+        assert_eq!((e.len(), ignored), (MAX_CERT_ADDRESSES, 5));
+        let info = CertInfo::new(&with_sans(&many), now());
+        assert!(info.weaknesses.iter().any(|w| w.contains("5 were ignored")));
+    }
 }

@@ -1399,10 +1399,25 @@ fn key_changes(new: &X509Ref, new_fp: &str, known: &[(String, X509)]) -> Vec<Key
     let new_key = new.public_key().ok();
     let new_issuer = new.issuer_name().to_der().ok();
     let mut out = Vec::new();
+    // The canonical addresses of each known certificate, computed once (not once per new address).
+    let known_addrs: Vec<std::collections::HashSet<String>> = known
+        .iter()
+        .map(|(_, c)| {
+            cert::emails(c)
+                .iter()
+                .filter_map(|e| address::normalize(e))
+                .collect()
+        })
+        .collect();
     for addr in cert::emails(new) {
+        let Some(norm) = address::normalize(&addr) else {
+            continue;
+        };
         let olds: Vec<&(String, X509)> = known
             .iter()
-            .filter(|(fp, c)| fp != new_fp && address::contains(&cert::emails(c), &addr))
+            .zip(&known_addrs)
+            .filter(|((fp, _), addrs)| fp != new_fp && addrs.contains(&norm))
+            .map(|(k, _)| k)
             .collect();
         let Some(newest) = olds.iter().max_by(|a, b| {
             cert::unix_time(a.1.not_before())

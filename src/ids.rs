@@ -107,8 +107,29 @@ pub struct PendingKey {
     pub csr: X509Req,
     /// The requested e-mail address.
     pub email: String,
+    /// For a renewal (`id renew`): the fingerprint of the ID this key is to replace.
+    pub renews: Option<String>,
+    /// Whether the key is protected by a passphrase.
+    pub key_protected: bool,
     key_pem: Zeroizing<Vec<u8>>,
-    key_protected: bool,
+    /// The pending-key file as stored (what a backup carries).
+    file: Zeroizing<Vec<u8>>,
+}
+
+impl PendingKey {
+    /// A short label: the address and the key's id prefix.
+    pub fn label(&self) -> String {
+        format!(
+            "{} (pending key {})",
+            self.email,
+            &self.id[..16.min(self.id.len())]
+        )
+    }
+    /// The pending-key file as stored: a comment header, the PKCS#8 key (encrypted under its passphrase
+    /// unless stored without one) and the CSR, PEM. This is what a backup carries.
+    pub fn stored_file(&self) -> &[u8] {
+        &self.file
+    }
 }
 
 /// The outcome of adding an ID.
@@ -294,10 +315,21 @@ impl<'a> IdStore<'a> {
         key_pem: &[u8],
         _protected: bool,
     ) -> Result<Added> {
+        self.write_file(cert, chain, key_pem, false)
+    }
+
+    /// Writes an ID file atomically; an existing one is left alone unless `replace`.
+    fn write_file(
+        &self,
+        cert: &X509Ref,
+        chain: &[X509],
+        key_pem: &[u8],
+        replace: bool,
+    ) -> Result<Added> {
         let fp = cert::fingerprint(cert);
         let dir = self.home.ensure_dir(DIR)?;
         let path = dir.join(format!("{fp}.pem"));
-        if path.exists() {
+        if path.exists() && !replace {
             return Ok(Added {
                 fingerprint: fp,
                 new: false,
@@ -324,6 +356,31 @@ impl<'a> IdStore<'a> {
         })
     }
 
+    /// Replaces the chain stored with `id` by `certs`, after checking that they link: each certificate must
+    /// have issued the one before it (issuer name and signature), starting from the ID's certificate; they are
+    /// stored in that order. Certificates that link to nothing are refused, and so is an empty chain. Returns
+    /// the chain as stored. The caller holds the lock.
+    pub fn replace_chain(&self, id: &Identity, certs: &[X509]) -> Result<Vec<X509>> {
+        let chain = link_chain(&id.cert, certs)?;
+        self.write_file(&id.cert, &chain, &id.key_pem, true)?;
+        Ok(chain)
+    }
+
+    /// Re-encrypts the key of `id` under `new` (None: stored unprotected), after checking that `key` is its
+    /// private key. The ID file is replaced atomically: on any failure the old file, and passphrase, stay.
+    /// The caller holds the lock.
+    pub fn change_passphrase(
+        &self,
+        id: &Identity,
+        key: &PKeyRef<Private>,
+        new: Option<&Secret>,
+    ) -> Result<()> {
+        check_pair(key, &id.cert)?;
+        let (key_pem, _) = key_to_pem(key, new)?;
+        self.write_file(&id.cert, &id.chain, &key_pem, true)?;
+        Ok(())
+    }
+
     /// Deletes the ID. The caller holds the lock.
     pub fn delete(&self, id: &Identity) -> Result<()> {
         self.home
@@ -335,37 +392,69 @@ impl<'a> IdStore<'a> {
         let mut out = Vec::new();
         for p in self.home.list(PENDING, ".pem")? {
             let data = self.home.read(&p)?;
-            let mut key = None;
-            let mut csr = None;
-            for (label, block) in pem_blocks(&data) {
-                match label.as_str() {
-                    "ENCRYPTED PRIVATE KEY" => key = Some((block, true)),
-                    "PRIVATE KEY" => key = Some((block, false)),
-                    "CERTIFICATE REQUEST" => csr = X509Req::from_pem(&block).ok(),
-                    _ => {}
-                }
-            }
-            let (Some((key_pem, key_protected)), Some(csr)) = (key, csr) else {
-                return Err(Error::store(format!(
-                    "the pending key file {} is damaged",
-                    p.display()
-                ))
-                .hint("delete it and create a new request"));
-            };
             let id = p
                 .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let email = csr_email(&csr);
-            out.push(PendingKey {
-                id,
-                csr,
-                email,
-                key_pem: Zeroizing::new(key_pem),
-                key_protected,
-            });
+            out.push(parse_pending(&id, data).map_err(|_| {
+                Error::store(format!("the pending key file {} is damaged", p.display()))
+                    .hint("delete it and create a new request")
+            })?);
         }
         Ok(out)
+    }
+
+    /// Finds one pending key by its id prefix (≥ 8 hex digits) or its e-mail address.
+    pub fn find_pending(&self, query: &str) -> Result<PendingKey> {
+        let all = self.pending()?;
+        if query.contains('@') {
+            let mut m: Vec<PendingKey> = all
+                .into_iter()
+                .filter(|p| crate::address::same(&p.email, query))
+                .collect();
+            return match m.len() {
+                1 => Ok(m.remove(0)),
+                0 => Err(
+                    Error::not_found(format!("no digital ID or pending key for {query}"))
+                        .hint("run 'smimekit id list' to see your IDs and pending keys"),
+                ),
+                n => Err(
+                    Error::usage(format!("{n} pending keys are waiting for {query}"))
+                        .hint("name one by the key id 'smimekit id list' shows"),
+                ),
+            };
+        }
+        crate::trust::find_by_fingerprint(all, query, |p| &p.id, "pending key")
+    }
+
+    /// Deletes a pending key (its certificate can then never be installed). The caller holds the lock.
+    pub fn delete_pending(&self, p: &PendingKey) -> Result<()> {
+        self.home
+            .remove(&self.home.dir(PENDING).join(format!("{}.pem", p.id)))
+    }
+
+    /// Stores a pending-key file carried by a backup ([`PendingKey::stored_file`]) unless that key is already
+    /// pending or already an ID (its certificate was installed). Its name is recomputed from the CSR's public key, never taken from the backup. Returns whether it
+    /// was new. The caller holds the lock.
+    pub fn restore_pending(&self, file: &[u8]) -> Result<bool> {
+        let (id, der) = check_pending_file(file)?;
+        let dir = self.home.ensure_dir(PENDING)?;
+        let path = dir.join(format!("{id}.pem"));
+        if path.exists() {
+            return Ok(false);
+        }
+        // Its certificate was installed since the backup: the key is an ID now, not pending.
+        let installed = self.list()?.iter().any(|i| {
+            i.cert
+                .public_key()
+                .and_then(|k| k.public_key_to_der())
+                .is_ok_and(|d| d == der)
+        });
+        if installed {
+            return Ok(false);
+        }
+        self.home.write_atomic(&path, file)?;
+        Ok(true)
     }
 
     /// Stores a new key and its CSR as a pending ID. The caller holds the lock.
@@ -375,16 +464,33 @@ impl<'a> IdStore<'a> {
         csr: &X509Req,
         passphrase: Option<&Secret>,
     ) -> Result<String> {
+        self.add_pending_for(key, csr, passphrase, None)
+    }
+
+    /// [`add_pending`](Self::add_pending), recording that the key renews the ID `renews`.
+    pub fn add_pending_for(
+        &self,
+        key: &PKeyRef<Private>,
+        csr: &X509Req,
+        passphrase: Option<&Secret>,
+        renews: Option<&Identity>,
+    ) -> Result<String> {
         let id = pubkey_id(key)?;
         let (key_pem, _) = key_to_pem(key, passphrase)?;
         let dir = self.home.ensure_dir(PENDING)?;
-        let mut out = Zeroizing::new(
-            format!(
-                "# smimekit pending key (waiting for a certificate)\n# email: {}\n",
-                csr_email(csr)
-            )
-            .into_bytes(),
+        // A renewal's CSR may name its address only in subjectAltName: the header keeps it for listings.
+        let email = match renews {
+            Some(old) => old.emails().into_iter().next().unwrap_or_default(),
+            None => csr_email(csr),
+        };
+        let mut header = format!(
+            "# smimekit pending key (waiting for a certificate)\n{EMAIL}{}\n",
+            email.replace(['\r', '\n'], "")
         );
+        if let Some(old) = renews {
+            header += &format!("{RENEWS}{}\n", old.fingerprint);
+        }
+        let mut out = Zeroizing::new(header.into_bytes());
         out.extend_from_slice(&key_pem);
         out.extend(csr.to_pem()?);
         self.home
@@ -403,6 +509,16 @@ impl<'a> IdStore<'a> {
                 .map(|k| k.public_eq(&pubkey))
                 .unwrap_or(false)
         }) else {
+            if let Ok(present) = self.find(&cert::fingerprint(cert)) {
+                return Err(Error::usage(format!(
+                    "the certificate is already installed: {}",
+                    present.label()
+                ))
+                .hint(format!(
+                    "to replace its chain, run 'smimekit id add-chain {} CHAIN.pem'",
+                    &present.fingerprint[..16]
+                )));
+            }
             return Err(Error::not_found(format!(
                 "no pending key matches the certificate for {}",
                 cert::emails(cert).join(", ")
@@ -414,6 +530,74 @@ impl<'a> IdStore<'a> {
             .remove(&self.home.dir(PENDING).join(format!("{}.pem", p.id)))?;
         Ok(added)
     }
+}
+
+/// Checks a pending-key file carried by a backup (see [`PendingKey::stored_file`]): it must hold a key and a
+/// CSR, and an unprotected key must be the CSR's (an encrypted one can only be checked when it is opened).
+/// Returns its name in the store (the SHA-256 of the CSR's public key, never a name from the file) and that
+/// public key (DER).
+pub fn check_pending_file(file: &[u8]) -> Result<(String, Vec<u8>)> {
+    let bad = || {
+        Error::bad_input("the backup carries a damaged pending key")
+            .hint("make the backup again from the original home; nothing was restored")
+    };
+    let probe = parse_pending("", file.to_vec()).map_err(|_| bad())?;
+    let der = probe
+        .csr
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .map_err(|_| bad())?;
+    if !probe.key_protected {
+        let key = PKey::private_key_from_pem(&probe.key_pem).map_err(|_| bad())?;
+        if key.public_key_to_der().ok().as_ref() != Some(&der) {
+            return Err(bad());
+        }
+    }
+    let id = cert::hex(&openssl::hash::hash(MessageDigest::sha256(), &der)?);
+    Ok((id, der))
+}
+
+/// The header line of a pending-key file naming the ID it renews.
+const RENEWS: &str = "# renews: ";
+/// The header line of a pending-key file naming its address.
+const EMAIL: &str = "# email: ";
+
+/// Parses a pending-key file (`id` is its name in the store).
+fn parse_pending(id: &str, data: Vec<u8>) -> std::result::Result<PendingKey, ()> {
+    let mut key = None;
+    let mut csr = None;
+    for (label, block) in pem_blocks(&data) {
+        match label.as_str() {
+            "ENCRYPTED PRIVATE KEY" => key = Some((block, true)),
+            "PRIVATE KEY" => key = Some((block, false)),
+            "CERTIFICATE REQUEST" => csr = X509Req::from_pem(&block).ok(),
+            _ => {}
+        }
+    }
+    let (Some((key_pem, key_protected)), Some(csr)) = (key, csr) else {
+        return Err(());
+    };
+    // Only a fingerprint is taken from the comment (64 hex digits), whatever else the line holds.
+    let renews = String::from_utf8_lossy(&data)
+        .lines()
+        .find_map(|l| l.strip_prefix(RENEWS).map(|v| v.trim().to_string()))
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+    let mut email = csr_email(&csr);
+    if email.is_empty() {
+        email = String::from_utf8_lossy(&data)
+            .lines()
+            .find_map(|l| l.strip_prefix(EMAIL).map(|v| v.trim().to_string()))
+            .unwrap_or_default();
+    }
+    Ok(PendingKey {
+        id: id.to_string(),
+        csr,
+        email,
+        renews,
+        key_protected,
+        key_pem: Zeroizing::new(key_pem),
+        file: Zeroizing::new(data),
+    })
 }
 
 fn csr_email(csr: &X509Req) -> String {
@@ -430,6 +614,126 @@ fn pubkey_id(key: &PKeyRef<Private>) -> Result<String> {
         MessageDigest::sha256(),
         &der,
     )?))
+}
+
+/// Whether `leaf`'s issuer is a trust anchor of `home` or of the system: whether the certificate validates
+/// (now, for any purpose) without a chain. `id install-cert` warns when it does not and no chain was given.
+pub fn issuer_is_anchor(home: &Home, leaf: &X509Ref) -> Result<bool> {
+    let anchors = crate::trust::TrustStore::new(home).certs()?;
+    let report = crate::trust::verify_chain(
+        leaf,
+        &[],
+        &crate::trust::ChainOptions {
+            anchors: &anchors,
+            system: true,
+            at: cert::now(),
+            // No OpenSSL purpose: only the path matters here.
+            purpose: crate::trust::Purpose::Encrypt,
+        },
+    )?;
+    Ok(report.trusted)
+}
+
+/// Orders `certs` into the chain above `leaf`: each certificate must be the issuer of the one before it (its
+/// subject is the issuer name, and its key verifies the signature). Every certificate given must be used.
+pub fn link_chain(leaf: &X509Ref, certs: &[X509]) -> Result<Vec<X509>> {
+    if certs.is_empty() {
+        return Err(Error::usage("the chain file holds no certificate")
+            .hint("pass the PEM file of the intermediate CA certificate(s) your CA gave you"));
+    }
+    let mut rest: Vec<X509> = certs.to_vec();
+    let mut chain: Vec<X509> = Vec::new();
+    let mut cur = leaf.to_owned();
+    // A self-signed certificate ends the chain.
+    while !rest.is_empty() && !is_self_issued(&cur) {
+        let Some(i) = rest.iter().position(|c| issued(c, &cur)) else {
+            break;
+        };
+        let next = rest.remove(i);
+        chain.push(next.clone());
+        cur = next;
+    }
+    if chain.is_empty() {
+        return Err(Error::bad_input(format!(
+            "the chain does not link to the certificate: none of its certificates issued {}",
+            cert::name_to_string(leaf.issuer_name())
+        ))
+        .hint("pass the certificate of the CA that issued yours (and its own issuers); nothing was changed"));
+    }
+    if let Some(extra) = rest.first() {
+        return Err(Error::bad_input(format!(
+            "the chain file holds a certificate that does not link: {}",
+            cert::name_to_string(extra.subject_name())
+        ))
+        .hint("keep only the certificates above yours in the chain file; nothing was changed"));
+    }
+    Ok(chain)
+}
+
+/// Whether `issuer` issued `c`: names match and `issuer`'s key verifies the signature.
+fn issued(issuer: &X509Ref, c: &X509Ref) -> bool {
+    let names = matches!(
+        (issuer.subject_name().to_der(), c.issuer_name().to_der()),
+        (Ok(a), Ok(b)) if a == b
+    );
+    names
+        && issuer
+            .public_key()
+            .and_then(|k| c.verify(&k))
+            .unwrap_or(false)
+}
+
+fn is_self_issued(c: &X509Ref) -> bool {
+    matches!(
+        (c.subject_name().to_der(), c.issuer_name().to_der()),
+        (Ok(a), Ok(b)) if a == b
+    )
+}
+
+/// A CSR for renewing `old`: the same subject name and e-mail addresses, signed by the new `key`.
+pub fn renewal_csr(key: &PKeyRef<Private>, old: &X509Ref) -> Result<X509Req> {
+    let emails = cert::emails(old);
+    if emails.is_empty() {
+        return Err(
+            Error::unusable("the ID's certificate has no e-mail address to renew")
+                .hint("create a new request with 'smimekit id new --email ADDRESS --csr OUT.csr'"),
+        );
+    }
+    let mut b = X509ReqBuilder::new()?;
+    b.set_version(0)?;
+    b.set_subject_name(old.subject_name())?;
+    b.set_pubkey(key)?;
+    let mut exts = Stack::new()?;
+    exts.push(usage_for(key)?)?;
+    exts.push(ExtendedKeyUsage::new().email_protection().build()?)?;
+    let mut san = SubjectAlternativeName::new();
+    for e in &emails {
+        san.email(e);
+    }
+    exts.push(san.build(&b.x509v3_context(None))?)?;
+    b.add_extensions(&exts)?;
+    b.sign(key, digest_for(key))?;
+    Ok(b.build())
+}
+
+/// A new key of the same type and size as the certificate's (RSA: at least 2048 bits).
+pub fn key_like(c: &X509Ref) -> Result<PKey<Private>> {
+    let pk = c.public_key()?;
+    let spec = match pk.id() {
+        openssl::pkey::Id::EC => {
+            if pk.bits() >= 384 {
+                KeySpec::EcP384
+            } else {
+                KeySpec::EcP256
+            }
+        }
+        _ => match pk.bits() {
+            b if b > 3072 => KeySpec::Rsa4096,
+            b if b > 2048 => KeySpec::Rsa3072,
+            _ => KeySpec::Rsa2048,
+        },
+    };
+    generate_key(spec)
 }
 
 /// Fails unless `key` is the private half of `cert`.

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::limits::MESSAGE_SNIFF;
 
 /// Largest message accepted from standard input (files are mapped and limited only by the address space).
 pub const MAX_STDIN: usize = 4 << 30;
@@ -330,8 +331,88 @@ pub fn read_with(path: Option<&Path>, trim_threshold: usize) -> Result<Input> {
             }
             map_file_with(&f, p, trim_threshold)
         }
-        _ => read_limited(std::io::stdin(), Path::new("standard input")),
+        _ => {
+            // Standard input redirected from a regular file (`< big.eml`) is mapped like a named file, never
+            // copied into memory.
+            let what = Path::new("standard input");
+            if let Some(f) = stdin_file() {
+                return map_file_with(&f, what, trim_threshold);
+            }
+            read_limited(std::io::stdin(), what)
+        }
     }
+}
+
+/// Standard input as a file when it is a regular file (a `<` redirection) read from its start, else `None`
+/// (a caller that already consumed part of it gets the rest read as a stream).
+fn stdin_file() -> Option<std::fs::File> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let mut f = std::fs::File::from(fd);
+    if !f.metadata().ok()?.is_file() || f.stream_position().ok()? != 0 {
+        return None;
+    }
+    Some(f)
+}
+
+/// Reads a small input file named on the command line (a certificate, a chain, a PKCS#12 file), refusing it
+/// before reading when its size is over `max`, and reading at most `max + 1` bytes of a pipe or device.
+/// `what` names the kind of file in the error ("certificate file").
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let size = if max >= 1 << 20 {
+        format!("{} MiB", max >> 20)
+    } else {
+        format!("{} KiB", max >> 10)
+    };
+    let too_big = || {
+        Error::limit(format!(
+            "{} is larger than {size}, too large for a {what}",
+            path.display()
+        ))
+        .hint(format!(
+            "check the file name: a {what} is a few kilobytes; nothing was read"
+        ))
+    };
+    let f = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io("read", path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            "read",
+            path,
+            std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        ));
+    }
+    if meta.is_file() && meta.len() > max {
+        return Err(too_big());
+    }
+    // Sized up front for a regular file, so that a secret read here is not left behind in buffers the vector
+    // outgrew.
+    let cap = if meta.is_file() {
+        meta.len() + 1
+    } else {
+        8 << 10
+    };
+    let mut v = Vec::with_capacity(cap.min(max + 1) as usize);
+    f.take(max + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io("read", path, e))?;
+    if v.len() as u64 > max {
+        return Err(too_big());
+    }
+    Ok(v)
+}
+
+/// True when `head` (the first bytes of a stream) cannot begin a message: a NUL byte among the header lines.
+/// A DER structure (first byte a SEQUENCE) is left to the parsers.
+fn implausible_message(head: &[u8]) -> bool {
+    if head.first() == Some(&0x30) {
+        return false;
+    }
+    let end = memchr::memmem::find(head, b"\n\n")
+        .or_else(|| memchr::memmem::find(head, b"\r\n\r\n"))
+        .unwrap_or(head.len());
+    head[..end].contains(&0)
 }
 
 /// Maps an open regular file read-only (an empty file gives an empty input).
@@ -366,11 +447,24 @@ fn map_file_with(f: &std::fs::File, p: &Path, trim_threshold: usize) -> Result<I
     }))
 }
 
-/// Reads a stream (standard input, a FIFO) into memory, up to [`MAX_STDIN`].
+/// Reads a stream (standard input, a FIFO, a device) into memory, up to [`MAX_STDIN`]; its first
+/// [`MESSAGE_SNIFF`] bytes are checked before the rest is read, so `/dev/zero` or a binary file is refused at
+/// once instead of after 4 GiB.
 fn read_limited(r: impl Read, what: &Path) -> Result<Input> {
     let mut v = Vec::new();
-    r.take(MAX_STDIN as u64 + 1)
+    let mut r = r.take(MAX_STDIN as u64 + 1);
+    (&mut r)
+        .take(MESSAGE_SNIFF as u64)
         .read_to_end(&mut v)
+        .map_err(|e| Error::io("read", what, e))?;
+    if implausible_message(&v) {
+        return Err(Error::bad_input(format!(
+            "{} does not look like a mail message (binary data in its header lines); nothing more was read",
+            what.display()
+        ))
+        .hint("pass an RFC 5322 message (.eml) or a DER S/MIME file"));
+    }
+    r.read_to_end(&mut v)
         .map_err(|e| Error::io("read", what, e))?;
     if v.len() > MAX_STDIN {
         return Err(
@@ -442,6 +536,36 @@ mod tests {
                 .contains("changed while smimekit was signing it"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn binary_streams_are_told_apart_from_messages() {
+        assert!(implausible_message(&[0u8; 1024]));
+        assert!(implausible_message(b"From: a@example.com\0\r\n\r\nbody"));
+        // NUL bytes in a body, or a DER structure, are left to the parsers.
+        assert!(!implausible_message(b"From: a@example.com\r\n\r\nbo\0dy"));
+        assert!(!implausible_message(b"From: a@example.com\n\nbo\0dy"));
+        assert!(!implausible_message(&[0x30, 0x82, 0x00, 0x00]));
+        assert!(!implausible_message(b""));
+    }
+
+    #[test]
+    fn bounded_reads_refuse_large_files_by_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(10 << 20)
+            .unwrap();
+        let e = read_bounded(&p, 4 << 20, "certificate file").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Limit);
+        assert!(e.to_string().contains("larger than 4 MiB"), "{e}");
+        std::fs::write(&p, b"small").unwrap();
+        assert_eq!(
+            read_bounded(&p, 4 << 20, "certificate file").unwrap(),
+            b"small"
+        );
+        assert!(read_bounded(dir.path(), 4 << 20, "certificate file").is_err());
     }
 
     #[test]

@@ -6,7 +6,42 @@
 
 // ---- input files and messages ----
 
+/// Largest certificate, chain, contact or trust-anchor file read from the command line (PEM or DER). A
+/// certificate is a few KiB and a chain a few dozen; without a cap, `contact add`/`trust add` of a 1 GiB file
+/// read it whole before parsing it (1 GB resident). Checked from the file's size before reading, and by a bounded
+/// read for pipes and devices.
+pub const MAX_CERT_FILE: u64 = 4 << 20;
+
+/// Largest PKCS#12 file (`id import`, `id restore`) read from the command line. A backup holds every ID, anchor
+/// and contact certificate (a thousand contacts are about 2 MiB); without a cap, `id import` of a 1 GiB file
+/// took 15 s and 3 GB of memory before refusing it. Checked like [`MAX_CERT_FILE`].
+pub const MAX_P12_FILE: u64 = 16 << 20;
+
+/// Largest passphrase or password file (`--passphrase-file`, `--password-file`, `--new-passphrase-file`). A
+/// secret is a line; `--passphrase-file /dev/zero` otherwise read until memory ran out.
+pub const MAX_SECRET_FILE: u64 = 64 << 10;
+
+/// How much of a message read from a pipe or device is looked at before deciding that it cannot be a message
+/// (a NUL byte or no header line in it): `inspect /dev/zero` otherwise read 4 GiB before the first check.
+pub const MESSAGE_SNIFF: usize = 64 << 10;
+
 // ---- certificates and chains ----
+
+/// Most e-mail addresses of one certificate that are considered (listed, compared, stored); the rest are ignored
+/// with a note. A CA-signed certificate with 10,000 SAN addresses (300 KB) made `contact add`, `verify` and
+/// `inspect` run for minutes; real certificates carry a handful.
+pub const MAX_CERT_ADDRESSES: usize = 1_000;
+
+/// Most certificates one SignedData may carry (its `certificates` field); more is refused before OpenSSL parses
+/// them. A message with 100,000 certificates made `verify` run 34 s in 592 MB and `inspect` 48 s; real messages
+/// carry a chain of two or three.
+pub const MAX_SIGNED_DATA_CERTS: usize = 1_000;
+
+/// Most candidate intermediates handed to one chain building (bounded path-building work, T25).
+pub const MAX_UNTRUSTED: usize = 200;
+
+/// Longest chain built (bounded path-building work, T25).
+pub const MAX_CHAIN_DEPTH: i32 = 10;
 
 // ---- transport: SMTP submission, TLS, account test ----
 

@@ -21,6 +21,12 @@ pub const ANCHOR_PREFIX: &str = "smimekit-anchor:";
 /// the UUID arc 2.25 (ITU-T X.667), which needs no registration.
 pub const CONTACTS_METADATA_OID: &str = "2.25.251595081384917929959779046716300568925";
 
+/// secretTypeId of a pending key (made by `id new --csr` or `id renew`, waiting for its certificate) inside a
+/// backup: one secretBag per key, whose value is the pending-key file exactly as stored (the PKCS#8 key, still
+/// encrypted under its own passphrase unless it was stored without one, then the CSR, PEM). An OID under the
+/// UUID arc 2.25.
+pub const PENDING_KEY_OID: &str = "2.25.167778664818421853696285469080821221299";
+
 /// Friendly-name prefix of contacts' certificates inside a backup.
 pub const CONTACT_PREFIX: &str = "smimekit-contact:";
 
@@ -129,7 +135,20 @@ pub fn store_identities(
     let store = IdStore::new(home);
     let mut report = read.report;
     for (k, c, chain) in &read.idents {
-        report.ids.push(store.add(k, c, chain, passphrase)?);
+        let added = store.add(k, c, chain, passphrase)?;
+        if !added.new && !chain.is_empty() {
+            // Present already: nothing is replaced, but a chain the stored ID lacks deserves a pointer.
+            let stored = store.find(&added.fingerprint)?;
+            let fps = |v: &[X509]| v.iter().map(|c| cert::fingerprint(c)).collect::<Vec<_>>();
+            if fps(&stored.chain) != fps(chain) {
+                report.warnings.push(format!(
+                    "{} is already in the store with another chain (kept as it is); to store the chain of this file, save it as PEM and run 'smimekit id add-chain {} CHAIN.pem'",
+                    stored.label(),
+                    &stored.fingerprint[..16]
+                ));
+            }
+        }
+        report.ids.push(added);
     }
     Ok(report)
 }
@@ -183,9 +202,10 @@ pub fn backup(
     unlock: &mut dyn FnMut(&Identity) -> Result<PKey<Private>>,
 ) -> Result<(Vec<u8>, BackupCounts)> {
     let ids = IdStore::new(home).list()?;
+    let pending = IdStore::new(home).pending()?;
     let anchors = TrustStore::new(home).list()?;
     // The contacts' metadata alone is not worth a backup (and no passphrase should be asked for).
-    if ids.is_empty() && anchors.is_empty() && contacts.is_empty() {
+    if ids.is_empty() && pending.is_empty() && anchors.is_empty() && contacts.is_empty() {
         return Err(Error::not_found(
             "there is nothing to back up: the store has no IDs, anchors or contacts",
         )
@@ -228,11 +248,18 @@ pub fn backup(
             friendly_name: n,
         });
     }
+    for p in &pending {
+        entries.push(BuildEntry::Secret {
+            type_oid: PENDING_KEY_OID,
+            value: p.stored_file(),
+        });
+    }
     let der = p12::build(&entries, password, Profile::Modern)?;
     Ok((
         der,
         BackupCounts {
             ids: ids.len(),
+            pending: pending.len(),
             anchors: anchors.len(),
             contacts: contacts.iter().filter(|(a, _)| !a.is_empty()).count(),
             intermediates: contacts.iter().filter(|(a, _)| a.is_empty()).count(),
@@ -245,6 +272,8 @@ pub fn backup(
 pub struct BackupCounts {
     /// Digital IDs.
     pub ids: usize,
+    /// Pending keys (waiting for a certificate).
+    pub pending: usize,
     /// Trust anchors.
     pub anchors: usize,
     /// Contact certificates.
@@ -263,6 +292,8 @@ pub struct RestorePlan {
     pub contacts: Vec<(String, X509)>,
     /// The contacts' metadata (see [`crate::contacts::ContactStore::metadata_for_backup`]), if the backup has it.
     pub contacts_metadata: Option<Vec<u8>>,
+    /// Pending-key files (see [`PENDING_KEY_OID`]).
+    pub pending: Vec<Vec<u8>>,
 }
 
 /// Reads a backup file made by [`backup`] (or any PKCS#12: its identities are restored).
@@ -289,11 +320,22 @@ pub fn read_backup(data: &[u8], what: &str, password: &Secret) -> Result<Restore
         .iter()
         .find(|s| s.type_oid == CONTACTS_METADATA_OID)
         .map(|s| s.value.clone());
+    let pending: Vec<Vec<u8>> = contents
+        .secrets
+        .iter()
+        .filter(|s| s.type_oid == PENDING_KEY_OID)
+        .map(|s| s.value.clone())
+        .collect();
+    // Checked before anything is written: a damaged one fails the restore with the store unchanged.
+    for p in &pending {
+        crate::ids::check_pending_file(p).map_err(|e| e.context(what))?;
+    }
     Ok(RestorePlan {
         ids,
         anchors,
         contacts,
         contacts_metadata,
+        pending,
     })
 }
 
@@ -308,6 +350,9 @@ pub fn restore_ids_and_anchors(
     let mut added = Vec::new();
     for (k, c, chain) in &plan.ids {
         added.push(store.add(k, c, chain, passphrase)?);
+    }
+    for p in &plan.pending {
+        store.restore_pending(p)?;
     }
     let trust = TrustStore::new(home);
     let mut n = 0;

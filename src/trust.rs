@@ -14,11 +14,7 @@ use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
 use crate::home::Home;
 
-/// Most candidate intermediates handed to chain building (T25: bounded work).
-pub const MAX_UNTRUSTED: usize = 200;
-
-/// Longest chain we build (T25: bounded work).
-pub const MAX_CHAIN_DEPTH: i32 = 10;
+pub use crate::limits::{MAX_CHAIN_DEPTH, MAX_UNTRUSTED};
 
 const DIR: &str = "trust";
 

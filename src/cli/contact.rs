@@ -23,7 +23,12 @@ pub enum ContactCommand {
         files: Vec<PathBuf>,
     },
     /// List your contacts' certificates (flags expired and soon-expiring ones).
-    List,
+    List {
+        /// Only the certificates that expire within DAYS days (default 30), soonest first; expired ones are
+        /// left out.
+        #[arg(long, value_name = "DAYS", num_args = 0..=1, default_missing_value = "30")]
+        expiring: Option<u32>,
+    },
     /// Show every certificate of an address, marking the one used for encryption and why.
     Show {
         /// The contact's e-mail address.
@@ -111,11 +116,12 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             let mut eml = Vec::new();
             for f in files {
                 let name = f.display().to_string();
-                let data = super::read_file(f)?;
                 if name.to_ascii_lowercase().ends_with(".eml") {
-                    eml.push((name, data));
+                    // A message, not a certificate file: its size is a message's (attachments included).
+                    eml.push((name, smimekit::input::read(Some(f))?.to_vec()));
                     continue;
                 }
+                let data = super::read_file(f)?;
                 let certs = contacts::certs_from_file(&data, &name)?;
                 let cl = contacts::classify(certs);
                 for l in &cl.leaves {
@@ -161,6 +167,17 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     output::warn(&k.message());
                 }
             }
+            for l in &shown {
+                let (kept, ignored) = cert::emails_counted(l);
+                if ignored > 0 {
+                    output::note(&format!(
+                        "{}: the certificate lists more than {} e-mail addresses; only the first {} are considered ({ignored} ignored)",
+                        cert::name_to_string(l.subject_name()),
+                        smimekit::limits::MAX_CERT_ADDRESSES,
+                        kept.len()
+                    ));
+                }
+            }
             if g.json {
                 output::json(&report)?;
             } else {
@@ -191,8 +208,22 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        ContactCommand::List => {
-            let all = store.list()?;
+        ContactCommand::List { expiring } => {
+            let mut all = store.list()?;
+            if let Some(days) = expiring {
+                let until = now + i64::from(*days) * 86_400;
+                all.retain(|c| {
+                    let na = cert::unix_time(c.cert.not_after());
+                    na >= now && na <= until
+                });
+                all.sort_by_key(|c| cert::unix_time(c.cert.not_after()));
+                if !g.json && all.is_empty() {
+                    output::print(&format!(
+                        "No contact certificate expires within {days} days.\n"
+                    ))?;
+                    return Ok(0);
+                }
+            }
             if g.json {
                 #[derive(serde::Serialize)]
                 struct I {

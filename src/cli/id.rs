@@ -63,9 +63,9 @@ pub enum IdCommand {
         #[arg(long)]
         no_passphrase: bool,
     },
-    /// Delete an ID from the store.
+    /// Delete an ID (or a pending key) from the store.
     Delete {
-        /// E-mail address or fingerprint.
+        /// E-mail address or fingerprint (or a pending key's id, as 'id list' shows it).
         id: String,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -90,6 +90,36 @@ pub enum IdCommand {
         #[arg(long, value_name = "OUT.csr")]
         csr: Option<PathBuf>,
         /// Store the key without a passphrase.
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Replace the CA chain stored with an ID (checked to link to its certificate).
+    AddChain {
+        /// E-mail address or fingerprint of the ID.
+        id: String,
+        /// The intermediate CA certificate(s), PEM (the root may be included).
+        file: PathBuf,
+    },
+    /// Change the passphrase protecting an ID's key (asks for the current one first).
+    Passwd {
+        /// E-mail address or fingerprint.
+        id: String,
+        /// Read the new passphrase from FILE (else $SMIMEKIT_NEW_PASSPHRASE, else a prompt, asked twice).
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Store the key without a passphrase from now on.
+        #[arg(long, conflicts_with = "new_passphrase_file")]
+        no_passphrase: bool,
+    },
+    /// Make a new key and a request (CSR) renewing an ID: same subject and addresses. The old ID stays usable
+    /// until the new certificate is installed with `id install-cert`.
+    Renew {
+        /// E-mail address or fingerprint of the ID to renew.
+        id: String,
+        /// Write the certificate signing request to this file.
+        #[arg(long, value_name = "OUT.csr")]
+        csr: PathBuf,
+        /// Store the new key without a passphrase.
         #[arg(long)]
         no_passphrase: bool,
     },
@@ -200,7 +230,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             no_passphrase,
             allow_unauthenticated,
         } => {
-            let data = super::read_file(file)?;
+            let data = super::read_p12_file(file)?;
             let what = file.display().to_string();
             let password =
                 g.secrets()
@@ -236,6 +266,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 struct P {
                     id: String,
                     email: String,
+                    key_protected: bool,
+                    renews: Option<String>,
                 }
                 #[derive(serde::Serialize)]
                 struct L {
@@ -249,6 +281,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                         .map(|p| P {
                             id: p.id.clone(),
                             email: p.email.clone(),
+                            key_protected: p.key_protected,
+                            renews: p.renews.clone(),
                         })
                         .collect(),
                 })?;
@@ -268,21 +302,33 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                     "valid" => String::new(),
                     st => format!("  [{}]", st.to_uppercase()),
                 };
+                let renewal = pending
+                    .iter()
+                    .find(|p| p.renews.as_deref() == Some(i.fingerprint.as_str()))
+                    .map(|p| format!("  renewal pending (key {})", &p.id[..16]))
+                    .unwrap_or_default();
                 s += &format!(
-                    "{}  {}  {}  until {}  {}{}\n",
+                    "{}  {}  {}  until {}  {}{}{}\n",
                     &i.fingerprint[..16],
                     output::clean(&info.emails.join(", ")),
                     info.key,
                     &info.not_after[..10],
                     abilities(&info),
-                    flag
+                    flag,
+                    renewal
                 );
             }
             for p in &pending {
+                let renews = p
+                    .renews
+                    .as_deref()
+                    .map(|fp| format!(", renews {}", &fp[..16]))
+                    .unwrap_or_default();
                 s += &format!(
-                    "{}  {}  pending: waiting for a certificate (smimekit id install-cert)\n",
+                    "{}  {}  pending: waiting for a certificate (smimekit id install-cert){}\n",
                     &p.id[..16],
-                    output::clean(&p.email)
+                    output::clean(&p.email),
+                    renews
                 );
             }
             output::print(&s)?;
@@ -449,8 +495,9 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 output::json(&counts)?;
             } else {
                 output::print(&format!(
-                    "Backed up {} ID(s), {} trust anchor(s), {} contact certificate(s) and {} intermediate CA certificate(s) to {}\n",
+                    "Backed up {} ID(s), {} pending key(s), {} trust anchor(s), {} contact certificate(s) and {} intermediate CA certificate(s) to {}\n",
                     counts.ids,
+                    counts.pending,
                     counts.anchors,
                     counts.contacts,
                     counts.intermediates,
@@ -463,7 +510,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             file,
             no_passphrase,
         } => {
-            let data = super::read_file(file)?;
+            let data = super::read_p12_file(file)?;
             let what = file.display().to_string();
             let password = g.secrets().get(
                 Kind::Password,
@@ -471,6 +518,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 false,
             )?;
             let plan = pkcs12::read_backup(&data, &what, &password)?;
+            let pending_before = store.pending()?.len();
             let pass = if plan.ids.is_empty() {
                 None
             } else {
@@ -484,13 +532,14 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 contact_store.restore_metadata(&lock, m)?;
             }
             let new = added.iter().filter(|a| a.new).count();
+            let pending_added = store.pending()?.len() - pending_before;
             if g.json {
                 output::json(
-                    &serde_json::json!({"ids": added, "anchors_added": anchors, "contacts": plan.contacts.len()}),
+                    &serde_json::json!({"ids": added, "pending_added": pending_added, "anchors_added": anchors, "contacts": plan.contacts.len()}),
                 )?;
             } else {
                 output::print(&format!(
-                    "Restored {new} new ID(s) ({} already present), {anchors} new trust anchor(s), {} new contact certificate(s) ({} already present)\n",
+                    "Restored {new} new ID(s) ({} already present), {pending_added} pending key(s), {anchors} new trust anchor(s), {} new contact certificate(s) ({} already present)\n",
                     added.len() - new,
                     contacts.added,
                     contacts.present
@@ -499,7 +548,32 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             Ok(0)
         }
         IdCommand::Delete { id, yes } => {
-            let i = store.find(id)?;
+            let i = match store.find(id) {
+                Ok(i) => i,
+                // Not an ID: perhaps a key waiting for its certificate.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    let Ok(p) = store.find_pending(id) else {
+                        return Err(e.into());
+                    };
+                    let question = format!(
+                        "Delete {}? A certificate issued for it can then never be installed.",
+                        p.label()
+                    );
+                    if !super::confirm(g, *yes, &format!("deleting {}", p.label()), &question)? {
+                        output::note("nothing deleted");
+                        return Ok(2);
+                    }
+                    let _lock = home.lock()?;
+                    store.delete_pending(&p)?;
+                    if g.json {
+                        output::json(&serde_json::json!({"deleted_pending": p.id}))?;
+                    } else {
+                        output::note(&format!("deleted {}", p.label()));
+                    }
+                    return Ok(0);
+                }
+                Err(e) => return Err(e.into()),
+            };
             let question = format!("Delete the digital ID {} and its private key?", i.label());
             if !super::confirm(g, *yes, &format!("deleting {}", i.label()), &question)? {
                 output::note("nothing deleted");
@@ -566,6 +640,97 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             );
             Ok(0)
         }
+        IdCommand::AddChain { id, file } => {
+            let i = store.find(id)?;
+            let certs = cert::parse_certs(&super::read_file(file)?, &file.display().to_string())?;
+            let _lock = home.lock()?;
+            // Read again under the lock: what is rewritten is the ID as it is now.
+            let i = store.find(&i.fingerprint)?;
+            let chain = store.replace_chain(&i, &certs)?;
+            let names: Vec<String> = chain
+                .iter()
+                .map(|c| cert::name_to_string(c.subject_name()))
+                .collect();
+            if g.json {
+                output::json(&serde_json::json!({"fingerprint": i.fingerprint, "chain": names}))?;
+            } else {
+                let mut s = format!("Replaced the chain of {}:\n", i.label());
+                for n in &names {
+                    s += &format!("  {}\n", output::clean(n));
+                }
+                output::print(&s)?;
+            }
+            Ok(0)
+        }
+        IdCommand::Passwd {
+            id,
+            new_passphrase_file,
+            no_passphrase,
+        } => {
+            let i = store.find(id)?;
+            // The current passphrase first: nothing is asked or changed for someone who does not know it.
+            let key = unlock(g, &i)?;
+            let new = if *no_passphrase {
+                output::warn(&format!(
+                    "the key of {} will be stored WITHOUT a passphrase: anyone who can read the home can use it",
+                    i.label()
+                ));
+                None
+            } else {
+                Some(g.secrets().get_new(
+                    new_passphrase_file.as_deref(),
+                    &format!("the new passphrase of {}", i.label()),
+                )?)
+            };
+            let _lock = home.lock()?;
+            // Read again under the lock (a chain replaced meanwhile is kept); the key is checked against it.
+            let i = store.find(&i.fingerprint)?;
+            store.change_passphrase(&i, &key, new.as_ref())?;
+            if g.json {
+                output::json(
+                    &serde_json::json!({"fingerprint": i.fingerprint, "key_protected": new.is_some()}),
+                )?;
+            } else {
+                output::note(&format!("changed the passphrase of {}", i.label()));
+            }
+            Ok(0)
+        }
+        IdCommand::Renew {
+            id,
+            csr,
+            no_passphrase,
+        } => {
+            let i = store.find(id)?;
+            let k = smimekit::ids::key_like(&i.cert)?;
+            let req = smimekit::ids::renewal_csr(&k, &i.cert)?;
+            let pass = new_passphrase(g, *no_passphrase, &format!("the new key of {}", i.label()))?;
+            let _lock = home.lock()?;
+            let pid = store.add_pending_for(&k, &req, pass.as_ref(), Some(&i))?;
+            // The request file after the key is stored; if it cannot be written, the key goes too.
+            if let Err(e) = req
+                .to_pem()
+                .map_err(smimekit::Error::from)
+                .and_then(|pem| smimekit::home::write_atomic(csr, &pem))
+            {
+                if let Ok(p) = store.find_pending(&pid) {
+                    let _ = store.delete_pending(&p);
+                }
+                return Err(e.into());
+            }
+            if g.json {
+                output::json(
+                    &serde_json::json!({"pending": pid, "renews": i.fingerprint, "csr": csr}),
+                )?;
+                return Ok(0);
+            }
+            output::print(&format!(
+                "Created a new key renewing {} and wrote the certificate request to {}.\nSend it to your certificate authority, then run: smimekit id install-cert ISSUED.pem\nThe current ID stays in use until then. (pending key {})\n",
+                i.label(),
+                csr.display(),
+                &pid[..16]
+            ))?;
+            Ok(0)
+        }
         IdCommand::InstallCert { cert: file, chain } => {
             let data = super::read_file(file)?;
             let mut certs = cert::parse_certs(&data, &file.display().to_string())?;
@@ -582,6 +747,13 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let info = i.info(cert::now());
             if !info.can_sign && !info.can_encrypt {
                 output::warn("the certificate allows neither e-mail signing nor encryption");
+            }
+            if certs.is_empty() && !smimekit::ids::issuer_is_anchor(&home, &leaf)? {
+                output::warn(&format!(
+                    "the certificate's issuer ({}) is not a trust anchor and no chain was given: correspondents may not be able to verify your signatures. Add the chain with 'smimekit id add-chain {} CHAIN.pem'",
+                    info.issuer,
+                    &i.fingerprint[..16]
+                ));
             }
             if g.json {
                 output::json(

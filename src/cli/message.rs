@@ -212,6 +212,41 @@ fn temp_beside(p: &Path) -> Result<tempfile::NamedTempFile> {
         })
 }
 
+/// Refuses `-o` naming the input itself (the same file, or a hard link to it, or the file standard input was
+/// redirected from): writing the output would replace the input, and for `decrypt` the ciphertext would be gone.
+fn refuse_output_over_input(input: Option<&Path>, out: Option<&Path>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(o) = out.filter(|o| o.as_os_str() != "-") else {
+        return Ok(());
+    };
+    let Ok(om) = std::fs::metadata(o) else {
+        return Ok(()); // a new file cannot be the input
+    };
+    let im = match input.filter(|i| i.as_os_str() != "-") {
+        Some(i) => std::fs::metadata(i).ok(),
+        None => {
+            use std::os::fd::AsFd;
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .ok()
+                .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+        }
+    };
+    match im {
+        Some(im) if om.is_file() && im.dev() == om.dev() && im.ino() == om.ino() => Err(Error::usage(
+            format!(
+                "-o {} would replace the input (it is the input file{}); nothing was written",
+                o.display(),
+                if om.nlink() > 1 { " or a hard link to it" } else { "" }
+            ),
+        )
+        .hint("write to another file, then rename it over the input if that is really what you want")
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// An existing output path that is not a regular file (FIFO, character device).
 fn is_special(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| !m.is_file())
@@ -303,21 +338,26 @@ impl Spool {
                     .open(d)
                     .map_err(|e| Error::io("write", d, e))?,
             ),
-            None => Box::new(std::io::stdout().lock()),
+            None => Box::new(output::stdout()?),
+        };
+        // Errors writing standard output name it (output::stdout_error); a device given with -o is a file.
+        let fail = |e: std::io::Error| match device {
+            Some(d) => Error::io("write", d, e),
+            None => output::stdout_error(e),
         };
         match self {
-            Spool::Memory(m) => match out.write_all(&m).and_then(|_| out.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-                r => r.map_err(|e| Error::output(e).into()),
-            },
+            Spool::Memory(m) => out
+                .write_all(&m)
+                .and_then(|_| out.flush())
+                .map_err(|e| fail(e).into()),
             Spool::File(f) => {
                 use std::io::Seek;
                 let mut f = f.into_inner().map_err(|e| Error::output(e.into_error()))?;
                 f.seek(std::io::SeekFrom::Start(0)).map_err(Error::output)?;
-                match std::io::copy(&mut f, &mut out).and_then(|_| out.flush()) {
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-                    r => r.map(|_| ()).map_err(|e| Error::output(e).into()),
-                }
+                std::io::copy(&mut f, &mut out)
+                    .and_then(|_| out.flush())
+                    .map(|_| ())
+                    .map_err(|e| fail(e).into())
             }
         }
     }
@@ -388,6 +428,7 @@ fn digest(d: DigestArg) -> Digest {
 
 /// Runs `sign`.
 pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
+    refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
@@ -488,6 +529,7 @@ fn harvest_and_report(
 /// Runs `verify`: verdict, then the signed content to `-o` (only when valid, or with `--force-output`), then
 /// harvest and report.
 pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
+    refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
@@ -506,6 +548,7 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
 
 /// Runs `encrypt`.
 pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
+    refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let mut certs = Vec::new();
@@ -580,6 +623,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 /// flat. Without `-o`, the plaintext is held in memory (wiped afterwards) and printed only on success. The
 /// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
+    refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     let home = g.home()?;
     let input = input::read_with(a.file.as_deref(), 32 << 20)?;
     let selected = a

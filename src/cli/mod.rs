@@ -60,9 +60,16 @@ impl Global {
     }
 }
 
-/// Reads an input file given on the command line (a certificate, a PKCS#12 file), naming it in the error.
+/// Reads a certificate (or chain) file given on the command line, naming it in the error; one over
+/// [`smimekit::limits::MAX_CERT_FILE`] is refused before it is read.
 fn read_file(p: &std::path::Path) -> smimekit::Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| Error::io("read", p, e))
+    smimekit::input::read_bounded(p, smimekit::limits::MAX_CERT_FILE, "certificate file")
+}
+
+/// Reads a PKCS#12 file given on the command line; one over [`smimekit::limits::MAX_P12_FILE`] is refused
+/// before it is read.
+fn read_p12_file(p: &std::path::Path) -> smimekit::Result<Vec<u8>> {
+    smimekit::input::read_bounded(p, smimekit::limits::MAX_P12_FILE, "PKCS#12 file")
 }
 
 /// Asks before a destructive command (`doing`, e.g. "deleting alice@example.com"): `--yes` skips the question,

@@ -12,6 +12,9 @@ pub const PASSWORD_ENV: &str = "SMIMEKIT_PASSWORD";
 /// Environment variable holding the ID passphrase (for scripts).
 pub const PASSPHRASE_ENV: &str = "SMIMEKIT_PASSPHRASE";
 
+/// Environment variable holding the new passphrase for `id passwd` (for scripts).
+pub const NEW_PASSPHRASE_ENV: &str = "SMIMEKIT_NEW_PASSPHRASE";
+
 /// The two kinds of secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -33,7 +36,8 @@ pub struct Sources {
 }
 
 fn read_file(path: &Path) -> Result<Secret> {
-    let mut bytes = std::fs::read(path).map_err(|e| Error::io("read the secret file", path, e))?;
+    let mut bytes =
+        smimekit::input::read_bounded(path, smimekit::limits::MAX_SECRET_FILE, "secret file")?;
     // One trailing newline (LF or CRLF) is an artefact of `echo`, never part of the secret; anything else is.
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
@@ -95,6 +99,66 @@ impl Sources {
                     Error::usage(format!("the two {word}s differ")).hint("run the command again")
                 );
             }
+        }
+        Ok(first)
+    }
+
+    /// The new passphrase of `id passwd`: from `file` (`--new-passphrase-file`), else
+    /// [`NEW_PASSPHRASE_ENV`], else a prompt asked twice. Never the current passphrase's sources, so that a
+    /// script cannot give the same value for both by mistake. An empty one is refused.
+    pub fn get_new(&self, file: Option<&Path>, purpose: &str) -> Result<Secret> {
+        let s = match file {
+            Some(f) => read_file(f)?,
+            None => match std::env::var(NEW_PASSPHRASE_ENV) {
+                Ok(v) => Secret::from_string(v),
+                Err(_) => Sources {
+                    passphrase_file: None,
+                    batch: self.batch,
+                    password_file: None,
+                }
+                .prompt_new(purpose)?,
+            },
+        };
+        if s.is_empty() {
+            bail!(
+                Error::usage("the new passphrase is empty").hint(
+                    "choose a passphrase, or pass --no-passphrase to store the key unprotected"
+                )
+            );
+        }
+        Ok(s)
+    }
+
+    /// A new passphrase from the terminal, asked twice (`--batch`: an error naming the other sources).
+    fn prompt_new(&self, purpose: &str) -> Result<Secret> {
+        if self.batch {
+            return Err(Error::new(
+                ErrorKind::MissingSecret,
+                format!("{purpose} is needed and --batch forbids prompting"),
+            )
+            .hint(format!(
+                "pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"
+            ))
+            .into());
+        }
+        let ask = |p: &str| -> Result<Secret> {
+            rpassword::prompt_password(p)
+                .map(Secret::from_string)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::MissingSecret,
+                        format!("cannot ask for {purpose}: no terminal ({e})"),
+                    )
+                    .hint(format!(
+                        "pass --new-passphrase-file FILE or set {NEW_PASSPHRASE_ENV}"
+                    ))
+                    .into()
+                })
+        };
+        let first = ask(&format!("Enter {purpose}: "))?;
+        let again = ask("Repeat the new passphrase: ")?;
+        if first.expose() != again.expose() {
+            bail!(Error::usage("the two passphrases differ").hint("run the command again"));
         }
         Ok(first)
     }

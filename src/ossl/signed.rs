@@ -1262,6 +1262,23 @@ impl SignedData {
             return Err(malformed_sd("not a SEQUENCE"));
         }
         let f = sd.children()?;
+        // The certificates field ([0] IMPLICIT, between encapContentInfo and signerInfos) is counted here, before
+        // OpenSSL parses every certificate in it.
+        if let Some(certs) = f
+            .iter()
+            .skip(3)
+            .take(f.len().saturating_sub(4))
+            .find(|t| t.tag == 0xa0)
+        {
+            let n = certs.children()?.len();
+            if n > crate::limits::MAX_SIGNED_DATA_CERTS {
+                return Err(Error::limit(format!(
+                    "the signature carries {n} certificates; more than {} is refused",
+                    crate::limits::MAX_SIGNED_DATA_CERTS
+                ))
+                .hint("a real signature carries its signer's certificate and a short chain: this message was made to exhaust resources; ask the sender to sign it again"));
+            }
+        }
         let digest_set = f
             .get(1)
             .filter(|t| t.tag == der::tag::SET)

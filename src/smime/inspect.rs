@@ -298,6 +298,16 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
         "signed"
     };
     let mut notes = ambiguity;
+    for c in &certs {
+        let (_, ignored) = cert::emails_counted(c);
+        if ignored > 0 {
+            notes.push(format!(
+                "the certificate {} lists more than {} e-mail addresses; {ignored} were ignored",
+                cert::name_to_string(c.subject_name()),
+                crate::limits::MAX_CERT_ADDRESSES
+            ));
+        }
+    }
     if !sd.is_detached() && kind == "signed" {
         notes.push("opaque: the content is inside the signature".into());
     }
