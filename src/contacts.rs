@@ -1055,28 +1055,56 @@ impl<'a> ContactStore<'a> {
         Ok(serde_json::to_vec(&idx).expect("serializable index"))
     }
 
-    /// Merges a backup's metadata into the contacts (after their certificates were restored), never replacing
-    /// what is here: capabilities are taken only when newer than the recorded ones (the same rule as harvesting),
-    /// provenance entries are added, and a pin is restored only for an address without one. Metadata of
-    /// certificates not in the store is ignored. Returns how many contacts gained something. One commit.
-    pub fn restore_metadata(&self, lock: &WriteLock, json: &[u8]) -> Result<usize> {
-        let backup: Index = serde_json::from_slice(json).map_err(|e| {
-            Error::bad_input(format!("the contacts metadata in the backup cannot be read: {e}"))
-                .hint("the backup was made by another smimekit version or is damaged; the certificates were restored")
-        })?;
+    /// Merges a backup's metadata into the contacts (after their certificates were restored), never outranking
+    /// what is here. Every row is validated as the index reader and harvest validate theirs (SHA-256
+    /// fingerprints, a capabilities time that parses and is not in the future, dotted OIDs); a bad row is
+    /// dropped with a note and the rest is restored. Capabilities and the encryption-key preference are taken
+    /// only for a contact that has none recorded here; provenance entries are added; a pin is restored only for
+    /// an address that has no pin and no certificate of its own here (`local_before`: the contacts'
+    /// fingerprints before the restore). Metadata of certificates not in the store is ignored. One commit.
+    pub fn restore_metadata(
+        &self,
+        lock: &WriteLock,
+        json: &[u8],
+        local_before: &[String],
+    ) -> Result<MetadataRestore> {
+        let mut out = MetadataRestore::default();
+        let Ok(backup) = serde_json::from_slice::<serde_json::Value>(json) else {
+            out.notes.push(
+                "the contacts metadata in the backup cannot be read; the certificates were restored without it"
+                    .into(),
+            );
+            return Ok(out);
+        };
+        let now = cert::now();
         let mut idx = self.read_index()?;
-        let mut changed = 0;
-        for (fp, b) in backup.contacts {
+        let rows = backup
+            .get("contacts")
+            .and_then(|c| c.as_object())
+            .cloned()
+            .unwrap_or_default();
+        for (fp, row) in rows {
+            let b = match serde_json::from_value::<ContactMeta>(row) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.notes.push(format!("contact metadata {fp} dropped: malformed ({e})"));
+                    continue;
+                }
+            };
+            if let Err(why) = validate_restored_meta(&fp, &b, now) {
+                out.notes
+                    .push(format!("contact metadata {} dropped: {why}", header_text(&fp)));
+                continue;
+            }
             let Some(cur) = idx.contacts.get_mut(&fp) else {
                 continue;
             };
             let mut touched = false;
-            let newer = match (&b.capabilities_time, &cur.capabilities_time) {
-                (Some(bt), Some(ct)) => bt > ct,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if newer {
+            // What was recorded here (by a verified message or the user) is never replaced by a backup.
+            let local_caps = cur.capabilities_time.is_some()
+                || cur.capabilities.is_some()
+                || cur.encryption_key_preference.is_some();
+            if !local_caps && b.capabilities_time.is_some() {
                 cur.capabilities = b.capabilities.clone();
                 cur.capabilities_time = b.capabilities_time.clone();
                 cur.encryption_key_preference = b.encryption_key_preference.clone();
@@ -1092,23 +1120,37 @@ impl<'a> ContactStore<'a> {
             if n > MAX_PROVENANCE {
                 cur.provenance.drain(..n - MAX_PROVENANCE);
             }
-            changed += usize::from(touched);
+            out.changed += usize::from(touched);
         }
-        for (addr, a) in backup.addresses {
-            if let Some(pin) = a.pinned
-                && idx.contacts.contains_key(&pin)
-            {
-                let entry = idx.addresses.entry(addr).or_default();
-                if entry.pinned.is_none() {
-                    entry.pinned = Some(pin);
-                    changed += 1;
-                }
+        for (addr, pin) in pins_in_metadata(json) {
+            if !idx.contacts.contains_key(&pin) {
+                continue;
             }
+            let Some(key) = address::normalize(&addr) else {
+                continue;
+            };
+            let local_other = local_before.iter().any(|fp| {
+                *fp != pin
+                    && idx
+                        .contacts
+                        .get(fp)
+                        .is_some_and(|m| address::contains(&m.addresses, &addr))
+            });
+            let entry = idx.addresses.entry(key).or_default();
+            if entry.pinned.is_some() || local_other {
+                out.notes.push(format!(
+                    "the backup's pin for {} was not restored: the address has its own certificate or pin here",
+                    header_text(&addr)
+                ));
+                continue;
+            }
+            entry.pinned = Some(pin);
+            out.changed += 1;
         }
-        if changed > 0 {
+        if out.changed > 0 {
             self.write_index(lock, &idx)?;
         }
-        Ok(changed)
+        Ok(out)
     }
 
     /// Restores the certificates of a backup (merging): CA certificates become intermediates (roots are
@@ -1393,6 +1435,66 @@ fn apply_caps(
     meta.capabilities_time = Some(cert::rfc3339(update.signing_time));
     meta.encryption_key_preference = update.encryption_key_preference;
     Ok(CapsOutcome::Recorded)
+}
+
+/// What [`ContactStore::restore_metadata`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MetadataRestore {
+    /// Contacts and addresses that gained something.
+    pub changed: usize,
+    /// Rows dropped or not applied, with the reason.
+    pub notes: Vec<String>,
+}
+
+/// The pins (address, fingerprint) in a backup's contacts metadata whose fingerprint is well-formed.
+pub fn pins_in_metadata(json: &[u8]) -> Vec<(String, String)> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v.get("addresses")
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.iter()
+                .filter_map(|(addr, m)| {
+                    let pin = m.get("pinned")?.as_str()?;
+                    (is_fp(pin) && address::normalize(addr).is_some())
+                        .then(|| (addr.clone(), pin.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A restored metadata row, checked as the index reader checks fingerprints and as harvest checks signing
+/// times (a capabilities time in the future would outrank every genuine message).
+fn validate_restored_meta(
+    fp: &str,
+    m: &ContactMeta,
+    now: i64,
+) -> std::result::Result<(), &'static str> {
+    if !is_fp(fp) || m.fingerprint != fp {
+        return Err("its fingerprint is not a SHA-256 fingerprint");
+    }
+    if m.encryption_key_preference.as_deref().is_some_and(|p| !is_fp(p)) {
+        return Err("its encryption-key preference is not a SHA-256 fingerprint");
+    }
+    if let Some(t) = &m.capabilities_time {
+        match cert::parse_time(t) {
+            Ok(t) if t <= now + CLOCK_SKEW_SECS => {}
+            Ok(_) => return Err("its capabilities time is in the future"),
+            Err(_) => return Err("its capabilities time is not a time"),
+        }
+    }
+    let oid = |o: &String| {
+        !o.is_empty()
+            && o.len() <= 128
+            && o.split('.').count() >= 2
+            && o.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if m.capabilities.as_ref().is_some_and(|c| !c.iter().all(oid)) {
+        return Err("its capabilities are not object identifiers");
+    }
+    Ok(())
 }
 
 fn key_changes(new: &X509Ref, new_fp: &str, known: &[(String, X509)]) -> Vec<KeyChange> {
