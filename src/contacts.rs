@@ -2504,6 +2504,54 @@ mod tests {
     }
 
     #[test]
+    fn restored_metadata_is_validated_and_never_outranks_local() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let a = issue(&root, &Spec::leaf("a@example.org"));
+        let b = issue(&root, &Spec::leaf("b@example.org"));
+        let lock = f.home.lock().unwrap();
+        let store = ContactStore::new(&f.home);
+        let now = cert::now();
+        store
+            .add_batch(
+                &lock,
+                vec![
+                    (a.clone(), Provenance::file("a", now)),
+                    (b.clone(), Provenance::file("b", now)),
+                ],
+                &[],
+            )
+            .unwrap();
+        let (fa, fb) = (cert::fingerprint(&a), cert::fingerprint(&b));
+        let row = |fp: &str, time: &str, pref: &str| {
+            serde_json::json!({"fingerprint": fp, "addresses": [], "capabilities": ["2.16.840.1.101.3.4.1.46"],
+                "capabilities_time": time, "encryption_key_preference": pref, "added_at": "2026-01-01T00:00:00Z"})
+        };
+        let json = serde_json::json!({"format": 1, "contacts": {
+            fa.clone(): row(&fa, "9999-12-31T00:00:00Z", &fa),
+            fb.clone(): row(&fb, "2026-01-01T00:00:00Z", "not-a-fingerprint"),
+        }, "addresses": {"a@example.org": {"pinned": fa.clone()}}});
+        let r = store
+            .restore_metadata(&lock, json.to_string().as_bytes(), &[fa.clone(), fb.clone()])
+            .unwrap();
+        // Only the pin is applied (a@ has no other certificate here); both bad rows are dropped.
+        assert_eq!(r.changed, 1, "{r:?}");
+        assert_eq!(r.notes.len(), 2, "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("in the future")), "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("preference")), "{r:?}");
+        // The index stays readable and unchanged.
+        assert!(store.list().unwrap().iter().all(|c| c.meta.capabilities_time.is_none()));
+        // A well-formed row for a contact with nothing recorded is taken; then it never replaces what is here.
+        let good = serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-01-01T00:00:00Z", &fa)}});
+        let r = store.restore_metadata(&lock, good.to_string().as_bytes(), &[]).unwrap();
+        assert_eq!(r.changed, 1);
+        let newer = serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-06-01T00:00:00Z", &fb)}});
+        store.restore_metadata(&lock, newer.to_string().as_bytes(), &[]).unwrap();
+        let c = store.get(&fa).unwrap();
+        assert_eq!(c.meta.encryption_key_preference.as_deref(), Some(fa.as_str()));
+    }
+
+    #[test]
     fn backup_and_restore_round_trip() {
         let f = fixture();
         let root = new_ca("Root");
