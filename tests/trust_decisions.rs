@@ -363,3 +363,36 @@ fn restoring_someone_elses_backup_cannot_take_over() {
     assert!(contacts.contains(&evil_bob), "{contacts}");
     assert!(!contacts.contains("9999"), "{contacts}");
 }
+
+#[test]
+fn encryption_chains_need_the_smime_purpose_too() {
+    // alice@ under a sub-CA of the trusted root whose extendedKeyUsage allows serverAuth only: not a chain
+    // for S/MIME, so it never replaces Alice's certificate as the newest.
+    let bob = home_of("p12/bob.p12");
+    bob.ok(&["contact", "add", &fixture_s("pki/alice.pem")]);
+    let o = bob.run(&["contact", "add", &fixture_s("sec/alice-via-tls-ca-chain.pem")]);
+    let added = o.status.code() == Some(0);
+    let inp = bob.write(
+        "plain.eml",
+        &simple_message("Bob <bob@example.org>", "hi\r\n")
+            .iter()
+            .copied()
+            .collect::<Vec<u8>>(),
+    );
+    let plain = text(&std::fs::read(&inp).unwrap()).replace(
+        "To: Bob <bob@example.org>",
+        "To: Alice <alice@example.com>",
+    );
+    let inp = bob.write("plain.eml", plain.as_bytes());
+    let out = bob.path("enc.eml");
+    let o = bob.run(&["--json", "encrypt", &inp, "-o", out.to_str().unwrap(), "--no-self"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let chosen = j["recipients"][0]["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(chosen, fingerprint_of("pki/alice.pem"), "{j}");
+    if added {
+        let o = bob.ok(&["--json", "contact", "show", "alice@example.com"]);
+        let show = text(&o.stdout);
+        assert!(show.contains("may not issue e-mail certificates"), "{show}");
+    }
+}
