@@ -198,6 +198,11 @@ impl Contact {
     pub fn emails(&self) -> Vec<String> {
         cert::emails(&self.cert)
     }
+    /// Is this certificate used for `addr`: an address of the certificate that it is bound to (a harvested
+    /// certificate is bound only to the From addresses of the verified messages it came with).
+    pub fn serves(&self, addr: &str) -> bool {
+        address::contains(&self.meta.addresses, addr) && address::contains(&self.emails(), addr)
+    }
     /// A short label: first address and fingerprint prefix.
     pub fn label(&self) -> String {
         format!(
@@ -731,12 +736,13 @@ impl<'a> ContactStore<'a> {
         self.contacts_of(&self.read_index()?)
     }
 
-    /// The certificates carrying `addr` (compared with [`address::same`]).
+    /// The certificates serving `addr` (compared with [`address::same`]): it is among the certificate's
+    /// addresses and the addresses it is bound to (see [`ContactStore::add_from_message`]).
     pub fn for_address(&self, addr: &str) -> Result<Vec<Contact>> {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|c| address::contains(&c.emails(), addr))
+            .filter(|c| c.serves(addr))
             .collect())
     }
 
@@ -789,7 +795,7 @@ impl<'a> ContactStore<'a> {
         certs: Vec<(X509, Provenance)>,
         intermediates: &[X509],
     ) -> Result<AddReport> {
-        self.add_inner(lock, certs, intermediates, None)
+        self.add_inner(lock, certs, intermediates, None, None)
             .map(|(r, _)| r)
     }
 
@@ -799,6 +805,12 @@ impl<'a> ContactStore<'a> {
     /// the provenance, and the capabilities of that message. Certificates carried by the message but not part
     /// of the signer's chain must not be passed. One commit; returns the add outcome and what happened to the
     /// capabilities.
+    ///
+    /// The certificate is bound to `from` only (the address the verification checked): its other addresses
+    /// are not used for encryption until the certificate is added explicitly (`contact add`) or a verified
+    /// message from that address binds it too. A certificate listing eve@ and alice@ sent by eve never
+    /// becomes a candidate for alice@.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_from_message(
         &self,
         lock: &WriteLock,
@@ -807,6 +819,7 @@ impl<'a> ContactStore<'a> {
         prov: Provenance,
         caps: Option<CapabilitiesUpdate>,
         now: i64,
+        from: &str,
     ) -> Result<(AddOutcome, Option<CapsOutcome>)> {
         let inter = classify(chain.to_vec()).intermediates;
         let (mut r, co) = self.add_inner(
@@ -814,6 +827,7 @@ impl<'a> ContactStore<'a> {
             vec![(signer.clone(), prov)],
             &inter,
             caps.map(|c| (c, now)),
+            Some(from),
         )?;
         Ok((r.added.remove(0), co))
     }
@@ -824,6 +838,7 @@ impl<'a> ContactStore<'a> {
         certs: Vec<(X509, Provenance)>,
         intermediates: &[X509],
         caps: Option<(CapabilitiesUpdate, i64)>,
+        bind: Option<&str>,
     ) -> Result<(AddReport, Option<CapsOutcome>)> {
         // 1. Validate everything before writing anything.
         for (c, _) in &certs {
@@ -850,7 +865,19 @@ impl<'a> ContactStore<'a> {
         // 2. Stage the changes in memory.
         for (c, prov) in certs {
             let fp = cert::fingerprint(&c);
+            // The addresses this certificate serves: all of its own when added explicitly, only the verified
+            // From when harvested.
+            let all = cert::emails(&c);
+            let bound: Vec<String> = match bind {
+                None => all.clone(),
+                Some(b) => all.iter().filter(|e| address::same(e, b)).cloned().collect(),
+            };
             if let Some(meta) = idx.contacts.get_mut(&fp) {
+                for a in &bound {
+                    if !address::contains(&meta.addresses, a) {
+                        meta.addresses.push(a.clone());
+                    }
+                }
                 push_provenance(meta, prov);
                 report.added.push(AddOutcome {
                     fingerprint: fp,
@@ -859,8 +886,8 @@ impl<'a> ContactStore<'a> {
                 });
                 continue;
             }
-            let key_changes = key_changes(&c, &fp, &known);
-            let addresses = cert::emails(&c);
+            let key_changes = key_changes(&c, &fp, &known, &bound);
+            let addresses = bound;
             files.push((
                 self.home.dir(DIR).join(format!("{fp}.pem")),
                 pem_with_header("smimekit contact", &c, &addresses)?,
@@ -1197,7 +1224,7 @@ impl<'a> ContactStore<'a> {
         let all: Vec<Contact> = self
             .contacts_of(&idx)?
             .into_iter()
-            .filter(|c| address::contains(&c.emails(), addr))
+            .filter(|c| c.serves(addr))
             .collect();
         let untrusted = self.intermediates()?;
         let chain_opts = ChainOptions {
@@ -1497,11 +1524,16 @@ fn validate_restored_meta(
     Ok(())
 }
 
-fn key_changes(new: &X509Ref, new_fp: &str, known: &[(String, X509)]) -> Vec<KeyChange> {
+fn key_changes(
+    new: &X509Ref,
+    new_fp: &str,
+    known: &[(String, X509)],
+    addrs: &[String],
+) -> Vec<KeyChange> {
     let new_key = new.public_key().ok();
     let new_issuer = new.issuer_name().to_der().ok();
     let mut out = Vec::new();
-    for addr in cert::emails(new) {
+    for addr in addrs.iter().cloned() {
         let olds: Vec<&(String, X509)> = known
             .iter()
             .filter(|(fp, c)| fp != new_fp && address::contains(&cert::emails(c), &addr))
@@ -2287,6 +2319,7 @@ mod tests {
                     encryption_key_preference: None,
                 }),
                 now,
+                "alice@example.com",
             )
             .unwrap();
         assert!(out.new);

@@ -396,3 +396,33 @@ fn encryption_chains_need_the_smime_purpose_too() {
         assert!(show.contains("may not issue e-mail certificates"), "{show}");
     }
 }
+
+#[test]
+fn harvest_binds_only_the_verified_from_address() {
+    // Eve's certificate lists eve@ and alice@; her signed message from eve@ must not switch encryption to
+    // alice@ over to her key.
+    let bob = home_of("p12/bob.p12");
+    bob.ok(&["contact", "add", &fixture_s("pki/alice.pem")]);
+    let (eve, signed) = signed_by("sec/eve-two-addr.p12", "Eve <eve@evil.example>");
+    drop(eve);
+    let f = bob.write("m.eml", &signed);
+    let o = bob.run(&["verify", &f, "--no-system-trust"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let plain = text(&simple_message("Bob <bob@example.org>", "hi\r\n"))
+        .replace("To: Bob <bob@example.org>", "To: alice@example.com, eve@evil.example");
+    let inp = bob.write("plain.eml", plain.as_bytes());
+    let out = bob.path("enc.eml");
+    let o = bob.run(&["--json", "encrypt", &inp, "-o", out.to_str().unwrap(), "--no-self"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fp_for = |addr: &str| {
+        j["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == addr)
+            .map(|r| r["fingerprint"].as_str().unwrap().to_string())
+    };
+    assert_eq!(fp_for("alice@example.com"), Some(fingerprint_of("pki/alice.pem")), "{j}");
+    assert_eq!(fp_for("eve@evil.example"), Some(fingerprint_of("sec/eve-two-addr.pem")), "{j}");
+}
