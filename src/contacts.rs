@@ -140,6 +140,11 @@ pub struct ContactMeta {
     /// Where and when the certificate was seen (newest last, at most [`MAX_PROVENANCE`]).
     #[serde(default)]
     pub provenance: Vec<Provenance>,
+    /// Addresses for which this certificate, harvested from a signed message, brought a new key while the
+    /// address already had a certificate: recorded, but not used for encryption until confirmed
+    /// (`contact prefer`, or `contact add` of the certificate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<String>,
     /// When it entered the store, RFC 3339.
     pub added_at: String,
 }
@@ -870,9 +875,17 @@ impl<'a> ContactStore<'a> {
             let all = cert::emails(&c);
             let bound: Vec<String> = match bind {
                 None => all.clone(),
-                Some(b) => all.iter().filter(|e| address::same(e, b)).cloned().collect(),
+                Some(b) => all
+                    .iter()
+                    .filter(|e| address::same(e, b))
+                    .cloned()
+                    .collect(),
             };
             if let Some(meta) = idx.contacts.get_mut(&fp) {
+                if bind.is_none() {
+                    // Added explicitly: the user vouches for it.
+                    meta.unconfirmed.clear();
+                }
                 for a in &bound {
                     if !address::contains(&meta.addresses, a) {
                         meta.addresses.push(a.clone());
@@ -887,6 +900,16 @@ impl<'a> ContactStore<'a> {
                 continue;
             }
             let key_changes = key_changes(&c, &fp, &known, &bound);
+            // A harvested certificate with a new key for an address that had one waits for confirmation.
+            let unconfirmed: Vec<String> = if bind.is_some() {
+                key_changes
+                    .iter()
+                    .filter(|k| k.different_key)
+                    .map(|k| k.address.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let addresses = bound;
             files.push((
                 self.home.dir(DIR).join(format!("{fp}.pem")),
@@ -902,6 +925,7 @@ impl<'a> ContactStore<'a> {
                     encryption_key_preference: None,
                     provenance: vec![prov],
                     added_at: now_s.clone(),
+                    unconfirmed,
                 },
             );
             known.push((fp.clone(), c));
@@ -1043,6 +1067,10 @@ impl<'a> ContactStore<'a> {
             )));
         }
         idx.addresses.entry(key).or_default().pinned = Some(fp.clone());
+        // Pinning confirms a new key for this address.
+        if let Some(m) = idx.contacts.get_mut(&fp) {
+            m.unconfirmed.retain(|a| !address::same(a, addr));
+        }
         self.write_index(lock, &idx)?;
         Ok(fp)
     }
@@ -1114,13 +1142,16 @@ impl<'a> ContactStore<'a> {
             let b = match serde_json::from_value::<ContactMeta>(row) {
                 Ok(b) => b,
                 Err(e) => {
-                    out.notes.push(format!("contact metadata {fp} dropped: malformed ({e})"));
+                    out.notes
+                        .push(format!("contact metadata {fp} dropped: malformed ({e})"));
                     continue;
                 }
             };
             if let Err(why) = validate_restored_meta(&fp, &b, now) {
-                out.notes
-                    .push(format!("contact metadata {} dropped: {why}", header_text(&fp)));
+                out.notes.push(format!(
+                    "contact metadata {} dropped: {why}",
+                    header_text(&fp)
+                ));
                 continue;
             }
             let Some(cur) = idx.contacts.get_mut(&fp) else {
@@ -1242,10 +1273,21 @@ impl<'a> ContactStore<'a> {
             notes: BTreeMap::new(),
         };
         let mut cands: Vec<Candidate> = Vec::new();
+        let pinned_fp = idx.addresses.get(&norm).and_then(|a| a.pinned.clone());
+        let mut skipped_unconfirmed = Vec::new();
         for c in all.iter().cloned() {
             let nb = cert::unix_time(c.cert.not_before());
             let na = cert::unix_time(c.cert.not_after());
             let mut why = Vec::new();
+            if address::contains(&c.meta.unconfirmed, addr)
+                && pinned_fp.as_deref() != Some(c.fingerprint.as_str())
+            {
+                why.push(format!(
+                    "a new key seen in a signed message, not yet confirmed: compare its fingerprint with {addr}, then 'smimekit contact prefer {addr} {}'",
+                    &c.fingerprint[..16]
+                ));
+                skipped_unconfirmed.push(c.fingerprint[..16].to_string());
+            }
             if opts.now > na {
                 why.push(format!("expired on {}", cert::rfc3339(na)));
             }
@@ -1309,7 +1351,13 @@ impl<'a> ContactStore<'a> {
                 .then(a.contact.fingerprint.cmp(&b.contact.fingerprint))
         });
         let mut reason_prefix = String::new();
-        let pinned = idx.addresses.get(&norm).and_then(|a| a.pinned.clone());
+        if !skipped_unconfirmed.is_empty() {
+            reason_prefix = format!(
+                "skipped the newer, unconfirmed certificate(s) {} ('smimekit contact prefer {addr} FINGERPRINT' to use one); ",
+                skipped_unconfirmed.join(", ")
+            );
+        }
+        let pinned = pinned_fp;
         let mut pick: Option<(usize, String)> = None;
         if let Some(p) = &pinned {
             if let Some(i) = cands.iter().position(|c| &c.contact.fingerprint == p) {
@@ -1321,7 +1369,7 @@ impl<'a> ContactStore<'a> {
                     .find(|r| &r.fingerprint == p)
                     .map(|r| r.why.join("; "))
                     .unwrap_or_else(|| "no longer in the store".into());
-                reason_prefix = format!(
+                reason_prefix += &format!(
                     "the pinned certificate {} is not usable ({why}); ",
                     &p[..16]
                 );
@@ -1502,7 +1550,10 @@ fn validate_restored_meta(
     if !is_fp(fp) || m.fingerprint != fp {
         return Err("its fingerprint is not a SHA-256 fingerprint");
     }
-    if m.encryption_key_preference.as_deref().is_some_and(|p| !is_fp(p)) {
+    if m.encryption_key_preference
+        .as_deref()
+        .is_some_and(|p| !is_fp(p))
+    {
         return Err("its encryption-key preference is not a SHA-256 fingerprint");
     }
     if let Some(t) = &m.capabilities_time {
@@ -1516,7 +1567,8 @@ fn validate_restored_meta(
         !o.is_empty()
             && o.len() <= 128
             && o.split('.').count() >= 2
-            && o.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            && o.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     };
     if m.capabilities.as_ref().is_some_and(|c| !c.iter().all(oid)) {
         return Err("its capabilities are not object identifiers");
@@ -2565,7 +2617,11 @@ mod tests {
             fb.clone(): row(&fb, "2026-01-01T00:00:00Z", "not-a-fingerprint"),
         }, "addresses": {"a@example.org": {"pinned": fa.clone()}}});
         let r = store
-            .restore_metadata(&lock, json.to_string().as_bytes(), &[fa.clone(), fb.clone()])
+            .restore_metadata(
+                &lock,
+                json.to_string().as_bytes(),
+                &[fa.clone(), fb.clone()],
+            )
             .unwrap();
         // Only the pin is applied (a@ has no other certificate here); both bad rows are dropped.
         assert_eq!(r.changed, 1, "{r:?}");
@@ -2573,15 +2629,30 @@ mod tests {
         assert!(r.notes.iter().any(|n| n.contains("in the future")), "{r:?}");
         assert!(r.notes.iter().any(|n| n.contains("preference")), "{r:?}");
         // The index stays readable and unchanged.
-        assert!(store.list().unwrap().iter().all(|c| c.meta.capabilities_time.is_none()));
+        assert!(
+            store
+                .list()
+                .unwrap()
+                .iter()
+                .all(|c| c.meta.capabilities_time.is_none())
+        );
         // A well-formed row for a contact with nothing recorded is taken; then it never replaces what is here.
-        let good = serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-01-01T00:00:00Z", &fa)}});
-        let r = store.restore_metadata(&lock, good.to_string().as_bytes(), &[]).unwrap();
+        let good =
+            serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-01-01T00:00:00Z", &fa)}});
+        let r = store
+            .restore_metadata(&lock, good.to_string().as_bytes(), &[])
+            .unwrap();
         assert_eq!(r.changed, 1);
-        let newer = serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-06-01T00:00:00Z", &fb)}});
-        store.restore_metadata(&lock, newer.to_string().as_bytes(), &[]).unwrap();
+        let newer =
+            serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-06-01T00:00:00Z", &fb)}});
+        store
+            .restore_metadata(&lock, newer.to_string().as_bytes(), &[])
+            .unwrap();
         let c = store.get(&fa).unwrap();
-        assert_eq!(c.meta.encryption_key_preference.as_deref(), Some(fa.as_str()));
+        assert_eq!(
+            c.meta.encryption_key_preference.as_deref(),
+            Some(fa.as_str())
+        );
     }
 
     #[test]

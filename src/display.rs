@@ -43,10 +43,7 @@ pub fn text(s: &str) -> String {
 }
 
 fn escape(s: &str, keep_newline: bool) -> String {
-    if !s
-        .chars()
-        .any(|c| c.is_control() || is_invisible(c))
-    {
+    if !s.chars().any(|c| c.is_control() || is_invisible(c)) {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -89,7 +86,12 @@ fn mixed_scripts(label: &str) -> Option<Vec<&'static str>> {
     }
     let confusable = seen
         .iter()
-        .filter(|s| matches!(**s, "Latin" | "Greek" | "Cyrillic" | "Armenian" | "Cherokee"))
+        .filter(|s| {
+            matches!(
+                **s,
+                "Latin" | "Greek" | "Cyrillic" | "Armenian" | "Cherokee"
+            )
+        })
         .count();
     (seen.len() > 1 && confusable >= 2).then_some(seen)
 }

@@ -124,15 +124,13 @@ impl Review {
             }
         }
         if !self.pins.is_empty() {
-            s += "Pins in the backup (restored only for addresses that have no certificate here):\n";
+            s +=
+                "Pins in the backup (restored only for addresses that have no certificate here):\n";
             for i in &self.pins {
                 line(&mut s, "pin", i);
             }
         }
-        s += &format!(
-            "{} new contact certificate(s) in all.\n",
-            self.new_contacts
-        );
+        s += &format!("{} new contact certificate(s) in all.\n", self.new_contacts);
         s
     }
 }
@@ -176,7 +174,11 @@ pub fn review(home: &Home, plan: &RestorePlan) -> Result<Review> {
     let contacts_here = contacts.list()?;
     let mut local: Vec<(&'static str, X509)> = Vec::new();
     local.extend(ids_here.iter().map(|i| ("the ID", i.cert.clone())));
-    local.extend(contacts_here.iter().map(|c| ("the contact", c.cert.clone())));
+    local.extend(
+        contacts_here
+            .iter()
+            .map(|c| ("the contact", c.cert.clone())),
+    );
     let known = |fp: &str| {
         ids_here.iter().any(|i| i.fingerprint == fp)
             || contacts_here.iter().any(|c| c.fingerprint == fp)
@@ -188,7 +190,10 @@ pub fn review(home: &Home, plan: &RestorePlan) -> Result<Review> {
         }
     }
     for (_, c, _) in &plan.ids {
-        if !ids_here.iter().any(|i| i.fingerprint == cert::fingerprint(c)) {
+        if !ids_here
+            .iter()
+            .any(|i| i.fingerprint == cert::fingerprint(c))
+        {
             r.ids.push(item(c, conflict(c, &local)));
         }
     }

@@ -45,7 +45,11 @@ fn verify_text(env: &Env, file: &str, extra: &[&str]) -> (i32, String) {
 fn report(env: &Env, msg: &[u8], extra: &[&str]) -> (i32, Value, String) {
     let f = env.write("m.eml", msg);
     let (code, j, err) = env.verify_json(&f, extra);
-    (code, j.unwrap_or_else(|| panic!("no JSON report: {err}")), err)
+    (
+        code,
+        j.unwrap_or_else(|| panic!("no JSON report: {err}")),
+        err,
+    )
 }
 
 #[test]
@@ -83,10 +87,14 @@ fn a_line_feed_in_the_cn_cannot_add_a_report_line() {
     let (code, out) = verify_text(&env, &f, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        !out.lines().any(|l| l.trim_start().starts_with("E-mail:") && l.contains("alice@")),
+        !out.lines()
+            .any(|l| l.trim_start().starts_with("E-mail:") && l.contains("alice@")),
         "a fake E-mail line:\n{out}"
     );
-    assert!(out.contains("CN=Eve\\n  E-mail:"), "escaped visibly:\n{out}");
+    assert!(
+        out.contains("CN=Eve\\n  E-mail:"),
+        "escaped visibly:\n{out}"
+    );
 }
 
 #[test]
@@ -107,7 +115,10 @@ fn header_text_is_escaped_in_inspect() {
         "{out}"
     );
     assert!(out.contains("hi\\nLayer 1: signed"), "{out}");
-    assert!(out.contains("<U+202E>") && !out.contains('\u{202E}'), "{out}");
+    assert!(
+        out.contains("<U+202E>") && !out.contains('\u{202E}'),
+        "{out}"
+    );
 }
 
 #[test]
@@ -121,7 +132,12 @@ fn an_ambiguous_from_is_refused() {
         assert_eq!(code, 1, "{from}: {j}");
         assert_eq!(j["status"], "invalid", "{from}");
         assert_eq!(j["verdict"], "ambiguous_from", "{from}");
-        assert!(j["headline"].as_str().unwrap().contains("From is ambiguous"));
+        assert!(
+            j["headline"]
+                .as_str()
+                .unwrap()
+                .contains("From is ambiguous")
+        );
     }
     // A quoted display name is not ambiguous: a valid signature by eve.
     let quoted = with_from(&signed, Some("\"alice@example.com\" <eve@evil.example>"));
@@ -135,10 +151,12 @@ fn a_ca_certificate_is_never_a_valid_signer() {
     let (code, j, _) = report(&env, &signed, &[]);
     assert_eq!(code, 1, "{j}");
     assert_eq!(j["verdict"], "not_for_signing");
-    assert!(j["signers"][0]["purpose"]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("CA:TRUE"));
+    assert!(
+        j["signers"][0]["purpose"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CA:TRUE")
+    );
     // With harvest on and -o: exit 1, nothing written, no contact.
     let f = env.write("m.eml", &signed);
     let out = env.path("out.eml");
@@ -187,17 +205,19 @@ fn homograph_domains_show_the_a_label_and_are_flagged() {
     assert!(out.contains("MIXED SCRIPTS: Latin+Cyrillic"), "{out}");
     assert!(out.contains("WEAK"), "flagged in the headline:\n{out}");
     let (_, j, _) = report(&env, &unicode, &[]);
-    assert!(
-        j["warnings"].to_string().contains("mixes scripts"),
-        "{j}"
-    );
+    assert!(j["warnings"].to_string().contains("mixes scripts"), "{j}");
 }
 
 #[test]
 fn verify_headlines_name_what_failed_and_the_remedy() {
     let env = Env::new();
     for (file, code, verdict, words) in [
-        ("msg/valid-rsa-alice.eml", 0, "valid", &["VALID signature"][..]),
+        (
+            "msg/valid-rsa-alice.eml",
+            0,
+            "valid",
+            &["VALID signature"][..],
+        ),
         (
             "msg/bad-body-flipped.eml",
             1,
@@ -208,19 +228,29 @@ fn verify_headlines_name_what_failed_and_the_remedy() {
             "msg/untrusted-mallet.eml",
             1,
             "not_trusted",
-            &["UNTRUSTED signer: the content is intact", "trust add", "--ca"][..],
+            &[
+                "UNTRUSTED signer: the content is intact",
+                "trust add",
+                "--ca",
+            ][..],
         ),
         (
             "msg/expired-grace.eml",
             1,
             "expired",
-            &["the content is intact, but the signer's certificate has EXPIRED", "--at"][..],
+            &[
+                "the content is intact, but the signer's certificate has EXPIRED",
+                "--at",
+            ][..],
         ),
         (
             "msg/i1-from-alice-signed-by-eve.eml",
             1,
             "address_mismatch",
-            &["ADDRESS MISMATCH", "treat the message as sent by eve@evil.example"][..],
+            &[
+                "ADDRESS MISMATCH",
+                "treat the message as sent by eve@evil.example",
+            ][..],
         ),
     ] {
         let p = fixture_s(file);
@@ -229,10 +259,7 @@ fn verify_headlines_name_what_failed_and_the_remedy() {
         for w in words {
             assert!(out.contains(w), "{file}: '{w}' in\n{out}");
         }
-        assert!(
-            out.contains("Revocation:    not checked"),
-            "{file}: {out}"
-        );
+        assert!(out.contains("Revocation:    not checked"), "{file}: {out}");
         let (_, j, _) = env.verify_json(&p, &[]);
         let j = j.unwrap();
         assert_eq!(j["verdict"], verdict, "{file}");
@@ -265,7 +292,15 @@ fn decrypt_never_claims_an_authenticated_sender() {
         .iter()
         .copied()
         .collect::<Vec<u8>>();
-    let enc = encrypt_in(&eve, &text(&plain).replace("From: Alice <alice@example.com>", "From: Alice <alice@example.com>\r\nCc: eve@evil.example").into_bytes());
+    let enc = encrypt_in(
+        &eve,
+        &text(&plain)
+            .replace(
+                "From: Alice <alice@example.com>",
+                "From: Alice <alice@example.com>\r\nCc: eve@evil.example",
+            )
+            .into_bytes(),
+    );
     let bob = home_of("p12/bob.p12");
     let f = bob.write("enc.eml", &enc);
     let o = bob.run(&["decrypt", &f, "-o", bob.path("dec.eml").to_str().unwrap()]);
@@ -276,10 +311,19 @@ fn decrypt_never_claims_an_authenticated_sender() {
         out.contains("not signed — the sender is not authenticated"),
         "{out}"
     );
-    let o = bob.run(&["--json", "decrypt", &f, "-o", bob.path("dec2.eml").to_str().unwrap()]);
+    let o = bob.run(&[
+        "--json",
+        "decrypt",
+        &f,
+        "-o",
+        bob.path("dec2.eml").to_str().unwrap(),
+    ]);
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        j["sender"].as_str().unwrap_or_default().contains("not authenticated")
+        j["sender"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not authenticated")
             || j["decryption"]["sender"]
                 .as_str()
                 .unwrap_or_default()
@@ -290,8 +334,16 @@ fn decrypt_never_claims_an_authenticated_sender() {
     // Alice's old signed mail, re-encrypted by Eve to Bob under a new Subject: the signature is valid, but
     // the report says what it covers.
     let signed = text(&std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap())
-        .replacen("Subject: valid-rsa-alice", "Subject: new terms from Alice", 1)
-        .replacen("To: Bob <bob@example.org>", "To: Bob <bob@example.org>\r\nCc: eve@evil.example", 1);
+        .replacen(
+            "Subject: valid-rsa-alice",
+            "Subject: new terms from Alice",
+            1,
+        )
+        .replacen(
+            "To: Bob <bob@example.org>",
+            "To: Bob <bob@example.org>\r\nCc: eve@evil.example",
+            1,
+        );
     let enc = encrypt_in(&eve, signed.as_bytes());
     let f = bob.write("enc2.eml", &enc);
     let o = bob.run(&["decrypt", &f, "-o", bob.path("dec3.eml").to_str().unwrap()]);
@@ -344,8 +396,14 @@ fn restoring_someone_elses_backup_cannot_take_over() {
     let o = victim.run(&["id", "restore", &backup]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("CN=Untrusted Root CA") && err.contains(&root_fp), "{err}");
-    assert!(err.contains(&evil_alice) && err.contains("FLAGGED"), "{err}");
+    assert!(
+        err.contains("CN=Untrusted Root CA") && err.contains(&root_fp),
+        "{err}"
+    );
+    assert!(
+        err.contains(&evil_alice) && err.contains("FLAGGED"),
+        "{err}"
+    );
     assert!(err.contains("trust anchor(s) not added"), "{err}");
     assert!(!list(&victim, "trust").contains(&root_fp));
     assert!(!list(&victim, "id").contains(&evil_alice));
@@ -357,7 +415,10 @@ fn restoring_someone_elses_backup_cannot_take_over() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(list(&victim, "trust").contains(&root_fp));
-    assert!(err.contains("pin for bob@example.org was not restored"), "{err}");
+    assert!(
+        err.contains("pin for bob@example.org was not restored"),
+        "{err}"
+    );
     assert!(err.contains("capabilities time is in the future"), "{err}");
     let contacts = list(&victim, "contact");
     assert!(contacts.contains(&evil_bob), "{contacts}");
@@ -370,7 +431,11 @@ fn encryption_chains_need_the_smime_purpose_too() {
     // for S/MIME, so it never replaces Alice's certificate as the newest.
     let bob = home_of("p12/bob.p12");
     bob.ok(&["contact", "add", &fixture_s("pki/alice.pem")]);
-    let o = bob.run(&["contact", "add", &fixture_s("sec/alice-via-tls-ca-chain.pem")]);
+    let o = bob.run(&[
+        "contact",
+        "add",
+        &fixture_s("sec/alice-via-tls-ca-chain.pem"),
+    ]);
     let added = o.status.code() == Some(0);
     let inp = bob.write(
         "plain.eml",
@@ -379,16 +444,24 @@ fn encryption_chains_need_the_smime_purpose_too() {
             .copied()
             .collect::<Vec<u8>>(),
     );
-    let plain = text(&std::fs::read(&inp).unwrap()).replace(
-        "To: Bob <bob@example.org>",
-        "To: Alice <alice@example.com>",
-    );
+    let plain = text(&std::fs::read(&inp).unwrap())
+        .replace("To: Bob <bob@example.org>", "To: Alice <alice@example.com>");
     let inp = bob.write("plain.eml", plain.as_bytes());
     let out = bob.path("enc.eml");
-    let o = bob.run(&["--json", "encrypt", &inp, "-o", out.to_str().unwrap(), "--no-self"]);
+    let o = bob.run(&[
+        "--json",
+        "encrypt",
+        &inp,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-self",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let chosen = j["recipients"][0]["fingerprint"].as_str().unwrap().to_string();
+    let chosen = j["recipients"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(chosen, fingerprint_of("pki/alice.pem"), "{j}");
     if added {
         let o = bob.ok(&["--json", "contact", "show", "alice@example.com"]);
@@ -408,11 +481,20 @@ fn harvest_binds_only_the_verified_from_address() {
     let f = bob.write("m.eml", &signed);
     let o = bob.run(&["verify", &f, "--no-system-trust"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let plain = text(&simple_message("Bob <bob@example.org>", "hi\r\n"))
-        .replace("To: Bob <bob@example.org>", "To: alice@example.com, eve@evil.example");
+    let plain = text(&simple_message("Bob <bob@example.org>", "hi\r\n")).replace(
+        "To: Bob <bob@example.org>",
+        "To: alice@example.com, eve@evil.example",
+    );
     let inp = bob.write("plain.eml", plain.as_bytes());
     let out = bob.path("enc.eml");
-    let o = bob.run(&["--json", "encrypt", &inp, "-o", out.to_str().unwrap(), "--no-self"]);
+    let o = bob.run(&[
+        "--json",
+        "encrypt",
+        &inp,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-self",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
     let fp_for = |addr: &str| {
@@ -423,6 +505,65 @@ fn harvest_binds_only_the_verified_from_address() {
             .find(|r| r["address"] == addr)
             .map(|r| r["fingerprint"].as_str().unwrap().to_string())
     };
-    assert_eq!(fp_for("alice@example.com"), Some(fingerprint_of("pki/alice.pem")), "{j}");
-    assert_eq!(fp_for("eve@evil.example"), Some(fingerprint_of("sec/eve-two-addr.pem")), "{j}");
+    assert_eq!(
+        fp_for("alice@example.com"),
+        Some(fingerprint_of("pki/alice.pem")),
+        "{j}"
+    );
+    assert_eq!(
+        fp_for("eve@evil.example"),
+        Some(fingerprint_of("sec/eve-two-addr.pem")),
+        "{j}"
+    );
+}
+
+#[test]
+fn a_harvested_key_change_waits_for_confirmation() {
+    // Bob has Alice's certificate; a valid message from alice@ signed with another key (alice2) is recorded
+    // but not used for encryption until Bob confirms it.
+    let bob = home_of("p12/bob.p12");
+    bob.ok(&["contact", "add", &fixture_s("pki/alice.pem")]);
+    let (_alice, signed) = signed_by("p12/alice2.p12", "Alice <alice@example.com>");
+    let f = bob.write("m.eml", &signed);
+    let o = bob.run(&["verify", &f, "--no-system-trust"]);
+    let out = text(&o.stdout) + &text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("not used for encryption until you confirm it"),
+        "{out}"
+    );
+    let encrypt = |bob: &Env| -> Value {
+        let plain = text(&simple_message("Bob <bob@example.org>", "hi\r\n"))
+            .replace("To: Bob <bob@example.org>", "To: alice@example.com");
+        let inp = bob.write("plain.eml", plain.as_bytes());
+        let out = bob.path("enc.eml");
+        let o = bob.run(&[
+            "--json",
+            "encrypt",
+            &inp,
+            "-o",
+            out.to_str().unwrap(),
+            "--no-self",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["recipients"][0].clone()
+    };
+    let r = encrypt(&bob);
+    assert_eq!(
+        r["fingerprint"],
+        fingerprint_of("pki/alice.pem").as_str(),
+        "{r}"
+    );
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("skipped the newer, unconfirmed certificate"),
+        "{r}"
+    );
+    // Confirmed with contact prefer: now it is used.
+    let new_fp = fingerprint_of("pki/alice2.pem");
+    bob.ok(&["contact", "prefer", "alice@example.com", &new_fp[..16]]);
+    let r = encrypt(&bob);
+    assert_eq!(r["fingerprint"], new_fp.as_str(), "{r}");
 }

@@ -40,7 +40,12 @@ pub fn harvest(
         let Some(c) = s.certificate() else { continue };
         // Only the address the verification checked is bound (never the certificate's other addresses); a
         // signature verified without an address check binds nothing.
-        let Some(bound) = s.address_match.from.as_deref().filter(|_| s.address_match.ok) else {
+        let Some(bound) = s
+            .address_match
+            .from
+            .as_deref()
+            .filter(|_| s.address_match.ok)
+        else {
             h.notes
                 .push("no address was checked: the signer's certificate was not added".into());
             continue;
@@ -77,12 +82,22 @@ pub fn harvest(
             .filter(|c| cert::is_ca(c))
             .cloned()
             .collect();
-        let (added, _) = store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now, bound)?;
+        let (added, _) =
+            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now, bound)?;
         if added.new {
             h.added.push(added.fingerprint.clone());
         }
         for k in &added.key_changes {
-            h.key_changes.push(k.message());
+            h.key_changes.push(if k.different_key {
+                format!(
+                    "{}; the new certificate is recorded but not used for encryption until you confirm it: 'smimekit contact prefer {} {}'",
+                    k.message(),
+                    k.address,
+                    &k.new_fingerprint[..16]
+                )
+            } else {
+                k.message()
+            });
         }
     }
     Ok(h)

@@ -1172,7 +1172,10 @@ pub fn render(r: &VerifyReport) -> String {
                     field(&sg.trust.chain.last().cloned().unwrap_or_default())
                 )
             } else {
-                format!("FAILED: {}", field(&sg.trust.error.clone().unwrap_or_default()))
+                format!(
+                    "FAILED: {}",
+                    field(&sg.trust.error.clone().unwrap_or_default())
+                )
             }
         );
         s += &format!(
@@ -1192,7 +1195,8 @@ pub fn render(r: &VerifyReport) -> String {
             "  Address:       {}\n",
             match (&sg.address_match.from, sg.address_match.ok) {
                 (None, true) => "not checked (--no-address-check or an ambiguous From)".to_string(),
-                (None, false) => "NO SENDER: the message has no From or Sender header to check".to_string(),
+                (None, false) =>
+                    "NO SENDER: the message has no From or Sender header to check".to_string(),
                 (Some(f), true) => format!("ok ({})", address(f)),
                 (Some(f), false) => format!("MISMATCH: From is {}", address(f)),
             }
