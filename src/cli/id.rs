@@ -276,7 +276,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 s += &format!(
                     "{}  {}  {}  until {}  {}{}\n",
                     &i.fingerprint[..16],
-                    output::clean(&info.emails.join(", ")),
+                    smimekit::display::addresses(&info.emails),
                     info.key,
                     &info.not_after[..10],
                     abilities(&info),
@@ -302,8 +302,11 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 let c = &j.cert;
                 let mut s = String::new();
                 s += &format!("Digital ID     {}\n", i.label());
-                s += &format!("Subject        {}\n", output::clean(&c.subject));
-                s += &format!("E-mail         {}\n", output::clean(&c.emails.join(", ")));
+                s += &format!("Subject        {}\n", smimekit::display::field(&c.subject));
+                s += &format!(
+                    "E-mail         {}\n",
+                    smimekit::display::addresses(&c.emails)
+                );
                 s += &format!("Issuer         {}\n", output::clean(&c.issuer));
                 s += &format!("Serial         {}\n", c.serial);
                 s += &format!(

@@ -785,9 +785,22 @@ fn check_signer(
             ));
         }
     }
-    // A signer certificate with CA:TRUE is never a valid e-mail signer: a CA key does not sign mail, and a
-    // certificate that can issue others must not stand for a person (verdict: invalid, exit 1).
-    let purpose = if cert::is_ca(&cert) {
+    // A signer certificate with CA:TRUE issued by a CA is never a valid e-mail signer: a CA key does not sign
+    // mail, and a certificate that can issue others must not stand for a person (verdict: invalid, exit 1).
+    // A self-signed one is only weak: `openssl req -x509` marks every self-signed certificate CA:TRUE, and it
+    // is trusted only as itself.
+    let self_signed = cert.issued(&cert) == openssl::x509::X509VerifyResult::OK
+        && cert
+            .public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false);
+    let _ = openssl::error::ErrorStack::get();
+    if cert::is_ca(&cert) && self_signed {
+        weak.push(
+            "a self-signed certificate marked CA:TRUE (it can be trusted only as itself)".into(),
+        );
+    }
+    let purpose = if cert::is_ca(&cert) && !self_signed {
         Check::fail(
             "the signer's certificate is a CA certificate (basicConstraints CA:TRUE): a CA key does not sign e-mail",
         )
