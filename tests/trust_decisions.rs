@@ -288,10 +288,7 @@ fn decrypt_never_claims_an_authenticated_sender() {
     // Eve encrypts an unsigned message to Bob with AES-GCM, claiming to be Alice.
     let eve = home_of("p12/eve.p12");
     eve.ok(&["contact", "add", &fixture_s("pki/bob.pem")]);
-    let plain = simple_message("Alice <alice@example.com>", "pay eve\r\n")
-        .iter()
-        .copied()
-        .collect::<Vec<u8>>();
+    let plain = simple_message("Alice <alice@example.com>", "pay eve\r\n");
     let enc = encrypt_in(
         &eve,
         &text(&plain)
@@ -439,10 +436,7 @@ fn encryption_chains_need_the_smime_purpose_too() {
     let added = o.status.code() == Some(0);
     let inp = bob.write(
         "plain.eml",
-        &simple_message("Bob <bob@example.org>", "hi\r\n")
-            .iter()
-            .copied()
-            .collect::<Vec<u8>>(),
+        &simple_message("Bob <bob@example.org>", "hi\r\n"),
     );
     let plain = text(&std::fs::read(&inp).unwrap())
         .replace("To: Bob <bob@example.org>", "To: Alice <alice@example.com>");
