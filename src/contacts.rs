@@ -140,6 +140,11 @@ pub struct ContactMeta {
     /// Where and when the certificate was seen (newest last, at most [`MAX_PROVENANCE`]).
     #[serde(default)]
     pub provenance: Vec<Provenance>,
+    /// Addresses for which this certificate, harvested from a signed message, brought a new key while the
+    /// address already had a certificate: recorded, but not used for encryption until confirmed
+    /// (`contact prefer`, or `contact add` of the certificate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<String>,
     /// When it entered the store, RFC 3339.
     pub added_at: String,
 }
@@ -197,6 +202,11 @@ impl Contact {
     /// The certificate's e-mail addresses.
     pub fn emails(&self) -> Vec<String> {
         cert::emails(&self.cert)
+    }
+    /// Is this certificate used for `addr`: an address of the certificate that it is bound to (a harvested
+    /// certificate is bound only to the From addresses of the verified messages it came with).
+    pub fn serves(&self, addr: &str) -> bool {
+        address::contains(&self.meta.addresses, addr) && address::contains(&self.emails(), addr)
     }
     /// A short label: first address and fingerprint prefix.
     pub fn label(&self) -> String {
@@ -731,12 +741,13 @@ impl<'a> ContactStore<'a> {
         self.contacts_of(&self.read_index()?)
     }
 
-    /// The certificates carrying `addr` (compared with [`address::same`]).
+    /// The certificates serving `addr` (compared with [`address::same`]): it is among the certificate's
+    /// addresses and the addresses it is bound to (see [`ContactStore::add_from_message`]).
     pub fn for_address(&self, addr: &str) -> Result<Vec<Contact>> {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|c| address::contains(&c.emails(), addr))
+            .filter(|c| c.serves(addr))
             .collect())
     }
 
@@ -789,7 +800,7 @@ impl<'a> ContactStore<'a> {
         certs: Vec<(X509, Provenance)>,
         intermediates: &[X509],
     ) -> Result<AddReport> {
-        self.add_inner(lock, certs, intermediates, None)
+        self.add_inner(lock, certs, intermediates, None, None)
             .map(|(r, _)| r)
     }
 
@@ -799,6 +810,12 @@ impl<'a> ContactStore<'a> {
     /// the provenance, and the capabilities of that message. Certificates carried by the message but not part
     /// of the signer's chain must not be passed. One commit; returns the add outcome and what happened to the
     /// capabilities.
+    ///
+    /// The certificate is bound to `from` only (the address the verification checked): its other addresses
+    /// are not used for encryption until the certificate is added explicitly (`contact add`) or a verified
+    /// message from that address binds it too. A certificate listing eve@ and alice@ sent by eve never
+    /// becomes a candidate for alice@.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_from_message(
         &self,
         lock: &WriteLock,
@@ -807,6 +824,7 @@ impl<'a> ContactStore<'a> {
         prov: Provenance,
         caps: Option<CapabilitiesUpdate>,
         now: i64,
+        from: &str,
     ) -> Result<(AddOutcome, Option<CapsOutcome>)> {
         let inter = classify(chain.to_vec()).intermediates;
         let (mut r, co) = self.add_inner(
@@ -814,6 +832,7 @@ impl<'a> ContactStore<'a> {
             vec![(signer.clone(), prov)],
             &inter,
             caps.map(|c| (c, now)),
+            Some(from),
         )?;
         Ok((r.added.remove(0), co))
     }
@@ -824,6 +843,7 @@ impl<'a> ContactStore<'a> {
         certs: Vec<(X509, Provenance)>,
         intermediates: &[X509],
         caps: Option<(CapabilitiesUpdate, i64)>,
+        bind: Option<&str>,
     ) -> Result<(AddReport, Option<CapsOutcome>)> {
         // 1. Validate everything before writing anything.
         for (c, _) in &certs {
@@ -850,7 +870,27 @@ impl<'a> ContactStore<'a> {
         // 2. Stage the changes in memory.
         for (c, prov) in certs {
             let fp = cert::fingerprint(&c);
+            // The addresses this certificate serves: all of its own when added explicitly, only the verified
+            // From when harvested.
+            let all = cert::emails(&c);
+            let bound: Vec<String> = match bind {
+                None => all.clone(),
+                Some(b) => all
+                    .iter()
+                    .filter(|e| address::same(e, b))
+                    .cloned()
+                    .collect(),
+            };
             if let Some(meta) = idx.contacts.get_mut(&fp) {
+                if bind.is_none() {
+                    // Added explicitly: the user vouches for it.
+                    meta.unconfirmed.clear();
+                }
+                for a in &bound {
+                    if !address::contains(&meta.addresses, a) {
+                        meta.addresses.push(a.clone());
+                    }
+                }
                 push_provenance(meta, prov);
                 report.added.push(AddOutcome {
                     fingerprint: fp,
@@ -859,8 +899,18 @@ impl<'a> ContactStore<'a> {
                 });
                 continue;
             }
-            let key_changes = key_changes(&c, &fp, &known);
-            let addresses = cert::emails(&c);
+            let key_changes = key_changes(&c, &fp, &known, &bound);
+            // A harvested certificate with a new key for an address that had one waits for confirmation.
+            let unconfirmed: Vec<String> = if bind.is_some() {
+                key_changes
+                    .iter()
+                    .filter(|k| k.different_key)
+                    .map(|k| k.address.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let addresses = bound;
             files.push((
                 self.home.dir(DIR).join(format!("{fp}.pem")),
                 pem_with_header("smimekit contact", &c, &addresses)?,
@@ -875,6 +925,7 @@ impl<'a> ContactStore<'a> {
                     encryption_key_preference: None,
                     provenance: vec![prov],
                     added_at: now_s.clone(),
+                    unconfirmed,
                 },
             );
             known.push((fp.clone(), c));
@@ -1016,6 +1067,10 @@ impl<'a> ContactStore<'a> {
             )));
         }
         idx.addresses.entry(key).or_default().pinned = Some(fp.clone());
+        // Pinning confirms a new key for this address.
+        if let Some(m) = idx.contacts.get_mut(&fp) {
+            m.unconfirmed.retain(|a| !address::same(a, addr));
+        }
         self.write_index(lock, &idx)?;
         Ok(fp)
     }
@@ -1055,28 +1110,59 @@ impl<'a> ContactStore<'a> {
         Ok(serde_json::to_vec(&idx).expect("serializable index"))
     }
 
-    /// Merges a backup's metadata into the contacts (after their certificates were restored), never replacing
-    /// what is here: capabilities are taken only when newer than the recorded ones (the same rule as harvesting),
-    /// provenance entries are added, and a pin is restored only for an address without one. Metadata of
-    /// certificates not in the store is ignored. Returns how many contacts gained something. One commit.
-    pub fn restore_metadata(&self, lock: &WriteLock, json: &[u8]) -> Result<usize> {
-        let backup: Index = serde_json::from_slice(json).map_err(|e| {
-            Error::bad_input(format!("the contacts metadata in the backup cannot be read: {e}"))
-                .hint("the backup was made by another smimekit version or is damaged; the certificates were restored")
-        })?;
+    /// Merges a backup's metadata into the contacts (after their certificates were restored), never outranking
+    /// what is here. Every row is validated as the index reader and harvest validate theirs (SHA-256
+    /// fingerprints, a capabilities time that parses and is not in the future, dotted OIDs); a bad row is
+    /// dropped with a note and the rest is restored. Capabilities and the encryption-key preference are taken
+    /// only for a contact that has none recorded here; provenance entries are added; a pin is restored only for
+    /// an address that has no pin and no certificate of its own here (`local_before`: the contacts'
+    /// fingerprints before the restore). Metadata of certificates not in the store is ignored. One commit.
+    pub fn restore_metadata(
+        &self,
+        lock: &WriteLock,
+        json: &[u8],
+        local_before: &[String],
+    ) -> Result<MetadataRestore> {
+        let mut out = MetadataRestore::default();
+        let Ok(backup) = serde_json::from_slice::<serde_json::Value>(json) else {
+            out.notes.push(
+                "the contacts metadata in the backup cannot be read; the certificates were restored without it"
+                    .into(),
+            );
+            return Ok(out);
+        };
+        let now = cert::now();
         let mut idx = self.read_index()?;
-        let mut changed = 0;
-        for (fp, b) in backup.contacts {
+        let rows = backup
+            .get("contacts")
+            .and_then(|c| c.as_object())
+            .cloned()
+            .unwrap_or_default();
+        for (fp, row) in rows {
+            let b = match serde_json::from_value::<ContactMeta>(row) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.notes
+                        .push(format!("contact metadata {fp} dropped: malformed ({e})"));
+                    continue;
+                }
+            };
+            if let Err(why) = validate_restored_meta(&fp, &b, now) {
+                out.notes.push(format!(
+                    "contact metadata {} dropped: {why}",
+                    header_text(&fp)
+                ));
+                continue;
+            }
             let Some(cur) = idx.contacts.get_mut(&fp) else {
                 continue;
             };
             let mut touched = false;
-            let newer = match (&b.capabilities_time, &cur.capabilities_time) {
-                (Some(bt), Some(ct)) => bt > ct,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if newer {
+            // What was recorded here (by a verified message or the user) is never replaced by a backup.
+            let local_caps = cur.capabilities_time.is_some()
+                || cur.capabilities.is_some()
+                || cur.encryption_key_preference.is_some();
+            if !local_caps && b.capabilities_time.is_some() {
                 cur.capabilities = b.capabilities.clone();
                 cur.capabilities_time = b.capabilities_time.clone();
                 cur.encryption_key_preference = b.encryption_key_preference.clone();
@@ -1092,23 +1178,37 @@ impl<'a> ContactStore<'a> {
             if n > MAX_PROVENANCE {
                 cur.provenance.drain(..n - MAX_PROVENANCE);
             }
-            changed += usize::from(touched);
+            out.changed += usize::from(touched);
         }
-        for (addr, a) in backup.addresses {
-            if let Some(pin) = a.pinned
-                && idx.contacts.contains_key(&pin)
-            {
-                let entry = idx.addresses.entry(addr).or_default();
-                if entry.pinned.is_none() {
-                    entry.pinned = Some(pin);
-                    changed += 1;
-                }
+        for (addr, pin) in pins_in_metadata(json) {
+            if !idx.contacts.contains_key(&pin) {
+                continue;
             }
+            let Some(key) = address::normalize(&addr) else {
+                continue;
+            };
+            let local_other = local_before.iter().any(|fp| {
+                *fp != pin
+                    && idx
+                        .contacts
+                        .get(fp)
+                        .is_some_and(|m| address::contains(&m.addresses, &addr))
+            });
+            let entry = idx.addresses.entry(key).or_default();
+            if entry.pinned.is_some() || local_other {
+                out.notes.push(format!(
+                    "the backup's pin for {} was not restored: the address has its own certificate or pin here",
+                    header_text(&addr)
+                ));
+                continue;
+            }
+            entry.pinned = Some(pin);
+            out.changed += 1;
         }
-        if changed > 0 {
+        if out.changed > 0 {
             self.write_index(lock, &idx)?;
         }
-        Ok(changed)
+        Ok(out)
     }
 
     /// Restores the certificates of a backup (merging): CA certificates become intermediates (roots are
@@ -1155,7 +1255,7 @@ impl<'a> ContactStore<'a> {
         let all: Vec<Contact> = self
             .contacts_of(&idx)?
             .into_iter()
-            .filter(|c| address::contains(&c.emails(), addr))
+            .filter(|c| c.serves(addr))
             .collect();
         let untrusted = self.intermediates()?;
         let chain_opts = ChainOptions {
@@ -1173,10 +1273,21 @@ impl<'a> ContactStore<'a> {
             notes: BTreeMap::new(),
         };
         let mut cands: Vec<Candidate> = Vec::new();
+        let pinned_fp = idx.addresses.get(&norm).and_then(|a| a.pinned.clone());
+        let mut skipped_unconfirmed = Vec::new();
         for c in all.iter().cloned() {
             let nb = cert::unix_time(c.cert.not_before());
             let na = cert::unix_time(c.cert.not_after());
             let mut why = Vec::new();
+            if address::contains(&c.meta.unconfirmed, addr)
+                && pinned_fp.as_deref() != Some(c.fingerprint.as_str())
+            {
+                why.push(format!(
+                    "a new key seen in a signed message, not yet confirmed: compare its fingerprint with {addr}, then 'smimekit contact prefer {addr} {}'",
+                    &c.fingerprint[..16]
+                ));
+                skipped_unconfirmed.push(c.fingerprint[..16].to_string());
+            }
             if opts.now > na {
                 why.push(format!("expired on {}", cert::rfc3339(na)));
             }
@@ -1240,7 +1351,13 @@ impl<'a> ContactStore<'a> {
                 .then(a.contact.fingerprint.cmp(&b.contact.fingerprint))
         });
         let mut reason_prefix = String::new();
-        let pinned = idx.addresses.get(&norm).and_then(|a| a.pinned.clone());
+        if !skipped_unconfirmed.is_empty() {
+            reason_prefix = format!(
+                "skipped the newer, unconfirmed certificate(s) {} ('smimekit contact prefer {addr} FINGERPRINT' to use one); ",
+                skipped_unconfirmed.join(", ")
+            );
+        }
+        let pinned = pinned_fp;
         let mut pick: Option<(usize, String)> = None;
         if let Some(p) = &pinned {
             if let Some(i) = cands.iter().position(|c| &c.contact.fingerprint == p) {
@@ -1252,7 +1369,7 @@ impl<'a> ContactStore<'a> {
                     .find(|r| &r.fingerprint == p)
                     .map(|r| r.why.join("; "))
                     .unwrap_or_else(|| "no longer in the store".into());
-                reason_prefix = format!(
+                reason_prefix += &format!(
                     "the pinned certificate {} is not usable ({why}); ",
                     &p[..16]
                 );
@@ -1395,7 +1512,76 @@ fn apply_caps(
     Ok(CapsOutcome::Recorded)
 }
 
-fn key_changes(new: &X509Ref, new_fp: &str, known: &[(String, X509)]) -> Vec<KeyChange> {
+/// What [`ContactStore::restore_metadata`] did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MetadataRestore {
+    /// Contacts and addresses that gained something.
+    pub changed: usize,
+    /// Rows dropped or not applied, with the reason.
+    pub notes: Vec<String>,
+}
+
+/// The pins (address, fingerprint) in a backup's contacts metadata whose fingerprint is well-formed.
+pub fn pins_in_metadata(json: &[u8]) -> Vec<(String, String)> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v.get("addresses")
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.iter()
+                .filter_map(|(addr, m)| {
+                    let pin = m.get("pinned")?.as_str()?;
+                    (is_fp(pin) && address::normalize(addr).is_some())
+                        .then(|| (addr.clone(), pin.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A restored metadata row, checked as the index reader checks fingerprints and as harvest checks signing
+/// times (a capabilities time in the future would outrank every genuine message).
+fn validate_restored_meta(
+    fp: &str,
+    m: &ContactMeta,
+    now: i64,
+) -> std::result::Result<(), &'static str> {
+    if !is_fp(fp) || m.fingerprint != fp {
+        return Err("its fingerprint is not a SHA-256 fingerprint");
+    }
+    if m.encryption_key_preference
+        .as_deref()
+        .is_some_and(|p| !is_fp(p))
+    {
+        return Err("its encryption-key preference is not a SHA-256 fingerprint");
+    }
+    if let Some(t) = &m.capabilities_time {
+        match cert::parse_time(t) {
+            Ok(t) if t <= now + CLOCK_SKEW_SECS => {}
+            Ok(_) => return Err("its capabilities time is in the future"),
+            Err(_) => return Err("its capabilities time is not a time"),
+        }
+    }
+    let oid = |o: &String| {
+        !o.is_empty()
+            && o.len() <= 128
+            && o.split('.').count() >= 2
+            && o.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if m.capabilities.as_ref().is_some_and(|c| !c.iter().all(oid)) {
+        return Err("its capabilities are not object identifiers");
+    }
+    Ok(())
+}
+
+fn key_changes(
+    new: &X509Ref,
+    new_fp: &str,
+    known: &[(String, X509)],
+    addrs: &[String],
+) -> Vec<KeyChange> {
     let new_key = new.public_key().ok();
     let new_issuer = new.issuer_name().to_der().ok();
     let mut out = Vec::new();
@@ -1409,7 +1595,7 @@ fn key_changes(new: &X509Ref, new_fp: &str, known: &[(String, X509)]) -> Vec<Key
                 .collect()
         })
         .collect();
-    for addr in cert::emails(new) {
+    for addr in addrs.iter().cloned() {
         let Some(norm) = address::normalize(&addr) else {
             continue;
         };
@@ -2200,6 +2386,7 @@ mod tests {
                     encryption_key_preference: None,
                 }),
                 now,
+                "alice@example.com",
             )
             .unwrap();
         assert!(out.new);
@@ -2414,6 +2601,73 @@ mod tests {
             assert!(e.message().contains("is not an e-mail address"), "{e}");
             assert!(e.hint_text().unwrap().contains("bob@example.org"), "{e}");
         }
+    }
+
+    #[test]
+    fn restored_metadata_is_validated_and_never_outranks_local() {
+        let f = fixture();
+        let root = new_ca("Root");
+        let a = issue(&root, &Spec::leaf("a@example.org"));
+        let b = issue(&root, &Spec::leaf("b@example.org"));
+        let lock = f.home.lock().unwrap();
+        let store = ContactStore::new(&f.home);
+        let now = cert::now();
+        store
+            .add_batch(
+                &lock,
+                vec![
+                    (a.clone(), Provenance::file("a", now)),
+                    (b.clone(), Provenance::file("b", now)),
+                ],
+                &[],
+            )
+            .unwrap();
+        let (fa, fb) = (cert::fingerprint(&a), cert::fingerprint(&b));
+        let row = |fp: &str, time: &str, pref: &str| {
+            serde_json::json!({"fingerprint": fp, "addresses": [], "capabilities": ["2.16.840.1.101.3.4.1.46"],
+                "capabilities_time": time, "encryption_key_preference": pref, "added_at": "2026-01-01T00:00:00Z"})
+        };
+        let json = serde_json::json!({"format": 1, "contacts": {
+            fa.clone(): row(&fa, "9999-12-31T00:00:00Z", &fa),
+            fb.clone(): row(&fb, "2026-01-01T00:00:00Z", "not-a-fingerprint"),
+        }, "addresses": {"a@example.org": {"pinned": fa.clone()}}});
+        let r = store
+            .restore_metadata(
+                &lock,
+                json.to_string().as_bytes(),
+                &[fa.clone(), fb.clone()],
+            )
+            .unwrap();
+        // Only the pin is applied (a@ has no other certificate here); both bad rows are dropped.
+        assert_eq!(r.changed, 1, "{r:?}");
+        assert_eq!(r.notes.len(), 2, "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("in the future")), "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("preference")), "{r:?}");
+        // The index stays readable and unchanged.
+        assert!(
+            store
+                .list()
+                .unwrap()
+                .iter()
+                .all(|c| c.meta.capabilities_time.is_none())
+        );
+        // A well-formed row for a contact with nothing recorded is taken; then it never replaces what is here.
+        let good =
+            serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-01-01T00:00:00Z", &fa)}});
+        let r = store
+            .restore_metadata(&lock, good.to_string().as_bytes(), &[])
+            .unwrap();
+        assert_eq!(r.changed, 1);
+        let newer =
+            serde_json::json!({"contacts": {fa.clone(): row(&fa, "2026-06-01T00:00:00Z", &fb)}});
+        store
+            .restore_metadata(&lock, newer.to_string().as_bytes(), &[])
+            .unwrap();
+        let c = store.get(&fa).unwrap();
+        assert_eq!(
+            c.meta.encryption_key_preference.as_deref(),
+            Some(fa.as_str())
+        );
     }
 
     #[test]

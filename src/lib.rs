@@ -10,8 +10,10 @@
 //! - [`input`], [`pipe`]: reading messages (memory-mapped); a two-thread pipeline for large outputs.
 //! - [`cert`], [`address`], [`trust`]: certificate facts, e-mail address comparison, trust anchors and path
 //!   validation.
-//! - [`ids`], [`pkcs12`]: the digital-ID store and PKCS#12 import/export/backup.
+//! - [`ids`], [`pkcs12`], [`restore`]: the digital-ID store, PKCS#12 import/export/backup, and the review of
+//!   what a restore would add.
 //! - [`contacts`]: correspondents' certificates and the choice of one per address.
+//! - [`display`]: one escaping rule for attacker-controlled text in every report; homograph display.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
@@ -22,6 +24,7 @@ pub mod address;
 pub mod cert;
 pub mod contacts;
 pub mod der;
+pub mod display;
 pub mod error;
 pub mod home;
 pub mod ids;
@@ -31,6 +34,7 @@ pub mod mime;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;
+pub mod restore;
 pub mod secret;
 pub mod smime;
 pub mod trust;

@@ -131,7 +131,8 @@ pub enum Purpose {
     Sign,
     /// Receiving encrypted e-mail. The chain is validated with no OpenSSL purpose: its S/MIME-encrypt purpose
     /// demands keyEncipherment, which EC (key-agreement) certificates never have; the certificate's own usage
-    /// is checked by [`crate::cert::can_encrypt`].
+    /// is checked by [`crate::cert::can_encrypt`], and every CA's extendedKeyUsage (emailProtection or
+    /// anyExtendedKeyUsage when present) here, as the S/MIME-sign purpose checks it for signing.
     Encrypt,
 }
 
@@ -227,10 +228,32 @@ fn verify_chain_in(
             .chain()
             .map(|s| s.iter().map(|x| x.to_owned()).collect())
             .unwrap_or_default();
+        // Without an OpenSSL purpose (see above) the CAs' extendedKeyUsage is not checked: check it here, as
+        // the S/MIME-sign purpose does for signing chains, so a CA limited to TLS cannot issue a recipient.
+        let eku_fault = (ok && opts.purpose == Purpose::Encrypt)
+            .then(|| {
+                certs.iter().enumerate().skip(1).find(|(_, x)| !cert::eku_allows_email(x)).map(|(i, x)| {
+                    (
+                        i as u32,
+                        format!(
+                            "the CA {} may not issue e-mail certificates (its extendedKeyUsage lacks emailProtection)",
+                            cert::name_to_string(x.subject_name())
+                        ),
+                    )
+                })
+            })
+            .flatten();
+        let ok = ok && eku_fault.is_none();
         Ok(ChainReport {
             trusted: ok,
-            error: (!ok).then(|| c.error().error_string().to_string()),
-            error_depth: (!ok).then(|| c.error_depth()),
+            error: match &eku_fault {
+                Some((_, e)) => Some(e.clone()),
+                None => (!ok).then(|| c.error().error_string().to_string()),
+            },
+            error_depth: match &eku_fault {
+                Some((d, _)) => Some(*d),
+                None => (!ok).then(|| c.error_depth()),
+            },
             chain: certs
                 .iter()
                 .map(|x| cert::name_to_string(x.subject_name()))

@@ -681,7 +681,8 @@ fn contacts_and_anchors_survive_backup_and_restore() {
     e.ok(&["id", "backup", "-o", s(&backup)]);
 
     let f = Env::new();
-    f.ok(&["id", "restore", "--no-passphrase", s(&backup)]);
+    // Your own backup on a new home: the trust anchors it adds are confirmed with --yes.
+    f.ok(&["id", "restore", "--no-passphrase", "--yes", s(&backup)]);
     let mut a = contact_fps(&e);
     let mut b = contact_fps(&f);
     a.sort();

@@ -262,7 +262,8 @@ fn backup_restores_on_another_home_with_usable_keys() {
     // A standard PKCS#12: openssl reads it.
     openssl_p12_info(&backup);
     let other = Env::new();
-    other.ok(&["id", "restore", backup.to_str().unwrap()]);
+    // Trust anchors and IDs are added only when confirmed (--batch never asks).
+    other.ok(&["id", "restore", backup.to_str().unwrap(), "--yes"]);
     for who in ["alice@example.com", "carol@example.net"] {
         assert_eq!(fp_of(&env, who), fp_of(&other, who));
     }

@@ -553,7 +553,10 @@ fn signer_choice_as_from_and_only_id() {
     one.import_np("p12/carol-legacy.p12");
     let signed = one.sign(no_from, &[]);
     let f = one.write("c.eml", &signed);
-    let (code, j, err) = one.verify_json(&f, &[]);
+    // No From: bound to no sender (exit 1) unless the check is explicitly about the signer alone.
+    let (code, _, err) = one.verify_json(&f, &[]);
+    assert_eq!(code, 1, "{err}");
+    let (code, j, err) = one.verify_json(&f, &["--no-address-check"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(signer_of(&j.unwrap()), "carol@example.net");
 }

@@ -130,7 +130,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 for r in &cl.roots {
                     output::note(&format!(
                         "{name}: not storing the root certificate {} (bundles never add trust; use 'smimekit trust add' to trust it)",
-                        cert::name_to_string(r.subject_name())
+                        smimekit::display::field(&cert::name_to_string(r.subject_name()))
                     ));
                 }
                 leaves.extend(
@@ -193,7 +193,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                         "{} {}  {}{}{}\n",
                         if a.new { "added" } else { "already present:" },
                         &a.fingerprint[..16],
-                        output::clean(&info.emails.join(", ")),
+                        smimekit::display::addresses(&info.emails),
                         encrypt,
                         flag(&info)
                     );
@@ -267,7 +267,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 s += &format!(
                     "{}  {}  {}  until {}{}{}\n",
                     &c.fingerprint[..16],
-                    output::clean(&info.emails.join(", ")),
+                    smimekit::display::addresses(&info.emails),
                     info.key,
                     &info.not_after[..10.min(info.not_after.len())],
                     if info.can_encrypt {
@@ -321,8 +321,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     "\n{} {}\n    subject: {}\n    issuer:  {}\n    key:     {}   valid {} → {}{}\n",
                     if chosen { "*" } else { " " },
                     c.fingerprint,
-                    output::clean(&info.subject),
-                    output::clean(&info.issuer),
+                    smimekit::display::field(&info.subject),
+                    smimekit::display::field(&info.issuer),
                     info.key,
                     info.not_before,
                     info.not_after,
@@ -405,7 +405,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 for r in &removed {
                     output::note(&format!(
                         "removed {} ({})",
-                        r.addresses.join(", "),
+                        smimekit::display::addresses(&r.addresses),
                         &r.fingerprint[..16]
                     ));
                 }
@@ -565,7 +565,7 @@ fn add_messages(
                     "already present:"
                 },
                 &fp[..16],
-                output::clean(&emails),
+                smimekit::display::field(&emails),
                 output::clean(n)
             );
         }

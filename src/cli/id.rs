@@ -55,13 +55,18 @@ pub enum IdCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Restore a backup (merging: IDs already present are kept).
+    /// Restore a backup (merging: IDs already present are kept). Shows every trust anchor, ID and pin it
+    /// would add and asks first; IDs and contacts for addresses that have another key here are flagged.
     Restore {
         /// The backup file.
         file: PathBuf,
         /// Store restored keys without a passphrase.
         #[arg(long)]
         no_passphrase: bool,
+        /// Add everything without asking (trust anchors and flagged IDs/contacts included). With --batch and
+        /// without --yes, those are left out and the rest is restored.
+        #[arg(long)]
+        yes: bool,
     },
     /// Delete an ID (or a pending key) from the store.
     Delete {
@@ -310,7 +315,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 s += &format!(
                     "{}  {}  {}  until {}  {}{}{}\n",
                     &i.fingerprint[..16],
-                    output::clean(&info.emails.join(", ")),
+                    smimekit::display::addresses(&info.emails),
                     info.key,
                     &info.not_after[..10],
                     abilities(&info),
@@ -343,8 +348,11 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 let c = &j.cert;
                 let mut s = String::new();
                 s += &format!("Digital ID     {}\n", i.label());
-                s += &format!("Subject        {}\n", output::clean(&c.subject));
-                s += &format!("E-mail         {}\n", output::clean(&c.emails.join(", ")));
+                s += &format!("Subject        {}\n", smimekit::display::field(&c.subject));
+                s += &format!(
+                    "E-mail         {}\n",
+                    smimekit::display::addresses(&c.emails)
+                );
                 s += &format!("Issuer         {}\n", output::clean(&c.issuer));
                 s += &format!("Serial         {}\n", c.serial);
                 s += &format!(
@@ -509,6 +517,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
         IdCommand::Restore {
             file,
             no_passphrase,
+            yes,
         } => {
             let data = super::read_p12_file(file)?;
             let what = file.display().to_string();
@@ -517,7 +526,33 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 &format!("the password of the backup {what}"),
                 false,
             )?;
-            let plan = pkcs12::read_backup(&data, &what, &password)?;
+            let mut plan = pkcs12::read_backup(&data, &what, &password)?;
+            // Show what would be added and ask: a backup from someone else must not take over silently.
+            let review = smimekit::restore::review(&home, &plan)?;
+            let mut left_out = Vec::new();
+            if review.needs_confirmation() && !*yes {
+                if g.batch {
+                    left_out = review.without_unconfirmed(&mut plan);
+                    eprint!("{}", output::clean(&review.render()));
+                } else {
+                    eprint!("{}", output::clean(&review.render()));
+                    let ok = super::confirm(
+                        g,
+                        false,
+                        "restoring trust anchors or IDs",
+                        "Add these to your store? Only confirm a backup you made yourself.",
+                    )?;
+                    if !ok {
+                        output::note("nothing restored");
+                        return Ok(2);
+                    }
+                }
+            }
+            let local_contacts: Vec<String> = smimekit::contacts::ContactStore::new(&home)
+                .list()?
+                .into_iter()
+                .map(|c| c.fingerprint)
+                .collect();
             let pending_before = store.pending()?.len();
             let pass = if plan.ids.is_empty() {
                 None
@@ -528,16 +563,29 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
             let contact_store = smimekit::contacts::ContactStore::new(&home);
             let contacts = contact_store.restore(&lock, plan.contacts.clone())?;
+            let mut notes = left_out;
             if let Some(m) = &plan.contacts_metadata {
-                contact_store.restore_metadata(&lock, m)?;
+                notes.extend(
+                    contact_store
+                        .restore_metadata(&lock, m, &local_contacts)?
+                        .notes,
+                );
             }
             let new = added.iter().filter(|a| a.new).count();
             let pending_added = store.pending()?.len() - pending_before;
             if g.json {
-                output::json(
-                    &serde_json::json!({"ids": added, "pending_added": pending_added, "anchors_added": anchors, "contacts": plan.contacts.len()}),
-                )?;
+                output::json(&serde_json::json!({
+                    "ids": added,
+                    "pending_added": pending_added,
+                    "anchors_added": anchors,
+                    "contacts": plan.contacts.len(),
+                    "review": review,
+                    "notes": notes,
+                }))?;
             } else {
+                for n in &notes {
+                    output::note(n);
+                }
                 output::print(&format!(
                     "Restored {new} new ID(s) ({} already present), {pending_added} pending key(s), {anchors} new trust anchor(s), {} new contact certificate(s) ({} already present)\n",
                     added.len() - new,

@@ -108,6 +108,10 @@ pub struct TrustArgs {
     /// Write the content even when verification fails (it is NOT verified).
     #[arg(long)]
     pub force_output: bool,
+    /// Do not compare the From (or Sender) with the signer's certificate: the verdict is about the signer
+    /// alone, so a message without From or Sender can be valid. Nothing is harvested then.
+    #[arg(long)]
+    pub no_address_check: bool,
 }
 
 /// `smimekit verify`.
@@ -382,6 +386,7 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_system_trust: false,
             no_harvest: false,
             force_output: false,
+            no_address_check: false,
         },
     )
 }
@@ -415,6 +420,7 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
+        no_address_check: t.no_address_check,
     })
 }
 
@@ -676,6 +682,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
         Plain::Map(m) => m,
     };
     let signed = verify::is_signed(bytes);
+    report.sender = decrypt::sender_statement(signed);
     // No integrity protection (CBC) and a broken header block: the first block was rewritten in transit, the
     // trace of an EFAIL gadget (T32).
     let damaged =
@@ -729,6 +736,9 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     }
     match checked {
         Some((v, _)) => {
+            report
+                .warnings
+                .extend(decrypt::signed_header_mismatches(bytes, v.content()));
             if !g.json {
                 report_out(stdout_msg, &render_decrypt(&report))?;
             }
@@ -774,21 +784,22 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
 }
 
 fn render_decrypt(r: &decrypt::DecryptReport) -> String {
-    format!(
-        "Decrypted with {} ({}, {}: {})\n",
+    let mut s = format!(
+        "Decrypted with {} ({}, {})\n  Sender:        {}\n",
         r.decrypted_with,
         r.content_cipher,
         if r.integrity == "authenticated" {
-            "authenticated encryption"
+            "authenticated encryption: not altered since it was encrypted, by whoever encrypted it"
         } else {
-            "confidentiality only"
+            "confidentiality only: NO integrity protection"
         },
-        if r.integrity == "authenticated" {
-            "tampering would have been detected"
-        } else {
-            "NO integrity protection"
-        }
-    )
+        r.sender
+    );
+    // The signature-layer warnings (outer headers that differ from the signed ones) come after decryption.
+    for w in r.warnings.iter().filter(|w| w.starts_with("the outer ")) {
+        s += &format!("  Warning:       {w}\n");
+    }
+    s
 }
 
 /// Runs `inspect`.
@@ -807,12 +818,13 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
         output::json(&r)?;
         return Ok(0);
     }
+    use smimekit::display::{address, field};
     let mut s = String::new();
     if let Some(f) = &r.from {
-        s += &format!("From:    {f}\n");
+        s += &format!("From:    {}\n", address(f));
     }
     if let Some(sub) = &r.subject {
-        s += &format!("Subject: {sub}\n");
+        s += &format!("Subject: {}\n", field(sub));
     }
     for (i, l) in r.layers.iter().enumerate() {
         s += &format!(
@@ -828,10 +840,12 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
         for sg in &l.signers {
             s += &format!(
                 "  signer ({}): {} — {} / {}, signed {}{}\n",
-                sg.sid,
-                sg.certificate
-                    .clone()
-                    .unwrap_or_else(|| "certificate not at hand".into()),
+                field(&sg.sid),
+                field(
+                    sg.certificate
+                        .as_deref()
+                        .unwrap_or("certificate not at hand")
+                ),
                 sg.digest_algorithm,
                 sg.signature_algorithm,
                 sg.signing_time
@@ -839,7 +853,7 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
                     .unwrap_or_else(|| "(no time)".into()),
                 sg.known_as
                     .as_ref()
-                    .map(|k| format!(" [{k}]"))
+                    .map(|k| format!(" [{}]", field(k)))
                     .unwrap_or_default()
             );
         }
@@ -851,18 +865,18 @@ pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
                 "  recipient ({}, {}): {}{}\n",
                 rc.kind,
                 rc.key_algorithm,
-                rc.id,
+                field(&rc.id),
                 rc.known_as
                     .as_ref()
-                    .map(|k| format!(" [{k}]"))
+                    .map(|k| format!(" [{}]", field(k)))
                     .unwrap_or_default()
             );
         }
         for c in &l.certificates {
-            s += &format!("  carries certificate: {c}\n");
+            s += &format!("  carries certificate: {}\n", field(c));
         }
         for n in &l.notes {
-            s += &format!("  note: {n}\n");
+            s += &format!("  note: {}\n", field(n));
         }
     }
     for n in &r.nested_parts {

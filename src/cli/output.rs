@@ -85,17 +85,10 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<()> {
     print(&(serde_json::to_string_pretty(v)? + "\n"))
 }
 
-/// Replaces control characters (escape sequences, CR…) so untrusted text cannot act on the terminal.
+/// Neutralises control, bidi and format characters so untrusted text cannot act on the terminal (line feeds,
+/// the report's own structure, are kept): [`smimekit::display::text`], the library's one escaping rule.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
+    smimekit::display::text(s)
 }
 
 /// Writes bytes to `-o FILE` atomically, or to stdout.

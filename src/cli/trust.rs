@@ -46,14 +46,14 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
                 if !info.is_ca {
                     output::warn(&format!(
                         "{} is not a CA certificate; only that exact certificate will be trusted",
-                        info.subject
+                        smimekit::display::field(&info.subject)
                     ));
                 }
                 let (fp, new) = store.add(c)?;
                 output::note(&format!(
                     "{} trust anchor {} ({fp})",
                     if new { "added" } else { "already present:" },
-                    info.subject
+                    smimekit::display::field(&info.subject)
                 ));
                 done.push(
                     serde_json::json!({"fingerprint": fp, "subject": info.subject, "new": new}),
@@ -78,7 +78,7 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
                     s += &format!(
                         "{}  {}  until {} [{}]\n",
                         i.fingerprint,
-                        output::clean(&i.subject),
+                        smimekit::display::field(&i.subject),
                         i.not_after,
                         i.status()
                     );

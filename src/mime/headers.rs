@@ -548,6 +548,54 @@ pub fn from(fields: &[Field<'_>]) -> Result<Option<Mailbox>> {
     single_mailbox(fields, "From")
 }
 
+/// Why the single field `name` (From or Sender) is ambiguous, or `None`: an `@` outside quoted strings,
+/// comments and the angle-bracketed address, beside an angle address, or a second one beside a bare address
+/// (`alice@example.com <eve@evil.example>`, the group `alice@example.com: eve@evil.example;`). The strict
+/// parser takes the addr-spec, common mail clients show or take the other one: such a field binds nothing.
+/// Several fields are left to [`from`] (an error of its own).
+pub fn ambiguous_address(fields: &[Field<'_>], name: &str) -> Option<String> {
+    let mut found = fields.iter().filter(|f| f.is(name));
+    let f = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let v = f.raw_value();
+    let (mut quoted, mut escaped, mut comment, mut angle) = (false, false, 0usize, false);
+    let (mut outside_at, mut angles) = (0usize, 0usize);
+    for &b in v {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted || comment > 0 => escaped = true,
+            b'"' if comment == 0 && !angle => quoted = !quoted,
+            b'(' if !quoted && !angle => comment += 1,
+            b')' if !quoted && !angle && comment > 0 => comment -= 1,
+            b'<' if !quoted && comment == 0 => {
+                angle = true;
+                angles += 1;
+            }
+            b'>' if !quoted && comment == 0 => angle = false,
+            b'@' if !quoted && comment == 0 && !angle => outside_at += 1,
+            // Several mailboxes: `from` refuses those on its own.
+            b',' if !quoted && comment == 0 && !angle => return None,
+            _ => {}
+        }
+    }
+    let ambiguous = if angles > 0 {
+        outside_at > 0
+    } else {
+        outside_at > 1
+    };
+    ambiguous.then(|| {
+        format!(
+            "the {name} field \"{}\" is ambiguous: an unquoted '@' outside the address (in a display or group name) makes mail programs read another sender than the strict address",
+            crate::display::field(String::from_utf8_lossy(v).replace(['\r', '\n'], "").trim())
+        )
+    })
+}
+
 /// The mailbox of the single Sender field, or `None` if there is none (same rules as [`from`]).
 pub fn sender(fields: &[Field<'_>]) -> Result<Option<Mailbox>> {
     single_mailbox(fields, "Sender")
@@ -817,7 +865,6 @@ mod tests {
     fn display_name_trick() {
         for h in [
             "From: \"alice@example.com\" <eve@evil.example>\r\n",
-            "From: alice@example.com <eve@evil.example>\r\n",
             "From: \"alice@example.com                                  \" <eve@evil.example>\r\n",
             "From: =?utf-8?q?alice=40example=2Ecom?= <eve@evil.example>\r\n",
         ] {
@@ -826,6 +873,30 @@ mod tests {
                 .unwrap();
             assert_eq!(m.addr, "eve@evil.example", "{h}");
             assert_eq!(m.display.as_deref(), Some("alice@example.com"), "{h}");
+        }
+    }
+
+    #[test]
+    fn unquoted_at_outside_the_address_is_ambiguous() {
+        for h in [
+            "From: alice@example.com <eve@evil.example>\r\n",
+            "From: alice@example.com: eve@evil.example;\r\n",
+            "From: alice@example.com: Eve <eve@evil.example>;\r\n",
+            "From: alice@example.com eve@evil.example\r\n",
+        ] {
+            let f = fields(Box::leak(h.to_string().into_boxed_str()));
+            assert!(ambiguous_address(&f, "From").is_some(), "{h}");
+        }
+        for h in [
+            "From: \"alice@example.com\" <eve@evil.example>\r\n",
+            "From: Alice <alice@example.com>\r\n",
+            "From: alice@example.com\r\n",
+            "From: eve@evil.example (alice@example.com)\r\n",
+            "From: =?utf-8?q?alice=40example=2Ecom?= <eve@evil.example>\r\n",
+            "From: Team: Alice <alice@example.com>;\r\n",
+        ] {
+            let f = fields(Box::leak(h.to_string().into_boxed_str()));
+            assert!(ambiguous_address(&f, "From").is_none(), "{h}");
         }
     }
 

@@ -29,8 +29,9 @@ pub use canon::{
     prepare_for_signing_parts, to_crlf, variants_for_diagnosis,
 };
 pub use headers::{
-    ContentType, Field, Layer, Mailbox, addresses, classify, content_disposition,
-    content_transfer_encoding, content_type, field_value, from, parse_headers, sender,
+    ContentType, Field, Layer, Mailbox, addresses, ambiguous_address, classify,
+    content_disposition, content_transfer_encoding, content_type, field_value, from, parse_headers,
+    sender,
 };
 pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,

@@ -62,6 +62,9 @@ pub struct DecryptReport {
     pub weak_cipher: bool,
     /// Warnings: weak cipher, no integrity protection…
     pub warnings: Vec<String>,
+    /// What decryption proves about the sender ([`sender_statement`]): set for unsigned content here, and
+    /// for signed content by the caller once it knows the content is signed.
+    pub sender: &'static str,
 }
 
 /// True if `plain` (outer header fields + the decrypted entity) starts with a well-formed header block: every
@@ -84,6 +87,64 @@ pub fn header_block_well_formed(plain: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// What the decryption proves about who sent the message, one line: encryption never authenticates a sender
+/// (anyone holding the recipient's certificate can encrypt), and a signature inside covers only the signed
+/// entity, not the encryption layer or the outer header fields.
+pub fn sender_statement(signed: bool) -> &'static str {
+    if signed {
+        "the signature covers the inner signed entity only — not the encryption layer, the Subject, To or other outer header fields: whoever encrypted it may have re-sent someone else's signed mail"
+    } else {
+        "not signed — the sender is not authenticated (anyone with your certificate can encrypt a message to you, under any From)"
+    }
+}
+
+/// Warnings for outer header fields (From, To, Cc, Subject) that differ from the same fields inside the signed
+/// entity, when the signer put them there (header protection, or a signed `message/rfc822`): the signed mail
+/// was re-sent under new headers (surreptitious forwarding).
+///
+/// `plain` is the decrypted message (outer header fields + inner entity); `signed_entity` the content the
+/// signature covers.
+pub fn signed_header_mismatches(plain: &[u8], signed_entity: &[u8]) -> Vec<String> {
+    let Ok(outer) = mime::split_entity(plain) else {
+        return Vec::new();
+    };
+    let Ok(outer) = mime::parse_headers(outer.header) else {
+        return Vec::new();
+    };
+    let Ok(inner) = mime::split_entity(signed_entity) else {
+        return Vec::new();
+    };
+    let Ok(mut inner_fields) = mime::parse_headers(inner.header) else {
+        return Vec::new();
+    };
+    // A signed message/rfc822: its own header block is what the signer wrote.
+    let is_rfc822 = mime::content_type(&inner_fields)
+        .ok()
+        .flatten()
+        .is_some_and(|ct| ct.mime == "message/rfc822");
+    let body_fields;
+    if is_rfc822 && let Ok(e) = mime::split_entity(inner.body) {
+        body_fields = mime::parse_headers(e.header).unwrap_or_default();
+        inner_fields = body_fields;
+    }
+    let mut out = Vec::new();
+    for name in ["from", "to", "cc", "subject"] {
+        let Some(signed) = mime::field_value(&inner_fields, name) else {
+            continue;
+        };
+        let shown = mime::field_value(&outer, name);
+        if shown.as_deref().map(str::trim) != Some(signed.trim()) {
+            out.push(format!(
+                "the outer {} ({}) differs from the signed one ({}): the signed mail was re-sent under new headers (surreptitious forwarding?); trust only the signed values",
+                name,
+                crate::display::field(shown.as_deref().unwrap_or("absent")),
+                crate::display::field(&signed)
+            ));
+        }
+    }
+    out
 }
 
 /// True if `plain` visibly carries an S/MIME signature part or signed-data although it is not recognised as a
@@ -405,6 +466,7 @@ impl Encrypted<'_> {
             recipients: self.recipients(),
             weak_cipher: enveloped::is_weak_cipher(&self.info.content_cipher_oid),
             warnings,
+            sender: sender_statement(false),
         })
     }
 }
@@ -434,5 +496,24 @@ mod tests {
             b"Content-Type: Application/PKCS7-Signature"
         ));
         assert!(!mentions_signed_layer(b"Content-Type: text/plain"));
+    }
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::*;
+
+    #[test]
+    fn outer_headers_that_differ_from_signed_ones_are_reported() {
+        let plain = b"From: alice@example.com\r\nTo: carol@example.net\r\nSubject: new\r\n\r\nbody";
+        let signed = b"Content-Type: text/plain\r\nTo: bob@example.org\r\nSubject: old\r\n\r\nhi";
+        let w = signed_header_mismatches(plain, signed);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("outer to (carol@example.net)"), "{w:?}");
+        assert!(w[1].contains("subject"), "{w:?}");
+        let same = b"Content-Type: text/plain\r\nSubject: new\r\n\r\nhi";
+        assert!(signed_header_mismatches(plain, same).is_empty());
+        // Without signed header fields there is nothing to compare.
+        assert!(signed_header_mismatches(plain, b"Content-Type: text/plain\r\n\r\nhi").is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! Harvesting: a signed message that verified (integrity, trust and address match) adds its signer's
-//! certificate and chain to the contacts, with the capabilities and encryption-key preference it advertised.
+//! certificate and chain to the contacts, with the capabilities and encryption-key preference it advertised,
+//! bound to the verified From address only.
 //! A certificate from a message that failed verification is never harvested, and certificates the message
 //! merely carries (T40) are never added as contacts.
 
@@ -37,6 +38,18 @@ pub fn harvest(
     let own = crate::ids::IdStore::new(home).list()?;
     for s in &v.report.signers {
         let Some(c) = s.certificate() else { continue };
+        // Only the address the verification checked is bound (never the certificate's other addresses); a
+        // signature verified without an address check binds nothing.
+        let Some(bound) = s
+            .address_match
+            .from
+            .as_deref()
+            .filter(|_| s.address_match.ok)
+        else {
+            h.notes
+                .push("no address was checked: the signer's certificate was not added".into());
+            continue;
+        };
         // Our own certificate is not a contact.
         let fp = cert::fingerprint(c);
         if own.iter().any(|i| i.fingerprint == fp) {
@@ -69,12 +82,22 @@ pub fn harvest(
             .filter(|c| cert::is_ca(c))
             .cloned()
             .collect();
-        let (added, _) = store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now)?;
+        let (added, _) =
+            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now, bound)?;
         if added.new {
             h.added.push(added.fingerprint.clone());
         }
         for k in &added.key_changes {
-            h.key_changes.push(k.message());
+            h.key_changes.push(if k.different_key {
+                format!(
+                    "{}; the new certificate is recorded but not used for encryption until you confirm it: 'smimekit contact prefer {} {}'",
+                    k.message(),
+                    k.address,
+                    &k.new_fingerprint[..16]
+                )
+            } else {
+                k.message()
+            });
         }
     }
     Ok(h)

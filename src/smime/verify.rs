@@ -38,6 +38,9 @@ pub struct VerifyOptions {
     /// Certificates known to us (contacts, their intermediates, our IDs): candidates for signers whose
     /// certificate is not in the message, and intermediates for chain building. Never trusted by themselves.
     pub known_certs: Vec<X509>,
+    /// `--no-address-check`: the verdict is about the signer alone; the From/Sender is not compared (and a
+    /// message without either may then be `valid`). Harvest binds nothing then.
+    pub no_address_check: bool,
 }
 
 /// The result of one check.
@@ -165,8 +168,22 @@ impl SignerReport {
 /// The verdict on a signed message.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VerifyReport {
-    /// `valid` when every signer is valid; `invalid` otherwise.
+    /// `valid` when every signer is valid; `unbound` when the signatures hold but no From or Sender binds the
+    /// message to a sender; `invalid` otherwise.
     pub status: &'static str,
+    /// What failed first, most serious first: `valid`, `content_changed` (digest or signature: the content was
+    /// changed or the signature forged), `ambiguous_from`, `not_for_signing` (purpose, CA:TRUE, too-short
+    /// key), `expired` (or not yet valid at the validation time), `not_trusted` (content intact, no path to a
+    /// trust anchor), `address_mismatch` (a valid signature by someone else), `no_sender`.
+    pub verdict: &'static str,
+    /// The headline for that verdict, one line.
+    pub headline: String,
+    /// What to do about it (e.g. `trust add`, `--ca`, `--at`), if anything helps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    /// Revocation (CRL/OCSP) status of the certificates: always `not checked` (smimekit does not fetch
+    /// revocation information).
+    pub revocation: &'static str,
     /// `multipart/signed` or `opaque`.
     pub form: &'static str,
     /// The From address (addr-spec).
@@ -357,8 +374,15 @@ fn verify_top<'a>(
     opts: &VerifyOptions,
     running: Option<Running<'_, 'a>>,
 ) -> Result<Verified<'a>> {
-    let from = mime::from(&top.fields)?;
-    let sender = mime::sender(&top.fields)?;
+    // An address field that mail clients could read differently (an unquoted '@' in a display or group
+    // name) binds nothing: the message fails as a whole, with that reason (exit 1).
+    let ambiguous = mime::ambiguous_address(&top.fields, "From")
+        .or_else(|| mime::ambiguous_address(&top.fields, "Sender"));
+    let (from, sender) = if ambiguous.is_some() {
+        (None, None)
+    } else {
+        (mime::from(&top.fields)?, mime::sender(&top.fields)?)
+    };
     let message_id = mime::field_value(&top.fields, "message-id");
     let mut warnings = Vec::new();
     let mut micalg_param: Option<Option<String>> = None;
@@ -515,7 +539,14 @@ fn verify_top<'a>(
             at,
             now,
             // RFC 8550 §3: From must match; a message without From is bound by its Sender.
-            from.as_ref().or(sender.as_ref()).map(|m| m.addr.as_str()),
+            if opts.no_address_check || ambiguous.is_some() {
+                AddressTo::NotChecked
+            } else {
+                match from.as_ref().or(sender.as_ref()) {
+                    Some(m) => AddressTo::Check(m.addr.as_str()),
+                    None => AddressTo::Missing,
+                }
+            },
             &mut digests,
         )?;
         reports.push(r);
@@ -525,7 +556,9 @@ fn verify_top<'a>(
     {
         warnings.push(format!("sent by {} on behalf of {}", s.addr, f.addr));
     }
-    if from.is_none() {
+    if let Some(a) = &ambiguous {
+        warnings.push(a.clone());
+    } else if from.is_none() && !opts.no_address_check {
         warnings.push(match &sender {
             Some(s) => format!(
                 "the message has no From header; its Sender ({}) was checked instead",
@@ -543,13 +576,23 @@ fn verify_top<'a>(
             .find(|(k, _)| *k == s0.digest_oid)
             .map(|(_, d)| (md, d.clone()))
     });
-    let status = if reports.iter().all(|r| r.valid) {
-        "valid"
-    } else {
-        "invalid"
+    for f in from.iter().chain(sender.iter()) {
+        if let Some(w) = crate::display::homograph_warning(&f.addr) {
+            warnings.push(format!("From/Sender: {w}"));
+        }
+    }
+    let (verdict, headline, remedy) = verdict_of(&reports, ambiguous.as_deref(), at);
+    let status = match verdict {
+        "valid" => "valid",
+        "no_sender" => "unbound",
+        _ => "invalid",
     };
     let report = VerifyReport {
         status,
+        verdict,
+        headline,
+        remedy,
+        revocation: "not checked",
         form,
         from: from.map(|m| m.addr),
         sender: sender.map(|m| m.addr),
@@ -597,7 +640,7 @@ fn check_signer(
     opts: &VerifyOptions,
     at: i64,
     now: i64,
-    from: Option<&str>,
+    from: AddressTo<'_>,
     digests: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<SignerReport> {
     let mut reasons = Vec::new();
@@ -611,6 +654,11 @@ fn check_signer(
             seen.push(fp);
             matching.push(c.clone());
         }
+    }
+    // RFC 5035: the ESS signingCertificate(V2) names the signer's certificate; try that one first, so a second
+    // certificate on the same key never takes its place.
+    if let Some(id) = s.ess_cert_ids.first() {
+        matching.sort_by_key(|c| id.matches(c) != Some(true));
     }
     if matching.is_empty() {
         return Err(Error::not_found(format!(
@@ -643,6 +691,23 @@ fn check_signer(
     }
     // Report the first matching certificate if none verifies, so the user sees who claims to have signed.
     let cert = signer_cert.clone().unwrap_or_else(|| matching[0].clone());
+    // The signature verifies with a certificate the ESS attribute does not name: the signer identifier and
+    // certificates were swapped to another certificate on the same key (RFC 5035 §5.4).
+    let ess_problem = match (sig_ok, s.ess_cert_ids.first()) {
+        (true, Some(id)) => match id.matches(&cert) {
+            Some(true) => None,
+            Some(false) => Some(
+                "the signature's ESS signingCertificate attribute names another certificate than the signer's: \
+                 the signer's certificate was swapped for one on the same key (RFC 5035)"
+                    .to_string(),
+            ),
+            None => Some(format!(
+                "the signature's ESS signingCertificate attribute uses a hash algorithm ({}) that cannot be checked",
+                id.hash_oid
+            )),
+        },
+        _ => None,
+    };
     let integrity = if !violations.is_empty() {
         Check::fail(format!(
             "the signature breaks the S/MIME rules: {}",
@@ -660,7 +725,10 @@ fn check_signer(
                 d
             }
         };
-        integrity_check(md, s, content, &computed, sig_ok, sig_error.as_deref())?
+        match ess_problem {
+            Some(p) => Check::fail(p),
+            None => integrity_check(md, s, content, &computed, sig_ok, sig_error.as_deref())?,
+        }
     };
     if let Some(r) = &integrity.reason {
         reasons.push(r.clone());
@@ -717,7 +785,26 @@ fn check_signer(
             ));
         }
     }
-    let purpose = if cert::can_sign(&cert) {
+    // A signer certificate with CA:TRUE issued by a CA is never a valid e-mail signer: a CA key does not sign
+    // mail, and a certificate that can issue others must not stand for a person (verdict: invalid, exit 1).
+    // A self-signed one is only weak: `openssl req -x509` marks every self-signed certificate CA:TRUE, and it
+    // is trusted only as itself.
+    let self_signed = cert.issued(&cert) == openssl::x509::X509VerifyResult::OK
+        && cert
+            .public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false);
+    let _ = openssl::error::ErrorStack::get();
+    if cert::is_ca(&cert) && self_signed {
+        weak.push(
+            "a self-signed certificate marked CA:TRUE (it can be trusted only as itself)".into(),
+        );
+    }
+    let purpose = if cert::is_ca(&cert) && !self_signed {
+        Check::fail(
+            "the signer's certificate is a CA certificate (basicConstraints CA:TRUE): a CA key does not sign e-mail",
+        )
+    } else if cert::can_sign(&cert) {
         Check::pass()
     } else {
         let mut why = Vec::new();
@@ -742,13 +829,19 @@ fn check_signer(
         reasons.push(r.clone());
     }
     let address_match = match from {
-        None => AddressMatch {
-            ok: true,
+        AddressTo::Missing => AddressMatch {
+            ok: false,
             from: None,
             cert_emails: info.emails.clone(),
             note: Some("no From or Sender header: nothing binds the message to a sender; the signer is named above".into()),
         },
-        Some(f) => {
+        AddressTo::NotChecked => AddressMatch {
+            ok: true,
+            from: None,
+            cert_emails: info.emails.clone(),
+            note: Some("not checked".into()),
+        },
+        AddressTo::Check(f) => {
             let ok = crate::address::contains(&info.emails, f);
             if !ok {
                 reasons.push(format!(
@@ -768,6 +861,11 @@ fn check_signer(
         weak.push("SHA-1 digest".into());
     }
     weak.extend(info.weaknesses.iter().cloned());
+    weak.extend(
+        info.emails
+            .iter()
+            .filter_map(|e| crate::display::homograph_warning(e)),
+    );
     // Below 1024 bits an RSA signature proves nothing (512-bit keys are factored cheaply): a failed verdict,
     // not just a warning (RFC 8551 §6).
     if info.key.starts_with("RSA") && info.key_bits < 1024 {
@@ -811,6 +909,118 @@ fn check_signer(
         signing_time_unix: s.signing_time,
         preference: s.encryption_key_preference.clone(),
     })
+}
+
+/// What a signer's certificate addresses are compared with.
+#[derive(Clone, Copy)]
+enum AddressTo<'a> {
+    /// The From (or else Sender) address.
+    Check(&'a str),
+    /// The message has neither: nothing binds it to a sender.
+    Missing,
+    /// `--no-address-check`, or an ambiguous From (which fails the message as a whole).
+    NotChecked,
+}
+
+/// The message's verdict: the most serious failure over all signers (see [`VerifyReport::verdict`]), its
+/// headline and its remedy.
+fn verdict_of(
+    signers: &[SignerReport],
+    ambiguous: Option<&str>,
+    at: i64,
+) -> (&'static str, String, Option<String>) {
+    // Rank of one signer's failure; lower is more serious.
+    let rank = |sg: &SignerReport| -> u8 {
+        if !sg.integrity.ok {
+            0
+        } else if !sg.purpose.ok {
+            2
+        } else if !sg.validity.ok {
+            3
+        } else if !sg.trust.trusted {
+            4
+        } else if sg.address_match.from.is_some() && !sg.address_match.ok {
+            5
+        } else if !sg.valid {
+            2
+        } else if !sg.address_match.ok {
+            6
+        } else {
+            7
+        }
+    };
+    let worst = signers.iter().min_by_key(|sg| rank(sg));
+    let r = match (ambiguous, worst) {
+        (_, Some(w)) if rank(w) == 0 => 0,
+        (Some(_), _) => 1,
+        (None, Some(w)) => rank(w),
+        (None, None) => 7,
+    };
+    let sg = worst;
+    match r {
+        0 => (
+            "content_changed",
+            "INVALID signature: the content was changed after signing, or the signature is forged".into(),
+            Some("do not trust this message; if a mail system may have altered it, ask the sender to send it again".into()),
+        ),
+        1 => (
+            "ambiguous_from",
+            "INVALID: the From is ambiguous (mail programs may show another sender than the one that could be checked)".into(),
+            Some(format!(
+                "{}; ask the sender to use a plain From address",
+                crate::display::field(ambiguous.unwrap_or_default())
+            )),
+        ),
+        2 => (
+            "not_for_signing",
+            "INVALID signature: the signer's certificate is not valid for signing e-mail".into(),
+            Some("the certificate cannot vouch for a message (see the Reason lines); ask the sender to sign with an S/MIME certificate".into()),
+        ),
+        3 => {
+            let not_yet = sg.is_some_and(|s| s.reasons.iter().any(|r| r.contains("is not valid before")));
+            (
+                "expired",
+                format!(
+                    "INVALID at {}: the content is intact, but the signer's certificate {}",
+                    cert::rfc3339(at),
+                    if not_yet { "is NOT YET VALID" } else { "has EXPIRED" }
+                ),
+                Some(format!(
+                    "to check the signature at the time it was made, add '--at TIME'{}",
+                    match sg.and_then(|s| s.signing_time.as_deref()) {
+                        Some(t) => format!(" (the claimed signing time is {t}; it is only the signer's claim)"),
+                        None => String::new(),
+                    }
+                )),
+            )
+        }
+        4 => (
+            "not_trusted",
+            "UNTRUSTED signer: the content is intact, but the signer's certificate does not lead to a trust anchor".into(),
+            Some("if you trust the issuing CA (compare its fingerprint with its owner): 'smimekit trust add CA.pem', or '--ca CA.pem' for this check only".into()),
+        ),
+        5 => (
+            "address_mismatch",
+            "INVALID for this sender: ADDRESS MISMATCH — a valid signature by someone other than the From address".into(),
+            sg.map(|s| {
+                format!(
+                    "treat the message as sent by {}, not by {}",
+                    if s.emails.is_empty() {
+                        "the signer named below".to_string()
+                    } else {
+                        crate::display::addresses(&s.emails)
+                    },
+                    crate::display::address(s.address_match.from.as_deref().unwrap_or_default())
+                )
+            }),
+        ),
+        6 => (
+            "no_sender",
+            "NOT BOUND to a sender: the signature holds, but the message has no From or Sender to check it against".into(),
+            Some("the signer named below signed the content; '--no-address-check' accepts a signature that no address binds".into()),
+        ),
+        _ => ("valid", "VALID signature".into(), None),
+    }
 }
 
 /// The RFC 8551 §3.5.3.2 micalg name of a digest OID (`sha1` also for SHA-1, as RFC 3851 wrote it).
@@ -911,23 +1121,27 @@ pub fn render(r: &VerifyReport) -> String {
     let mut s = String::new();
     let n = r.signers.len();
     let weak = r.signers.iter().any(|sg| !sg.weak.is_empty());
+    use crate::display::{address, addresses, field};
     s += &format!(
         "{} ({}, {} signer{})\n",
         match (r.is_valid(), weak) {
-            (true, false) => "VALID signature",
-            (true, true) => "VALID signature, but WEAK (see the Weak lines)",
-            _ => "INVALID signature",
+            (true, true) => "VALID signature, but WEAK (see the Weak lines)".to_string(),
+            _ => r.headline.clone(),
         },
         r.form,
         n,
         if n == 1 { "" } else { "s" }
     );
+    if let Some(m) = &r.remedy {
+        s += &format!("  What to do:    {m}\n");
+    }
     if let Some(f) = &r.from {
-        s += &format!("  From:          {f}\n");
+        s += &format!("  From:          {}\n", address(f));
     }
     for w in &r.warnings {
-        s += &format!("  Warning:       {w}\n");
+        s += &format!("  Warning:       {}\n", field(w));
     }
+    s += "  Revocation:    not checked (smimekit does not fetch CRLs or OCSP)\n";
     for sg in &r.signers {
         s += &format!(
             "Signer {}: {}\n",
@@ -936,17 +1150,20 @@ pub fn render(r: &VerifyReport) -> String {
         );
         s += &format!(
             "  Subject:       {}\n",
-            sg.subject.as_deref().unwrap_or("?")
+            field(sg.subject.as_deref().unwrap_or("?"))
         );
         s += &format!(
             "  E-mail:        {}\n",
             if sg.emails.is_empty() {
                 "(none)".into()
             } else {
-                sg.emails.join(", ")
+                addresses(&sg.emails)
             }
         );
-        s += &format!("  Issuer:        {}\n", sg.issuer.as_deref().unwrap_or("?"));
+        s += &format!(
+            "  Issuer:        {}\n",
+            field(sg.issuer.as_deref().unwrap_or("?"))
+        );
         s += &format!(
             "  Fingerprint:   {}\n",
             sg.fingerprint.as_deref().unwrap_or("?")
@@ -965,10 +1182,13 @@ pub fn render(r: &VerifyReport) -> String {
             if sg.trust.trusted {
                 format!(
                     "ok ({})",
-                    sg.trust.chain.last().cloned().unwrap_or_default()
+                    field(&sg.trust.chain.last().cloned().unwrap_or_default())
                 )
             } else {
-                format!("FAILED: {}", sg.trust.error.clone().unwrap_or_default())
+                format!(
+                    "FAILED: {}",
+                    field(&sg.trust.error.clone().unwrap_or_default())
+                )
             }
         );
         s += &format!(
@@ -987,16 +1207,18 @@ pub fn render(r: &VerifyReport) -> String {
         s += &format!(
             "  Address:       {}\n",
             match (&sg.address_match.from, sg.address_match.ok) {
-                (None, _) => "no From header to check".to_string(),
-                (Some(f), true) => format!("ok ({f})"),
-                (Some(f), false) => format!("MISMATCH: From is {f}"),
+                (None, true) => "not checked (--no-address-check or an ambiguous From)".to_string(),
+                (None, false) =>
+                    "NO SENDER: the message has no From or Sender header to check".to_string(),
+                (Some(f), true) => format!("ok ({})", address(f)),
+                (Some(f), false) => format!("MISMATCH: From is {}", address(f)),
             }
         );
         for w in &sg.weak {
-            s += &format!("  Weak:          {w}\n");
+            s += &format!("  Weak:          {}\n", field(w));
         }
         for r in &sg.reasons {
-            s += &format!("  Reason:        {r}\n");
+            s += &format!("  Reason:        {}\n", field(r));
         }
     }
     s
@@ -1006,7 +1228,10 @@ fn verdict(c: &Check) -> String {
     if c.ok {
         "ok".into()
     } else {
-        format!("FAILED: {}", c.reason.clone().unwrap_or_default())
+        format!(
+            "FAILED: {}",
+            crate::display::field(&c.reason.clone().unwrap_or_default())
+        )
     }
 }
 
