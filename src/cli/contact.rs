@@ -385,7 +385,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             address,
             output: out,
         } => {
-            let cert = if address.contains('@') {
+            output::stdout_carries_message(out.as_os_str() == "-");
+            let (cert, fingerprint) = if address.contains('@') {
                 let anchors = TrustStore::new(&home).certs()?;
                 let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
                 let reason = sel.reason.clone();
@@ -394,11 +395,15 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     "exporting {} ({reason})",
                     &chosen.fingerprint[..16]
                 ));
-                chosen.cert
+                (chosen.cert, chosen.fingerprint)
             } else {
-                store.get(address)?.cert
+                let c = store.get(address)?;
+                (c.cert, c.fingerprint)
             };
             output::write_output(Some(out), &cert.to_pem()?)?;
+            if g.json {
+                output::json(&serde_json::json!({"fingerprint": fingerprint, "written": out}))?;
+            }
             Ok(0)
         }
         ContactCommand::Prefer {
@@ -408,11 +413,17 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
         } => {
             let lock = home.lock()?;
             if *clear {
-                match store.unpin(&lock, address)? {
+                let was = store.unpin(&lock, address)?;
+                match &was {
                     Some(fp) => {
                         output::note(&format!("{address}: no longer pinned to {}", &fp[..16]))
                     }
                     None => output::note(&format!("{address} had no pinned certificate")),
+                }
+                if g.json {
+                    output::json(
+                        &serde_json::json!({"address": address, "pinned": null, "unpinned": was}),
+                    )?;
                 }
                 return Ok(0);
             }
@@ -420,7 +431,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             drop(lock);
             let anchors = TrustStore::new(&home).certs()?;
             let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
-            if sel.chosen.as_ref().is_some_and(|c| c.fingerprint == fp) {
+            let usable = sel.chosen.as_ref().is_some_and(|c| c.fingerprint == fp);
+            if usable {
                 output::note(&format!(
                     "{address}: mail will be encrypted to {}",
                     &fp[..16]
@@ -431,6 +443,11 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     &fp[..16],
                     sel.why_not(&fp).unwrap_or_default()
                 ));
+            }
+            if g.json {
+                output::json(
+                    &serde_json::json!({"address": address, "pinned": fp, "usable_now": usable}),
+                )?;
             }
             Ok(0)
         }

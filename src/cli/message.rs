@@ -363,8 +363,17 @@ fn digest(d: DigestArg) -> Digest {
     }
 }
 
+fn digest_name(d: DigestArg) -> &'static str {
+    match d {
+        DigestArg::Sha256 => "SHA-256",
+        DigestArg::Sha384 => "SHA-384",
+        DigestArg::Sha512 => "SHA-512",
+    }
+}
+
 /// Runs `sign`.
 pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
@@ -391,19 +400,29 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         // The check, the digest and the output read the file separately (on two threads).
         raw.check_unchanged("signing")
     })?;
-    if !to_stdout(&a.output) {
-        output::note(&format!("signed as {}", id.label()));
+    // The same rule as encrypt: the report always comes, on standard error when standard output has the message.
+    let form = if a.opaque {
+        "opaque signed-data"
+    } else {
+        "multipart/signed"
+    };
+    if g.json {
+        output::json(&serde_json::json!({
+            "signed_as": id.fingerprint,
+            "email": id.emails().into_iter().next(),
+            "form": form,
+            "digest": digest_name(a.digest),
+            "pss": a.pss,
+            "written": a.output.as_ref().filter(|p| p.as_os_str() != "-"),
+        }))?;
+    } else {
+        output::report(&format!(
+            "Signed as {} ({form}, {})\n",
+            id.label(),
+            digest_name(a.digest)
+        ))?;
     }
     Ok(0)
-}
-
-fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
-    if stdout_has_message {
-        eprint!("{}", output::clean(text));
-        Ok(())
-    } else {
-        output::print(&output::clean(text))
-    }
 }
 
 /// Verifies `raw` with the trust options; returns the verdict and its exit code (0 valid, 1 invalid).
@@ -426,7 +445,6 @@ fn harvest_and_report(
     raw: &[u8],
     t: &TrustArgs,
     v: &verify::Verified<'_>,
-    stdout_has_message: bool,
     extra: Option<serde_json::Value>,
 ) -> Result<()> {
     let mut h = harvest::Harvest::default();
@@ -440,10 +458,7 @@ fn harvest_and_report(
         if let Some(e) = extra {
             j["decryption"] = e;
         }
-        report_out(
-            stdout_has_message,
-            &(serde_json::to_string_pretty(&j)? + "\n"),
-        )
+        output::json(&j)
     } else {
         let mut text = verify::render(&v.report);
         for k in &h.key_changes {
@@ -458,7 +473,7 @@ fn harvest_and_report(
         for n in &h.notes {
             text += &format!("Note: {n}\n");
         }
-        report_out(stdout_has_message, &text)
+        output::report(&text)
     }
 }
 
@@ -467,7 +482,7 @@ fn harvest_and_report(
 pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
-    let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    output::stdout_carries_message(a.output.as_deref().is_some_and(|p| p.as_os_str() == "-"));
     let (v, code) = verify_checked(&home, &raw, &a.trust)?;
     // The split, the signature checks and the digest read the file separately (on two threads).
     raw.check_unchanged("verifying")?;
@@ -477,12 +492,13 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
         }
         emit(&a.output, |w| v.write_message(w))?;
     }
-    harvest_and_report(g, &home, &raw, &a.trust, &v, stdout_msg, None)?;
+    harvest_and_report(g, &home, &raw, &a.trust, &v, None)?;
     Ok(code)
 }
 
 /// Runs `encrypt`.
 pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let mut certs = Vec::new();
@@ -537,10 +553,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         output::warn(w);
     }
     if g.json {
-        report_out(
-            to_stdout(&a.output),
-            &(serde_json::to_string_pretty(&plan)? + "\n"),
-        )?;
+        output::json(&plan)?;
     } else {
         let mut s = format!(
             "Encrypted with {}: {}\n",
@@ -559,7 +572,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         if a.sign {
             s += "Signed before encryption.\n";
         }
-        report_out(to_stdout(&a.output), &s)?;
+        output::report(&s)?;
     }
     Ok(0)
 }
@@ -571,6 +584,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 /// flat. Without `-o`, the plaintext is held in memory (wiped afterwards) and printed only on success. The
 /// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let input = input::read_with(a.file.as_deref(), 32 << 20)?;
     let selected = a
@@ -592,7 +606,6 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     }
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
-    let stdout_msg = to_stdout(&a.output);
     enum Plain {
         Memory(zeroize::Zeroizing<Vec<u8>>),
         Map(smimekit::input::Input),
@@ -677,7 +690,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     match checked {
         Some((v, _)) => {
             if !g.json {
-                report_out(stdout_msg, &render_decrypt(&report))?;
+                output::report(&render_decrypt(&report))?;
             }
             harvest_and_report(
                 g,
@@ -685,7 +698,6 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 bytes,
                 &a.trust,
                 &v,
-                stdout_msg,
                 Some(serde_json::to_value(&report)?),
             )?;
         }
@@ -699,14 +711,14 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                     j["valid"] = false.into();
                     j["reason"] = v.into();
                 }
-                report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+                output::json(&j)?;
             } else {
                 let mut t = render_decrypt(&report);
                 if let Some(v) = verdict {
                     t += v;
                     t += "\n";
                 }
-                report_out(stdout_msg, &t)?;
+                output::report(&t)?;
             }
         }
     }

@@ -130,18 +130,22 @@ pub fn main() -> i32 {
             let text = e.render().to_string();
             let mut lines = text.lines().filter(|l| !l.trim().is_empty());
             let first = lines.next().unwrap_or("invalid command line");
-            eprintln!("smimekit: error: {}", first.trim_start_matches("error: "));
-            for l in lines
+            let mut hints: Vec<String> = lines
                 .filter(|l| l.trim_start().starts_with("tip:") || l.contains("possible values"))
-            {
-                eprintln!("smimekit: hint: {}", l.trim().trim_start_matches("tip: "));
-            }
-            eprintln!(
-                "smimekit: hint: see 'smimekit --help' and 'smimekit COMMAND --help' for the options"
+                .map(|l| l.trim().trim_start_matches("tip: ").to_owned())
+                .collect();
+            hints
+                .push("see 'smimekit --help' and 'smimekit COMMAND --help' for the options".into());
+            output::init(std::env::args_os().any(|a| a == "--json"));
+            output::error(
+                &Error::usage(first.trim_start_matches("error: "))
+                    .hint(hints.join("; "))
+                    .into(),
             );
             return 2;
         }
     };
+    output::init(cli.global.json);
     smimekit::secret::protect_process();
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = match &cli.command {
@@ -155,22 +159,11 @@ pub fn main() -> i32 {
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
     };
-    match result {
+    match result.and_then(|code| output::finish().map(|_| code)) {
         Ok(code) => code,
         Err(e) => {
-            report_error(&e);
+            output::error(&e);
             2
         }
-    }
-}
-
-fn report_error(e: &anyhow::Error) {
-    if let Some(err) = e.downcast_ref::<Error>() {
-        eprintln!("smimekit: error: {}", output::clean(&err.to_string()));
-        if let Some(h) = err.hint_text() {
-            eprintln!("smimekit: hint: {}", output::clean(h));
-        }
-    } else {
-        eprintln!("smimekit: error: {}", output::clean(&format!("{e:#}")));
     }
 }
