@@ -21,6 +21,13 @@ pub enum ContactCommand {
         /// Certificate files. Everything is checked before anything is stored.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// For a signed message whose signer is not trusted (a self-signed correspondent): show the signer's
+        /// fingerprint for comparison and add the certificate once confirmed (the content must be intact).
+        #[arg(long)]
+        accept_signer: bool,
+        /// With --accept-signer: do not ask (you compared the fingerprint already).
+        #[arg(long, requires = "accept_signer")]
+        yes: bool,
     },
     /// List your contacts' certificates (flags expired and soon-expiring ones).
     List,
@@ -104,7 +111,11 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
     let store = ContactStore::new(&home);
     let now = cert::now();
     match c {
-        ContactCommand::Add { files } => {
+        ContactCommand::Add {
+            files,
+            accept_signer,
+            yes,
+        } => {
             // Read and check every file before taking the lock: a bad file changes nothing.
             let mut leaves = Vec::new();
             let mut intermediates = Vec::new();
@@ -134,10 +145,32 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 );
                 intermediates.extend(cl.intermediates);
             }
-            let messages = eml
-                .iter()
-                .map(|(n, d)| Ok((n.clone(), verified_message(&home, n, d)?, d.as_slice())))
-                .collect::<Result<Vec<_>>>()?;
+            let mut messages = Vec::new();
+            for (n, d) in &eml {
+                match verified_message(&home, n, d) {
+                    Ok(v) => messages.push((n.clone(), v, d.as_slice())),
+                    // An untrusted signer, accepted by the user after comparing the fingerprint.
+                    Err(_) if *accept_signer => {
+                        for o in super::signer::signers_of(&home, n, d)? {
+                            if !o.problems.is_empty() {
+                                return Err(Error::bad_input(format!(
+                                    "{n}: the signer's certificate cannot be a contact: {}",
+                                    o.problems.join("; ")
+                                ))
+                                .hint("nothing was added")
+                                .into());
+                            }
+                            contacts::check_contact(&o.cert).map_err(|e| e.context(n))?;
+                            if !super::signer::confirm(g, *yes, "adding as a contact", &o)? {
+                                output::note("nothing added");
+                                return Ok(2);
+                            }
+                            leaves.push((o.cert, Provenance::file(n, now)));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             if leaves.is_empty() && messages.is_empty() {
                 let what = if files.len() == 1 {
                     format!("{} holds", files[0].display())
@@ -192,7 +225,14 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             Ok(0)
         }
         ContactCommand::List => {
-            let all = store.list()?;
+            let mut all = store.list()?;
+            // By address (then fingerprint), the order a person looks for.
+            all.sort_by_cached_key(|c| {
+                (
+                    c.emails().first().map(|e| e.to_lowercase()),
+                    c.fingerprint.clone(),
+                )
+            });
             if g.json {
                 #[derive(serde::Serialize)]
                 struct I {
@@ -479,7 +519,7 @@ fn verified_message<'a>(
                 why.join("; ")
             }
         ))
-        .hint("only a verified signer is added to the contacts; check the message with 'smimekit verify FILE'")
+        .hint("only a verified signer is added to the contacts; check the message with 'smimekit verify FILE'; a self-signed correspondent: add --accept-signer to compare the fingerprint and add it")
         .into());
     }
     Ok(v)

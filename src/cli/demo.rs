@@ -21,7 +21,7 @@ fn say(text: &str) -> Result<()> {
             .push_str(text);
         Ok(())
     } else {
-        say(text)
+        output::print(text)
     }
 }
 

@@ -168,6 +168,9 @@ pub struct DecryptArgs {
 pub struct InspectArgs {
     /// The message; standard input if absent or "-".
     pub file: Option<PathBuf>,
+    /// Write the certificates the message carries to FILE (PEM), trusting none of them.
+    #[arg(long, value_name = "FILE")]
+    pub export_certs: Option<PathBuf>,
 }
 
 /// A temporary file (0600) in the folder of `p`, to be renamed over `p` once the output is complete.
@@ -377,6 +380,9 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+    if let Some(w) = mime::unlabelled_8bit_warning(&raw) {
+        output::warn(&w);
+    }
     // A passphrase is asked for before anything else; a key stored without one is opened while a large
     // message is already being digested.
     let key = if id.key_protected {
@@ -525,6 +531,9 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         system_trust: true,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
+    if let Some(w) = mime::unlabelled_8bit_warning(&raw) {
+        output::warn(&w);
+    }
     // Sign first when asked: the signed message's entity (multipart/signed) is what gets encrypted.
     let signed = if a.sign {
         let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
@@ -686,6 +695,16 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             }
             _ => output::write_output(None, bytes)?,
         }
+    } else {
+        // Decryption worked: say why nothing came out, and how to get it.
+        output::warn(&format!(
+            "the decrypted message was withheld: {}. To release it anyway (NOT verified), add --force-output; if you know the signer, trust their certificate ('smimekit trust add CERT', or 'smimekit trust add MESSAGE.eml' for a self-signed one) and decrypt again",
+            if checked.is_some() {
+                "its signature did not verify (see the report)"
+            } else {
+                "its signed layer was damaged in transit"
+            }
+        ));
     }
     match checked {
         Some((v, _)) => {
@@ -752,17 +771,49 @@ fn render_decrypt(r: &decrypt::DecryptReport) -> String {
 
 /// Runs `inspect`.
 pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
-    let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let mut known: inspect::Known = Vec::new();
-    for i in IdStore::new(&home).list()? {
-        known.push((format!("your ID {}", i.label()), i.cert.clone()));
-    }
-    for c in ContactStore::new(&home).list()? {
-        known.push((format!("contact {}", c.label()), c.cert.clone()));
+    // Inspect needs no home: without one, nothing is named as yours (and none is created).
+    if g.home_path()?.exists() {
+        let home = g.home()?;
+        for i in IdStore::new(&home).list()? {
+            known.push((format!("your ID {}", i.label()), i.cert.clone()));
+        }
+        for c in ContactStore::new(&home).list()? {
+            known.push((format!("contact {}", c.label()), c.cert.clone()));
+        }
     }
     let r = inspect::inspect(&raw, &known)?;
+    let mut exported = Vec::new();
+    if let Some(out) = &a.export_certs {
+        output::stdout_carries_message(out.as_os_str() == "-");
+        let mut pem = Vec::new();
+        for c in r.layers.iter().flat_map(|l| &l.carried) {
+            let fp = cert::fingerprint(c);
+            if !exported.contains(&fp) {
+                pem.extend(c.to_pem()?);
+                exported.push(fp);
+            }
+        }
+        if exported.is_empty() {
+            return Err(Error::not_found("the message carries no certificate")
+                .hint("nothing was written")
+                .into());
+        }
+        output::write_output(Some(out), &pem)?;
+        output::note(&format!(
+            "wrote {} certificate(s) to {} — none is trusted: compare fingerprints with the sender, then 'smimekit trust add' or 'smimekit contact add'",
+            exported.len(),
+            out.display()
+        ));
+    }
     if g.json {
+        if a.export_certs.is_some() {
+            let mut j = serde_json::to_value(&r)?;
+            j["exported"] = serde_json::to_value(&exported)?;
+            output::json(&j)?;
+            return Ok(0);
+        }
         output::json(&r)?;
         return Ok(0);
     }

@@ -82,10 +82,11 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<()> {
     }
 }
 
-/// Under `--json`, prints `{"ok": true}` for a command that printed no document of its own.
-pub fn finish() -> Result<()> {
+/// Under `--json`, prints `{"ok": BOOL}` (whether the exit code is 0) for a command that printed no document
+/// of its own.
+pub fn finish(code: i32) -> Result<()> {
     if is_json() && !EMITTED.load(Ordering::Relaxed) {
-        json(&serde_json::json!({"ok": true}))?;
+        json(&serde_json::json!({"ok": code == 0}))?;
     }
     Ok(())
 }

@@ -307,7 +307,7 @@ pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
         }
     }
     if content_header.is_empty() {
-        content_header.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
+        content_header.extend_from_slice(default_content_type(ent.body));
     }
     content_header.extend_from_slice(b"\r\n");
     Ok(MessageParts {
@@ -315,6 +315,35 @@ pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
         content_header,
         body: ent.body,
     })
+}
+
+/// The Content-Type given to a message without `Content-*` fields. RFC 2045 §5.2's default is us-ascii, but
+/// 8-bit text written today is UTF-8: labelling it us-ascii makes mail readers show mojibake once it is
+/// re-encoded as quoted-printable, so a body that is valid UTF-8 is labelled `utf-8`.
+fn default_content_type(body: &[u8]) -> &'static [u8] {
+    if !body.is_ascii() && std::str::from_utf8(body).is_ok() {
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+    } else {
+        b"Content-Type: text/plain; charset=us-ascii\r\n"
+    }
+}
+
+/// A warning for a message without `Content-*` fields whose body has 8-bit bytes that are not UTF-8: it is
+/// labelled us-ascii, and readers will show those bytes wrongly. `None` when there is nothing to say.
+pub fn unlabelled_8bit_warning(raw: &[u8]) -> Option<String> {
+    let ent = split_entity(raw).ok()?;
+    let fields = parse_headers(ent.header).ok()?;
+    let labelled = fields
+        .iter()
+        .any(|f| f.name.to_ascii_lowercase().starts_with("content-"));
+    if labelled || ent.body.is_ascii() {
+        return None;
+    }
+    let e = std::str::from_utf8(ent.body).err()?;
+    Some(format!(
+        "the message has no Content-Type and its text is not valid UTF-8 (byte {} is not): it is labelled us-ascii, and mail readers will show its 8-bit characters wrongly; add a Content-Type with the right charset",
+        e.valid_up_to()
+    ))
 }
 
 /// Splits an RFC 5322 message into (outer header fields, entity) for signing or encryption.
