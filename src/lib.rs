@@ -33,6 +33,8 @@ pub mod pipe;
 pub mod pkcs12;
 pub mod secret;
 pub mod smime;
+#[cfg(test)]
+mod test_peers;
 pub mod trust;
 
 pub use error::{Error, ErrorKind, Result};
