@@ -30,6 +30,19 @@ fn sign_labels_unlabelled_utf8_text_as_utf8() {
     let (code, _, err) = env.verify_json(s(&out), &[]);
     assert_eq!(code, 0, "{err}");
 
+    // A text type without a charset parameter: the same rule.
+    let msg = b"From: alice@example.com\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; format=flowed\r\nContent-Transfer-Encoding: 8bit\r\n\r\nCaf\xc3\xa9\r\n";
+    let f = env.write("ct-utf8.eml", msg);
+    let out = env.path("signed-ct.eml");
+    env.ok(&["sign", &f, "-o", s(&out)]);
+    let t = text(&std::fs::read(&out).unwrap());
+    assert!(
+        t.contains("text/plain; format=flowed; charset=utf-8"),
+        "{t}"
+    );
+    let (code, _, err) = env.verify_json(s(&out), &[]);
+    assert_eq!(code, 0, "{err}");
+
     let latin1 = b"From: alice@example.com\r\nSubject: x\r\n\r\nCaf\xe9\r\n";
     let f = env.write("latin1.eml", latin1);
     let out = env.path("signed-latin1.eml");
