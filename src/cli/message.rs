@@ -558,7 +558,8 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     emit(&a.output, |w| {
         encrypt::encrypt_message(&plan, signed.as_deref().unwrap_or(&raw), w)
     })?;
-    for w in &plan.warnings {
+    // Under --json the report carries them in its own "warnings".
+    for w in plan.warnings.iter().filter(|_| !g.json) {
         output::warn(w);
     }
     if g.json {
@@ -665,7 +666,8 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 .into(),
         );
     }
-    for w in &report.warnings {
+    // Under --json the report carries them in its own "warnings".
+    for w in report.warnings.iter().filter(|_| !g.json) {
         output::warn(w);
     }
     // The verdict first, then the output, then the harvest (a failed write changes nothing in the store).
