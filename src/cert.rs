@@ -397,6 +397,58 @@ pub fn parse_certs(data: &[u8], what: &str) -> Result<Vec<X509>> {
     })
 }
 
+/// What a file that is not what a command expected holds, to point to the command that takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// One or more certificates (PEM or DER), without a private key.
+    Certificates,
+    /// A private key and a certificate in PEM (what `openssl pkcs12 -export` takes).
+    KeyAndCertificate,
+    /// A private key alone (PEM).
+    PrivateKey,
+    /// A certificate signing request (PEM or DER).
+    CertificateRequest,
+    /// A signed or encrypted message (MIME).
+    Message,
+    /// None of these.
+    Unknown,
+}
+
+/// Recognises a certificate, key+certificate PEM, key, CSR or message by its content (PEM labels, else a DER
+/// parse), for errors that name the right command.
+pub fn sniff(data: &[u8]) -> FileKind {
+    let has = |label: &[u8]| data.windows(label.len()).any(|w| w == label);
+    let pem_cert = has(b"-----BEGIN CERTIFICATE-----") || has(b"-----BEGIN X509 CERTIFICATE-----");
+    let pem_key = has(b"PRIVATE KEY-----");
+    if pem_cert && pem_key {
+        return FileKind::KeyAndCertificate;
+    }
+    if pem_key {
+        return FileKind::PrivateKey;
+    }
+    if has(b"-----BEGIN CERTIFICATE REQUEST-----")
+        || has(b"-----BEGIN NEW CERTIFICATE REQUEST-----")
+    {
+        return FileKind::CertificateRequest;
+    }
+    if pem_cert || has(b"-----BEGIN PKCS7-----") {
+        return FileKind::Certificates;
+    }
+    if X509::from_der(data).is_ok() {
+        return FileKind::Certificates;
+    }
+    if openssl::x509::X509Req::from_der(data).is_ok() {
+        return FileKind::CertificateRequest;
+    }
+    let head = &data[..data.len().min(64 << 10)];
+    let lower = head.to_ascii_lowercase();
+    let has_l = |l: &[u8]| lower.windows(l.len()).any(|w| w == l);
+    if has_l(b"content-type:") && (has_l(b"pkcs7") || has_l(b"multipart/signed")) {
+        return FileKind::Message;
+    }
+    FileKind::Unknown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -714,7 +714,8 @@ impl<'a> ContactStore<'a> {
             .home
             .read(&path)
             .map_err(|e| damaged(format!("cannot be read ({e})")))?;
-        let c = X509::from_pem(&data).map_err(|e| damaged(format!("is damaged ({e})")))?;
+        // OpenSSL's error text is a detail, never part of the message.
+        let c = X509::from_pem(&data).map_err(|e| damaged("is damaged".into()).detail(e))?;
         if cert::fingerprint(&c) != fp {
             return Err(damaged(
                 "does not hold the certificate its name says".into(),

@@ -155,19 +155,20 @@ impl Error {
     }
 }
 
+/// The message alone: technical detail (OpenSSL's error queue) is never part of what a user reads as the
+/// error; the CLI shows it on a separate `detail` line.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(d) = &self.detail {
-            write!(f, " ({d})")?;
-        }
-        Ok(())
+        f.write_str(&self.message)
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}: {}", self.kind, self)?;
+        if let Some(d) = &self.detail {
+            write!(f, " [detail: {d}]")?;
+        }
         if let Some(h) = &self.hint {
             write!(f, " [hint: {h}]")?;
         }

@@ -37,6 +37,8 @@ pub mod pkcs12;
 pub mod restore;
 pub mod secret;
 pub mod smime;
+#[cfg(test)]
+mod test_peers;
 pub mod trust;
 
 pub use error::{Error, ErrorKind, Result};

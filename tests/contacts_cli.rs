@@ -1,5 +1,7 @@
 //! `smimekit contact …` end to end, with certificates made by the openssl CLI in a temporary folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
@@ -263,6 +265,9 @@ fn fingerprint_of(env: &Env, file: &str) -> String {
 
 #[test]
 fn add_pem_der_and_p7b_then_list() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     let (out, err) = env.add(&["alice.pem", "bob.der", "carol.p7b", "dave.p7c"]);
@@ -309,6 +314,9 @@ fn add_pem_der_and_p7b_then_list() {
 
 #[test]
 fn show_explains_the_choice_and_prefer_pins() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     env.ok(&["trust", "add", &env.cert("root.pem")]);
@@ -374,6 +382,9 @@ fn show_explains_the_choice_and_prefer_pins() {
 
 #[test]
 fn signing_only_contact_cannot_be_exported_for_encryption() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     env.add(&["dave.pem"]);
@@ -399,6 +410,9 @@ fn signing_only_contact_cannot_be_exported_for_encryption() {
 
 #[test]
 fn remove_by_address_and_fingerprint() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     env.add(&["alice.pem", "alice2.pem", "bob.der"]);
@@ -434,6 +448,9 @@ fn remove_by_address_and_fingerprint() {
 
 #[test]
 fn bad_files_exit_2_and_change_nothing() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     env.add(&["bob.der"]);
@@ -464,6 +481,9 @@ fn bad_files_exit_2_and_change_nothing() {
 
 #[test]
 fn crash_before_the_index_is_replaced_leaves_the_store_as_it_was() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.pki();
     env.add(&["bob.der"]);

@@ -86,6 +86,9 @@ fn corpus_encrypted_messages_decrypt_as_the_manifest_says() {
     if !common::have_corpus() {
         return;
     }
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let e = Env::new();
     import_p12(&e, &corpus(&format!("{TB}/smime/Bob.p12")), "nss");
     import_p12(&e, &corpus(&format!("{TB}/smime-interop/Fran.p12")), "nss");
@@ -231,6 +234,9 @@ fn as_message(e: &Env, rel: &str) -> PathBuf {
 #[test]
 fn corpus_cms_vectors() {
     if !common::have_corpus() {
+        return;
+    }
+    if !common::have(&["openssl"]) {
         return;
     }
     let e = Env::new();
@@ -494,6 +500,9 @@ fn corpus_cms_vectors() {
 #[test]
 fn encrypt_to_p384_recipient() {
     if !common::have_corpus() {
+        return;
+    }
+    if !common::have(&["openssl"]) {
         return;
     }
     let e = Env::new();

@@ -116,6 +116,9 @@ fn assert_contains(hay: &str, needle: &str, what: &str) {
 
 #[test]
 fn ours_decrypts_with_openssl_gcm_cbc_oaep_and_ecdh() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let e = alice_home();
     e.ok(&["contact", "add", &fx("pki/carol.pem")]);
     let msg = message(ALICE, BOB, "", BODY);
@@ -165,6 +168,9 @@ fn ours_decrypts_with_openssl_gcm_cbc_oaep_and_ecdh() {
 
 #[test]
 fn ours_decrypts_with_gpgsm_rsa_aes_cbc() {
+    if !common::have(&["gpgsm", "gpgconf"]) {
+        return;
+    }
     let e = bob_home();
     // gpgsm 2.2 cannot import OpenSSL 3's PBES2 PKCS#12 (F13): export bob in the legacy profile for it.
     let p12 = e.path("bob-legacy.p12");
@@ -202,6 +208,9 @@ fn plain_entity() -> Vec<u8> {
 
 #[test]
 fn openssl_output_decrypts_with_ours() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let e = bob_home();
     e.import_np("p12/carol-legacy.p12");
     let plain = e.write_file("plain.eml", &plain_entity());
@@ -289,6 +298,9 @@ fn openssl_output_decrypts_with_ours() {
 
 #[test]
 fn gpgsm_output_decrypts_with_ours() {
+    if !common::have(&["gpgsm", "gpgconf"]) {
+        return;
+    }
     let e = bob_home();
     let g = Gpg::new();
     g.import(
@@ -333,6 +345,9 @@ fn gpgsm_output_decrypts_with_ours() {
 
 #[test]
 fn t01_modern_is_authenveloped_aes256gcm_with_self_copy() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let e = bob_home();
     let msg = message(BOB, ALICE, "", BODY);
     let alice = fx("pki/alice.pem");
@@ -459,6 +474,9 @@ fn content_cipher_of(e: &Env, enc: &[u8]) -> String {
 
 #[test]
 fn t02_cipher_follows_capabilities() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let msg = message(BOB, ALICE, "", BODY);
     // AES-256-CBC only: CBC EnvelopedData, alice named as the reason.
     let e = home_with_alice_caps("caps-aes256cbc-only.eml");
@@ -616,6 +634,9 @@ fn bcc_is_refused_with_an_explanation() {
 
 #[test]
 fn sign_and_encrypt_round_trip() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let a = alice_home();
     let msg = message(ALICE, BOB, "", BODY);
     // AES-GCM (bob's capabilities are unknown: the modern policy) so the decryption is authenticated.
@@ -842,6 +863,9 @@ fn wrong_passphrase_is_exit_2() {
 
 #[test]
 fn expired_id_still_decrypts_old_mail() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let e = Env::new();
     e.import_np("p12/grace-expired.p12");
     let plain = e.write_file("plain.eml", &message(ALICE, "grace@example.com", "", BODY));

@@ -50,6 +50,9 @@ fn alice_cert_der() -> Vec<u8> {
 
 #[test]
 fn imports_openssl_default_and_legacy_p12() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     let o = env.ok(&[
         "id",
@@ -189,6 +192,9 @@ fn list_flags_expired_ids() {
 
 #[test]
 fn modern_export_is_read_by_openssl() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.import("p12/alice-modern.p12");
     let out = export_alice(&env, "out.p12", &[]);
@@ -224,6 +230,9 @@ fn modern_export_is_read_by_openssl() {
 
 #[test]
 fn legacy_export_is_imported_by_gpgsm() {
+    if !common::have(&["gpgsm", "gpgconf"]) {
+        return;
+    }
     let env = Env::new();
     env.import("p12/alice-modern.p12");
     let out = export_alice(&env, "legacy.p12", &["--profile", "legacy"]);
@@ -253,6 +262,9 @@ fn cert_only_export_is_pem() {
 
 #[test]
 fn backup_restores_on_another_home_with_usable_keys() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.import("p12/alice-modern.p12");
     env.import("p12/carol-legacy.p12");
@@ -294,6 +306,7 @@ fn assert_error_unchanged(env: &Env, args: &[&str], needle: &str) {
 #[test]
 fn backup_of_an_empty_home_is_refused() {
     let env = Env::new();
+    env.init_home();
     let backup = env.path("backup.p12");
     assert_error_unchanged(
         &env,
@@ -448,6 +461,9 @@ fn kill_9_during_imports_never_tears_the_store() {
 
 #[test]
 fn new_self_signed_and_csr_then_install() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     env.ok(&[
         "id",

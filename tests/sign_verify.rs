@@ -31,6 +31,9 @@ fn signer_of(j: &serde_json::Value) -> String {
 
 #[test]
 fn our_signatures_verify_with_openssl_cms_and_gpgsm() {
+    if !common::have(&["openssl", "gpgsm", "gpgconf"]) {
+        return;
+    }
     let env = signer_env();
     let gpg = Gpg::new();
     gpg.trust_fixture_root();
@@ -95,6 +98,9 @@ fn our_signatures_verify_with_openssl_cms_and_gpgsm() {
 
 #[test]
 fn signed_attribute_set_chain_and_pss_salt() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let alice_fp = fingerprint_of("pki/alice.pem");
     for (opts, salt) in [
@@ -241,6 +247,9 @@ fn assert_sign_safe(part: &[u8], what: &str) {
 
 #[test]
 fn signing_8bit_from_lines_and_trailing_space_is_safe_and_verifies() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let input = std::fs::read(fixture("msg/plain-8bit.eml")).unwrap();
     let lf_input: Vec<u8> = input.iter().copied().filter(|b| *b != b'\r').collect();
@@ -381,6 +390,9 @@ fn openssl_signed(tool: &str, signer: &str, from: &str, opaque: bool, extra: &[&
 
 #[test]
 fn openssl_made_signatures_verify_with_ours() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = Env::new();
     let pss: &[&str] = &[
         "-keyopt",
@@ -451,6 +463,9 @@ fn openssl_made_signatures_verify_with_ours() {
 
 #[test]
 fn gpgsm_made_signature_wrapped_in_multipart_signed_verifies() {
+    if !common::have(&["gpgsm", "gpgconf"]) {
+        return;
+    }
     // The committed fixture was made by gpgsm 2.2.40 (detached, its own attribute set, no
     // signingCertificateV2); here its DER is wrapped anew by the test into multipart/signed with LF line ends.
     let env = Env::new();
@@ -596,6 +611,7 @@ fn assert_refused(env: &Env, msg: &[u8], extra: &[&str], reason: &[&str]) {
 #[test]
 fn sign_refuses_without_a_usable_id() {
     let empty = Env::new();
+    empty.init_home();
     assert_refused(
         &empty,
         &simple_message("alice@example.com", "x\r\n"),
@@ -777,6 +793,9 @@ fn reasons(j: &serde_json::Value) -> String {
 
 #[test]
 fn tampering_with_our_own_signatures_is_caught() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let msg = simple_message(
         "alice@example.com",
@@ -932,6 +951,9 @@ fn negative_fixture_cases_name_the_reason() {
 
 #[test]
 fn large_body_signs_and_verifies() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let mut body = String::with_capacity(2_200_000);
     let mut i = 0u64;
@@ -1084,6 +1106,9 @@ fn reads_every_label_binary_cms_and_takes_the_type_from_cms() {
 
 #[test]
 fn chain_is_built_from_message_contacts_and_anchors() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     // OpenSSL 3.0's CMS_verify ignores extra intermediates; ours builds the chain from the message's
     // certificates, the contacts (and their intermediates) and the anchors.
     let dir = tempfile::tempdir().unwrap();
@@ -1148,6 +1173,9 @@ fn chain_is_built_from_message_contacts_and_anchors() {
 
 #[test]
 fn sign_and_verify_work_as_filters() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let msg = simple_message("alice@example.com", "through a pipe\r\n");
     let o = env.run_stdin(&["sign"], &msg);
@@ -1186,6 +1214,9 @@ fn sign_and_verify_work_as_filters() {
 
 #[test]
 fn strict_boundary_split_and_sender_on_behalf() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     // A boundary string in the middle of a line is not a delimiter (RFC 2046 §5.1.1); a parser that finds it
     // mid-line would hash other bytes than were signed.
     let dir = tempfile::tempdir().unwrap();
@@ -1241,6 +1272,9 @@ fn strict_boundary_split_and_sender_on_behalf() {
 
 #[test]
 fn nested_8bit_and_binary_parts_are_reencoded() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let mut m = b"From: alice@example.com\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\nFrom me   \r\n--XX\r\nContent-Type: application/octet-stream; name=blob.bin\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
     let blob: Vec<u8> = (0..=255u8).chain([b'\r', b'\n', b'\n', 0, b'\r']).collect();
@@ -1293,6 +1327,9 @@ fn nested_8bit_and_binary_parts_are_reencoded() {
 
 #[test]
 fn sign_refuses_rsa_keys_under_2048_bits() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     // T04: an RSA-1024 ID may be imported (old archives) but never signs.
     let env = Env::new();
     let p12 = env.path("a1024.p12");
@@ -1330,6 +1367,9 @@ fn sign_refuses_rsa_keys_under_2048_bits() {
 /// byte in the last line: quoted-printable), and opaque signing (no second thread).
 #[test]
 fn large_messages_sign_correctly_whichever_way_the_parallel_digest_goes() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
     let env = signer_env();
     let line = "The quick brown fox jumps over the lazy dog, again and again and again.....";
     let clean_body = format!("{line}\r\n").repeat(3 << 20 >> 7);

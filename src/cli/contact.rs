@@ -21,6 +21,13 @@ pub enum ContactCommand {
         /// Certificate files. Everything is checked before anything is stored.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// For a signed message whose signer is not trusted (a self-signed correspondent): show the signer's
+        /// fingerprint for comparison and add the certificate once confirmed (the content must be intact).
+        #[arg(long)]
+        accept_signer: bool,
+        /// With --accept-signer: do not ask (you compared the fingerprint already).
+        #[arg(long, requires = "accept_signer")]
+        yes: bool,
     },
     /// List your contacts' certificates (flags expired and soon-expiring ones).
     List {
@@ -109,7 +116,11 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
     let store = ContactStore::new(&home);
     let now = cert::now();
     match c {
-        ContactCommand::Add { files } => {
+        ContactCommand::Add {
+            files,
+            accept_signer,
+            yes,
+        } => {
             // Read and check every file before taking the lock: a bad file changes nothing.
             let mut leaves = Vec::new();
             let mut intermediates = Vec::new();
@@ -140,10 +151,32 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 );
                 intermediates.extend(cl.intermediates);
             }
-            let messages = eml
-                .iter()
-                .map(|(n, d)| Ok((n.clone(), verified_message(&home, n, d)?, d.as_slice())))
-                .collect::<Result<Vec<_>>>()?;
+            let mut messages = Vec::new();
+            for (n, d) in &eml {
+                match verified_message(&home, n, d) {
+                    Ok(v) => messages.push((n.clone(), v, d.as_slice())),
+                    // An untrusted signer, accepted by the user after comparing the fingerprint.
+                    Err(_) if *accept_signer => {
+                        for o in super::signer::signers_of(&home, n, d)? {
+                            if !o.problems.is_empty() {
+                                return Err(Error::bad_input(format!(
+                                    "{n}: the signer's certificate cannot be a contact: {}",
+                                    o.problems.join("; ")
+                                ))
+                                .hint("nothing was added")
+                                .into());
+                            }
+                            contacts::check_contact(&o.cert).map_err(|e| e.context(n))?;
+                            if !super::signer::confirm(g, *yes, "adding as a contact", &o)? {
+                                output::note("nothing added");
+                                return Ok(2);
+                            }
+                            leaves.push((o.cert, Provenance::file(n, now)));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             if leaves.is_empty() && messages.is_empty() {
                 let what = if files.len() == 1 {
                     format!("{} holds", files[0].display())
@@ -210,6 +243,13 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
         }
         ContactCommand::List { expiring } => {
             let mut all = store.list()?;
+            // By address (then fingerprint), the order a person looks for.
+            all.sort_by_cached_key(|c| {
+                (
+                    c.emails().first().map(|e| e.to_lowercase()),
+                    c.fingerprint.clone(),
+                )
+            });
             if let Some(days) = expiring {
                 let until = now + i64::from(*days) * 86_400;
                 all.retain(|c| {
@@ -416,7 +456,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             address,
             output: out,
         } => {
-            let cert = if address.contains('@') {
+            output::stdout_carries_message(out.as_os_str() == "-");
+            let (cert, fingerprint) = if address.contains('@') {
                 let anchors = TrustStore::new(&home).certs()?;
                 let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
                 let reason = sel.reason.clone();
@@ -425,11 +466,15 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     "exporting {} ({reason})",
                     &chosen.fingerprint[..16]
                 ));
-                chosen.cert
+                (chosen.cert, chosen.fingerprint)
             } else {
-                store.get(address)?.cert
+                let c = store.get(address)?;
+                (c.cert, c.fingerprint)
             };
             output::write_output(Some(out), &cert.to_pem()?)?;
+            if g.json {
+                output::json(&serde_json::json!({"fingerprint": fingerprint, "written": out}))?;
+            }
             Ok(0)
         }
         ContactCommand::Prefer {
@@ -439,11 +484,17 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
         } => {
             let lock = home.lock()?;
             if *clear {
-                match store.unpin(&lock, address)? {
+                let was = store.unpin(&lock, address)?;
+                match &was {
                     Some(fp) => {
                         output::note(&format!("{address}: no longer pinned to {}", &fp[..16]))
                     }
                     None => output::note(&format!("{address} had no pinned certificate")),
+                }
+                if g.json {
+                    output::json(
+                        &serde_json::json!({"address": address, "pinned": null, "unpinned": was}),
+                    )?;
                 }
                 return Ok(0);
             }
@@ -451,7 +502,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             drop(lock);
             let anchors = TrustStore::new(&home).certs()?;
             let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
-            if sel.chosen.as_ref().is_some_and(|c| c.fingerprint == fp) {
+            let usable = sel.chosen.as_ref().is_some_and(|c| c.fingerprint == fp);
+            if usable {
                 output::note(&format!(
                     "{address}: mail will be encrypted to {}",
                     &fp[..16]
@@ -462,6 +514,11 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     &fp[..16],
                     sel.why_not(&fp).unwrap_or_default()
                 ));
+            }
+            if g.json {
+                output::json(
+                    &serde_json::json!({"address": address, "pinned": fp, "usable_now": usable}),
+                )?;
             }
             Ok(0)
         }
@@ -493,7 +550,7 @@ fn verified_message<'a>(
                 why.join("; ")
             }
         ))
-        .hint("only a verified signer is added to the contacts; check the message with 'smimekit verify FILE'")
+        .hint("only a verified signer is added to the contacts; check the message with 'smimekit verify FILE'; a self-signed correspondent: add --accept-signer to compare the fingerprint and add it")
         .into());
     }
     Ok(v)

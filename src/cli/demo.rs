@@ -12,8 +12,28 @@ use smimekit::trust::TrustStore;
 use super::Global;
 use super::output;
 
-fn step(n: u32, text: &str) -> Result<()> {
-    output::print(&format!("\n== Step {n}: {text}\n"))
+/// Prints a line of the demo; under `--json` the lines are gathered into the one document instead.
+fn say(text: &str) -> Result<()> {
+    if output::is_json() {
+        TRANSCRIPT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(text);
+        Ok(())
+    } else {
+        output::print(text)
+    }
+}
+
+static TRANSCRIPT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// A step's title and the commands a person would type to do it with their own home.
+fn step(n: u32, text: &str, commands: &[&str]) -> Result<()> {
+    let mut s = format!("\n== Step {n}: {text}\n");
+    for c in commands {
+        s += &format!("   $ {c}\n");
+    }
+    say(&s)
 }
 
 fn show_message(label: &str, m: &[u8]) -> Result<()> {
@@ -25,7 +45,7 @@ fn show_message(label: &str, m: &[u8]) -> Result<()> {
     if text.lines().count() > 14 {
         s += "  | …\n";
     }
-    output::print(&s)
+    say(&s)
 }
 
 /// Runs the demo.
@@ -35,12 +55,20 @@ pub fn run(_g: &Global) -> Result<i32> {
         .tempdir()?;
     let alice_home = Home::open(&dir.path().join("alice"))?;
     let bob_home = Home::open(&dir.path().join("bob"))?;
-    output::print(&format!(
+    say(&format!(
         "smimekit demo — two people, two homes under {}\n",
         dir.path().display()
     ))?;
 
-    step(1, "Alice and Bob each create a self-signed test ID")?;
+    step(
+        1,
+        "Alice and Bob each create a self-signed test ID",
+        &[
+            "smimekit id new --email alice@example.com --name Alice --key ec-p256",
+            "smimekit id export alice@example.com --cert-only -o alice.pem   # give it to Bob",
+            "smimekit trust add bob.pem   # a self-signed certificate is trusted explicitly",
+        ],
+    )?;
     let mut made = Vec::new();
     for (home, email, name, spec) in [
         (&alice_home, "alice@example.com", "Alice", KeySpec::EcP256),
@@ -52,7 +80,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         IdStore::new(home).add(&key, &cert, &[], None)?;
         let id = IdStore::new(home).find(email)?;
         let info = id.info(smimekit::cert::now());
-        output::print(&format!(
+        say(&format!(
             "  {name}: {} — {} — fingerprint {}\n",
             email,
             info.key,
@@ -61,7 +89,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         made.push(id);
     }
     let (alice, bob) = (made[0].clone(), made[1].clone());
-    output::print(
+    say(
         "  (Self-signed IDs are for testing: each side trusts the other's certificate explicitly below.)\n",
     )?;
     {
@@ -73,7 +101,11 @@ pub fn run(_g: &Global) -> Result<i32> {
         TrustStore::new(&bob_home).add(&alice.cert)?;
     }
 
-    step(2, "Bob signs a message to Alice (multipart/signed)")?;
+    step(
+        2,
+        "Bob signs a message to Alice (multipart/signed)",
+        &["smimekit sign hello.eml -o signed.eml"],
+    )?;
     let hello = b"From: Bob <bob@example.org>\r\nTo: Alice <alice@example.com>\r\nSubject: Hello\r\nDate: Wed, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <demo-1@example.org>\r\n\r\nHi Alice, this is my certificate. Caf\xc3\xa9?\r\n";
     let mut signed = Vec::new();
     let bob_key = bob.unlock(None)?;
@@ -93,6 +125,10 @@ pub fn run(_g: &Global) -> Result<i32> {
     step(
         3,
         "Alice verifies it; Bob's certificate goes into her contacts",
+        &[
+            "smimekit verify signed.eml",
+            "smimekit contact show bob@example.org",
+        ],
     )?;
     let opts = verify::VerifyOptions {
         anchors: TrustStore::new(&alice_home).certs()?,
@@ -102,11 +138,11 @@ pub fn run(_g: &Global) -> Result<i32> {
         no_address_check: false,
     };
     let v = verify::verify(&signed, &opts)?;
-    output::print(&verify::render(&v.report))?;
+    say(&verify::render(&v.report))?;
     let lock = alice_home.lock()?;
     let h = harvest::harvest(&alice_home, &lock, &v, None)?;
     drop(lock);
-    output::print(&format!(
+    say(&format!(
         "  harvested {} certificate(s) into Alice's contacts\n",
         h.added.len()
     ))?;
@@ -118,12 +154,16 @@ pub fn run(_g: &Global) -> Result<i32> {
             now: smimekit::cert::now(),
         },
     )?;
-    output::print(&format!(
+    say(&format!(
         "  certificate Alice will encrypt to for bob@example.org: {}\n",
         sel.reason
     ))?;
 
-    step(4, "Alice signs and seals her reply to Bob (and herself)")?;
+    step(
+        4,
+        "Alice signs and seals her reply to Bob (and herself)",
+        &["smimekit encrypt --sign reply.eml -o sealed.eml"],
+    )?;
     let reply = b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.org>\r\nSubject: Re: Hello\r\nDate: Wed, 25 Nov 2026 09:05:00 +0000\r\nMessage-ID: <demo-2@example.com>\r\n\r\nHi Bob, only you (and I) can read this.\r\n";
     let plan = encrypt::plan(
         &alice_home,
@@ -133,13 +173,13 @@ pub fn run(_g: &Global) -> Result<i32> {
             ..Default::default()
         },
     )?;
-    output::print(&format!(
+    say(&format!(
         "  cipher: {} — {}\n",
         plan.cipher.name(),
         plan.cipher_reason
     ))?;
     for r in &plan.recipients {
-        output::print(&format!("  recipient: {} ({})\n", r.address, r.source))?;
+        say(&format!("  recipient: {} ({})\n", r.address, r.source))?;
     }
     let alice_key = alice.unlock(None)?;
     let mut signed_reply = Vec::new();
@@ -155,12 +195,16 @@ pub fn run(_g: &Global) -> Result<i32> {
     encrypt::encrypt_message(&plan, &signed_reply, &mut sealed)?;
     show_message("sealed by Alice", &sealed)?;
 
-    step(5, "Bob decrypts it and verifies Alice's signature")?;
+    step(
+        5,
+        "Bob decrypts it and verifies Alice's signature",
+        &["smimekit decrypt sealed.eml -o reply-read.eml"],
+    )?;
     let enc = decrypt::parse(&sealed, false)?;
     let id = enc.choose_id(&bob_home, None)?;
     let mut plain = Vec::new();
     let rep = enc.decrypt_to(&id, &bob_key, false, &mut plain)?;
-    output::print(&format!(
+    say(&format!(
         "  decrypted with {} ({}, integrity: {})\n",
         rep.decrypted_with, rep.content_cipher, rep.integrity
     ))?;
@@ -172,13 +216,17 @@ pub fn run(_g: &Global) -> Result<i32> {
         no_address_check: false,
     };
     let v = verify::verify(&plain, &opts)?;
-    output::print(&verify::render(&v.report))?;
+    say(&verify::render(&v.report))?;
     show_message("what Bob reads", &v.message()?)?;
 
     let ok = v.report.is_valid();
-    output::print(&format!(
+    say(&format!(
         "\nDemo {}: signed, sealed, delivered, opened and verified. Try 'smimekit --help' next.\n",
         if ok { "complete" } else { "FAILED" }
     ))?;
+    if output::is_json() {
+        let transcript = std::mem::take(&mut *TRANSCRIPT.lock().unwrap_or_else(|e| e.into_inner()));
+        output::json(&serde_json::json!({"complete": ok, "transcript": transcript}))?;
+    }
     Ok(if ok { 0 } else { 1 })
 }

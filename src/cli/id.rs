@@ -87,8 +87,8 @@ pub enum IdCommand {
         /// Key type.
         #[arg(long, value_enum, default_value_t = KeyArg::Rsa3072)]
         key: KeyArg,
-        /// Validity of a self-signed certificate, in days.
-        #[arg(long, default_value_t = 365)]
+        /// Validity of a self-signed certificate, in days (at least 1).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         /// Write a certificate signing request to this file instead of self-signing; the key waits in the store
         /// until `id install-cert`.
@@ -178,6 +178,46 @@ fn new_passphrase(g: &Global, no_passphrase: bool, what: &str) -> Result<Option<
     )?))
 }
 
+/// Refuses, before any password is asked, a file `id import` cannot take but another command can: a
+/// certificate, a key+certificate PEM, a key, a CSR or a message, naming the command that takes it.
+fn not_a_p12(data: &[u8], what: &str) -> Result<()> {
+    use smimekit::cert::FileKind;
+    let (is, hint) = match cert::sniff(data) {
+        FileKind::Unknown => return Ok(()),
+        FileKind::Certificates => (
+            "a certificate without its private key",
+            format!(
+                "the certificate a CA issued for a key made with 'id new --csr': 'smimekit id install-cert {what}'; a correspondent's certificate: 'smimekit contact add {what}'; a CA to trust: 'smimekit trust add {what}'"
+            ),
+        ),
+        FileKind::KeyAndCertificate => (
+            "a private key and a certificate in PEM",
+            format!(
+                "make a PKCS#12 file of them first ('openssl pkcs12 -export -in {what} -out id.p12'), then 'smimekit id import id.p12'"
+            ),
+        ),
+        FileKind::PrivateKey => (
+            "a private key alone",
+            "an ID needs the key and its certificate in one PKCS#12 file ('openssl pkcs12 -export -inkey KEY -in CERT -out id.p12')".to_string(),
+        ),
+        FileKind::CertificateRequest => (
+            "a certificate signing request",
+            "send it to your certificate authority, then install what it issues with 'smimekit id install-cert CERT'".to_string(),
+        ),
+        FileKind::Message => (
+            "an e-mail message",
+            format!(
+                "to keep the signer's certificate: 'smimekit contact add {what}'; to read it: 'smimekit verify' or 'smimekit decrypt'"
+            ),
+        ),
+    };
+    Err(
+        Error::bad_input(format!("{what} is {is}, not a PKCS#12 file (.p12/.pfx)"))
+            .hint(hint)
+            .into(),
+    )
+}
+
 /// Opens the key of `id`, asking for its passphrase if it has one.
 pub fn unlock(g: &Global, id: &Identity) -> Result<openssl::pkey::PKey<openssl::pkey::Private>> {
     if !id.key_protected {
@@ -191,9 +231,9 @@ pub fn unlock(g: &Global, id: &Identity) -> Result<openssl::pkey::PKey<openssl::
     Ok(id.unlock(Some(&pass))?)
 }
 
+/// An ID in JSON: the certificate's fields (`fingerprint` among them, once) and the store's.
 #[derive(serde::Serialize)]
 struct IdJson {
-    fingerprint: String,
     key_protected: bool,
     status: &'static str,
     #[serde(flatten)]
@@ -204,7 +244,6 @@ struct IdJson {
 fn id_json(i: &Identity) -> IdJson {
     let info = i.info(cert::now());
     IdJson {
-        fingerprint: i.fingerprint.clone(),
         key_protected: i.key_protected,
         status: info.status(),
         chain: i
@@ -237,6 +276,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
         } => {
             let data = super::read_p12_file(file)?;
             let what = file.display().to_string();
+            not_a_p12(&data, &what)?;
             let password =
                 g.secrets()
                     .get(Kind::Password, &format!("the password of {what}"), false)?;
@@ -264,7 +304,14 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             Ok(0)
         }
         IdCommand::List => {
-            let ids = store.list()?;
+            let mut ids = store.list()?;
+            // By address (then fingerprint), the order a person looks for.
+            ids.sort_by_cached_key(|i| {
+                (
+                    i.emails().first().map(|e| e.to_lowercase()),
+                    i.fingerprint.clone(),
+                )
+            });
             let pending = store.pending()?;
             if g.json {
                 #[derive(serde::Serialize)]
@@ -521,6 +568,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
         } => {
             let data = super::read_p12_file(file)?;
             let what = file.display().to_string();
+            not_a_p12(&data, &what)?;
             let password = g.secrets().get(
                 Kind::Password,
                 &format!("the password of the backup {what}"),

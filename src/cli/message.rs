@@ -195,6 +195,9 @@ pub struct DecryptArgs {
 pub struct InspectArgs {
     /// The message; standard input if absent or "-".
     pub file: Option<PathBuf>,
+    /// Write the certificates the message carries to FILE (PEM), trusting none of them.
+    #[arg(long, value_name = "FILE")]
+    pub export_certs: Option<PathBuf>,
 }
 
 /// A temporary file (0600) in the folder of `p`, to be renamed over `p` once the output is complete.
@@ -432,12 +435,24 @@ fn digest(d: DigestArg) -> Digest {
     }
 }
 
+fn digest_name(d: DigestArg) -> &'static str {
+    match d {
+        DigestArg::Sha256 => "SHA-256",
+        DigestArg::Sha384 => "SHA-384",
+        DigestArg::Sha512 => "SHA-512",
+    }
+}
+
 /// Runs `sign`.
 pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+    if let Some(w) = mime::unlabelled_8bit_warning(&raw) {
+        output::warn(&w);
+    }
     // A passphrase is asked for before anything else; a key stored without one is opened while a large
     // message is already being digested.
     let key = if id.key_protected {
@@ -461,19 +476,29 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         // The check, the digest and the output read the file separately (on two threads).
         raw.check_unchanged("signing")
     })?;
-    if !to_stdout(&a.output) {
-        output::note(&format!("signed as {}", id.label()));
+    // The same rule as encrypt: the report always comes, on standard error when standard output has the message.
+    let form = if a.opaque {
+        "opaque signed-data"
+    } else {
+        "multipart/signed"
+    };
+    if g.json {
+        output::json(&serde_json::json!({
+            "signed_as": id.fingerprint,
+            "email": id.emails().into_iter().next(),
+            "form": form,
+            "digest": digest_name(a.digest),
+            "pss": a.pss,
+            "written": a.output.as_ref().filter(|p| p.as_os_str() != "-"),
+        }))?;
+    } else {
+        output::report(&format!(
+            "Signed as {} ({form}, {})\n",
+            id.label(),
+            digest_name(a.digest)
+        ))?;
     }
     Ok(0)
-}
-
-fn report_out(stdout_has_message: bool, text: &str) -> Result<()> {
-    if stdout_has_message {
-        eprint!("{}", output::clean(text));
-        Ok(())
-    } else {
-        output::print(&output::clean(text))
-    }
 }
 
 /// Verifies `raw` with the trust options; returns the verdict and its exit code (0 valid, 1 invalid).
@@ -496,7 +521,6 @@ fn harvest_and_report(
     raw: &[u8],
     t: &TrustArgs,
     v: &verify::Verified<'_>,
-    stdout_has_message: bool,
     extra: Option<serde_json::Value>,
 ) -> Result<()> {
     let mut h = harvest::Harvest::default();
@@ -510,10 +534,7 @@ fn harvest_and_report(
         if let Some(e) = extra {
             j["decryption"] = e;
         }
-        report_out(
-            stdout_has_message,
-            &(serde_json::to_string_pretty(&j)? + "\n"),
-        )
+        output::json(&j)
     } else {
         let mut text = verify::render(&v.report);
         for k in &h.key_changes {
@@ -528,7 +549,7 @@ fn harvest_and_report(
         for n in &h.notes {
             text += &format!("Note: {n}\n");
         }
-        report_out(stdout_has_message, &text)
+        output::report(&text)
     }
 }
 
@@ -538,7 +559,7 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
-    let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    output::stdout_carries_message(a.output.as_deref().is_some_and(|p| p.as_os_str() == "-"));
     let (v, code) = verify_checked(&home, &raw, &a.trust)?;
     // The split, the signature checks and the digest read the file separately (on two threads).
     raw.check_unchanged("verifying")?;
@@ -548,13 +569,14 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
         }
         emit(&a.output, |w| v.write_message(w))?;
     }
-    harvest_and_report(g, &home, &raw, &a.trust, &v, stdout_msg, None)?;
+    harvest_and_report(g, &home, &raw, &a.trust, &v, None)?;
     Ok(code)
 }
 
 /// Runs `encrypt`.
 pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let mut certs = Vec::new();
@@ -584,6 +606,9 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         system_trust: true,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
+    if let Some(w) = mime::unlabelled_8bit_warning(&raw) {
+        output::warn(&w);
+    }
     // Sign first when asked: the signed message's entity (multipart/signed) is what gets encrypted.
     let signed = if a.sign {
         let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
@@ -608,16 +633,14 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     emit(&a.output, |w| {
         encrypt::encrypt_message(&plan, signed.as_deref().unwrap_or(&raw), w)
     })?;
-    for w in &plan.warnings {
+    // Under --json the report carries them in its own "warnings".
+    for w in plan.warnings.iter().filter(|_| !g.json) {
         output::warn(w);
     }
     if g.json {
-        report_out(
-            to_stdout(&a.output),
-            &(serde_json::to_string_pretty(&plan)? + "\n"),
-        )?;
+        output::json(&plan)?;
     } else {
-        report_out(to_stdout(&a.output), &encrypt::render(&plan))?;
+        output::report(&encrypt::render(&plan))?;
     }
     Ok(0)
 }
@@ -630,6 +653,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
 /// decrypted message keeps an inner signature layer as it is, so it can be verified again later.
 pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
+    output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let input = input::read_with(a.file.as_deref(), 32 << 20)?;
     let selected = a
@@ -651,7 +675,6 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
     }
     let id = enc.choose_id(&home, a.as_id.as_deref())?;
     let key = unlock(g, &id)?;
-    let stdout_msg = to_stdout(&a.output);
     enum Plain {
         Memory(zeroize::Zeroizing<Vec<u8>>),
         Map(smimekit::input::Input),
@@ -703,7 +726,8 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 .into(),
         );
     }
-    for w in &report.warnings {
+    // Under --json the report carries them in its own "warnings".
+    for w in report.warnings.iter().filter(|_| !g.json) {
         output::warn(w);
     }
     // The verdict first, then the output, then the harvest (a failed write changes nothing in the store).
@@ -733,6 +757,16 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
             }
             _ => output::write_output(None, bytes)?,
         }
+    } else {
+        // Decryption worked: say why nothing came out, and how to get it.
+        output::warn(&format!(
+            "the decrypted message was withheld: {}. To release it anyway (NOT verified), add --force-output; if you know the signer, trust their certificate ('smimekit trust add CERT', or 'smimekit trust add MESSAGE.eml' for a self-signed one) and decrypt again",
+            if checked.is_some() {
+                "its signature did not verify (see the report)"
+            } else {
+                "its signed layer was damaged in transit"
+            }
+        ));
     }
     match checked {
         Some((v, _)) => {
@@ -740,7 +774,7 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 .warnings
                 .extend(decrypt::signed_header_mismatches(bytes, v.content()));
             if !g.json {
-                report_out(stdout_msg, &render_decrypt(&report))?;
+                output::report(&render_decrypt(&report))?;
             }
             harvest_and_report(
                 g,
@@ -748,7 +782,6 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                 bytes,
                 &a.trust,
                 &v,
-                stdout_msg,
                 Some(serde_json::to_value(&report)?),
             )?;
         }
@@ -762,14 +795,14 @@ pub fn run_decrypt(g: &Global, a: &DecryptArgs) -> Result<i32> {
                     j["valid"] = false.into();
                     j["reason"] = v.into();
                 }
-                report_out(stdout_msg, &(serde_json::to_string_pretty(&j)? + "\n"))?;
+                output::json(&j)?;
             } else {
                 let mut t = render_decrypt(&report);
                 if let Some(v) = verdict {
                     t += v;
                     t += "\n";
                 }
-                report_out(stdout_msg, &t)?;
+                output::report(&t)?;
             }
         }
     }
@@ -804,17 +837,49 @@ fn render_decrypt(r: &decrypt::DecryptReport) -> String {
 
 /// Runs `inspect`.
 pub fn run_inspect(g: &Global, a: &InspectArgs) -> Result<i32> {
-    let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let mut known: inspect::Known = Vec::new();
-    for i in IdStore::new(&home).list()? {
-        known.push((format!("your ID {}", i.label()), i.cert.clone()));
-    }
-    for c in ContactStore::new(&home).list()? {
-        known.push((format!("contact {}", c.label()), c.cert.clone()));
+    // Inspect needs no home: without one, nothing is named as yours (and none is created).
+    if g.home_path()?.exists() {
+        let home = g.home()?;
+        for i in IdStore::new(&home).list()? {
+            known.push((format!("your ID {}", i.label()), i.cert.clone()));
+        }
+        for c in ContactStore::new(&home).list()? {
+            known.push((format!("contact {}", c.label()), c.cert.clone()));
+        }
     }
     let r = inspect::inspect(&raw, &known)?;
+    let mut exported = Vec::new();
+    if let Some(out) = &a.export_certs {
+        output::stdout_carries_message(out.as_os_str() == "-");
+        let mut pem = Vec::new();
+        for c in r.layers.iter().flat_map(|l| &l.carried) {
+            let fp = cert::fingerprint(c);
+            if !exported.contains(&fp) {
+                pem.extend(c.to_pem()?);
+                exported.push(fp);
+            }
+        }
+        if exported.is_empty() {
+            return Err(Error::not_found("the message carries no certificate")
+                .hint("nothing was written")
+                .into());
+        }
+        output::write_output(Some(out), &pem)?;
+        output::note(&format!(
+            "wrote {} certificate(s) to {} — none is trusted: compare fingerprints with the sender, then 'smimekit trust add' or 'smimekit contact add'",
+            exported.len(),
+            out.display()
+        ));
+    }
     if g.json {
+        if a.export_certs.is_some() {
+            let mut j = serde_json::to_value(&r)?;
+            j["exported"] = serde_json::to_value(&exported)?;
+            output::json(&j)?;
+            return Ok(0);
+        }
         output::json(&r)?;
         return Ok(0);
     }

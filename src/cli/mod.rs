@@ -12,6 +12,7 @@ mod id;
 mod message;
 mod output;
 mod secrets;
+mod signer;
 mod trust;
 
 /// smimekit — sign, verify, encrypt and decrypt e-mail with S/MIME, and manage digital IDs.
@@ -24,7 +25,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command accepts.
+/// Options every command accepts (the secret files: where they apply, see [`command`]).
 #[derive(Args, Clone)]
 pub struct Global {
     /// The smimekit home folder (default: $SMIMEKIT_HOME, else the platform data folder).
@@ -33,11 +34,13 @@ pub struct Global {
     /// Never prompt: a missing secret or confirmation is an error.
     #[arg(long, global = true)]
     pub batch: bool,
-    /// Read the PKCS#12 password from FILE (else $SMIMEKIT_PASSWORD, else a prompt).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Read the PKCS#12 password from FILE (else $SMIMEKIT_PASSWORD, else a prompt); also accepted after
+    /// the name of each command that reads a PKCS#12 file.
+    #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Read the ID passphrase from FILE (else $SMIMEKIT_PASSPHRASE, else a prompt).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Read the ID passphrase from FILE (else $SMIMEKIT_PASSPHRASE, else a prompt); also accepted after the
+    /// name of each command that opens or protects a key.
+    #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Machine-readable output (stable field names, see the README).
     #[arg(long, global = true)]
@@ -53,7 +56,11 @@ impl Global {
             batch: self.batch,
         }
     }
-    /// Opens the home.
+    /// The home folder these options name (not opened).
+    pub fn home_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(smimekit::home::Home::resolve(self.home.as_deref())?)
+    }
+    /// Opens the home, creating it if it does not exist.
     pub fn home(&self) -> anyhow::Result<smimekit::home::Home> {
         let root = smimekit::home::Home::resolve(self.home.as_deref())?;
         Ok(smimekit::home::Home::open(&root)?)
@@ -116,9 +123,171 @@ pub enum Command {
     Contact(contact::ContactCommand),
 }
 
+impl Command {
+    /// Whether the command only uses what a home already holds: run on a home that does not exist (a mistyped
+    /// `--home`), it says so instead of creating an empty one. Commands that add things (`id new`, `id import`,
+    /// `id restore`, `trust add`, `contact add`), `verify` (which harvests) and `inspect`/`demo` (which need no
+    /// home) may run without one.
+    fn needs_existing_home(&self) -> bool {
+        match self {
+            Command::Id(c) => !matches!(
+                c,
+                id::IdCommand::New { .. }
+                    | id::IdCommand::Import { .. }
+                    | id::IdCommand::Restore { .. }
+            ),
+            Command::Trust(c) => !matches!(c, trust::TrustCommand::Add { .. }),
+            Command::Contact(c) => !matches!(c, contact::ContactCommand::Add { .. }),
+            Command::Sign(_) | Command::Encrypt(_) | Command::Decrypt(_) => true,
+            Command::Demo | Command::Verify(_) | Command::Inspect(_) => false,
+        }
+    }
+}
+
+/// Refuses a command that only uses the home's contents when the home does not exist.
+fn check_home_exists(g: &Global, c: &Command) -> anyhow::Result<()> {
+    if !c.needs_existing_home() {
+        return Ok(());
+    }
+    let root = g.home_path()?;
+    if root.exists() {
+        return Ok(());
+    }
+    Err(Error::new(
+        smimekit::ErrorKind::Store,
+        format!("there is no smimekit home at {}", root.display()),
+    )
+    .hint("check --home and $SMIMEKIT_HOME; a home is created by 'smimekit id new', 'id import' or 'id restore'")
+    .into())
+}
+
+/// Secret options a command never uses: (subcommand path, option id). Such an option is hidden from
+/// that command's help and refused if given, so each command offers only what applies to it.
+const UNUSED_SECRET_OPTIONS: &[(&[&str], &str)] = &[
+    (&["sign"], "password_file"),
+    (&["encrypt"], "password_file"),
+    (&["decrypt"], "password_file"),
+    (&["verify"], "password_file"),
+    (&["verify"], "passphrase_file"),
+    (&["inspect"], "password_file"),
+    (&["inspect"], "passphrase_file"),
+    (&["demo"], "password_file"),
+    (&["demo"], "passphrase_file"),
+    (&["id", "list"], "password_file"),
+    (&["id", "list"], "passphrase_file"),
+    (&["id", "show"], "password_file"),
+    (&["id", "show"], "passphrase_file"),
+    (&["id", "delete"], "password_file"),
+    (&["id", "delete"], "passphrase_file"),
+    (&["id", "new"], "password_file"),
+    (&["id", "install-cert"], "password_file"),
+    (&["id", "install-cert"], "passphrase_file"),
+];
+
+/// Whether the command at `path` uses the secret option `arg` (every command does unless listed as unused).
+fn uses(path: &[&str], arg: &str) -> bool {
+    if matches!(path.first(), Some(&("trust" | "contact"))) {
+        return false;
+    }
+    !UNUSED_SECRET_OPTIONS
+        .iter()
+        .any(|(p, a)| *a == arg && *p == path)
+}
+
+/// The clap command: the secret options are offered by each command that uses them (and, for scripts,
+/// before the command name), so a command's help shows only what applies to it.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    add_secret_options(Cli::command(), &[])
+}
+
+fn add_secret_options(mut cmd: clap::Command, path: &[&str]) -> clap::Command {
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    if path.is_empty() || !subs.is_empty() {
+        for n in subs {
+            let mut p = path.to_vec();
+            p.push(n.as_str());
+            let p: Vec<&str> = p;
+            let owned: Vec<String> = p.iter().map(|x| x.to_string()).collect();
+            cmd = cmd.mut_subcommand(&n, move |s| {
+                let p: Vec<&str> = owned.iter().map(String::as_str).collect();
+                add_secret_options(s, &p)
+            });
+        }
+        return cmd;
+    }
+    if uses(path, "password_file") {
+        cmd = cmd.arg(
+            clap::Arg::new("password_file")
+                .long("password-file")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "Read the PKCS#12 password from FILE (else $SMIMEKIT_PASSWORD, else a prompt)",
+                ),
+        );
+    }
+    if uses(path, "passphrase_file") {
+        cmd = cmd.arg(
+            clap::Arg::new("passphrase_file")
+                .long("passphrase-file")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "Read the ID passphrase from FILE (else $SMIMEKIT_PASSPHRASE, else a prompt)",
+                ),
+        );
+    }
+    cmd
+}
+
+/// Takes the secret options given after the command name into `g`; refuses one given before the command
+/// name to a command that never uses it.
+fn take_secret_options(m: &clap::ArgMatches, g: &mut Global) -> Result<(), Error> {
+    let mut path = Vec::new();
+    let mut cur = m;
+    while let Some((name, sub)) = cur.subcommand() {
+        path.push(name.to_owned());
+        cur = sub;
+    }
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    for (arg, flag) in [
+        ("password_file", "--password-file"),
+        ("passphrase_file", "--passphrase-file"),
+    ] {
+        let slot = if arg == "password_file" {
+            &mut g.password_file
+        } else {
+            &mut g.passphrase_file
+        };
+        if let Ok(Some(v)) = cur.try_get_one::<PathBuf>(arg) {
+            *slot = Some(v.clone());
+        } else if slot.is_some() && !uses(&path, arg) {
+            return Err(
+                Error::usage(format!("'smimekit {}' does not use {flag}", path.join(" ")))
+                    .hint("leave it out: this command needs no such secret"),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    use clap::FromArgMatches;
+    let parsed = command().try_get_matches().and_then(|m| {
+        let mut cli = Cli::from_arg_matches(&m)?;
+        if let Err(e) = take_secret_options(&m, &mut cli.global) {
+            output::init(cli.global.json);
+            output::error(&e.into());
+            std::process::exit(2);
+        }
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(c) => c,
         Err(e)
             if matches!(
@@ -137,21 +306,25 @@ pub fn main() -> i32 {
             let text = e.render().to_string();
             let mut lines = text.lines().filter(|l| !l.trim().is_empty());
             let first = lines.next().unwrap_or("invalid command line");
-            eprintln!("smimekit: error: {}", first.trim_start_matches("error: "));
-            for l in lines
+            let mut hints: Vec<String> = lines
                 .filter(|l| l.trim_start().starts_with("tip:") || l.contains("possible values"))
-            {
-                eprintln!("smimekit: hint: {}", l.trim().trim_start_matches("tip: "));
-            }
-            eprintln!(
-                "smimekit: hint: see 'smimekit --help' and 'smimekit COMMAND --help' for the options"
+                .map(|l| l.trim().trim_start_matches("tip: ").to_owned())
+                .collect();
+            hints
+                .push("see 'smimekit --help' and 'smimekit COMMAND --help' for the options".into());
+            output::init(std::env::args_os().any(|a| a == "--json"));
+            output::error(
+                &Error::usage(first.trim_start_matches("error: "))
+                    .hint(hints.join("; "))
+                    .into(),
             );
             return 2;
         }
     };
+    output::init(cli.global.json);
     smimekit::secret::protect_process();
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
-    let result = match &cli.command {
+    let result = check_home_exists(&cli.global, &cli.command).and_then(|_| match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
         Command::Trust(c) => trust::run(&cli.global, c),
         Command::Demo => demo::run(&cli.global),
@@ -161,23 +334,13 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
-    };
-    match result {
+    });
+    let result = result.map_err(|e| secrets::explain_empty(&cli.global.secrets(), e));
+    match result.and_then(|code| output::finish(code).map(|_| code)) {
         Ok(code) => code,
         Err(e) => {
-            report_error(&e);
+            output::error(&e);
             2
         }
-    }
-}
-
-fn report_error(e: &anyhow::Error) {
-    if let Some(err) = e.downcast_ref::<Error>() {
-        eprintln!("smimekit: error: {}", output::clean(&err.to_string()));
-        if let Some(h) = err.hint_text() {
-            eprintln!("smimekit: hint: {}", output::clean(h));
-        }
-    } else {
-        eprintln!("smimekit: error: {}", output::clean(&format!("{e:#}")));
     }
 }

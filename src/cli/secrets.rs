@@ -35,7 +35,46 @@ pub struct Sources {
     pub batch: bool,
 }
 
-fn read_file(path: &Path) -> Result<Secret> {
+/// The error for an empty secret file.
+fn empty_file(path: &Path, flag: &str, env: &str) -> anyhow::Error {
+    Error::usage(format!("{} is empty", path.display()))
+        .hint(format!(
+            "write the secret into the file given to {flag} (an empty secret can only come from {env}=\"\")"
+        ))
+        .into()
+}
+
+/// Whether `path` holds no secret (nothing, or just a line end).
+fn is_empty_file(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| matches!(b.as_slice(), b"" | b"\n" | b"\r\n"))
+}
+
+/// Turns "wrong password/passphrase" into "FILE is empty" when the secret came from an empty file: the file
+/// is the mistake (a failed redirection, the wrong file), not the secret.
+pub fn explain_empty(src: &Sources, e: anyhow::Error) -> anyhow::Error {
+    let wrong = e
+        .downcast_ref::<Error>()
+        .is_some_and(|x| x.kind() == ErrorKind::WrongSecret);
+    if !wrong {
+        return e;
+    }
+    for (file, flag, env) in [
+        (&src.password_file, "--password-file", PASSWORD_ENV),
+        (&src.passphrase_file, "--passphrase-file", PASSPHRASE_ENV),
+    ] {
+        if let Some(f) = file
+            && is_empty_file(f)
+        {
+            return empty_file(f, flag, env);
+        }
+    }
+    e
+}
+
+/// Reads a secret file. An empty one is refused for a passphrase and for a new secret (never meant); an
+/// existing PKCS#12 file may have an empty password, so it is tried, and a mismatch then says the file is
+/// empty ([`explain_empty`]).
+fn read_file(path: &Path, flag: &str, env: &str, empty_ok: bool) -> Result<Secret> {
     let mut bytes =
         smimekit::input::read_bounded(path, smimekit::limits::MAX_SECRET_FILE, "secret file")?;
     // One trailing newline (LF or CRLF) is an artefact of `echo`, never part of the secret; anything else is.
@@ -44,6 +83,9 @@ fn read_file(path: &Path) -> Result<Secret> {
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
         }
+    }
+    if bytes.is_empty() && !empty_ok {
+        return Err(empty_file(path, flag, env));
     }
     Ok(Secret::new(bytes))
 }
@@ -66,7 +108,7 @@ impl Sources {
             ),
         };
         if let Some(f) = file {
-            return read_file(f);
+            return read_file(f, flag, env, kind == Kind::Password && !new);
         }
         if let Ok(v) = std::env::var(env) {
             return Ok(Secret::from_string(v));
@@ -108,7 +150,7 @@ impl Sources {
     /// script cannot give the same value for both by mistake. An empty one is refused.
     pub fn get_new(&self, file: Option<&Path>, purpose: &str) -> Result<Secret> {
         let s = match file {
-            Some(f) => read_file(f)?,
+            Some(f) => read_file(f, "--new-passphrase-file", NEW_PASSPHRASE_ENV, false)?,
             None => match std::env::var(NEW_PASSPHRASE_ENV) {
                 Ok(v) => Secret::from_string(v),
                 Err(_) => Sources {

@@ -9,15 +9,21 @@ use smimekit::trust::TrustStore;
 
 use super::Global;
 use super::output;
+use super::signer;
 
 /// Trust-anchor commands.
 #[derive(Subcommand)]
 pub enum TrustCommand {
-    /// Trust a root (or intermediate) certificate for verifying signatures.
+    /// Trust a root (or intermediate) certificate for verifying signatures; given a signed message (.eml),
+    /// trust its signer's certificate after showing its fingerprint for comparison (a self-signed
+    /// correspondent).
     Add {
-        /// PEM or DER certificate file(s).
+        /// PEM or DER certificate file(s), or signed messages.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Trust a message's signer without asking (you compared the fingerprint already).
+        #[arg(long)]
+        yes: bool,
     },
     /// List your trust anchors.
     List,
@@ -33,11 +39,28 @@ pub fn run(g: &Global, c: &TrustCommand) -> Result<i32> {
     let home = g.home()?;
     let store = TrustStore::new(&home);
     match c {
-        TrustCommand::Add { files } => {
+        TrustCommand::Add { files, yes } => {
             let mut certs = Vec::new();
+            let mut offered = Vec::new();
             for f in files {
                 let data = super::read_file(f)?;
-                certs.extend(cert::parse_certs(&data, &f.display().to_string())?);
+                let name = f.display().to_string();
+                if signer::is_message(&name, &data) {
+                    offered.extend(signer::signers_of(&home, &name, &data)?);
+                } else {
+                    certs.extend(cert::parse_certs(&data, &name)?);
+                }
+            }
+            // A message's signer only once the user compared its fingerprint; every answer before any change.
+            for o in offered {
+                for p in &o.problems {
+                    output::warn(&format!("{}: {p}", &o.fingerprint[..16]));
+                }
+                if !signer::confirm(g, *yes, "trusting", &o)? {
+                    output::note("nothing trusted");
+                    return Ok(2);
+                }
+                certs.push(o.cert);
             }
             let _lock = home.lock()?;
             let mut done = Vec::new();

@@ -35,7 +35,7 @@ pub use headers::{
 };
 pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,
-    split_multipart,
+    split_multipart, unlabelled_8bit_warning,
 };
 
 /// Largest header section accepted (1 MiB).

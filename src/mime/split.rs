@@ -287,8 +287,12 @@ pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
     let ent = split_entity(raw)?;
     let fields = parse_headers(ent.header)?;
     // Refuse what would be ambiguous inside the signed or encrypted entity (T52).
-    content_type(&fields)?;
+    let ct = content_type(&fields)?;
     content_transfer_encoding(&fields)?;
+    // A text type without a charset means us-ascii (RFC 2045 §5.2); 8-bit text that is valid UTF-8 is UTF-8.
+    let add_utf8 = ct.as_ref().is_some_and(|c| {
+        c.main_type() == "text" && c.param("charset").is_none() && unlabelled_utf8(ent.body)
+    });
     let mut outer = Vec::new();
     let mut content_header = Vec::new();
     for f in &fields {
@@ -301,13 +305,24 @@ pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
         } else {
             &mut outer
         };
-        dest.extend_from_slice(&to_crlf(f.raw));
-        if !f.raw.ends_with(b"\n") {
+        let mut raw = to_crlf(f.raw);
+        if add_utf8 && lname == "content-type" {
+            let r = raw.to_mut();
+            while r
+                .last()
+                .is_some_and(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | b';'))
+            {
+                r.pop();
+            }
+            r.extend_from_slice(b"; charset=utf-8");
+        }
+        dest.extend_from_slice(&raw);
+        if !raw.ends_with(b"\n") {
             dest.extend_from_slice(b"\r\n");
         }
     }
     if content_header.is_empty() {
-        content_header.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
+        content_header.extend_from_slice(default_content_type(ent.body));
     }
     content_header.extend_from_slice(b"\r\n");
     Ok(MessageParts {
@@ -315,6 +330,42 @@ pub fn split_message_parts(raw: &[u8]) -> Result<MessageParts<'_>> {
         content_header,
         body: ent.body,
     })
+}
+
+/// The Content-Type given to a message without `Content-*` fields. RFC 2045 §5.2's default is us-ascii, but
+/// 8-bit text written today is UTF-8: labelling it us-ascii makes mail readers show mojibake once it is
+/// re-encoded as quoted-printable, so a body that is valid UTF-8 is labelled `utf-8`.
+fn default_content_type(body: &[u8]) -> &'static [u8] {
+    if unlabelled_utf8(body) {
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+    } else {
+        b"Content-Type: text/plain; charset=us-ascii\r\n"
+    }
+}
+
+/// 8-bit text that is valid UTF-8.
+fn unlabelled_utf8(body: &[u8]) -> bool {
+    !body.is_ascii() && std::str::from_utf8(body).is_ok()
+}
+
+/// A warning for a message without a charset (no Content-Type, or a text type without the parameter) whose body
+/// has 8-bit bytes that are not UTF-8: it is labelled us-ascii, and readers will show those bytes wrongly. `None` when there is nothing to say.
+pub fn unlabelled_8bit_warning(raw: &[u8]) -> Option<String> {
+    let ent = split_entity(raw).ok()?;
+    let fields = parse_headers(ent.header).ok()?;
+    // Labelled: a Content-Type that is not text, or names a charset.
+    let labelled = match content_type(&fields).ok()? {
+        Some(c) => c.main_type() != "text" || c.param("charset").is_some(),
+        None => false,
+    };
+    if labelled || ent.body.is_ascii() {
+        return None;
+    }
+    let e = std::str::from_utf8(ent.body).err()?;
+    Some(format!(
+        "the message names no charset and its text is not valid UTF-8 (byte {} is not): it is labelled us-ascii, and mail readers will show its 8-bit characters wrongly; add a Content-Type with the right charset",
+        e.valid_up_to()
+    ))
 }
 
 /// Splits an RFC 5322 message into (outer header fields, entity) for signing or encryption.

@@ -366,7 +366,25 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             Some(q) => Some(ids.find(q)?),
             None => match mime::from(&top.fields)? {
                 Some(f) => ids.for_address(&f.addr)?.into_iter().find(|i| usable_id(i)),
-                None => None,
+                // Without From: the rule of `sign`: the only ID, else the user says which.
+                None => {
+                    let mut all = ids.list()?;
+                    match all.len() {
+                        1 => all.pop(),
+                        0 => {
+                            return Err(Error::not_found(
+                                "the message has no From header and you have no digital ID for your own copy",
+                            )
+                            .hint("add a From header, or pass --no-self to encrypt without a copy for yourself"));
+                        }
+                        _ => {
+                            return Err(Error::usage(
+                                "the message has no From header and you have several IDs",
+                            )
+                            .hint("pick yours with --as ADDRESS (or pass --no-self)"));
+                        }
+                    }
+                }
             },
         };
         match me {

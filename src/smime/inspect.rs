@@ -68,6 +68,9 @@ pub struct LayerView {
     /// Notes (no integrity, mislabelled…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The certificates carried (signed layers), for `inspect --export-certs`; none is trusted for it.
+    #[serde(skip)]
+    pub carried: Vec<X509>,
 }
 
 /// The layers of a message, outermost first.
@@ -207,6 +210,7 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
                         content_cipher: Some(info.content_cipher.clone()),
                         recipients,
                         notes,
+                        carried: Vec::new(),
                     });
                     Ok(())
                 }
@@ -220,6 +224,7 @@ fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize)
                         content_cipher: None,
                         recipients: Vec::new(),
                         notes: vec!["not supported by smimekit".into()],
+                        carried: Vec::new(),
                     });
                     Ok(())
                 }
@@ -323,5 +328,6 @@ fn signed_view(der: &[u8], known: &Known) -> Result<LayerView> {
         content_cipher: None,
         recipients: Vec::new(),
         notes,
+        carried: certs,
     })
 }

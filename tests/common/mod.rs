@@ -143,6 +143,15 @@ impl Env {
             dir: tempfile::tempdir().unwrap(),
         }
     }
+    /// Creates the (empty) home folder, as a home made earlier and since emptied: commands that only use a
+    /// home's contents refuse a home that does not exist.
+    pub fn init_home(&self) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(self.home())
+            .unwrap();
+    }
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
     }
@@ -324,8 +333,8 @@ impl Env {
         args.extend(extra.iter().map(|s| s.to_string()));
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         let o = self.run(&a);
-        let j = serde_json::from_slice(&o.stdout).ok();
-        (o.status.code().unwrap_or(-1), j, text(&o.stderr))
+        let (j, err) = json_outcome(&o);
+        (o.status.code().unwrap_or(-1), j, err)
     }
     /// Signs `msg` with `args` (e.g. `["--opaque"]`) and returns the signed message; asserts exit 0.
     pub fn sign(&self, msg: &[u8], args: &[&str]) -> Vec<u8> {
@@ -336,6 +345,38 @@ impl Env {
         a.extend(args);
         self.ok(&a);
         std::fs::read(&out).unwrap()
+    }
+}
+
+/// The JSON report of a `--json` run, and its standard error with an `{"error": …}` document (the one JSON
+/// document of a failed command) turned back into the `smimekit: error:` / `hint:` lines it stands for, after
+/// checking its shape. A report is `None` when the command failed.
+pub fn json_outcome(o: &Output) -> (Option<serde_json::Value>, String) {
+    let j: Option<serde_json::Value> = serde_json::from_slice(&o.stdout)
+        .ok()
+        .or_else(|| serde_json::from_slice(&o.stderr).ok());
+    match j {
+        Some(v) if v.get("error").is_some() => {
+            let e = &v["error"];
+            assert!(
+                e["kind"].is_string() && e["message"].is_string(),
+                "error document without kind/message: {v}"
+            );
+            assert_ne!(
+                o.status.code(),
+                Some(0),
+                "an error document with exit 0: {v}"
+            );
+            let mut err = format!("smimekit: error: {}\n", e["message"].as_str().unwrap());
+            if let Some(h) = e["hint"].as_str() {
+                err += &format!("smimekit: hint: {h}\n");
+            }
+            if let Some(d) = e["detail"].as_str() {
+                err += &format!("smimekit: detail: {d}\n");
+            }
+            (None, err + &text(&o.stderr))
+        }
+        j => (j, text(&o.stderr)),
     }
 }
 

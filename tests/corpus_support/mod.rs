@@ -183,39 +183,6 @@ pub fn folders() -> Vec<String> {
     v
 }
 
-/// Whether `smimekit COMMAND` exists in this build (the message commands are developed on other branches and
-/// may arrive one by one). `import` always exists. Cached per process.
-pub fn command_available(command: &str) -> bool {
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<BTreeMap<String, bool>>> = OnceLock::new();
-    if command == "import" {
-        return true;
-    }
-    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
-    if let Some(v) = cache.lock().unwrap().get(command) {
-        return *v;
-    }
-    let env = Env::new();
-    let o = env.run(&[command, "--help"]);
-    let err = text(&o.stderr);
-    let v = if o.status.code() == Some(0) {
-        true
-    } else if err.contains("unrecognized subcommand") {
-        false
-    } else {
-        panic!("`smimekit {command} --help` failed unexpectedly: {err}");
-    };
-    cache.lock().unwrap().insert(command.to_string(), v);
-    v
-}
-
-/// Whether all message commands exist.
-pub fn message_commands_available() -> bool {
-    ["verify", "decrypt", "inspect"]
-        .iter()
-        .all(|c| command_available(c))
-}
-
 // ---------------------------------------------------------------- checks
 
 fn norm(s: &str) -> String {
@@ -638,25 +605,6 @@ pub fn run_row(home: &mut Home, row: &Row) -> Outcome {
 /// Runs the rows of `folder` whose command is in `commands` (and which `filter` accepts) in one home; panics
 /// with one report listing every failure. Rows tagged `crl`/`policy` are summarised, not failed.
 pub fn run_folder(folder: &str, commands: &[&str], filter: &dyn Fn(&Row) -> bool) {
-    let missing: Vec<&str> = commands
-        .iter()
-        .copied()
-        .filter(|c| !command_available(c))
-        .collect();
-    let commands: Vec<&str> = commands
-        .iter()
-        .copied()
-        .filter(|c| command_available(c))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!(
-            "SKIPPED {folder} {missing:?}: `smimekit {}` is not in this build yet",
-            missing.join("`/`")
-        );
-    }
-    if commands.is_empty() {
-        return;
-    }
     let ex = load();
     let rows: Vec<&Row> = ex
         .rows
