@@ -14,15 +14,19 @@
 //! - [`contacts`]: correspondents' certificates and the choice of one per address.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
+//! - [`config`]: the configuration file and where each effective setting came from.
+//! - [`git`]: smimekit as git's `gpg.x509.program` (the gpg status protocol over detached signatures).
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
 
 pub mod address;
 pub mod cert;
+pub mod config;
 pub mod contacts;
 pub mod der;
 pub mod error;
+pub mod git;
 pub mod home;
 pub mod ids;
 pub mod input;

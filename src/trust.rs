@@ -137,6 +137,9 @@ pub enum Purpose {
     /// demands keyEncipherment, which EC (key-agreement) certificates never have; the certificate's own usage
     /// is checked by [`crate::cert::can_encrypt`].
     Encrypt,
+    /// Signing e-mail or code (git commits and tags): validated with no OpenSSL purpose (OpenSSL 3.0 has no
+    /// code-signing purpose); the leaf's usage is checked by [`crate::cert::can_sign_code`].
+    SignCode,
 }
 
 /// Where anchors come from and when to validate.

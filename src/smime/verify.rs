@@ -167,7 +167,7 @@ impl SignerReport {
 pub struct VerifyReport {
     /// `valid` when every signer is valid; `invalid` otherwise.
     pub status: &'static str,
-    /// `multipart/signed` or `opaque`.
+    /// `multipart/signed`, `opaque`, or `detached` (a bare detached signature over a payload: git).
     pub form: &'static str,
     /// The From address (addr-spec).
     pub from: Option<String>,
@@ -517,6 +517,7 @@ fn verify_top<'a>(
             // RFC 8550 §3: From must match; a message without From is bound by its Sender.
             from.as_ref().or(sender.as_ref()).map(|m| m.addr.as_str()),
             &mut digests,
+            SignerUse::Email,
         )?;
         reports.push(r);
     }
@@ -566,6 +567,102 @@ fn verify_top<'a>(
     })
 }
 
+/// What the signer's certificate must be good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerUse {
+    /// Signing e-mail: keyUsage digitalSignature/nonRepudiation, EKU emailProtection when present.
+    Email,
+    /// Signing e-mail or code (git): EKU emailProtection or codeSigning when present.
+    EmailOrCode,
+}
+
+/// Verifies a detached CMS signature (`sig_der`, DER or BER SignedData without content) over `content`, the
+/// exact bytes signed (no canonicalisation: a git commit or tag is signed as it is stored). The checks are the
+/// message ones (integrity, trust, validity, purpose) per signer; there is no From address to match.
+///
+/// Errors (not a report): not a SignedData, content embedded, no signers, too many signers, a signer's
+/// certificate missing.
+pub fn verify_detached(
+    sig_der: &[u8],
+    content: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+) -> Result<VerifyReport> {
+    match content_type_of(sig_der)? {
+        CmsType::SignedData => {}
+        other => return Err(super::unsupported_cms(other, "signed data")),
+    }
+    let sd = parse_signed(sig_der)?;
+    if !sd.is_detached() {
+        return Err(Error::bad_input(
+            "the signature carries content of its own, not a detached signature",
+        )
+        .hint("only detached signatures are checked against a separate payload"));
+    }
+    let signers = sd.signers();
+    if signers.is_empty() {
+        return Err(Error::bad_input("the signature has no signers")
+            .hint("it only carries certificates; there is nothing to verify"));
+    }
+    if signers.len() > MAX_SIGNERS {
+        return Err(Error::limit(format!(
+            "the signature has {} signers (at most {MAX_SIGNERS} are checked)",
+            signers.len()
+        ))
+        .hint("treat the signature as unverified"));
+    }
+    for (i, s) in signers.iter().enumerate() {
+        if !sd.digest_algorithms().contains(&s.digest_oid) {
+            return Err(Error::bad_input(format!(
+                "malformed signature: signer {}'s digest algorithm ({}) is not listed in digestAlgorithms",
+                i + 1,
+                s.digest
+            ))
+            .hint("the signature is damaged or forged; treat it as unverified"));
+        }
+    }
+    let mut candidates: Vec<X509> = sd
+        .certificates()
+        .into_iter()
+        .take(MAX_CANDIDATE_CERTS)
+        .collect();
+    candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
+    candidates.extend(opts.anchors.iter().cloned());
+    let now = cert::now();
+    let at = opts.at.unwrap_or(now);
+    let mut digests = Vec::new();
+    let mut reports = Vec::new();
+    for (idx, s) in signers.iter().enumerate() {
+        reports.push(check_signer(
+            &sd,
+            idx,
+            s,
+            content,
+            &candidates,
+            opts,
+            at,
+            now,
+            None,
+            &mut digests,
+            usage,
+        )?);
+    }
+    let status = if reports.iter().all(|r| r.valid) {
+        "valid"
+    } else {
+        "invalid"
+    };
+    Ok(VerifyReport {
+        status,
+        form: "detached",
+        from: None,
+        sender: None,
+        message_id: None,
+        signers: reports,
+        warnings: Vec::new(),
+    })
+}
+
 fn parse_signed(der: &[u8]) -> Result<SignedData> {
     SignedData::from_der(der).map_err(|e| {
         Error::new(
@@ -599,6 +696,7 @@ fn check_signer(
     now: i64,
     from: Option<&str>,
     digests: &mut Vec<(String, Vec<u8>)>,
+    usage: SignerUse,
 ) -> Result<SignerReport> {
     let mut reasons = Vec::new();
     let mut weak = Vec::new();
@@ -680,7 +778,10 @@ fn check_signer(
             anchors: &opts.anchors,
             system: opts.system_trust,
             at,
-            purpose: Purpose::Sign,
+            purpose: match usage {
+                SignerUse::Email => Purpose::Sign,
+                SignerUse::EmailOrCode => Purpose::SignCode,
+            },
         },
     )?;
     let nb = cert::unix_time(cert.not_before());
@@ -717,7 +818,9 @@ fn check_signer(
             ));
         }
     }
-    let purpose = if cert::can_sign(&cert) {
+    let purpose = if cert::can_sign(&cert)
+        || (usage == SignerUse::EmailOrCode && cert::can_sign_code(&cert))
+    {
         Check::pass()
     } else {
         let mut why = Vec::new();
@@ -728,13 +831,22 @@ fn check_signer(
             }
         }
         if !cert::eku_allows_email(&cert) {
-            why.push("its extendedKeyUsage does not include emailProtection");
+            why.push(match usage {
+                SignerUse::Email => "its extendedKeyUsage does not include emailProtection",
+                SignerUse::EmailOrCode => {
+                    "its extendedKeyUsage includes neither emailProtection nor codeSigning"
+                }
+            });
         }
         if why.is_empty() {
             why.push("it is a CA certificate");
         }
         Check::fail(format!(
-            "the certificate is not for signing e-mail: {}",
+            "the certificate is not for signing {}: {}",
+            match usage {
+                SignerUse::Email => "e-mail",
+                SignerUse::EmailOrCode => "e-mail or code",
+            },
             why.join(" and ")
         ))
     };
