@@ -430,49 +430,42 @@ impl Config {
         Ok(c)
     }
 
-    /// Every setting as (key, value shown, source), in the file's order; unset values are shown as `(none)`.
-    pub fn entries(&self) -> Vec<(&'static str, String, Source)> {
-        let opt_path = |s: &Sourced<Option<PathBuf>>| {
-            s.value
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "(none)".into())
+    /// Every setting as (key, value, source), in the file's order; `None` = unset.
+    pub fn entries(&self) -> Vec<(&'static str, Option<String>, Source)> {
+        let path = |s: &Sourced<Option<PathBuf>>| {
+            (s.value.as_ref().map(|p| p.display().to_string()), s.source)
         };
-        let opt = |s: &Sourced<Option<String>>| s.value.clone().unwrap_or_else(|| "(none)".into());
-        vec![
-            ("home", opt_path(&self.home), self.home.source),
-            (
-                "passphrase-file",
-                opt_path(&self.passphrase_file),
-                self.passphrase_file.source,
-            ),
-            ("sign.id", opt(&self.sign_id), self.sign_id.source),
+        let text = |s: &Sourced<Option<String>>| (s.value.clone(), s.source);
+        let name = |v: &str, src: Source| (Some(v.to_string()), src);
+        let rows = [
+            ("home", path(&self.home)),
+            ("passphrase-file", path(&self.passphrase_file)),
+            ("sign.id", text(&self.sign_id)),
             (
                 "sign.digest",
-                self.digest.value.micalg().replace('-', ""),
-                self.digest.source,
+                name(
+                    &self.digest.value.micalg().replace('-', ""),
+                    self.digest.source,
+                ),
             ),
             (
                 "sign.form",
-                self.sign_form.value.name().to_string(),
-                self.sign_form.source,
+                name(self.sign_form.value.name(), self.sign_form.source),
             ),
             (
                 "encrypt.cipher-policy",
-                self.cipher_policy.value.name().to_string(),
-                self.cipher_policy.source,
+                name(self.cipher_policy.value.name(), self.cipher_policy.source),
             ),
-            (
-                "git.signing-key",
-                opt(&self.git_signing_key),
-                self.git_signing_key.source,
-            ),
+            ("git.signing-key", text(&self.git_signing_key)),
             (
                 "revocation.check",
-                self.revocation_check.value.name().to_string(),
-                self.revocation_check.source,
+                name(
+                    self.revocation_check.value.name(),
+                    self.revocation_check.source,
+                ),
             ),
-        ]
+        ];
+        rows.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
     }
 }
 

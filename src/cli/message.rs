@@ -64,9 +64,9 @@ pub struct SignArgs {
     /// Opaque signed-data (application/pkcs7-mime) instead of multipart/signed.
     #[arg(long)]
     pub opaque: bool,
-    /// Digest algorithm.
-    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
-    pub digest: DigestArg,
+    /// Digest algorithm [default: sign.digest of the configuration, else sha256].
+    #[arg(long, value_enum)]
+    pub digest: Option<DigestArg>,
     /// RSASSA-PSS (salt length = digest length) instead of PKCS#1 v1.5 for RSA keys.
     #[arg(long)]
     pub pss: bool,
@@ -367,7 +367,21 @@ fn digest(d: DigestArg) -> Digest {
 pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
-    let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+    let cfg = g.settings.clone().unwrap_or_else(|| {
+        smimekit::config::Config::from_parts(None, None, &|_| None, &Default::default())
+            .expect("the defaults are valid")
+    });
+    let id = match sign::choose_signer(&home, &raw, a.as_id.as_deref()) {
+        // No From: and several IDs: the configured default ID (sign.id) decides. It never overrides --as
+        // or an ID matching From:, and never signs for a From: address none of your IDs carries.
+        Err(e) if e.kind() == smimekit::ErrorKind::Usage && a.as_id.is_none() => {
+            match &cfg.sign_id.value {
+                Some(d) => sign::choose_signer(&home, &raw, Some(d))?,
+                None => return Err(e.into()),
+            }
+        }
+        r => r?,
+    };
     // A passphrase is asked for before anything else; a key stored without one is opened while a large
     // message is already being digested.
     let key = if id.key_protected {
@@ -376,9 +390,9 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         None
     };
     let opts = sign::SignOptions {
-        digest: digest(a.digest),
+        digest: a.digest.map(digest).unwrap_or(cfg.digest.value),
         pss: a.pss,
-        opaque: a.opaque,
+        opaque: a.opaque || cfg.sign_form.value == smimekit::config::SignForm::Opaque,
     };
     emit(&a.output, |w| {
         sign::sign_message_with(&home, &raw, &opts, w, || {

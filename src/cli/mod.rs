@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod completions;
+mod config;
 mod contact;
 mod demo;
 mod id;
@@ -42,6 +44,12 @@ pub struct Global {
     /// Machine-readable output (stable field names, see the README).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The configuration file (default: $SMIMEKIT_CONFIG, else $XDG_CONFIG_HOME/smimekit/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The effective settings, once the configuration is loaded (`config::apply`).
+    #[arg(skip)]
+    pub settings: Option<smimekit::config::Config>,
 }
 
 impl Global {
@@ -107,11 +115,18 @@ pub enum Command {
     /// Manage your correspondents' certificates (to encrypt to them).
     #[command(subcommand)]
     Contact(contact::ContactCommand),
+    /// Show the effective configuration and where each setting came from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write one page per command with -o DIR.
+    Man(completions::ManArgs),
 }
 
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e)
             if matches!(
@@ -143,6 +158,13 @@ pub fn main() -> i32 {
         }
     };
     smimekit::secret::protect_process();
+    // Completions and manual pages need no settings (and must work with a broken configuration file).
+    if !matches!(cli.command, Command::Completions(_) | Command::Man(_))
+        && let Err(e) = config::apply(&mut cli.global)
+    {
+        report_error(&e);
+        return 2;
+    }
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
@@ -154,6 +176,9 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
+        Command::Config(c) => config::run(&cli.global, c),
+        Command::Completions(a) => completions::run_completions(a),
+        Command::Man(a) => completions::run_man(a),
     };
     match result {
         Ok(code) => code,
