@@ -21,13 +21,11 @@ use std::ffi::OsString;
 use openssl::pkey::{Id, PKey, Private};
 
 use crate::cert::{self, CertInfo};
-use crate::contacts::ContactStore;
 use crate::error::{Error, ErrorKind, Result};
 use crate::home::Home;
 use crate::ids::{IdStore, Identity};
 use crate::ossl::signed::{self, Capability, Digest, SignParams};
-use crate::smime::verify::{self, SignerUse, VerifyOptions, VerifyReport};
-use crate::trust::TrustStore;
+use crate::smime::verify::{self, SignerUse, VerifyReport};
 
 /// The PEM label git recognises for x509 signatures.
 pub const PEM_LABEL: &str = "SIGNED MESSAGE";
@@ -324,25 +322,6 @@ pub fn signature_der(data: &[u8]) -> Result<Vec<u8>> {
     )
 }
 
-/// The options git verification uses: your trust anchors and the system's, with your IDs, contacts and their
-/// intermediates as candidate certificates.
-pub fn verify_options(home: &Home) -> Result<VerifyOptions> {
-    let mut known = Vec::new();
-    let contacts = ContactStore::new(home);
-    known.extend(contacts.intermediates()?);
-    for i in IdStore::new(home).list()? {
-        known.push(i.cert.clone());
-        known.extend(i.chain.iter().cloned());
-    }
-    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
-    Ok(VerifyOptions {
-        anchors: TrustStore::new(home).certs()?,
-        system_trust: true,
-        at: None,
-        known_certs: known,
-    })
-}
-
 /// git's trust levels (gpg's validity), lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TrustLevel {
@@ -385,7 +364,7 @@ pub fn verify(home: &Home, sig: &[u8], payload: &[u8]) -> Verdict {
         .map(|v| v.into_iter().map(|i| i.fingerprint).collect())
         .unwrap_or_default();
     let result = signature_der(sig).and_then(|der| {
-        let opts = verify_options(home)?;
+        let opts = verify::home_options(home)?;
         verify::verify_detached(&der, payload, &opts, SignerUse::EmailOrCode)
     });
     match result {

@@ -16,6 +16,7 @@
 //!   bounded DER reader, typed errors.
 //! - [`config`]: the configuration file and where each effective setting came from.
 //! - [`git`]: smimekit as git's `gpg.x509.program` (the gpg status protocol over detached signatures).
+//! - [`neomutt`]: neomutt's `smime_*_command` conventions (entity-level sign, verify, encrypt, decrypt; `.index`).
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod input;
 pub mod limits;
 pub mod mime;
+pub mod neomutt;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;

@@ -12,6 +12,7 @@ mod contact;
 mod demo;
 mod id;
 mod message;
+mod neomutt;
 mod output;
 mod secrets;
 mod trust;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Show the effective configuration and where each setting came from.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// The commands neomutt's smime_*_command settings run (contrib/neomutt/smimekit.rc).
+    #[command(subcommand)]
+    Neomutt(neomutt::NeomuttCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the manual page, or write one page per command with -o DIR.
@@ -177,6 +181,7 @@ pub fn main() -> i32 {
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
         Command::Config(c) => config::run(&cli.global, c),
+        Command::Neomutt(c) => neomutt::run(&cli.global, c),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
     };

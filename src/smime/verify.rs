@@ -588,17 +588,69 @@ pub fn verify_detached(
     opts: &VerifyOptions,
     usage: SignerUse,
 ) -> Result<VerifyReport> {
-    match content_type_of(sig_der)? {
-        CmsType::SignedData => {}
-        other => return Err(super::unsupported_cms(other, "signed data")),
-    }
-    let sd = parse_signed(sig_der)?;
+    let sd = parse_standalone(sig_der)?;
     if !sd.is_detached() {
         return Err(Error::bad_input(
             "the signature carries content of its own, not a detached signature",
         )
         .hint("only detached signatures are checked against a separate payload"));
     }
+    check_standalone(&sd, content, opts, usage, "detached")
+}
+
+/// Verifies opaque signed-data (`der`, a SignedData with its content inside) outside a message, and returns
+/// the report and the signed content (the exact eContent bytes).
+pub fn verify_opaque_der(
+    der: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+) -> Result<(VerifyReport, Vec<u8>)> {
+    let sd = parse_standalone(der)?;
+    let Some(content) = sd.econtent() else {
+        return Err(
+            Error::bad_input("the signed data carries no content (a detached signature)")
+                .hint("the signed text is missing; ask the sender for the complete message"),
+        );
+    };
+    let report = check_standalone(&sd, &content, opts, usage, "opaque")?;
+    Ok((report, content))
+}
+
+/// The verification options for `home`: its trust anchors and the system's, now, with your IDs, contacts
+/// and their intermediates as candidate certificates.
+pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
+    let mut known = Vec::new();
+    let contacts = crate::contacts::ContactStore::new(home);
+    known.extend(contacts.intermediates()?);
+    for i in crate::ids::IdStore::new(home).list()? {
+        known.push(i.cert.clone());
+        known.extend(i.chain.iter().cloned());
+    }
+    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
+    Ok(VerifyOptions {
+        anchors: crate::trust::TrustStore::new(home).certs()?,
+        system_trust: true,
+        at: None,
+        known_certs: known,
+    })
+}
+
+fn parse_standalone(der: &[u8]) -> Result<SignedData> {
+    match content_type_of(der)? {
+        CmsType::SignedData => {}
+        other => return Err(super::unsupported_cms(other, "signed data")),
+    }
+    parse_signed(der)
+}
+
+/// The signer checks of a SignedData outside a message (no From address to match).
+fn check_standalone(
+    sd: &SignedData,
+    content: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+    form: &'static str,
+) -> Result<VerifyReport> {
     let signers = sd.signers();
     if signers.is_empty() {
         return Err(Error::bad_input("the signature has no signers")
@@ -634,7 +686,7 @@ pub fn verify_detached(
     let mut reports = Vec::new();
     for (idx, s) in signers.iter().enumerate() {
         reports.push(check_signer(
-            &sd,
+            sd,
             idx,
             s,
             content,
@@ -654,7 +706,7 @@ pub fn verify_detached(
     };
     Ok(VerifyReport {
         status,
-        form: "detached",
+        form,
         from: None,
         sender: None,
         message_id: None,
