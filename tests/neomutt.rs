@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{Env, fixture, text};
+use common::{Env, text};
 
 /// The `set smime_*_command = "…"` lines of the rc file.
 fn templates() -> HashMap<String, String> {
