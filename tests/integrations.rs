@@ -275,3 +275,58 @@ fn sign_takes_its_digest_from_file_environment_then_flag() {
         sign(&["--digest", "sha256"], &[("SMIMEKIT_DIGEST", "sha384")]).contains("micalg=sha-256")
     );
 }
+
+/// Runs `sh -c CMD` on a pseudo-terminal (`script`), so smimekit's standard error is a terminal; returns what
+/// the terminal received.
+fn on_terminal(e: &Env, cmd: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("smimekit");
+    let full = format!("{} --home {} {cmd}", bin.display(), e.home().display());
+    let o = Command::new("script")
+        .args(["-qec", &full, "/dev/null"])
+        .current_dir(e.dir.path())
+        .env("TERM", "xterm")
+        .env("SMIMEKIT_PROGRESS_DELAY_MS", "0")
+        .env("XDG_CONFIG_HOME", e.path("xdg"))
+        .env_remove("SMIMEKIT_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{full}: {}", text(&o.stdout));
+    text(&o.stdout)
+}
+
+#[test]
+fn progress_only_on_a_terminal_and_never_in_the_message() {
+    if !common::have(&["script"]) {
+        return;
+    }
+    let e = Env::new();
+    e.import_np("p12/alice-modern.p12");
+    e.trust_root();
+    let body =
+        "a line of a large message, long enough to take a moment to sign\r\n".repeat(40_000);
+    let msg = e.write(
+        "big.eml",
+        &common::simple_message("Alice <alice@example.com>", &body),
+    );
+    let term = on_terminal(&e, &format!("sign {msg} -o signed.eml"));
+    assert!(term.contains("smimekit: working on the message"), "{term}");
+    // The message went to standard output (a file) while the spinner ran on the terminal: no trace in it.
+    let term = on_terminal(&e, &format!("sign {msg} > piped.eml"));
+    assert!(term.contains("working on the message"), "{term}");
+    let piped = std::fs::read(e.path("piped.eml")).unwrap();
+    assert!(!text(&piped).contains("working on"));
+    e.ok(&[
+        "verify",
+        e.path("piped.eml").to_str().unwrap(),
+        "--no-harvest",
+    ]);
+    // Never with --json or --batch, even on a terminal.
+    for flag in ["--json", "--batch"] {
+        let term = on_terminal(&e, &format!("{flag} sign {msg} -o signed2.eml"));
+        assert!(!term.contains("working on the message"), "{flag}: {term}");
+    }
+    // Without a terminal (the tests' pipes): nothing.
+    let o = e.run(&["sign", &msg, "-o", e.path("signed3.eml").to_str().unwrap()]);
+    assert!(!text(&o.stderr).contains("working on"));
+}

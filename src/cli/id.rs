@@ -437,6 +437,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 }
             };
             let metadata = contact_store.metadata_for_backup()?;
+            let _spinner = super::progress::Spinner::start("deriving keys and writing the backup");
             let (der, counts) = pkcs12::backup(
                 &home,
                 &password,
@@ -470,14 +471,20 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 &format!("the password of the backup {what}"),
                 false,
             )?;
-            let plan = pkcs12::read_backup(&data, &what, &password)?;
+            let plan = {
+                let _spinner = super::progress::Spinner::start("reading the backup");
+                pkcs12::read_backup(&data, &what, &password)?
+            };
             let pass = if plan.ids.is_empty() {
                 None
             } else {
                 new_passphrase(g, *no_passphrase, "the restored keys")?
             };
             let lock = home.lock()?;
-            let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
+            let (added, anchors) = {
+                let _spinner = super::progress::Spinner::start("protecting the restored keys");
+                pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?
+            };
             let contact_store = smimekit::contacts::ContactStore::new(&home);
             let contacts = contact_store.restore(&lock, plan.contacts.clone())?;
             if let Some(m) = &plan.contacts_metadata {

@@ -204,6 +204,11 @@ fn emit(
     path: &Option<PathBuf>,
     f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>,
 ) -> Result<()> {
+    // Cleared when `f` returns: before anything is copied to standard output.
+    let f = |w: &mut dyn Write| {
+        let _spinner = super::progress::Spinner::start("working on the message");
+        f(w)
+    };
     match path.as_deref() {
         // A FIFO or device (e.g. /dev/null) cannot be replaced by a rename: hold the output back, then copy.
         Some(p) if p.as_os_str() != "-" && is_special(p) => {

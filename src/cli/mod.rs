@@ -14,6 +14,7 @@ mod id;
 mod message;
 mod neomutt;
 mod output;
+mod progress;
 mod secrets;
 mod trust;
 
@@ -169,6 +170,7 @@ pub fn main() -> i32 {
         report_error(&e);
         return 2;
     }
+    progress::configure(&cli.global);
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
