@@ -419,7 +419,9 @@ fn verdict_of(r: &VerifyReport, own: &[String]) -> Verdict {
             code = code.max(1);
             continue;
         }
-        let expired = !s.validity.ok && s.validity.not_after < s.validity.at;
+        let expired = !s.validity.ok
+            && s.certificate()
+                .is_some_and(|c| cert::unix_time(c.not_after()) < cert::now());
         let level = if s.valid {
             if own
                 .iter()

@@ -481,3 +481,34 @@ fn status_protocol_lines() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn expired_signer_is_expkeysig_and_fails() {
+    // A signature made while Grace's certificate was valid (the fixture vector), checked now that it has
+    // expired: the bytes verify, the verdict does not.
+    let env = Env::new();
+    env.trust_root();
+    let msg = std::fs::read(fixture("msg/expired-grace.eml")).unwrap();
+    let (content, der) = common::split_signed(&msg);
+    let sig = env.write_file("sig.der", &der);
+    let o = Command::new(git_program())
+        .args(["--status-fd=1", "--verify", sig.to_str().unwrap(), "-"])
+        .env("SMIMEKIT_HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.path("xdg"))
+        .env_remove("SMIMEKIT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&content)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let st = text(&o.stdout);
+    assert!(st.contains("\n[GNUPG:] EXPKEYSIG "), "{st}");
+    assert!(!st.contains("GOODSIG"), "{st}");
+    assert!(text(&o.stderr).contains("expired"), "{}", text(&o.stderr));
+}

@@ -303,8 +303,7 @@ fn progress_only_on_a_terminal_and_never_in_the_message() {
     let e = Env::new();
     e.import_np("p12/alice-modern.p12");
     e.trust_root();
-    let body =
-        "a line of a large message, long enough to take a moment to sign\r\n".repeat(40_000);
+    let body = "a line of a large message, long enough to take a moment to sign\r\n".repeat(40_000);
     let msg = e.write(
         "big.eml",
         &common::simple_message("Alice <alice@example.com>", &body),

@@ -4,7 +4,7 @@
 //! signature is valid, the key's passphrase as the first line of standard input (neomutt writes it there).
 //! The work is in [`smimekit::neomutt`].
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -113,8 +113,8 @@ fn stdin_passphrase() -> Result<Secret> {
     let mut line = Vec::new();
     let mut input = std::io::stdin().lock();
     input.read_until(b'\n', &mut line)?;
-    let mut rest = Vec::new();
-    let _ = input.read_to_end(&mut rest);
+    // The rest is drained, not kept (neomutt closes its end after the newline).
+    let _ = std::io::copy(&mut input, &mut std::io::sink());
     if line.last() == Some(&b'\n') {
         line.pop();
         if line.last() == Some(&b'\r') {
@@ -268,8 +268,7 @@ pub fn run(g: &Global, c: &NeomuttCommand) -> Result<i32> {
         }
         NeomuttCommand::Import { file } => {
             // neomutt writes a label on standard input; smimekit's contacts need none.
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             let _ = std::io::stdout().flush();
             super::contact::run(
                 g,
