@@ -168,13 +168,15 @@ pub struct IndexCounts {
     pub certificates: usize,
 }
 
-/// neomutt's trust letter: `e` expired, `i` not yet valid, `t` trusted (your own IDs), `v` a contact.
-fn trust_letter(info: &CertInfo, own: bool) -> char {
+/// neomutt's trust letter: `e` expired, `i` not yet valid, `t` your own IDs and the contact certificate
+/// smimekit itself would encrypt to for that address (neomutt then uses it without asking), `v` another
+/// usable contact certificate (neomutt lets you pick).
+fn trust_letter(info: &CertInfo, chosen: bool) -> char {
     if info.expired {
         'e'
     } else if info.not_yet_valid {
         'i'
-    } else if own {
+    } else if chosen {
         't'
     } else {
         'v'
@@ -233,11 +235,23 @@ pub fn write_index(home: &Home, dir: &Path) -> Result<IndexCounts> {
             nc += 1;
         }
     }
-    for c in ContactStore::new(home).list()? {
+    let store = ContactStore::new(home);
+    let anchors = crate::trust::TrustStore::new(home).certs()?;
+    let select = crate::contacts::SelectOptions {
+        anchors: &anchors,
+        system: true,
+        now,
+    };
+    for c in store.list()? {
         let info = CertInfo::new(&c.cert, now);
         write_cert(&c.fingerprint, &c.cert)?;
         for a in &info.emails {
-            line(&mut certs, a, &c.fingerprint, &info, false);
+            let chosen = store
+                .select_for_encryption(a, &select)
+                .ok()
+                .and_then(|s| s.chosen)
+                .is_some_and(|ch| ch.fingerprint == c.fingerprint);
+            line(&mut certs, a, &c.fingerprint, &info, chosen);
             nc += 1;
         }
     }

@@ -138,8 +138,9 @@ fn index_maps_hashes_to_ids_and_certificates() {
     let certs = std::fs::read_to_string(m.index.join("certificates/.index")).unwrap();
     let bob = common::fingerprint_of("pki/bob.pem");
     assert!(certs.contains(&format!("alice@example.com {fp} smimekit ? t es\n")));
+    // Bob's only certificate is the one smimekit would encrypt to: `t`, so neomutt uses it without asking.
     assert!(
-        certs.contains(&format!("bob@example.org {bob} smimekit ? v ")),
+        certs.contains(&format!("bob@example.org {bob} smimekit ? t es\n")),
         "{certs}"
     );
     // Each hash names a certificate file holding that certificate.
@@ -371,4 +372,99 @@ fn opaque_verify_and_certificate_import_through_the_templates() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let list = text(&bob.env.ok(&["contact", "list"]).stdout);
     assert!(list.contains("alice@example.com"), "{list}");
+}
+
+/// A real neomutt composes a message to Bob with `crypt_autoencrypt` and sends it through the rc file's
+/// templates: on a pseudo-terminal (`script`), keys typed ahead (accept To, accept Subject, `y` to send), a
+/// `$sendmail` that writes the message to a file. Bob decrypts what neomutt sent with his own ID.
+#[test]
+fn real_neomutt_sends_an_encrypted_message() {
+    if !common::have(&["neomutt", "script", "timeout"]) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let m = Mutt::new();
+    m.env.ok(&["contact", "add", &common::fx("pki/bob.pem")]);
+    m.index();
+    let dir = m.env.dir.path();
+    let sent = m.env.path("sent.eml");
+    let sendmail = m.env.path("sendmail.sh");
+    std::fs::write(
+        &sendmail,
+        format!("#!/bin/sh\ncat > '{}'\n", sent.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/neomutt/smimekit.rc"),
+    )
+    .unwrap()
+    .replace("~/.local/share/smimekit-neomutt", m.index.to_str().unwrap());
+    let rc = format!(
+        "{rc}\nset smime_default_key = \"{}\"\nset from = \"alice@example.com\"\nset sendmail = \"{}\"\n\
+         set crypt_autoencrypt = yes\nset smime_is_default = yes\nset smime_self_encrypt = yes\n\
+         set record = \"\"\nset folder = \"{}\"\n",
+        m.alice_fp(),
+        sendmail.display(),
+        dir.display()
+    );
+    let rcf = m.env.write_file("neomuttrc", rc.as_bytes());
+    let draft = m.env.write_file(
+        "draft",
+        b"From: alice@example.com\nTo: bob@example.org\nSubject: from neomutt\n\nsecret body\n",
+    );
+    let bin = assert_cmd::cargo::cargo_bin("smimekit");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let keys = "sleep 3; printf '\\r'; sleep 2; printf '\\r'; sleep 2; printf y; sleep 5";
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "({keys}) | timeout 25 script -qec \"neomutt -n -F {} -H {}\" /dev/null",
+            rcf.display(),
+            draft.display()
+        ))
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("HOME", dir)
+        .env("TERM", "vt100")
+        .env("EDITOR", "true")
+        .env("SMIMEKIT_HOME", m.env.home())
+        .env("XDG_CONFIG_HOME", m.env.path("xdg"))
+        .env_remove("SMIMEKIT_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let msg = std::fs::read(&sent).unwrap_or_else(|_| {
+        panic!(
+            "neomutt sent nothing; its screen:\n{}",
+            text(&o.stdout)
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
+        )
+    });
+    let ct = common::header(&msg, "Content-Type").unwrap();
+    assert!(
+        ct.contains("pkcs7-mime") && ct.contains("enveloped-data"),
+        "{ct}"
+    );
+    assert!(!text(&msg).contains("secret body"));
+    // Bob, with his own ID in his own home, reads it.
+    let bob = Env::new();
+    bob.import_np("p12/bob.p12");
+    let f = bob.write("sent.eml", &msg);
+    let out = bob.ok(&["decrypt", &f]);
+    assert!(
+        text(&out.stdout).contains("secret body"),
+        "{}",
+        text(&out.stdout)
+    );
 }
