@@ -374,11 +374,12 @@ fn opaque_verify_and_certificate_import_through_the_templates() {
     assert!(list.contains("alice@example.com"), "{list}");
 }
 
-/// A real neomutt composes a message to Bob with `crypt_autoencrypt` and sends it through the rc file's
-/// templates: on a pseudo-terminal (`script`), keys typed ahead (accept To, accept Subject, `y` to send), a
-/// `$sendmail` that writes the message to a file. Bob decrypts what neomutt sent with his own ID.
+/// A real neomutt composes a message to Bob with `crypt_autosign` and `crypt_autoencrypt` and sends it through
+/// the rc file's templates: on a pseudo-terminal (`script`), keys typed ahead (accept To, accept Subject, `y`
+/// to send, an empty passphrase), a `$sendmail` that writes the message to a file. Bob decrypts what neomutt
+/// sent with his own ID and finds Alice's valid signature inside.
 #[test]
-fn real_neomutt_sends_an_encrypted_message() {
+fn real_neomutt_sends_a_signed_and_encrypted_message() {
     if !common::have(&["neomutt", "script", "timeout"]) {
         return;
     }
@@ -402,7 +403,7 @@ fn real_neomutt_sends_an_encrypted_message() {
     .replace("~/.local/share/smimekit-neomutt", m.index.to_str().unwrap());
     let rc = format!(
         "{rc}\nset smime_default_key = \"{}\"\nset from = \"alice@example.com\"\nset sendmail = \"{}\"\n\
-         set crypt_autoencrypt = yes\nset smime_is_default = yes\nset smime_self_encrypt = yes\n\
+         set crypt_autoencrypt = yes\nset crypt_autosign = yes\nset smime_is_default = yes\nset smime_self_encrypt = yes\n\
          set record = \"\"\nset folder = \"{}\"\n",
         m.alice_fp(),
         sendmail.display(),
@@ -419,7 +420,7 @@ fn real_neomutt_sends_an_encrypted_message() {
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let keys = "sleep 3; printf '\\r'; sleep 2; printf '\\r'; sleep 2; printf y; sleep 5";
+    let keys = "sleep 3; printf '\\r'; sleep 2; printf '\\r'; sleep 2; printf y; sleep 2; printf '\\r'; sleep 5";
     let o = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -460,6 +461,7 @@ fn real_neomutt_sends_an_encrypted_message() {
     // Bob, with his own ID in his own home, reads it.
     let bob = Env::new();
     bob.import_np("p12/bob.p12");
+    bob.trust_root();
     let f = bob.write("sent.eml", &msg);
     let out = bob.ok(&["decrypt", &f]);
     assert!(
@@ -467,4 +469,7 @@ fn real_neomutt_sends_an_encrypted_message() {
         "{}",
         text(&out.stdout)
     );
+    let report = text(&out.stderr);
+    assert!(report.contains("Signer 1: valid"), "{report}");
+    assert!(report.contains("alice@example.com"), "{report}");
 }
