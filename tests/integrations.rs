@@ -310,6 +310,8 @@ fn progress_only_on_a_terminal_and_never_in_the_message() {
     );
     let term = on_terminal(&e, &format!("sign {msg} -o signed.eml"));
     assert!(term.contains("smimekit: working on the message"), "{term}");
+    let term = on_terminal(&e, "verify signed.eml --no-harvest");
+    assert!(term.contains("smimekit: verifying the message"), "{term}");
     // The message went to standard output (a file) while the spinner ran on the terminal: no trace in it.
     let term = on_terminal(&e, &format!("sign {msg} > piped.eml"));
     assert!(term.contains("working on the message"), "{term}");

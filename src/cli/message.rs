@@ -487,7 +487,10 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     let stdout_msg = a.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    let (v, code) = verify_checked(&home, &raw, &a.trust)?;
+    let (v, code) = {
+        let _spinner = super::progress::Spinner::start("verifying the message");
+        verify_checked(&home, &raw, &a.trust)?
+    };
     // The split, the signature checks and the digest read the file separately (on two threads).
     raw.check_unchanged("verifying")?;
     if a.output.is_some() && (code == 0 || a.trust.force_output) {
