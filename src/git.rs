@@ -209,11 +209,17 @@ pub fn resolve_key(home: &Home, key: &str, configured: Option<&str>) -> Result<I
         }
     };
     store.find(&query).map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
-            Error::not_found(format!("no digital ID matches git's signing key {key:?}"))
-                .hint("set 'git config user.signingkey' to an address or fingerprint from 'smimekit id list'")
-        } else {
-            e
+        if e.kind() != ErrorKind::NotFound {
+            return e;
+        }
+        match (ident_address(key), configured) {
+            (Some(_), Some(c)) => Error::not_found(format!(
+                "no digital ID matches git.signing-key {c:?} of smimekit's configuration"
+            ))
+            .hint("fix git.signing-key (or $SMIMEKIT_GIT_SIGNING_KEY); 'smimekit id list' shows your IDs"),
+            _ => Error::not_found(format!("no digital ID matches git's signing key {key:?}")).hint(
+                "set 'git config user.signingkey' to an address or fingerprint from 'smimekit id list'",
+            ),
         }
     })
 }

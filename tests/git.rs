@@ -178,6 +178,26 @@ fn key_is_resolved_from_signingkey_fingerprint_or_ident() {
     let r = Repo::alice();
     // No user.signingkey: git passes the committer ident "Alice <alice@example.com>".
     r.signed_commit("by ident");
+    // Then git.signing-key of smimekit's configuration (here from the environment) decides, not the ident.
+    std::fs::write(r.dir.join("file.txt"), "cfg").unwrap();
+    r.ok(&["add", "file.txt"]);
+    let o = r
+        .cmd(&["commit", "-q", "-S", "-m", "configured key"])
+        .env("SMIMEKIT_GIT_SIGNING_KEY", "carol@example.com")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("carol@example.com"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = r
+        .cmd(&["commit", "-q", "-S", "-m", "configured key"])
+        .env("SMIMEKIT_GIT_SIGNING_KEY", &alice_fingerprint()[..20])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
     // A fingerprint prefix with 0x, as gpg users write key IDs.
     let fp = alice_fingerprint();
     r.ok(&["config", "user.signingkey", &format!("0x{}", &fp[..16])]);
