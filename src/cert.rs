@@ -343,6 +343,22 @@ pub fn can_sign(cert: &X509Ref) -> bool {
     ku_ok && eku_allows_email(cert) && !is_ca_only(cert)
 }
 
+/// May this certificate sign code (git commits and tags)? As [`can_sign`], with EKU codeSigning accepted
+/// beside emailProtection.
+pub fn can_sign_code(cert: &X509Ref) -> bool {
+    let ku_ok = cert.key_usage().is_none_or(|k| {
+        k.intersects(X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::NON_REPUDIATION)
+    });
+    let eku_ok = cert.extended_key_usage().is_none_or(|e| {
+        e.intersects(
+            X509ExtendedKeyUsage::SMIME
+                | X509ExtendedKeyUsage::CODE_SIGN
+                | X509ExtendedKeyUsage::ANYEKU,
+        )
+    });
+    ku_ok && eku_ok && !is_ca_only(cert)
+}
+
 /// May mail be encrypted to this certificate? RSA needs keyEncipherment, EC keyAgreement (when keyUsage is
 /// present); EKU allows e-mail.
 pub fn can_encrypt(cert: &X509Ref) -> bool {

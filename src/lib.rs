@@ -16,21 +16,27 @@
 //! - [`display`]: one escaping rule for attacker-controlled text in every report; homograph display.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
+//! - [`config`]: the configuration file and where each effective setting came from.
+//! - [`git`]: smimekit as git's `gpg.x509.program` (the gpg status protocol over detached signatures).
+//! - [`neomutt`]: neomutt's `smime_*_command` conventions (entity-level sign, verify, encrypt, decrypt; `.index`).
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
 
 pub mod address;
 pub mod cert;
+pub mod config;
 pub mod contacts;
 pub mod der;
 pub mod display;
 pub mod error;
+pub mod git;
 pub mod home;
 pub mod ids;
 pub mod input;
 pub mod limits;
 pub mod mime;
+pub mod neomutt;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;

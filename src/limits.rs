@@ -49,4 +49,9 @@ pub const MAX_CHAIN_DEPTH: i32 = 10;
 
 // ---- integrations: git, neomutt, config ----
 
+/// Largest payload `smimekit-git` reads from git to sign or verify (1 GiB). A commit or tag object is a few
+/// kilobytes; the cap stops a runaway producer on the pipe from exhausting memory, since the payload is held
+/// whole (a detached signature needs all of it before the status lines can be written).
+pub const GIT_PAYLOAD_MAX: u64 = 1 << 30;
+
 // ---- revocation (CRL, OCSP) ----

@@ -134,6 +134,9 @@ pub enum Purpose {
     /// is checked by [`crate::cert::can_encrypt`], and every CA's extendedKeyUsage (emailProtection or
     /// anyExtendedKeyUsage when present) here, as the S/MIME-sign purpose checks it for signing.
     Encrypt,
+    /// Signing e-mail or code (git commits and tags): validated with no OpenSSL purpose (OpenSSL 3.0 has no
+    /// code-signing purpose); the leaf's usage is checked by [`crate::cert::can_sign_code`].
+    SignCode,
 }
 
 /// Where anchors come from and when to validate.

@@ -538,6 +538,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 }
             };
             let metadata = contact_store.metadata_for_backup()?;
+            let _spinner = super::progress::Spinner::start("deriving keys and writing the backup");
             let (der, counts) = pkcs12::backup(
                 &home,
                 &password,
@@ -574,7 +575,10 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 &format!("the password of the backup {what}"),
                 false,
             )?;
-            let mut plan = pkcs12::read_backup(&data, &what, &password)?;
+            let mut plan = {
+                let _spinner = super::progress::Spinner::start("reading the backup");
+                pkcs12::read_backup(&data, &what, &password)?
+            };
             // Show what would be added and ask: a backup from someone else must not take over silently.
             let review = smimekit::restore::review(&home, &plan)?;
             let mut left_out = Vec::new();
@@ -608,7 +612,10 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 new_passphrase(g, *no_passphrase, "the restored keys")?
             };
             let lock = home.lock()?;
-            let (added, anchors) = pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?;
+            let (added, anchors) = {
+                let _spinner = super::progress::Spinner::start("protecting the restored keys");
+                pkcs12::restore_ids_and_anchors(&home, &plan, pass.as_ref())?
+            };
             let contact_store = smimekit::contacts::ContactStore::new(&home);
             let contacts = contact_store.restore(&lock, plan.contacts.clone())?;
             let mut notes = left_out;

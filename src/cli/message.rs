@@ -82,9 +82,9 @@ pub struct SignArgs {
     /// Opaque signed-data (application/pkcs7-mime) instead of multipart/signed.
     #[arg(long)]
     pub opaque: bool,
-    /// Digest algorithm.
-    #[arg(long, value_enum, default_value_t = DigestArg::Sha256)]
-    pub digest: DigestArg,
+    /// Digest algorithm [default: sign.digest of the configuration, else sha256].
+    #[arg(long, value_enum)]
+    pub digest: Option<DigestArg>,
     /// RSASSA-PSS (salt length = digest length) instead of PKCS#1 v1.5 for RSA keys.
     #[arg(long)]
     pub pss: bool,
@@ -269,6 +269,11 @@ fn emit(
     path: &Option<PathBuf>,
     f: impl FnOnce(&mut dyn Write) -> smimekit::Result<()>,
 ) -> Result<()> {
+    // Cleared when `f` returns: before anything is copied to standard output.
+    let f = |w: &mut dyn Write| {
+        let _spinner = super::progress::Spinner::start("working on the message");
+        f(w)
+    };
     match path.as_deref() {
         // A FIFO or device (e.g. /dev/null) cannot be replaced by a rename: hold the output back, then copy.
         Some(p) if p.as_os_str() != "-" && is_special(p) => {
@@ -435,21 +440,27 @@ fn digest(d: DigestArg) -> Digest {
     }
 }
 
-fn digest_name(d: DigestArg) -> &'static str {
-    match d {
-        DigestArg::Sha256 => "SHA-256",
-        DigestArg::Sha384 => "SHA-384",
-        DigestArg::Sha512 => "SHA-512",
-    }
-}
-
 /// Runs `sign`.
 pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
     refuse_output_over_input(a.file.as_deref(), a.output.as_deref())?;
     output::stdout_carries_message(to_stdout(&a.output));
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
-    let id = sign::choose_signer(&home, &raw, a.as_id.as_deref())?;
+    let cfg = g.settings.clone().unwrap_or_else(|| {
+        smimekit::config::Config::from_parts(None, None, &|_| None, &Default::default())
+            .expect("the defaults are valid")
+    });
+    let id = match sign::choose_signer(&home, &raw, a.as_id.as_deref()) {
+        // No From: and several IDs: the configured default ID (sign.id) decides. It never overrides --as
+        // or an ID matching From:, and never signs for a From: address none of your IDs carries.
+        Err(e) if e.kind() == smimekit::ErrorKind::Usage && a.as_id.is_none() => {
+            match &cfg.sign_id.value {
+                Some(d) => sign::choose_signer(&home, &raw, Some(d))?,
+                None => return Err(e.into()),
+            }
+        }
+        r => r?,
+    };
     if let Some(w) = mime::unlabelled_8bit_warning(&raw) {
         output::warn(&w);
     }
@@ -461,9 +472,9 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         None
     };
     let opts = sign::SignOptions {
-        digest: digest(a.digest),
+        digest: a.digest.map(digest).unwrap_or(cfg.digest.value),
         pss: a.pss,
-        opaque: a.opaque,
+        opaque: a.opaque || cfg.sign_form.value == smimekit::config::SignForm::Opaque,
     };
     emit(&a.output, |w| {
         sign::sign_message_with(&home, &raw, &opts, w, || {
@@ -487,7 +498,7 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
             "signed_as": id.fingerprint,
             "email": id.emails().into_iter().next(),
             "form": form,
-            "digest": digest_name(a.digest),
+            "digest": opts.digest.name(),
             "pss": a.pss,
             "written": a.output.as_ref().filter(|p| p.as_os_str() != "-"),
         }))?;
@@ -495,7 +506,7 @@ pub fn run_sign(g: &Global, a: &SignArgs) -> Result<i32> {
         output::report(&format!(
             "Signed as {} ({form}, {})\n",
             id.label(),
-            digest_name(a.digest)
+            opts.digest.name()
         ))?;
     }
     Ok(0)
@@ -560,7 +571,10 @@ pub fn run_verify(g: &Global, a: &VerifyArgs) -> Result<i32> {
     let home = g.home()?;
     let raw = input::read(a.file.as_deref())?;
     output::stdout_carries_message(a.output.as_deref().is_some_and(|p| p.as_os_str() == "-"));
-    let (v, code) = verify_checked(&home, &raw, &a.trust)?;
+    let (v, code) = {
+        let _spinner = super::progress::Spinner::start("verifying the message");
+        verify_checked(&home, &raw, &a.trust)?
+    };
     // The split, the signature checks and the digest read the file separately (on two threads).
     raw.check_unchanged("verifying")?;
     if a.output.is_some() && (code == 0 || a.trust.force_output) {

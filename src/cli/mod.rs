@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod completions;
+mod config;
 mod contact;
 mod demo;
 mod id;
 mod message;
+mod neomutt;
 mod output;
+mod progress;
 mod secrets;
 mod signer;
 mod trust;
@@ -45,6 +49,12 @@ pub struct Global {
     /// Machine-readable output (stable field names, see the README).
     #[arg(long, global = true)]
     pub json: bool,
+    /// The configuration file (default: $SMIMEKIT_CONFIG, else $XDG_CONFIG_HOME/smimekit/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The effective settings, once the configuration is loaded (`config::apply`).
+    #[arg(skip)]
+    pub settings: Option<smimekit::config::Config>,
 }
 
 impl Global {
@@ -121,6 +131,16 @@ pub enum Command {
     /// Manage your correspondents' certificates (to encrypt to them).
     #[command(subcommand)]
     Contact(contact::ContactCommand),
+    /// Show the effective configuration and where each setting came from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// The commands neomutt's smime_*_command settings run (contrib/neomutt/smimekit.rc).
+    #[command(subcommand)]
+    Neomutt(neomutt::NeomuttCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page, or write one page per command with -o DIR.
+    Man(completions::ManArgs),
 }
 
 impl Command {
@@ -139,7 +159,13 @@ impl Command {
             Command::Trust(c) => !matches!(c, trust::TrustCommand::Add { .. }),
             Command::Contact(c) => !matches!(c, contact::ContactCommand::Add { .. }),
             Command::Sign(_) | Command::Encrypt(_) | Command::Decrypt(_) => true,
-            Command::Demo | Command::Verify(_) | Command::Inspect(_) => false,
+            Command::Demo
+            | Command::Verify(_)
+            | Command::Inspect(_)
+            | Command::Config(_)
+            | Command::Neomutt(_)
+            | Command::Completions(_)
+            | Command::Man(_) => false,
         }
     }
 }
@@ -196,7 +222,7 @@ fn uses(path: &[&str], arg: &str) -> bool {
 
 /// The clap command: the secret options are offered by each command that uses them (and, for scripts,
 /// before the command name), so a command's help shows only what applies to it.
-fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     use clap::CommandFactory;
     add_secret_options(Cli::command(), &[])
 }
@@ -287,7 +313,7 @@ pub fn main() -> i32 {
         }
         Ok(cli)
     });
-    let cli = match parsed {
+    let mut cli = match parsed {
         Ok(c) => c,
         Err(e)
             if matches!(
@@ -323,6 +349,14 @@ pub fn main() -> i32 {
     };
     output::init(cli.global.json);
     smimekit::secret::protect_process();
+    // Completions and manual pages need no settings (and must work with a broken configuration file).
+    if !matches!(cli.command, Command::Completions(_) | Command::Man(_))
+        && let Err(e) = config::apply(&mut cli.global)
+    {
+        output::error(&e);
+        return 2;
+    }
+    progress::configure(&cli.global);
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = check_home_exists(&cli.global, &cli.command).and_then(|_| match &cli.command {
         Command::Id(c) => id::run(&cli.global, c),
@@ -334,6 +368,10 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
+        Command::Config(c) => config::run(&cli.global, c),
+        Command::Neomutt(c) => neomutt::run(&cli.global, c),
+        Command::Completions(a) => completions::run_completions(a),
+        Command::Man(a) => completions::run_man(a),
     });
     let result = result.map_err(|e| secrets::explain_empty(&cli.global.secrets(), e));
     match result.and_then(|code| output::finish(code).map(|_| code)) {

@@ -122,7 +122,7 @@ impl Sources {
             .into());
         }
         let prompt = |p: &str| -> Result<Secret> {
-            rpassword::prompt_password(p)
+            super::progress::suspend(|| rpassword::prompt_password(p))
                 .map(Secret::from_string)
                 .map_err(|e| {
                     Error::new(

@@ -125,7 +125,7 @@ pub fn check_can_sign(id: &Identity) -> Result<()> {
 }
 
 /// The chain to include: intermediates, not self-signed roots.
-fn chain_to_include(id: &Identity) -> Vec<X509> {
+pub(crate) fn chain_to_include(id: &Identity) -> Vec<X509> {
     id.chain
         .iter()
         .filter(|c| {

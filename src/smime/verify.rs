@@ -184,7 +184,7 @@ pub struct VerifyReport {
     /// Revocation (CRL/OCSP) status of the certificates: always `not checked` (smimekit does not fetch
     /// revocation information).
     pub revocation: &'static str,
-    /// `multipart/signed` or `opaque`.
+    /// `multipart/signed`, `opaque`, or `detached` (a bare detached signature over a payload: git).
     pub form: &'static str,
     /// The From address (addr-spec).
     pub from: Option<String>,
@@ -548,6 +548,7 @@ fn verify_top<'a>(
                 }
             },
             &mut digests,
+            SignerUse::Email,
         )?;
         reports.push(r);
     }
@@ -609,6 +610,161 @@ fn verify_top<'a>(
     })
 }
 
+/// What the signer's certificate must be good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerUse {
+    /// Signing e-mail: keyUsage digitalSignature/nonRepudiation, EKU emailProtection when present.
+    Email,
+    /// Signing e-mail or code (git): EKU emailProtection or codeSigning when present.
+    EmailOrCode,
+}
+
+/// Verifies a detached CMS signature (`sig_der`, DER or BER SignedData without content) over `content`, the
+/// exact bytes signed (no canonicalisation: a git commit or tag is signed as it is stored). The checks are the
+/// message ones (integrity, trust, validity, purpose) per signer; there is no From address to match.
+///
+/// Errors (not a report): not a SignedData, content embedded, no signers, too many signers, a signer's
+/// certificate missing.
+pub fn verify_detached(
+    sig_der: &[u8],
+    content: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+) -> Result<VerifyReport> {
+    let sd = parse_standalone(sig_der)?;
+    if !sd.is_detached() {
+        return Err(Error::bad_input(
+            "the signature carries content of its own, not a detached signature",
+        )
+        .hint("only detached signatures are checked against a separate payload"));
+    }
+    check_standalone(&sd, content, opts, usage, "detached")
+}
+
+/// Verifies opaque signed-data (`der`, a SignedData with its content inside) outside a message, and returns
+/// the report and the signed content (the exact eContent bytes).
+pub fn verify_opaque_der(
+    der: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+) -> Result<(VerifyReport, Vec<u8>)> {
+    let sd = parse_standalone(der)?;
+    let Some(content) = sd.econtent() else {
+        return Err(
+            Error::bad_input("the signed data carries no content (a detached signature)")
+                .hint("the signed text is missing; ask the sender for the complete message"),
+        );
+    };
+    let report = check_standalone(&sd, &content, opts, usage, "opaque")?;
+    Ok((report, content))
+}
+
+/// The verification options for `home`: its trust anchors and the system's, now, with your IDs, contacts
+/// and their intermediates as candidate certificates.
+pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
+    let mut known = Vec::new();
+    let contacts = crate::contacts::ContactStore::new(home);
+    known.extend(contacts.intermediates()?);
+    for i in crate::ids::IdStore::new(home).list()? {
+        known.push(i.cert.clone());
+        known.extend(i.chain.iter().cloned());
+    }
+    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
+    Ok(VerifyOptions {
+        anchors: crate::trust::TrustStore::new(home).certs()?,
+        system_trust: true,
+        at: None,
+        known_certs: known,
+        no_address_check: false,
+    })
+}
+
+fn parse_standalone(der: &[u8]) -> Result<SignedData> {
+    match content_type_of(der)? {
+        CmsType::SignedData => {}
+        other => return Err(super::unsupported_cms(other, "signed data")),
+    }
+    parse_signed(der)
+}
+
+/// The signer checks of a SignedData outside a message (no From address to match).
+fn check_standalone(
+    sd: &SignedData,
+    content: &[u8],
+    opts: &VerifyOptions,
+    usage: SignerUse,
+    form: &'static str,
+) -> Result<VerifyReport> {
+    let signers = sd.signers();
+    if signers.is_empty() {
+        return Err(Error::bad_input("the signature has no signers")
+            .hint("it only carries certificates; there is nothing to verify"));
+    }
+    if signers.len() > MAX_SIGNERS {
+        return Err(Error::limit(format!(
+            "the signature has {} signers (at most {MAX_SIGNERS} are checked)",
+            signers.len()
+        ))
+        .hint("treat the signature as unverified"));
+    }
+    for (i, s) in signers.iter().enumerate() {
+        if !sd.digest_algorithms().contains(&s.digest_oid) {
+            return Err(Error::bad_input(format!(
+                "malformed signature: signer {}'s digest algorithm ({}) is not listed in digestAlgorithms",
+                i + 1,
+                s.digest
+            ))
+            .hint("the signature is damaged or forged; treat it as unverified"));
+        }
+    }
+    let mut candidates: Vec<X509> = sd
+        .certificates()
+        .into_iter()
+        .take(MAX_CANDIDATE_CERTS)
+        .collect();
+    candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
+    candidates.extend(opts.anchors.iter().cloned());
+    let now = cert::now();
+    let at = opts.at.unwrap_or(now);
+    let mut digests = Vec::new();
+    let mut reports = Vec::new();
+    for (idx, s) in signers.iter().enumerate() {
+        reports.push(check_signer(
+            sd,
+            idx,
+            s,
+            content,
+            &candidates,
+            opts,
+            at,
+            now,
+            // A payload outside a message (a git commit) has no From to match.
+            AddressTo::NotChecked,
+            &mut digests,
+            usage,
+        )?);
+    }
+    let status = if reports.iter().all(|r| r.valid) {
+        "valid"
+    } else {
+        "invalid"
+    };
+    let (verdict, headline, remedy) = verdict_of(&reports, None, at);
+    Ok(VerifyReport {
+        status,
+        verdict,
+        headline,
+        remedy,
+        revocation: "not checked",
+        form,
+        from: None,
+        sender: None,
+        message_id: None,
+        signers: reports,
+        warnings: Vec::new(),
+    })
+}
+
 fn parse_signed(der: &[u8]) -> Result<SignedData> {
     SignedData::from_der(der).map_err(|e| {
         Error::new(
@@ -642,6 +798,7 @@ fn check_signer(
     now: i64,
     from: AddressTo<'_>,
     digests: &mut Vec<(String, Vec<u8>)>,
+    usage: SignerUse,
 ) -> Result<SignerReport> {
     let mut reasons = Vec::new();
     let mut weak = Vec::new();
@@ -748,7 +905,10 @@ fn check_signer(
             anchors: &opts.anchors,
             system: opts.system_trust,
             at,
-            purpose: Purpose::Sign,
+            purpose: match usage {
+                SignerUse::Email => Purpose::Sign,
+                SignerUse::EmailOrCode => Purpose::SignCode,
+            },
         },
     )?;
     let nb = cert::unix_time(cert.not_before());
@@ -804,7 +964,9 @@ fn check_signer(
         Check::fail(
             "the signer's certificate is a CA certificate (basicConstraints CA:TRUE): a CA key does not sign e-mail",
         )
-    } else if cert::can_sign(&cert) {
+    } else if cert::can_sign(&cert)
+        || (usage == SignerUse::EmailOrCode && cert::can_sign_code(&cert))
+    {
         Check::pass()
     } else {
         let mut why = Vec::new();
@@ -815,13 +977,22 @@ fn check_signer(
             }
         }
         if !cert::eku_allows_email(&cert) {
-            why.push("its extendedKeyUsage does not include emailProtection");
+            why.push(match usage {
+                SignerUse::Email => "its extendedKeyUsage does not include emailProtection",
+                SignerUse::EmailOrCode => {
+                    "its extendedKeyUsage includes neither emailProtection nor codeSigning"
+                }
+            });
         }
         if why.is_empty() {
             why.push("it is a CA certificate");
         }
         Check::fail(format!(
-            "the certificate is not for signing e-mail: {}",
+            "the certificate is not for signing {}: {}",
+            match usage {
+                SignerUse::Email => "e-mail",
+                SignerUse::EmailOrCode => "e-mail or code",
+            },
             why.join(" and ")
         ))
     };

@@ -165,6 +165,19 @@ impl Env {
         c.env("SMIMEKIT_PASSWORD", P12_PASSWORD)
             .env("SMIMEKIT_PASSPHRASE", PASSPHRASE);
         c.env_remove("SMIMEKIT_HOME");
+        // No configuration file or setting from the developer's environment (config.toml, SMIMEKIT_DIGEST…).
+        c.env("XDG_CONFIG_HOME", self.dir.path().join("xdg"));
+        for v in [
+            "SMIMEKIT_CONFIG",
+            "SMIMEKIT_PASSPHRASE_FILE",
+            "SMIMEKIT_SIGN_ID",
+            "SMIMEKIT_DIGEST",
+            "SMIMEKIT_SIGN_FORM",
+            "SMIMEKIT_CIPHER_POLICY",
+            "SMIMEKIT_GIT_SIGNING_KEY",
+        ] {
+            c.env_remove(v);
+        }
         c
     }
     /// Runs smimekit and returns its output.
