@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod account;
 mod contact;
 mod demo;
 mod id;
 mod message;
 mod output;
 mod secrets;
+mod send;
 mod trust;
 
 /// smimekit — sign, verify, encrypt and decrypt e-mail with S/MIME, and manage digital IDs.
@@ -107,6 +109,11 @@ pub enum Command {
     /// Manage your correspondents' certificates (to encrypt to them).
     #[command(subcommand)]
     Contact(contact::ContactCommand),
+    /// Submit a message over TLS (465 implicit / 587 STARTTLS), signed and/or encrypted on the way.
+    Send(Box<send::SendArgs>),
+    /// Sending accounts: add, list, show, remove, test.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
 }
 
 /// Runs the command line; returns the exit code.
@@ -154,6 +161,8 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
+        Command::Send(a) => send::run(&cli.global, a),
+        Command::Account(c) => account::run(&cli.global, c),
     };
     match result {
         Ok(code) => code,
