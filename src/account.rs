@@ -162,8 +162,9 @@ impl<'h> Accounts<'h> {
             .into_iter()
             .find(|a| a.name == name)
             .ok_or_else(|| {
-                Error::not_found(format!("no account named {name}"))
-                    .hint("list them with `smimekit account list`, add one with `smimekit account add`")
+                Error::not_found(format!("no account named {name}")).hint(
+                    "list them with `smimekit account list`, add one with `smimekit account add`",
+                )
             })
     }
 
@@ -211,8 +212,11 @@ pub fn run_login_command(cmd: &str) -> Result<Secret> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| {
-            Error::new(ErrorKind::MissingSecret, format!("cannot run the login command: {e}"))
-                .hint("check the account's login command")
+            Error::new(
+                ErrorKind::MissingSecret,
+                format!("cannot run the login command: {e}"),
+            )
+            .hint("check the account's login command")
         })?;
     let mut bytes = zeroize::Zeroizing::new(out.stdout);
     if !out.status.success() {
@@ -229,8 +233,11 @@ pub fn run_login_command(cmd: &str) -> Result<Secret> {
     }
     bytes.iter_mut().for_each(|b| *b = 0);
     if line.is_empty() {
-        return Err(Error::new(ErrorKind::MissingSecret, "the login command printed nothing")
-            .hint("it must print the password or token on its first line"));
+        return Err(Error::new(
+            ErrorKind::MissingSecret,
+            "the login command printed nothing",
+        )
+        .hint("it must print the password or token on its first line"));
     }
     Ok(Secret::new(line))
 }

@@ -89,7 +89,11 @@ pub fn prepare(raw: &[u8], from: Option<&str>) -> Result<Outgoing> {
     }
     let mut bcc = Vec::new();
     for a in addrs(&["bcc"]) {
-        if !to_cc.iter().chain(bcc.iter()).any(|x| crate::address::same(x, &a)) {
+        if !to_cc
+            .iter()
+            .chain(bcc.iter())
+            .any(|x| crate::address::same(x, &a))
+        {
             bcc.push(a);
         }
     }
@@ -219,12 +223,17 @@ pub struct Compose {
 /// Builds an RFC 5322 message with mail-builder, with Date and a random Message-ID at the sender's domain
 /// (never the local host name).
 pub fn compose(c: &Compose) -> Result<Vec<u8>> {
-    for a in std::iter::once(&c.from).chain(&c.to).chain(&c.cc).chain(&c.bcc) {
+    for a in std::iter::once(&c.from)
+        .chain(&c.to)
+        .chain(&c.cc)
+        .chain(&c.bcc)
+    {
         crate::net::smtp::check_address(a)?;
     }
     if c.subject.contains(['\r', '\n', '\0']) {
-        return Err(Error::usage("the subject contains a line break")
-            .hint("give the subject on one line"));
+        return Err(
+            Error::usage("the subject contains a line break").hint("give the subject on one line")
+        );
     }
     let domain = c.from.rsplit_once('@').map_or("localhost", |(_, d)| d);
     let mut rnd = [0u8; 16];
@@ -285,12 +294,18 @@ mod tests {
         assert!(t.contains("@x.test>"));
         let o = prepare(&m, None).unwrap();
         assert_eq!(o.bcc, ["c@x.test"]);
-        assert!(!String::from_utf8_lossy(&o.message).to_ascii_lowercase().contains("bcc"));
-        assert!(compose(&Compose {
-            from: "a@x.test".into(),
-            subject: "a\r\nBcc: evil@x".into(),
-            ..Default::default()
-        })
-        .is_err());
+        assert!(
+            !String::from_utf8_lossy(&o.message)
+                .to_ascii_lowercase()
+                .contains("bcc")
+        );
+        assert!(
+            compose(&Compose {
+                from: "a@x.test".into(),
+                subject: "a\r\nBcc: evil@x".into(),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -49,7 +49,12 @@ fn send(e: &Env, port: u16, tls: &str, extra: &[&str]) -> std::process::Output {
 /// Nothing secret or message-like reached the server, and the client failed with `reason`.
 fn assert_refused(o: &std::process::Output, t: &Transcript, reason: &str) {
     let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}\nserver saw: {}", t.text());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stderr: {err}\nserver saw: {}",
+        t.text()
+    );
     assert!(
         err.to_lowercase().contains(&reason.to_lowercase()),
         "expected {reason:?} in: {err}"
@@ -191,7 +196,10 @@ fn t1_to_t4_certificates_are_refused_naming_the_check() {
         assert_refused(&o, &t, reason);
         let err = text(&o.stderr);
         assert!(err.contains("check-server"), "{cert}: {err}");
-        assert!(err.contains("--insecure-accept-fingerprint"), "{cert}: {err}");
+        assert!(
+            err.contains("--insecure-accept-fingerprint"),
+            "{cert}: {err}"
+        );
     }
 }
 
@@ -222,7 +230,12 @@ fn accepted_fingerprint_is_the_only_exception() {
     let fp = fp.trim_end_matches(':').to_string();
     let e = Env::new();
     let h = implicit_with("selfsigned", None);
-    let o = send(&e, h.port, "implicit", &["--insecure-accept-fingerprint", &fp]);
+    let o = send(
+        &e,
+        h.port,
+        "implicit",
+        &["--insecure-accept-fingerprint", &fp],
+    );
     let t = h.finish();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("HOSTILE1"), "{}", text(&o.stdout));
@@ -231,13 +244,21 @@ fn accepted_fingerprint_is_the_only_exception() {
     let e = Env::new();
     let h = implicit_with("selfsigned", None);
     let wrong = format!("00{}", &fp[2..]);
-    let o = send(&e, h.port, "implicit", &["--insecure-accept-fingerprint", &wrong]);
+    let o = send(
+        &e,
+        h.port,
+        "implicit",
+        &["--insecure-accept-fingerprint", &wrong],
+    );
     assert_refused(&o, &h.finish(), "self-signed");
 }
 
 #[test]
 fn tls_1_0_and_1_1_only_servers_are_refused() {
-    for v in [openssl::ssl::SslVersion::TLS1, openssl::ssl::SslVersion::TLS1_1] {
+    for v in [
+        openssl::ssl::SslVersion::TLS1,
+        openssl::ssl::SslVersion::TLS1_1,
+    ] {
         let e = Env::new();
         let h = implicit_with("localhost", Some(v));
         let o = send(&e, h.port, "implicit", &[]);
@@ -349,18 +370,42 @@ fn injection_in_addresses_is_refused_before_connecting() {
     for to in ["bob@example.org>\r\nRCPT TO:<evil@x>", "bob@example.org\nx"] {
         let o = e.run_stdin(
             &[
-                "send", "--server", &server, "--tls", "implicit", "--from", "alice@example.com",
-                "--to", to, "--subject", "hi", "--plain",
+                "send",
+                "--server",
+                &server,
+                "--tls",
+                "implicit",
+                "--from",
+                "alice@example.com",
+                "--to",
+                to,
+                "--subject",
+                "hi",
+                "--plain",
             ],
             b"body\n",
         );
         assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-        assert!(text(&o.stderr).contains("not a plain e-mail address"), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("not a plain e-mail address"),
+            "{}",
+            text(&o.stderr)
+        );
     }
     let o = e.run_stdin(
         &[
-            "send", "--server", &server, "--tls", "implicit", "--from", "alice@example.com", "--to",
-            "bob@example.org", "--subject", "hi\r\nBcc: evil@x", "--plain",
+            "send",
+            "--server",
+            &server,
+            "--tls",
+            "implicit",
+            "--from",
+            "alice@example.com",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "hi\r\nBcc: evil@x",
+            "--plain",
         ],
         b"body\n",
     );
@@ -377,9 +422,21 @@ fn dry_run_connects_to_nothing_and_shows_the_envelope() {
     let server = format!("127.0.0.1:{port}");
     let o = e.run_stdin(
         &[
-            "send", "--dry-run", "--server", &server, "--tls", "implicit", "--from",
-            "alice@example.com", "--to", "bob@example.org", "--bcc", "carol@example.net",
-            "--subject", "hi", "--plain",
+            "send",
+            "--dry-run",
+            "--server",
+            &server,
+            "--tls",
+            "implicit",
+            "--from",
+            "alice@example.com",
+            "--to",
+            "bob@example.org",
+            "--bcc",
+            "carol@example.net",
+            "--subject",
+            "hi",
+            "--plain",
         ],
         b"body\n.\nmore\n",
     );
@@ -388,7 +445,10 @@ fn dry_run_connects_to_nothing_and_shows_the_envelope() {
     assert!(out.contains("MAIL FROM:<alice@example.com>"), "{out}");
     assert!(out.contains("RCPT TO:<carol@example.net>"), "{out}");
     assert!(!out.to_ascii_lowercase().contains("bcc:"), "{out}");
-    assert!(out.contains("Message-ID: <") && out.contains("Date: "), "{out}");
+    assert!(
+        out.contains("Message-ID: <") && out.contains("Date: "),
+        "{out}"
+    );
     std::thread::sleep(Duration::from_millis(100));
     assert!(l.accept().is_err(), "--dry-run connected");
 }
@@ -397,9 +457,22 @@ fn dry_run_connects_to_nothing_and_shows_the_envelope() {
 fn another_port_needs_tls_mode() {
     let e = Env::new();
     let o = e.run_stdin(
-        &["send", "--server", "127.0.0.1:2525", "--from", "a@x.test", "--to", "b@x.test", "--plain"],
+        &[
+            "send",
+            "--server",
+            "127.0.0.1:2525",
+            "--from",
+            "a@x.test",
+            "--to",
+            "b@x.test",
+            "--plain",
+        ],
         b"x\n",
     );
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--tls implicit or --tls starttls"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--tls implicit or --tls starttls"),
+        "{}",
+        text(&o.stderr)
+    );
 }

@@ -98,7 +98,8 @@ pub fn run(g: &Global, c: &AccountCommand) -> Result<i32> {
             for f in &a.ca {
                 let data = super::read_file(f)?;
                 let certs = openssl::x509::X509::stack_from_pem(&data).map_err(|e| {
-                    Error::bad_input(format!("{}: not a PEM certificate file", f.display())).detail(e)
+                    Error::bad_input(format!("{}: not a PEM certificate file", f.display()))
+                        .detail(e)
                 })?;
                 for x in certs {
                     ca_pem.push(String::from_utf8(x.to_pem()?)?);
@@ -164,7 +165,11 @@ pub fn run(g: &Global, c: &AccountCommand) -> Result<i32> {
                     a.tls.name(),
                     a.user.as_deref().unwrap_or("-"),
                     a.from.as_deref().unwrap_or("-"),
-                    if a.auth == AuthKind::Oauth2 { "oauth2" } else { "password" },
+                    if a.auth == AuthKind::Oauth2 {
+                        "oauth2"
+                    } else {
+                        "password"
+                    },
                     a.login_command
                         .as_deref()
                         .map(|c| format!(" from command `{c}`"))
@@ -193,7 +198,11 @@ fn test(g: &Global, a: &Account, c: &ConnectArgs) -> Result<i32> {
         .map_or("localhost", |(_, d)| d)
         .to_string();
     let login = match &a.user {
-        Some(u) => Some(make_login(Some(a), u.clone(), login_secret(g, c, Some(a), u)?)),
+        Some(u) => Some(make_login(
+            Some(a),
+            u.clone(),
+            login_secret(g, c, Some(a), u)?,
+        )),
         None => None,
     };
     let opts = server_options(a.server.clone(), a.port, a.tls, Some(a), c, &ehlo)?;
@@ -202,9 +211,14 @@ fn test(g: &Global, a: &Account, c: &ConnectArgs) -> Result<i32> {
             let _ = output::print(&output::clean(&format!("{s}\n")));
         }
     };
-    let mut session = Session::connect(&opts).map_err(|e| e.context(format!("account {}", a.name)))?;
+    let mut session =
+        Session::connect(&opts).map_err(|e| e.context(format!("account {}", a.name)))?;
     let hs = session.handshake().clone();
-    step(&format!("ok  connected to {} ({})", opts.label(), a.tls.name()));
+    step(&format!(
+        "ok  connected to {} ({})",
+        opts.label(),
+        a.tls.name()
+    ));
     step(&format!("ok  TLS {} with {}", hs.version, hs.cipher));
     let now = cert::now();
     let leaf = hs.peer_chain.first().map(|x| cert::CertInfo::new(x, now));
@@ -212,14 +226,22 @@ fn test(g: &Global, a: &Account, c: &ConnectArgs) -> Result<i32> {
         step(&format!(
             "ok  certificate for {} verified ({}), valid until {}",
             a.server,
-            if hs.verified() { "chain, host name, validity" } else { "accepted by fingerprint" },
+            if hs.verified() {
+                "chain, host name, validity"
+            } else {
+                "accepted by fingerprint"
+            },
             info.not_after
         ));
     }
     let caps = session.capabilities().clone();
     step(&format!(
         "ok  server offers AUTH {} inside TLS",
-        if caps.auth.is_empty() { "(none)".into() } else { caps.auth.join(" ") }
+        if caps.auth.is_empty() {
+            "(none)".into()
+        } else {
+            caps.auth.join(" ")
+        }
     ));
     let auth = match &login {
         Some(l) => {

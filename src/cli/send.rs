@@ -195,7 +195,12 @@ pub fn server_options(
 }
 
 /// Obtains the login secret: `--login-file`, `SMIMEKIT_LOGIN`, the account's login command, a prompt.
-pub fn login_secret(g: &Global, c: &ConnectArgs, acct: Option<&Account>, user: &str) -> Result<Secret> {
+pub fn login_secret(
+    g: &Global,
+    c: &ConnectArgs,
+    acct: Option<&Account>,
+    user: &str,
+) -> Result<Secret> {
     if let Some(f) = &c.login_file {
         let mut b = super::read_file(f)?;
         if b.last() == Some(&b'\n') {
@@ -275,9 +280,11 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
     let from_default = a.from.clone().or_else(|| acct.and_then(|x| x.from.clone()));
     let raw: Vec<u8> = if compose_mode(a) {
         if a.file.is_some() {
-            return Err(Error::usage("give either a message FILE or --to/--cc/--bcc/--subject to compose one")
-                .hint("to change a file's recipients, edit its header")
-                .into());
+            return Err(Error::usage(
+                "give either a message FILE or --to/--cc/--bcc/--subject to compose one",
+            )
+            .hint("to change a file's recipients, edit its header")
+            .into());
         }
         let from = from_default.clone().ok_or_else(|| {
             Error::usage("composing needs --from (or an account with a from address)")
@@ -286,8 +293,9 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
             Some(f) => super::read_file(f)?,
             None => input::read(None)?.to_vec(),
         };
-        let body = String::from_utf8(body)
-            .map_err(|_| Error::bad_input("the body is not UTF-8 text").hint("attach binary data with --attach"))?;
+        let body = String::from_utf8(body).map_err(|_| {
+            Error::bad_input("the body is not UTF-8 text").hint("attach binary data with --attach")
+        })?;
         let mut attachments = Vec::new();
         for f in &a.attach {
             let name = f
@@ -308,7 +316,14 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
     } else {
         input::read(a.file.as_deref())?.to_vec()
     };
-    let out = send::prepare(&raw, if compose_mode(a) { None } else { a.from.as_deref() })?;
+    let out = send::prepare(
+        &raw,
+        if compose_mode(a) {
+            None
+        } else {
+            a.from.as_deref()
+        },
+    )?;
 
     // 2. The server (checked before any passphrase is asked, so a typo costs nothing).
     let server_spec = a
@@ -320,9 +335,11 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
         Some(s) => Some(parse_server(s, tls_mode)?),
         None if a.dry_run => None,
         None => {
-            return Err(Error::usage("no server: give --account NAME or --server HOST[:PORT]")
-                .hint("add an account with `smimekit account add NAME --server HOST`")
-                .into());
+            return Err(
+                Error::usage("no server: give --account NAME or --server HOST[:PORT]")
+                    .hint("add an account with `smimekit account add NAME --server HOST`")
+                    .into(),
+            );
         }
     };
 
@@ -376,7 +393,11 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
     if let Some(why) = &prot.not_encrypted_because {
         output::warn(&format!(
             "not encrypted (--encrypt-if-possible): {why}; sending {}",
-            if prot.signed_by.is_some() { "signed only" } else { "unprotected" }
+            if prot.signed_by.is_some() {
+                "signed only"
+            } else {
+                "unprotected"
+            }
         ));
     }
     let protection = match (prot.signed_by.is_some(), prot.encrypted) {
@@ -414,10 +435,18 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
     // 5. The login secret, before connecting (a prompt must not hold a connection open).
     let user = a.user.clone().or_else(|| acct.and_then(|x| x.user.clone()));
     let login = match &user {
-        Some(u) => Some(make_login(acct, u.clone(), login_secret(g, &a.conn, acct, u)?)),
+        Some(u) => Some(make_login(
+            acct,
+            u.clone(),
+            login_secret(g, &a.conn, acct, u)?,
+        )),
         None => None,
     };
-    let ehlo = out.from.rsplit_once('@').map_or("localhost", |(_, d)| d).to_string();
+    let ehlo = out
+        .from
+        .rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+        .to_string();
     let opts = server_options(host, port, mode, acct, &a.conn, &ehlo)?;
     let name = a.account.as_deref();
 

@@ -234,9 +234,11 @@ service anvil {{
             auth.exists()
         });
         for p in [implicit_port, starttls_port] {
-            wait_until("Postfix's submission ports", Duration::from_secs(15), || {
-                TcpStream::connect(("127.0.0.1", p)).is_ok()
-            });
+            wait_until(
+                "Postfix's submission ports",
+                Duration::from_secs(15),
+                || TcpStream::connect(("127.0.0.1", p)).is_ok(),
+            );
         }
         pf
     }
@@ -282,7 +284,11 @@ fn chown(p: &Path, owner: &str) {
         .arg(p)
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "chown {owner} {} failed (the mail tests run as root)", p.display());
+    assert!(
+        ok,
+        "chown {owner} {} failed (the mail tests run as root)",
+        p.display()
+    );
 }
 
 impl Drop for Postfix {
@@ -298,8 +304,7 @@ impl Drop for Postfix {
                 .stderr(Stdio::null())
                 .status();
             // The master may outlive `abort` briefly; kill it by its pid file.
-            if let Ok(pid) =
-                std::fs::read_to_string(self.dir.path().join("queue/pid/master.pid"))
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("queue/pid/master.pid"))
                 && let Ok(pid) = pid.trim().parse::<i32>()
             {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -330,9 +335,10 @@ impl Transcript {
     }
     /// True when the client sent a command starting with `cmd` (case-insensitive) at a line start.
     pub fn has_command(&self, cmd: &str) -> bool {
-        self.text()
-            .lines()
-            .any(|l| l.to_ascii_uppercase().starts_with(&cmd.to_ascii_uppercase()))
+        self.text().lines().any(|l| {
+            l.to_ascii_uppercase()
+                .starts_with(&cmd.to_ascii_uppercase())
+        })
     }
 }
 
@@ -383,7 +389,9 @@ impl Conn {
     /// Reads lines until one starts with `prefix` (case-insensitive); false on close.
     pub fn expect(&mut self, prefix: &str) -> bool {
         while let Some(l) = self.line() {
-            if l.to_ascii_uppercase().starts_with(&prefix.to_ascii_uppercase()) {
+            if l.to_ascii_uppercase()
+                .starts_with(&prefix.to_ascii_uppercase())
+            {
                 return true;
             }
         }
@@ -448,7 +456,8 @@ impl Hostile {
             tcp.set_nonblocking(false).unwrap();
             tcp.set_nodelay(true).unwrap();
             tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            tcp.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+            tcp.set_write_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let mut c = Conn {
                 io: Io::Plain(tcp),
                 log,
