@@ -476,3 +476,51 @@ fn another_port_needs_tls_mode() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn eight_bit_message_needs_8bitmime() {
+    let e = Env::new();
+    let h = Hostile::start(|c| {
+        if !c.tls("localhost", None) {
+            return;
+        }
+        c.send(b"220 tls.example.test ESMTP\r\n");
+        while let Some(l) = c.line() {
+            let u = l.to_ascii_uppercase();
+            if u.starts_with("EHLO") {
+                c.send(b"250-tls.example.test\r\n250 SIZE 100000\r\n");
+            } else if u.starts_with("QUIT") {
+                c.send(b"221 bye\r\n");
+                return;
+            } else {
+                c.send(b"250 ok\r\n");
+            }
+        }
+    });
+    let msg = e.write_file(
+        "m8.eml",
+        "From: alice@example.com\r\nTo: bob@example.org\r\nSubject: x\r\n\r\nGrüße\r\n".as_bytes(),
+    );
+    let server = format!("127.0.0.1:{}", h.port);
+    let o = e.run(&[
+        "send",
+        s(&msg),
+        "--plain",
+        "--server",
+        &server,
+        "--tls",
+        "implicit",
+        "--ca",
+        &fx("server/ca.pem"),
+        "--timeout",
+        "3",
+    ]);
+    let t = h.finish();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("8BITMIME"), "{}", text(&o.stderr));
+    assert!(
+        !t.has_command("MAIL") && !t.has_command("DATA"),
+        "{}",
+        t.text()
+    );
+}

@@ -338,3 +338,47 @@ fn account_add_test_and_wrong_login() {
     e.ok(&["account", "remove", "work"]);
     assert!(!text(&e.ok(&["account", "list"]).stdout).contains("work"));
 }
+
+#[test]
+fn rejected_recipient_aborts_unless_skip_rejected() {
+    let Some(pf) = setup() else { return };
+    let e = Env::new();
+    let mut a = base_args(&e, &pf, false);
+    a.extend(
+        [
+            "--plain",
+            "--from",
+            "alice@example.com",
+            "--to",
+            "bob@example.org",
+            "--to",
+            "nobody@example.test",
+            "--subject",
+            "x",
+        ]
+        .map(String::from),
+    );
+    let o = run(&e, &a, b"x\n");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("nobody@example.test") && err.contains("550"),
+        "{err}"
+    );
+    assert!(err.contains("--skip-rejected"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        pf.delivered("bob").len(),
+        0,
+        "sent although a recipient was refused"
+    );
+    a.push("--skip-rejected".into());
+    let o = run(&e, &a, b"x\n");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("NOT sent to nobody@example.test"),
+        "{}",
+        text(&o.stdout)
+    );
+    pf.wait_delivered("bob", 1);
+}
