@@ -261,6 +261,31 @@ pub fn compose(c: &Compose) -> Result<Vec<u8>> {
         .map_err(|e| Error::bad_input(format!("cannot compose the message: {e}")))
 }
 
+/// Saves the sent message: into a Maildir folder (`cur/`, as read, flag `S`) when `path` is one, else to the
+/// file `path`; written atomically (temp, fsync, rename) either way.
+pub fn save_copy(path: &std::path::Path, message: &[u8]) -> Result<()> {
+    let is_maildir = ["cur", "new", "tmp"].iter().all(|d| path.join(d).is_dir());
+    if !is_maildir {
+        return crate::home::write_atomic(path, message);
+    }
+    let mut rnd = [0u8; 8];
+    openssl::rand::rand_bytes(&mut rnd)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = format!(
+        "{now}.{}_{}.smimekit:2,S",
+        std::process::id(),
+        crate::net::tls::hex(&rnd)
+    );
+    // Maildir delivery: write in tmp/, then rename into cur/ (the same file system).
+    let tmp = path.join("tmp").join(&name);
+    crate::home::write_atomic(&tmp, message)?;
+    let dst = path.join("cur").join(&name);
+    std::fs::rename(&tmp, &dst).map_err(|e| Error::io("move the copy into", &dst, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

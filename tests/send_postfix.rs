@@ -382,3 +382,49 @@ fn rejected_recipient_aborts_unless_skip_rejected() {
     );
     pf.wait_delivered("bob", 1);
 }
+
+#[test]
+fn save_copy_to_file_and_maildir() {
+    let Some(pf) = setup() else { return };
+    let e = Env::new();
+    let md = e.path("Sent");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(d)).unwrap();
+    }
+    let file = e.path("sent.eml");
+    for target in [&md, &file] {
+        let mut a = base_args(&e, &pf, false);
+        a.extend(
+            [
+                "--plain",
+                "--from",
+                "alice@example.com",
+                "--to",
+                "bob@example.org",
+                "--bcc",
+                "dave@example.test",
+                "--subject",
+                "kept",
+            ]
+            .map(String::from),
+        );
+        a.push("--save-copy".into());
+        a.push(s(target).into());
+        let o = run(&e, &a, b"keep me\n");
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    }
+    let saved: Vec<_> = std::fs::read_dir(md.join("cur"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].file_name().to_string_lossy().ends_with(":2,S"));
+    for m in [
+        std::fs::read(saved[0].path()).unwrap(),
+        std::fs::read(&file).unwrap(),
+    ] {
+        assert!(text(&m).contains("keep me"));
+        no_bcc(&[m]);
+    }
+    pf.wait_delivered("bob", 2);
+}

@@ -98,7 +98,7 @@ pub struct SendArgs {
     /// Print the envelope, the protection and the message(s) that would be sent; connect to nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Keep the sent message (the To/Cc copy) in FILE.
+    /// Keep the sent message (the To/Cc copy) in FILE, or in a Maildir folder (one with cur/, new/, tmp/).
     #[arg(long, value_name = "FILE")]
     pub save_copy: Option<PathBuf>,
     /// Send to the recipients the server accepts when it refuses some (default: refuse to send).
@@ -486,7 +486,7 @@ pub fn run(g: &Global, a: &SendArgs) -> Result<i32> {
     let hs = session.handshake().clone();
     session.quit();
     if let (Some(p), Some(c)) = (&a.save_copy, prot.copies.first()) {
-        smimekit::home::write_atomic(p, &c.message)
+        send::save_copy(p, &c.message)
             .map_err(|e| e.context("the message was sent, but the copy was not saved"))?;
     }
     if g.json {
