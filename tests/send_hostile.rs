@@ -49,6 +49,7 @@ fn send(e: &Env, port: u16, tls: &str, extra: &[&str]) -> std::process::Output {
 /// Nothing secret or message-like reached the server, and the client failed with `reason`.
 fn assert_refused(o: &std::process::Output, t: &Transcript, reason: &str) {
     let err = text(&o.stderr);
+    eprintln!("[{reason}] {err}");
     assert_eq!(
         o.status.code(),
         Some(2),

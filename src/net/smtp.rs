@@ -318,7 +318,16 @@ impl Session {
         };
         let (tls, hs) = connector.connect(&opts.host, tcp)?;
         hs.require_trusted(opts.accept_fingerprint.as_ref())
-            .map_err(|e| e.context(format!("{}: nothing was sent", self.server)))?;
+            .map_err(|e| {
+                let mut n = Error::new(e.kind(), format!("{}; nothing was sent", e.message()));
+                if let Some(h) = e.hint_text() {
+                    n = n.hint(h);
+                }
+                if let Some(d) = e.detail_text() {
+                    n = n.detail(d);
+                }
+                n
+            })?;
         self.handshake = hs;
         self.conn = Conn::Tls(Box::new(tls));
         Ok(())
