@@ -61,6 +61,7 @@ fn assert_refused(o: &std::process::Output, t: &Transcript, reason: &str) {
         "expected {reason:?} in: {err}"
     );
     assert!(err.contains("smimekit: hint:"), "no hint: {err}");
+    assert!(err.contains("nothing was sent"), "does not say nothing was sent: {err}");
     let seen = t.text();
     for cmd in ["AUTH", "MAIL", "RCPT", "DATA"] {
         assert!(!t.has_command(cmd), "the client sent {cmd}: {seen}");

@@ -235,6 +235,10 @@ impl Session {
     /// Connects, sets up TLS (implicit or mandatory STARTTLS), checks the certificate and says EHLO inside
     /// TLS. Nothing but EHLO and STARTTLS is ever sent in clear text.
     pub fn connect(opts: &ServerOptions) -> Result<Session> {
+        Self::connect_inner(opts).map_err(|e| say_not_sent(e, "nothing was sent"))
+    }
+
+    fn connect_inner(opts: &ServerOptions) -> Result<Session> {
         let server = opts.label();
         let total = opts.timeout * limits::NET_TOTAL_FACTOR;
         let deadline = Deadline::new(total, opts.timeout);
@@ -318,16 +322,7 @@ impl Session {
         };
         let (tls, hs) = connector.connect(&opts.host, tcp)?;
         hs.require_trusted(opts.accept_fingerprint.as_ref())
-            .map_err(|e| {
-                let mut n = Error::new(e.kind(), format!("{}; nothing was sent", e.message()));
-                if let Some(h) = e.hint_text() {
-                    n = n.hint(h);
-                }
-                if let Some(d) = e.detail_text() {
-                    n = n.detail(d);
-                }
-                n
-            })?;
+            .map_err(|e| say_not_sent(e, "nothing was sent"))?;
         self.handshake = hs;
         self.conn = Conn::Tls(Box::new(tls));
         Ok(())
@@ -590,6 +585,17 @@ impl Session {
         message: &[u8],
         skip_rejected: bool,
     ) -> Result<Submitted> {
+        self.submit_inner(from, to, message, skip_rejected)
+            .map_err(|e| say_not_sent(e, "not sent"))
+    }
+
+    fn submit_inner(
+        &mut self,
+        from: &str,
+        to: &[String],
+        message: &[u8],
+        skip_rejected: bool,
+    ) -> Result<Submitted> {
         let needs_utf8 = !from.is_ascii() || to.iter().any(|a| !a.is_ascii());
         check_address(from)?;
         if to.is_empty() {
@@ -725,6 +731,22 @@ impl Session {
         if let Conn::Tls(s) = &mut self.conn {
             let _ = s.shutdown();
         }
+    }
+}
+
+/// Every failure before the server's final 250 says that the message was not sent.
+fn say_not_sent(e: Error, words: &str) -> Error {
+    if e.message().contains("not sent") || e.message().contains("nothing was sent") {
+        e
+    } else {
+        let mut n = Error::new(e.kind(), format!("{}; {words}", e.message()));
+        if let Some(h) = e.hint_text() {
+            n = n.hint(h);
+        }
+        if let Some(d) = e.detail_text() {
+            n = n.detail(d);
+        }
+        n
     }
 }
 
