@@ -61,7 +61,10 @@ fn assert_refused(o: &std::process::Output, t: &Transcript, reason: &str) {
         "expected {reason:?} in: {err}"
     );
     assert!(err.contains("smimekit: hint:"), "no hint: {err}");
-    assert!(err.contains("nothing was sent"), "does not say nothing was sent: {err}");
+    assert!(
+        err.contains("nothing was sent"),
+        "does not say nothing was sent: {err}"
+    );
     let seen = t.text();
     for cmd in ["AUTH", "MAIL", "RCPT", "DATA"] {
         assert!(!t.has_command(cmd), "the client sent {cmd}: {seen}");
@@ -632,4 +635,37 @@ fn xoauth2_token_from_the_login_command() {
         raw,
         b"user=alice@example.com\x01auth=Bearer ya29.TOKEN\x01\x01"
     );
+}
+
+#[test]
+fn probe_reports_an_untrusted_certificate_and_sends_only_ehlo() {
+    use smimekit::net::smtp::{ServerOptions, Session, TlsMode};
+    use smimekit::net::tls::{Check, TlsOptions};
+    let h = Hostile::start(|c| {
+        if greet_and_ehlo(c, &["STARTTLS", "AUTH PLAIN"]) && c.expect("STARTTLS") {
+            c.send(b"220 go ahead\r\n");
+            if c.tls("selfsigned", None) {
+                accept_everything(c);
+            }
+        }
+    });
+    let p = Session::probe(&ServerOptions {
+        host: "127.0.0.1".into(),
+        port: h.port,
+        tls: TlsMode::Starttls,
+        tls_options: TlsOptions::default(),
+        accept_fingerprint: None,
+        timeout: Duration::from_secs(3),
+        ehlo_name: "probe.test".into(),
+    })
+    .unwrap();
+    let t = h.finish();
+    assert!(!p.handshake.verified());
+    assert_eq!(p.handshake.problems[0].check, Check::SelfSigned);
+    assert!(p.capabilities_before_tls.unwrap().starttls);
+    assert_eq!(p.capabilities.auth, ["PLAIN", "LOGIN"]);
+    assert_eq!(p.handshake.peer_chain.len(), 1);
+    for cmd in ["AUTH", "MAIL", "RCPT", "DATA"] {
+        assert!(!t.has_command(cmd), "{}", t.text());
+    }
 }
