@@ -19,10 +19,13 @@
 //! - [`config`]: the configuration file and where each effective setting came from.
 //! - [`git`]: smimekit as git's `gpg.x509.program` (the gpg status protocol over detached signatures).
 //! - [`neomutt`]: neomutt's `smime_*_command` conventions (entity-level sign, verify, encrypt, decrypt; `.index`).
+//! - [`net`], [`send`], [`account`]: the TLS connector, the SMTP submission client, preparing and protecting
+//!   outgoing mail (Bcc, one copy per audience), and the sending accounts.
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod address;
 pub mod cert;
 pub mod config;
@@ -37,11 +40,13 @@ pub mod input;
 pub mod limits;
 pub mod mime;
 pub mod neomutt;
+pub mod net;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;
 pub mod restore;
 pub mod secret;
+pub mod send;
 pub mod smime;
 #[cfg(test)]
 mod test_peers;

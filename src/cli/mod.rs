@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod account;
 mod completions;
 mod config;
 mod contact;
@@ -16,6 +17,7 @@ mod neomutt;
 mod output;
 mod progress;
 mod secrets;
+mod send;
 mod signer;
 mod trust;
 
@@ -141,6 +143,11 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the manual page, or write one page per command with -o DIR.
     Man(completions::ManArgs),
+    /// Submit a message over TLS (465 implicit / 587 STARTTLS), signed and/or encrypted on the way.
+    Send(Box<send::SendArgs>),
+    /// Sending accounts: add, list, show, remove, test.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
 }
 
 impl Command {
@@ -165,7 +172,9 @@ impl Command {
             | Command::Config(_)
             | Command::Neomutt(_)
             | Command::Completions(_)
-            | Command::Man(_) => false,
+            | Command::Man(_)
+            | Command::Send(_)
+            | Command::Account(_) => false,
         }
     }
 }
@@ -372,6 +381,8 @@ pub fn main() -> i32 {
         Command::Neomutt(c) => neomutt::run(&cli.global, c),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
+        Command::Send(a) => send::run(&cli.global, a),
+        Command::Account(c) => account::run(&cli.global, c),
     });
     let result = result.map_err(|e| secrets::explain_empty(&cli.global.secrets(), e));
     match result.and_then(|code| output::finish(code).map(|_| code)) {
