@@ -31,6 +31,7 @@ pub mod mime;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;
+pub mod revocation;
 pub mod secret;
 pub mod smime;
 pub mod trust;

@@ -99,6 +99,8 @@ pub fn run(_g: &Global) -> Result<i32> {
         system_trust: false,
         at: None,
         known_certs: Vec::new(),
+        // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
+        revocation: Default::default(),
     };
     let v = verify::verify(&signed, &opts)?;
     output::print(&verify::render(&v.report))?;
@@ -168,6 +170,8 @@ pub fn run(_g: &Global) -> Result<i32> {
         system_trust: false,
         at: None,
         known_certs: Vec::new(),
+        // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
+        revocation: Default::default(),
     };
     let v = verify::verify(&plain, &opts)?;
     output::print(&verify::render(&v.report))?;

@@ -108,6 +108,15 @@ pub struct TrustArgs {
     /// Write the content even when verification fails (it is NOT verified).
     #[arg(long)]
     pub force_output: bool,
+    /// Revocation checking: off, prefer (check; unknown is a warning) or require (unknown fails).
+    #[arg(long, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: String,
+    /// Use only cached and added CRLs and cached OCSP answers: nothing goes to the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Also use this CRL (DER or PEM) for this command (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
 }
 
 /// `smimekit verify`.
@@ -342,6 +351,9 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_system_trust: false,
             no_harvest: false,
             force_output: false,
+            revocation: "prefer".into(),
+            offline: false,
+            crl: Vec::new(),
         },
     )
 }
@@ -375,6 +387,28 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
+        revocation: revocation_settings(home, &t.revocation, t.offline, &t.crl)?,
+    })
+}
+
+/// Revocation settings from the command line: the policy, `--offline`, `--crl` files, the home's cache.
+pub(super) fn revocation_settings(
+    home: &Home,
+    policy: &str,
+    offline: bool,
+    crls: &[PathBuf],
+) -> Result<smimekit::revocation::Settings> {
+    let mut extra = Vec::new();
+    for f in crls {
+        let data = super::read_file(f)?;
+        let crl = smimekit::revocation::crl::parse(&data).map_err(|e| e.context(f.display()))?;
+        extra.push(crl.to_der()?);
+    }
+    Ok(smimekit::revocation::Settings {
+        policy: policy.parse()?,
+        offline,
+        home: Some(home.root().to_path_buf()),
+        extra_crls: extra,
     })
 }
 

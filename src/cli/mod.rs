@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
 mod contact;
+mod crl;
 mod demo;
 mod id;
 mod message;
@@ -107,6 +108,9 @@ pub enum Command {
     /// Manage your correspondents' certificates (to encrypt to them).
     #[command(subcommand)]
     Contact(contact::ContactCommand),
+    /// Manage the revocation cache: CRLs (list, add, update, clear) and cached OCSP answers.
+    #[command(subcommand)]
+    Crl(crl::CrlCommand),
 }
 
 /// Runs the command line; returns the exit code.
@@ -154,6 +158,7 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
+        Command::Crl(c) => crl::run(&cli.global, c),
     };
     match result {
         Ok(code) => code,

@@ -38,6 +38,8 @@ pub struct VerifyOptions {
     /// Certificates known to us (contacts, their intermediates, our IDs): candidates for signers whose
     /// certificate is not in the message, and intermediates for chain building. Never trusted by themselves.
     pub known_certs: Vec<X509>,
+    /// Revocation policy and sources.
+    pub revocation: crate::revocation::Settings,
 }
 
 /// The result of one check.
@@ -143,6 +145,10 @@ pub struct SignerReport {
     pub encryption_key_preference: Option<String>,
     /// True if the signing time is in the future (capabilities must then not be recorded).
     pub signing_time_in_future: bool,
+    /// Revocation status of each certificate of the chain, leaf first.
+    pub revocation: Vec<crate::revocation::CertRevocation>,
+    #[serde(skip)]
+    pub(crate) revocation_warnings: Vec<String>,
     #[serde(skip)]
     pub(crate) cert: Option<X509>,
     #[serde(skip)]
@@ -518,6 +524,7 @@ fn verify_top<'a>(
             from.as_ref().or(sender.as_ref()).map(|m| m.addr.as_str()),
             &mut digests,
         )?;
+        warnings.extend(r.revocation_warnings.iter().cloned());
         reports.push(r);
     }
     if let (Some(f), Some(s)) = (&from, &sender)
@@ -783,6 +790,15 @@ fn check_signer(
                 .into(),
         );
     }
+    let (revocation, revocation_warnings, revoked) = crate::revocation::check_signature_chain(
+        &opts.revocation,
+        &cert,
+        &chain.certs,
+        chain.trusted,
+        s.signing_time,
+        at,
+    );
+    reasons.extend(revoked);
     let valid = reasons.is_empty();
     Ok(SignerReport {
         index: idx + 1,
@@ -807,6 +823,8 @@ fn check_signer(
         capability_oids: s.capabilities.clone(),
         encryption_key_preference: s.encryption_key_preference.as_ref().map(|p| p.to_string()),
         signing_time_in_future,
+        revocation,
+        revocation_warnings,
         cert: Some(cert),
         signing_time_unix: s.signing_time,
         preference: s.encryption_key_preference.clone(),
@@ -992,6 +1010,7 @@ pub fn render(r: &VerifyReport) -> String {
                 (Some(f), false) => format!("MISMATCH: From is {f}"),
             }
         );
+        s += &crate::revocation::render_lines(&sg.revocation);
         for w in &sg.weak {
             s += &format!("  Weak:          {w}\n");
         }
