@@ -39,3 +39,5 @@ pub const REVOCATION_SKEW_SECS: i64 = 120;
 pub const OCSP_NO_NEXT_UPDATE_SECS: i64 = 3600;
 /// Most CRL files kept in the cache (`crl list` shows them; older numbers of the same issuer are replaced).
 pub const MAX_CACHED_CRLS: usize = 500;
+/// Most CRLs taken from one signed message's `crls` field (each is parsed and may be checked).
+pub const MAX_MESSAGE_CRLS: usize = 32;

@@ -17,6 +17,7 @@ unsafe extern "C" {
         req: *mut openssl_sys::OCSP_REQUEST,
         bs: *mut openssl_sys::OCSP_BASICRESP,
     ) -> libc::c_int;
+    fn CMS_get1_crls(cms: *mut openssl_sys::CMS_ContentInfo) -> *mut openssl_sys::OPENSSL_STACK;
     fn X509_STORE_add_crl(
         store: *mut openssl_sys::X509_STORE,
         crl: *mut openssl_sys::X509_CRL,
@@ -65,6 +66,39 @@ pub fn store_add_crl(store: &mut X509StoreBuilderRef, crl: &X509CrlRef) -> Resul
     } else {
         Err(ErrorStack::get())
     }
+}
+
+/// The CRLs a CMS SignedData carries (its `crls` field), DER, at most `max`.
+///
+/// # Safety
+/// `cms` must be a live `CMS_ContentInfo`.
+pub(crate) unsafe fn cms_crls(cms: *mut openssl_sys::CMS_ContentInfo, max: usize) -> Vec<Vec<u8>> {
+    use openssl::x509::X509CrlRef;
+    // SAFETY (caller): `cms` is live. CMS_get1_crls returns an owned stack of up-referenced CRLs, or NULL.
+    let st = unsafe { CMS_get1_crls(cms) };
+    if st.is_null() {
+        let _ = ErrorStack::get();
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    // SAFETY: `st` is a valid stack we own; each value is a live X509_CRL until the stack is freed below.
+    unsafe {
+        let n = openssl_sys::OPENSSL_sk_num(st).max(0) as usize;
+        for i in 0..n.min(max) {
+            let p =
+                openssl_sys::OPENSSL_sk_value(st, i as libc::c_int) as *mut openssl_sys::X509_CRL;
+            if let Ok(d) = X509CrlRef::from_ptr(p).to_der() {
+                out.push(d);
+            }
+        }
+        for i in 0..n {
+            openssl_sys::X509_CRL_free(
+                openssl_sys::OPENSSL_sk_value(st, i as libc::c_int) as *mut _
+            );
+        }
+        openssl_sys::OPENSSL_sk_free(st);
+    }
+    out
 }
 
 #[cfg(test)]

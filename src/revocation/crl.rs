@@ -83,7 +83,7 @@ pub fn known_crls(
         .filter_map(|d| X509Crl::from_der(d).ok())
         .map(|crl| KnownCrl {
             crl,
-            source: "crl file".into(),
+            source: "crl file or message".into(),
         })
         .collect();
     if let Some(root) = home

@@ -487,6 +487,17 @@ fn verify_top<'a>(
         .into_iter()
         .take(MAX_CANDIDATE_CERTS)
         .collect();
+    // CRLs the message carries (RFC 5652 §5.1) join the revocation sources; OpenSSL checks their signatures.
+    let carried = sd.crls(crate::limits::MAX_MESSAGE_CRLS);
+    let with_crls;
+    let opts = if carried.is_empty() || opts.revocation.policy == crate::revocation::Policy::Off {
+        opts
+    } else {
+        let mut o = opts.clone();
+        o.revocation.extra_crls.extend(carried);
+        with_crls = o;
+        &with_crls
+    };
     let mut candidates: Vec<X509> = message_certs.clone();
     candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
     candidates.extend(opts.anchors.iter().cloned());
