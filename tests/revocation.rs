@@ -448,3 +448,59 @@ fn crl_files_offline_and_policy_off() {
     assert!(text(&o.stderr).contains("not a CRL"), "{}", text(&o.stderr));
     assert_eq!(before, env.snapshot());
 }
+
+/// encrypt refuses a revoked recipient certificate and names why; a good one is used. Offline: no servers.
+#[test]
+fn encrypt_refuses_revoked_recipient() {
+    let env = Env::new();
+    env.ok(&["trust", "add", rev("root.pem").to_str().unwrap()]);
+    env.ok(&["crl", "add", rev("ca.crl").to_str().unwrap()]);
+    let msg =
+        b"From: me@example.test\r\nTo: crl-kc-before@example.test\r\nSubject: x\r\n\r\nhello\r\n";
+    let revoked = rev("crl-kc-before.pem");
+    let o = env.run_stdin(
+        &[
+            "encrypt",
+            "--no-self",
+            "--offline",
+            "--cert",
+            revoked.to_str().unwrap(),
+        ],
+        msg,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("REVOKED on 2020-01-01T00:00:00Z (keyCompromise)"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(o.stdout.is_empty(), "nothing is written");
+    let good = rev("crl-good.pem");
+    let msg = b"From: me@example.test\r\nTo: crl-good@example.test\r\nSubject: x\r\n\r\nhello\r\n";
+    let o = env.run_stdin(
+        &[
+            "encrypt",
+            "--no-self",
+            "--offline",
+            "--cert",
+            good.to_str().unwrap(),
+        ],
+        msg,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // With revocation off the revoked certificate would be used: the refusal above is revocation's doing.
+    let msg =
+        b"From: me@example.test\r\nTo: crl-kc-before@example.test\r\nSubject: x\r\n\r\nhello\r\n";
+    let o = env.run_stdin(
+        &[
+            "encrypt",
+            "--no-self",
+            "--revocation",
+            "off",
+            "--cert",
+            revoked.to_str().unwrap(),
+        ],
+        msg,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}

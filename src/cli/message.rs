@@ -162,6 +162,12 @@ pub struct EncryptArgs {
     /// Do not encrypt a copy to yourself.
     #[arg(long)]
     pub no_self: bool,
+    /// Revocation checking of the recipients' certificates: off, prefer (default) or require.
+    #[arg(long, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: String,
+    /// Use only cached revocation data: nothing goes to the network.
+    #[arg(long)]
+    pub offline: bool,
     /// RSA-OAEP (SHA-256) key transport for every RSA recipient.
     #[arg(long)]
     pub oaep: bool,
@@ -567,6 +573,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         as_id: a.as_id.clone(),
         anchors: TrustStore::new(&home).certs()?,
         system_trust: true,
+        revocation: revocation_settings(&home, &a.revocation, a.offline, &[])?,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
     // Sign first when asked: the signed message's entity (multipart/signed) is what gets encrypted.

@@ -490,3 +490,47 @@ pub fn render_lines(facts: &[CertRevocation]) -> String {
     }
     s
 }
+
+/// What revocation says about encrypting to `cert` (its validated `chain`, leaf first): a revoked certificate is
+/// refused whatever the reason (a superseded certificate's key may be retired); unknown is a warning under
+/// `prefer` and a refusal under `require`. Untrusted chains are not checked (nothing to ask about).
+pub fn check_recipient(settings: &Settings, chain: &[X509], trusted: bool) -> Effect {
+    if settings.policy == Policy::Off || !trusted || chain.is_empty() {
+        return Effect::Ok;
+    }
+    let mut checker = Checker::new(settings);
+    let facts = checker.check_chain(chain);
+    let mut warn = Vec::new();
+    for f in &facts {
+        let who = if f.depth == 0 {
+            "the certificate".to_string()
+        } else {
+            format!("its CA {}", f.subject)
+        };
+        match f.status {
+            Status::Revoked => {
+                return Effect::Fail(format!(
+                    "{who} was REVOKED on {} ({})",
+                    f.revoked_at.as_deref().unwrap_or("?"),
+                    f.reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            Status::Unknown if settings.policy == Policy::Require => {
+                return Effect::Fail(format!(
+                    "revocation status of {who} could not be established (--revocation require): {}",
+                    f.detail.as_deref().unwrap_or("?")
+                ));
+            }
+            Status::Unknown => warn.push(format!(
+                "revocation unknown for {who}: {}",
+                f.detail.as_deref().unwrap_or("?")
+            )),
+            _ => {}
+        }
+    }
+    if warn.is_empty() {
+        Effect::Ok
+    } else {
+        Effect::Warn(warn.join("; "))
+    }
+}
