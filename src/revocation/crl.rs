@@ -203,7 +203,7 @@ pub(crate) fn check_with(c: &X509, above: &[X509], crls: &[KnownCrl]) -> Result<
             .max_by_key(|k| cert::unix_time(k.crl.last_update()));
         return Ok(Some(Answer::Good {
             source: best
-                .map(|k| describe_source(k))
+                .map(describe_source)
                 .unwrap_or_else(|| "crl".into()),
             this_update: best
                 .map(|k| cert::unix_time(k.crl.last_update()))
