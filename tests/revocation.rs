@@ -503,4 +503,35 @@ fn encrypt_refuses_revoked_recipient() {
         msg,
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // Listings show what the cache knows, without the network.
+    env.ok(&[
+        "contact",
+        "add",
+        revoked.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    let l = text(&env.ok(&["contact", "list"]).stdout);
+    let line = l.lines().find(|l| l.contains("crl-kc-before@")).unwrap();
+    assert!(line.contains("[REVOKED]"), "{l}");
+    assert!(
+        !l.lines()
+            .find(|l| l.contains("crl-good@"))
+            .unwrap()
+            .contains("REVOKED"),
+        "{l}"
+    );
+    let show = text(
+        &env.ok(&["contact", "show", "crl-kc-before@example.test"])
+            .stdout,
+    );
+    assert!(
+        show.contains("revocation: REVOKED on 2020-01-01T00:00:00Z (keyCompromise"),
+        "{show}"
+    );
+    let j: serde_json::Value = serde_json::from_slice(
+        &env.ok(&["--json", "contact", "show", "crl-good@example.test"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(j["certificates"][0]["revocation"]["status"], "good", "{j}");
 }

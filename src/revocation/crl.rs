@@ -202,9 +202,7 @@ pub(crate) fn check_with(c: &X509, above: &[X509], crls: &[KnownCrl]) -> Result<
             .filter(|k| k.crl.issuer_name().to_der().ok() == c.issuer_name().to_der().ok())
             .max_by_key(|k| cert::unix_time(k.crl.last_update()));
         return Ok(Some(Answer::Good {
-            source: best
-                .map(describe_source)
-                .unwrap_or_else(|| "crl".into()),
+            source: best.map(describe_source).unwrap_or_else(|| "crl".into()),
             this_update: best
                 .map(|k| cert::unix_time(k.crl.last_update()))
                 .unwrap_or_else(cert::now),

@@ -534,3 +534,50 @@ pub fn check_recipient(settings: &Settings, chain: &[X509], trusted: bool) -> Ef
         Effect::Warn(warn.join("; "))
     }
 }
+
+/// Revocation status from the cache alone (no network), for listings: `id list/show`, `contact list/show`.
+pub struct CachedLookup {
+    settings: Settings,
+    issuers: Vec<X509>,
+}
+
+impl CachedLookup {
+    /// A lookup in the cache of the home at `root`, with `issuers` as candidate issuer certificates (anchors,
+    /// ID chains, contact intermediates).
+    pub fn new(root: &std::path::Path, issuers: Vec<X509>) -> CachedLookup {
+        CachedLookup {
+            settings: Settings {
+                policy: Policy::Prefer,
+                offline: true,
+                home: Some(root.to_path_buf()),
+                extra_crls: Vec::new(),
+            },
+            issuers,
+        }
+    }
+
+    /// The cached status of `c`; `None` when its issuer is unknown or it is self-issued.
+    pub fn status(&self, c: &X509) -> Option<CertRevocation> {
+        let issuer_name = c.issuer_name().to_der().ok()?;
+        if c.subject_name().to_der().ok()? == issuer_name {
+            return None;
+        }
+        let issuer = self.issuers.iter().find(|i| {
+            i.subject_name().to_der().ok().as_deref() == Some(&issuer_name[..])
+                && i.public_key()
+                    .ok()
+                    .is_some_and(|k| c.verify(&k).unwrap_or(false))
+        })?;
+        let _ = openssl::error::ErrorStack::get();
+        let mut checker = Checker::new(&self.settings);
+        Some(checker.check_cert(c, std::slice::from_ref(issuer), 0))
+    }
+}
+
+/// A listing flag for a status: `  [REVOKED]`, or nothing.
+pub fn list_flag(r: Option<&CertRevocation>) -> &'static str {
+    match r.map(|r| r.status) {
+        Some(Status::Revoked) => "  [REVOKED]",
+        _ => "",
+    }
+}
