@@ -173,6 +173,10 @@ fn is_benign(reason: Option<&str>) -> bool {
     )
 }
 
+fn is_self_issued(c: &X509Ref) -> bool {
+    c.subject_name().to_der().ok() == c.issuer_name().to_der().ok()
+}
+
 /// Checks certificates, counting network fetches against [`limits::MAX_REVOCATION_FETCHES`].
 pub struct Checker {
     settings: Settings,
@@ -195,8 +199,9 @@ impl Checker {
         self.settings.policy
     }
 
-    /// Checks every certificate of `chain` (leaf first, as built by path validation) but the last one when it
-    /// is self-issued (the anchor). A certificate without its issuer in the chain is `unknown`.
+    /// Checks every certificate of `chain` (leaf first, as built by a successful path validation) but the last
+    /// one, the anchor (a lone self-issued certificate is its own anchor). A lone certificate issued by someone
+    /// else is `unknown`.
     pub fn check_chain(&mut self, chain: &[X509]) -> Vec<CertRevocation> {
         let mut out = Vec::new();
         for (d, c) in chain.iter().enumerate() {
@@ -206,9 +211,8 @@ impl Checker {
                 out.push(r);
                 continue;
             }
-            if c.subject_name().to_der().ok() == c.issuer_name().to_der().ok()
-                && d + 1 == chain.len()
-            {
+            // The last certificate of a validated chain is its anchor (a root, or an intermediate the user trusts).
+            if d + 1 == chain.len() && d > 0 || (d == 0 && chain.len() == 1 && is_self_issued(c)) {
                 let mut r = CertRevocation::new(c, d, Status::NotChecked);
                 r.detail = Some("trust anchor: nothing can revoke it".into());
                 out.push(r);
@@ -579,5 +583,98 @@ pub fn list_flag(r: Option<&CertRevocation>) -> &'static str {
     match r.map(|r| r.status) {
         Some(Status::Revoked) => "  [REVOKED]",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn revoked(reason: &str, at: i64) -> CertRevocation {
+        CertRevocation {
+            subject: "CN=x".into(),
+            fingerprint: "00".into(),
+            depth: 0,
+            status: Status::Revoked,
+            source: Some("crl file".into()),
+            checked_at: None,
+            reason: Some(reason.into()),
+            revoked_at: Some(cert::rfc3339(at)),
+            detail: None,
+            revoked_unix: Some(at),
+        }
+    }
+
+    #[test]
+    fn time_rule() {
+        let (signed, rev, now) = (1_000_000, 2_000_000, 3_000_000);
+        // keyCompromise: fatal whatever the signing time or --at says.
+        assert!(matches!(
+            effect(
+                &revoked("keyCompromise", rev),
+                Policy::Prefer,
+                Some(signed),
+                now
+            ),
+            Effect::Fail(_)
+        ));
+        assert!(matches!(
+            effect(&revoked("keyCompromise", rev), Policy::Prefer, None, signed),
+            Effect::Fail(_)
+        ));
+        assert!(matches!(
+            effect(
+                &revoked("unspecified", rev),
+                Policy::Prefer,
+                Some(signed),
+                now
+            ),
+            Effect::Fail(_)
+        ));
+        // superseded after the signing time: a warning with both times.
+        match effect(
+            &revoked("superseded", rev),
+            Policy::Prefer,
+            Some(signed),
+            now,
+        ) {
+            Effect::Warn(w) => assert!(w.contains("after the claimed signing time"), "{w}"),
+            e => panic!("{e:?}"),
+        }
+        // superseded before the signing time, or with no signing time and --at after: fatal.
+        assert!(matches!(
+            effect(
+                &revoked("superseded", rev),
+                Policy::Prefer,
+                Some(rev + 1),
+                now
+            ),
+            Effect::Fail(_)
+        ));
+        assert!(matches!(
+            effect(&revoked("superseded", rev), Policy::Prefer, None, now),
+            Effect::Fail(_)
+        ));
+        // --at before a superseded revocation: a warning.
+        assert!(matches!(
+            effect(&revoked("superseded", rev), Policy::Prefer, None, signed),
+            Effect::Warn(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_follows_the_policy() {
+        let mut r = revoked("x", 0);
+        r.status = Status::Unknown;
+        r.detail = Some("responder down".into());
+        assert!(
+            matches!(effect(&r, Policy::Prefer, None, 0), Effect::Warn(w) if w.starts_with("revocation unknown"))
+        );
+        assert!(matches!(
+            effect(&r, Policy::Require, None, 0),
+            Effect::Fail(_)
+        ));
+        r.status = Status::NotChecked;
+        assert_eq!(effect(&r, Policy::Off, None, 0), Effect::Ok);
     }
 }
