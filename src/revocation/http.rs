@@ -305,6 +305,42 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_server_times_out() {
+        // Accepts the connection and never answers: the read timeout must end the wait.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let c = l.accept();
+            std::thread::sleep(Duration::from_secs(limits::REVOCATION_TIMEOUT_SECS + 2));
+            drop(c);
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x.crl")).unwrap();
+        let t0 = Instant::now();
+        let e = get(&url, 1000).unwrap_err();
+        assert!(e.message().contains("no answer in time"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(limits::REVOCATION_TIMEOUT_SECS + 2));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn redirects_are_not_followed() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
+            );
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x.crl")).unwrap();
+        let e = get(&url, 1000).unwrap_err();
+        assert!(e.message().contains("redirects are not followed"), "{e}");
+        t.join().unwrap();
+    }
+
+    #[test]
     fn chunked() {
         assert_eq!(
             dechunk(b"3\r\nabc\r\n1;x\r\nd\r\n0\r\n\r\n").unwrap(),
