@@ -535,3 +535,77 @@ fn encrypt_refuses_revoked_recipient() {
     .unwrap();
     assert_eq!(j["certificates"][0]["revocation"]["status"], "good", "{j}");
 }
+
+/// decrypt's inner verify checks revocation too, and `id list/show` flag a revoked ID from the cache. Offline.
+#[test]
+fn decrypt_inner_verify_and_id_listing() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
+    let env = Env::new();
+    let (cert, key) = (rev("crl-kc-before.pem"), rev("crl-kc-before.key"));
+    let p12 = env.path("id.p12");
+    let pass = format!("pass:{}", common::P12_PASSWORD);
+    let (rc, _, err) = common::external(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            cert.to_str().unwrap(),
+            "-inkey",
+            key.to_str().unwrap(),
+            "-passout",
+            &pass,
+            "-out",
+            p12.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    env.ok(&["id", "import", p12.to_str().unwrap(), "--no-passphrase"]);
+    // The message the revoked key signed, encrypted to it by openssl.
+    let (rc, sealed, err) = common::external(
+        "openssl",
+        &[
+            "cms",
+            "-encrypt",
+            "-aes-256-cbc",
+            "-in",
+            rev("crl-kc-before.eml").to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(rc, 0, "{err}");
+    let root = rev("root.pem");
+    let crl = rev("ca.crl");
+    let args = [
+        "decrypt",
+        "--offline",
+        "--no-system-trust",
+        "--no-harvest",
+        "--ca",
+        root.to_str().unwrap(),
+        "--crl",
+        crl.to_str().unwrap(),
+    ];
+    let o = env.run_stdin(&args, &sealed);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("REVOKED on 2020-01-01T00:00:00Z (keyCompromise)"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Not yet known to the cache: the listing says nothing; once the CRL is added, [REVOKED].
+    assert!(!text(&env.ok(&["id", "list"]).stdout).contains("REVOKED"));
+    env.ok(&["trust", "add", root.to_str().unwrap()]);
+    env.ok(&["crl", "add", crl.to_str().unwrap()]);
+    let l = text(&env.ok(&["id", "list"]).stdout);
+    assert!(l.contains("[REVOKED]"), "{l}");
+    let show = text(&env.ok(&["id", "show", "crl-kc-before@example.test"]).stdout);
+    assert!(
+        show.contains("Revocation     REVOKED on 2020-01-01T00:00:00Z (keyCompromise"),
+        "{show}"
+    );
+}
