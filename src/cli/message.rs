@@ -415,6 +415,7 @@ pub(super) fn revocation_settings(
         offline,
         home: Some(home.root().to_path_buf()),
         extra_crls: extra,
+        fetched: Default::default(),
     })
 }
 

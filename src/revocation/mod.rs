@@ -65,6 +65,9 @@ pub struct Settings {
     pub home: Option<PathBuf>,
     /// CRLs given for this command only (`--crl FILE`), DER.
     pub extra_crls: Vec<Vec<u8>>,
+    /// Network fetches made so far by this command, shared by every clone of these settings (every signer,
+    /// every recipient) so that [`limits::MAX_REVOCATION_FETCHES`] bounds the whole command.
+    pub fetched: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The status of one certificate.
@@ -180,7 +183,6 @@ fn is_self_issued(c: &X509Ref) -> bool {
 /// Checks certificates, counting network fetches against [`limits::MAX_REVOCATION_FETCHES`].
 pub struct Checker {
     settings: Settings,
-    fetches: usize,
     now: i64,
 }
 
@@ -189,7 +191,6 @@ impl Checker {
     pub fn new(settings: &Settings) -> Checker {
         Checker {
             settings: settings.clone(),
-            fetches: 0,
             now: cert::now(),
         }
     }
@@ -325,14 +326,14 @@ impl Checker {
     }
 
     fn budget(&mut self, tried: &mut Vec<String>) -> bool {
-        if self.fetches >= limits::MAX_REVOCATION_FETCHES {
+        use std::sync::atomic::Ordering;
+        if self.settings.fetched.fetch_add(1, Ordering::SeqCst) >= limits::MAX_REVOCATION_FETCHES {
             tried.push(format!(
                 "the limit of {} network fetches per command was reached",
                 limits::MAX_REVOCATION_FETCHES
             ));
             return false;
         }
-        self.fetches += 1;
         true
     }
 }
@@ -555,6 +556,7 @@ impl CachedLookup {
                 offline: true,
                 home: Some(root.to_path_buf()),
                 extra_crls: Vec::new(),
+                fetched: Default::default(),
             },
             issuers,
         }
@@ -660,6 +662,27 @@ mod tests {
             effect(&revoked("superseded", rev), Policy::Prefer, None, signed),
             Effect::Warn(_)
         ));
+    }
+
+    #[test]
+    fn the_fetch_budget_is_per_command() {
+        let leaf =
+            X509::from_pem(include_bytes!("../../fixtures/revocation/ocsp-down.pem")).unwrap();
+        let root = X509::from_pem(include_bytes!("../../fixtures/revocation/root.pem")).unwrap();
+        let settings = Settings::default();
+        // Another signer of the same command used the whole budget: no connection is attempted.
+        let other = settings.clone();
+        other.fetched.store(
+            limits::MAX_REVOCATION_FETCHES,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        let r = Checker::new(&settings).check_cert(&leaf, &[root], 0);
+        assert_eq!(r.status, Status::Unknown);
+        assert!(
+            r.detail
+                .unwrap()
+                .contains("network fetches per command was reached")
+        );
     }
 
     #[test]
