@@ -50,6 +50,27 @@ pub enum CipherArg {
     Aes128Cbc,
 }
 
+/// Revocation policies (see [`smimekit::revocation::Policy`]).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RevocationArg {
+    /// Do not check; reports say "revocation not checked".
+    Off,
+    /// Check (network allowed); an unknown status is a warning.
+    Prefer,
+    /// Check; an unknown status fails (exit 1) or refuses the recipient.
+    Require,
+}
+
+impl From<RevocationArg> for smimekit::revocation::Policy {
+    fn from(a: RevocationArg) -> Self {
+        match a {
+            RevocationArg::Off => smimekit::revocation::Policy::Off,
+            RevocationArg::Prefer => smimekit::revocation::Policy::Prefer,
+            RevocationArg::Require => smimekit::revocation::Policy::Require,
+        }
+    }
+}
+
 /// Cipher-policy choices (see [`encrypt::CipherPolicy`]).
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CipherPolicyArg {
@@ -109,8 +130,8 @@ pub struct TrustArgs {
     #[arg(long)]
     pub force_output: bool,
     /// Revocation checking: off, prefer (check; unknown is a warning) or require (unknown fails).
-    #[arg(long, value_name = "POLICY", default_value = "prefer")]
-    pub revocation: String,
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: RevocationArg,
     /// Use only cached and added CRLs and cached OCSP answers: nothing goes to the network.
     #[arg(long)]
     pub offline: bool,
@@ -163,8 +184,8 @@ pub struct EncryptArgs {
     #[arg(long)]
     pub no_self: bool,
     /// Revocation checking of the recipients' certificates: off, prefer (default) or require.
-    #[arg(long, value_name = "POLICY", default_value = "prefer")]
-    pub revocation: String,
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: RevocationArg,
     /// Use only cached revocation data: nothing goes to the network.
     #[arg(long)]
     pub offline: bool,
@@ -357,7 +378,7 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_system_trust: false,
             no_harvest: false,
             force_output: false,
-            revocation: "prefer".into(),
+            revocation: RevocationArg::Prefer,
             offline: false,
             crl: Vec::new(),
         },
@@ -393,14 +414,14 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
-        revocation: revocation_settings(home, &t.revocation, t.offline, &t.crl)?,
+        revocation: revocation_settings(home, t.revocation, t.offline, &t.crl)?,
     })
 }
 
 /// Revocation settings from the command line: the policy, `--offline`, `--crl` files, the home's cache.
 pub(super) fn revocation_settings(
     home: &Home,
-    policy: &str,
+    policy: RevocationArg,
     offline: bool,
     crls: &[PathBuf],
 ) -> Result<smimekit::revocation::Settings> {
@@ -411,7 +432,7 @@ pub(super) fn revocation_settings(
         extra.push(crl.to_der()?);
     }
     Ok(smimekit::revocation::Settings {
-        policy: policy.parse()?,
+        policy: policy.into(),
         offline,
         home: Some(home.root().to_path_buf()),
         extra_crls: extra,
@@ -574,7 +595,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         as_id: a.as_id.clone(),
         anchors: TrustStore::new(&home).certs()?,
         system_trust: true,
-        revocation: revocation_settings(&home, &a.revocation, a.offline, &[])?,
+        revocation: revocation_settings(&home, a.revocation, a.offline, &[])?,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
     // Sign first when asked: the signed message's entity (multipart/signed) is what gets encrypted.
