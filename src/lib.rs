@@ -45,6 +45,7 @@ pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;
 pub mod restore;
+pub mod revocation;
 pub mod secret;
 pub mod send;
 pub mod smime;

@@ -77,9 +77,29 @@ struct ContactJson {
     cert: CertInfo,
     meta: ContactMeta,
     pinned_for: Vec<String>,
+    /// Revocation status known to the cache (no network), when the issuer is known.
+    revocation: Option<smimekit::revocation::CertRevocation>,
 }
 
-fn contact_json(store: &ContactStore, c: &Contact, now: i64) -> Result<ContactJson> {
+/// Cached revocation lookups (issuers: anchors, contact intermediates, ID chains).
+fn rev_lookup(home: &smimekit::home::Home) -> Result<smimekit::revocation::CachedLookup> {
+    let mut issuers = TrustStore::new(home).certs()?;
+    issuers.extend(ContactStore::new(home).intermediates()?);
+    for i in smimekit::ids::IdStore::new(home).list()? {
+        issuers.extend(i.chain.iter().cloned());
+    }
+    Ok(smimekit::revocation::CachedLookup::new(
+        home.root(),
+        issuers,
+    ))
+}
+
+fn contact_json(
+    store: &ContactStore,
+    c: &Contact,
+    now: i64,
+    rev: &smimekit::revocation::CachedLookup,
+) -> Result<ContactJson> {
     let info = c.info(now);
     let mut pinned_for = Vec::new();
     for a in &c.meta.addresses {
@@ -88,6 +108,7 @@ fn contact_json(store: &ContactStore, c: &Contact, now: i64) -> Result<ContactJs
         }
     }
     Ok(ContactJson {
+        revocation: rev.status(&c.cert),
         status: info.status(),
         cert: info,
         meta: c.meta.clone(),
@@ -243,6 +264,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
         }
         ContactCommand::List { expiring } => {
             let mut all = store.list()?;
+            let rev = rev_lookup(&home)?;
             // By address (then fingerprint), the order a person looks for.
             all.sort_by_cached_key(|c| {
                 (
@@ -278,7 +300,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                 }
                 let contacts = all
                     .iter()
-                    .map(|c| contact_json(&store, c, now))
+                    .map(|c| contact_json(&store, c, now, &rev))
                     .collect::<Result<_>>()?;
                 let intermediates = store
                     .intermediates()?
@@ -305,7 +327,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
             for c in &all {
                 let info = c.info(now);
                 s += &format!(
-                    "{}  {}  {}  until {}{}{}\n",
+                    "{}  {}  {}  until {}{}{}{}\n",
                     &c.fingerprint[..16],
                     smimekit::display::addresses(&info.emails),
                     info.key,
@@ -315,7 +337,8 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     } else {
                         "  signing only"
                     },
-                    flag(&info)
+                    flag(&info),
+                    smimekit::revocation::list_flag(rev.status(&c.cert).as_ref())
                 );
             }
             output::print(&s)?;
@@ -324,6 +347,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
         ContactCommand::Show { address } => {
             let certs = store.for_address(address)?;
             let anchors = TrustStore::new(&home).certs()?;
+            let rev = rev_lookup(&home)?;
             let sel = store.select_for_encryption(address, &select_opts(&anchors))?;
             if certs.is_empty() {
                 // The "no certificate for ADDRESS" error with its hint.
@@ -340,7 +364,7 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     address: address.clone(),
                     certificates: certs
                         .iter()
-                        .map(|c| contact_json(&store, c, now))
+                        .map(|c| contact_json(&store, c, now, &rev))
                         .collect::<Result<_>>()?,
                     selection: sel,
                 })?;
@@ -368,6 +392,12 @@ pub fn run(g: &Global, c: &ContactCommand) -> Result<i32> {
                     info.not_after,
                     flag(&info)
                 );
+                if let Some(r) = rev.status(&c.cert) {
+                    s += &format!(
+                        "    revocation: {} (from the cache)\n",
+                        output::clean(&smimekit::revocation::describe(&r))
+                    );
+                }
                 if let Some(caps) = &c.meta.capabilities {
                     s += &format!(
                         "    capabilities ({}): {}\n",

@@ -136,6 +136,8 @@ pub fn run(_g: &Global) -> Result<i32> {
         at: None,
         known_certs: Vec::new(),
         no_address_check: false,
+        // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
+        revocation: Default::default(),
     };
     let v = verify::verify(&signed, &opts)?;
     say(&verify::render(&v.report))?;
@@ -214,6 +216,8 @@ pub fn run(_g: &Global) -> Result<i32> {
         at: None,
         known_certs: Vec::new(),
         no_address_check: false,
+        // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
+        revocation: Default::default(),
     };
     let v = verify::verify(&plain, &opts)?;
     say(&verify::render(&v.report))?;

@@ -239,11 +239,30 @@ struct IdJson {
     #[serde(flatten)]
     cert: CertInfo,
     chain: Vec<String>,
+    /// Revocation status known to the cache (no network), when the issuer is known.
+    revocation: Option<smimekit::revocation::CertRevocation>,
 }
 
-fn id_json(i: &Identity) -> IdJson {
+/// Cached revocation lookups for the home's IDs (issuers: anchors, ID chains, contact intermediates).
+fn rev_lookup(
+    home: &smimekit::home::Home,
+    ids: &[Identity],
+) -> Result<smimekit::revocation::CachedLookup> {
+    let mut issuers = smimekit::trust::TrustStore::new(home).certs()?;
+    for i in ids {
+        issuers.extend(i.chain.iter().cloned());
+    }
+    issuers.extend(smimekit::contacts::ContactStore::new(home).intermediates()?);
+    Ok(smimekit::revocation::CachedLookup::new(
+        home.root(),
+        issuers,
+    ))
+}
+
+fn id_json(i: &Identity, rev: &smimekit::revocation::CachedLookup) -> IdJson {
     let info = i.info(cert::now());
     IdJson {
+        revocation: rev.status(&i.cert),
         key_protected: i.key_protected,
         status: info.status(),
         chain: i
@@ -313,6 +332,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 )
             });
             let pending = store.pending()?;
+            let rev = rev_lookup(&home, &ids)?;
             if g.json {
                 #[derive(serde::Serialize)]
                 struct P {
@@ -327,7 +347,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                     pending: Vec<P>,
                 }
                 output::json(&L {
-                    ids: ids.iter().map(id_json).collect(),
+                    ids: ids.iter().map(|i| id_json(i, &rev)).collect(),
                     pending: pending
                         .iter()
                         .map(|p| P {
@@ -350,7 +370,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
             let now = cert::now();
             for i in &ids {
                 let info = i.info(now);
-                let flag = match info.status() {
+                let mut flag = match info.status() {
                     "valid" => String::new(),
                     st => format!("  [{}]", st.to_uppercase()),
                 };
@@ -359,6 +379,7 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                     .find(|p| p.renews.as_deref() == Some(i.fingerprint.as_str()))
                     .map(|p| format!("  renewal pending (key {})", &p.id[..16]))
                     .unwrap_or_default();
+                flag += smimekit::revocation::list_flag(rev.status(&i.cert).as_ref());
                 s += &format!(
                     "{}  {}  {}  until {}  {}{}{}\n",
                     &i.fingerprint[..16],
@@ -388,7 +409,8 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
         }
         IdCommand::Show { id } => {
             let i = store.find(id)?;
-            let j = id_json(&i);
+            let rev = rev_lookup(&home, std::slice::from_ref(&i))?;
+            let j = id_json(&i, &rev);
             if g.json {
                 output::json(&j)?;
             } else {
@@ -402,6 +424,12 @@ pub fn run(g: &Global, c: &IdCommand) -> Result<i32> {
                 );
                 s += &format!("Issuer         {}\n", output::clean(&c.issuer));
                 s += &format!("Serial         {}\n", c.serial);
+                if let Some(r) = &j.revocation {
+                    s += &format!(
+                        "Revocation     {} (from the cache)\n",
+                        output::clean(&smimekit::revocation::describe(r))
+                    );
+                }
                 s += &format!(
                     "Valid          {} to {} [{}]\n",
                     c.not_before,

@@ -50,6 +50,27 @@ pub enum CipherArg {
     Aes128Cbc,
 }
 
+/// Revocation policies (see [`smimekit::revocation::Policy`]).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RevocationArg {
+    /// Do not check; reports say "revocation not checked".
+    Off,
+    /// Check (network allowed); an unknown status is a warning.
+    Prefer,
+    /// Check; an unknown status fails (exit 1) or refuses the recipient.
+    Require,
+}
+
+impl From<RevocationArg> for smimekit::revocation::Policy {
+    fn from(a: RevocationArg) -> Self {
+        match a {
+            RevocationArg::Off => smimekit::revocation::Policy::Off,
+            RevocationArg::Prefer => smimekit::revocation::Policy::Prefer,
+            RevocationArg::Require => smimekit::revocation::Policy::Require,
+        }
+    }
+}
+
 /// Cipher-policy choices (see [`encrypt::CipherPolicy`]).
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CipherPolicyArg {
@@ -112,6 +133,15 @@ pub struct TrustArgs {
     /// alone, so a message without From or Sender can be valid. Nothing is harvested then.
     #[arg(long)]
     pub no_address_check: bool,
+    /// Revocation checking: off, prefer (check; unknown is a warning) or require (unknown fails).
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: RevocationArg,
+    /// Use only cached and added CRLs and cached OCSP answers: nothing goes to the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Also use this CRL (DER or PEM) for this command (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
 }
 
 /// `smimekit verify`.
@@ -157,6 +187,12 @@ pub struct EncryptArgs {
     /// Do not encrypt a copy to yourself.
     #[arg(long)]
     pub no_self: bool,
+    /// Revocation checking of the recipients' certificates: off, prefer (default) or require.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
+    pub revocation: RevocationArg,
+    /// Use only cached revocation data: nothing goes to the network.
+    #[arg(long)]
+    pub offline: bool,
     /// RSA-OAEP (SHA-256) key transport for every RSA recipient.
     #[arg(long)]
     pub oaep: bool,
@@ -395,6 +431,9 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_harvest: false,
             force_output: false,
             no_address_check: false,
+            revocation: RevocationArg::Prefer,
+            offline: false,
+            crl: Vec::new(),
         },
     )
 }
@@ -429,6 +468,29 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
         no_address_check: t.no_address_check,
+        revocation: revocation_settings(home, t.revocation, t.offline, &t.crl)?,
+    })
+}
+
+/// Revocation settings from the command line: the policy, `--offline`, `--crl` files, the home's cache.
+pub(super) fn revocation_settings(
+    home: &Home,
+    policy: RevocationArg,
+    offline: bool,
+    crls: &[PathBuf],
+) -> Result<smimekit::revocation::Settings> {
+    let mut extra = Vec::new();
+    for f in crls {
+        let data = super::read_file(f)?;
+        let crl = smimekit::revocation::crl::parse(&data).map_err(|e| e.context(f.display()))?;
+        extra.push(crl.to_der()?);
+    }
+    Ok(smimekit::revocation::Settings {
+        policy: policy.into(),
+        offline,
+        home: Some(home.root().to_path_buf()),
+        extra_crls: extra,
+        fetched: Default::default(),
     })
 }
 
@@ -619,6 +681,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         as_id: a.as_id.clone(),
         anchors: TrustStore::new(&home).certs()?,
         system_trust: true,
+        revocation: revocation_settings(&home, a.revocation, a.offline, &[])?,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
     if let Some(w) = mime::unlabelled_8bit_warning(&raw) {

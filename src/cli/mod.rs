@@ -10,6 +10,7 @@ mod account;
 mod completions;
 mod config;
 mod contact;
+mod crl;
 mod demo;
 mod id;
 mod message;
@@ -148,6 +149,9 @@ pub enum Command {
     /// Sending accounts: add, list, show, remove, test.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Manage the revocation cache: CRLs (list, add, update, clear) and cached OCSP answers.
+    #[command(subcommand)]
+    Crl(crl::CrlCommand),
 }
 
 impl Command {
@@ -175,6 +179,7 @@ impl Command {
             | Command::Man(_)
             | Command::Send(_)
             | Command::Account(_) => false,
+            Command::Crl(_) => false,
         }
     }
 }
@@ -383,6 +388,7 @@ pub fn main() -> i32 {
         Command::Man(a) => completions::run_man(a),
         Command::Send(a) => send::run(&cli.global, a),
         Command::Account(c) => account::run(&cli.global, c),
+        Command::Crl(c) => crl::run(&cli.global, c),
     });
     let result = result.map_err(|e| secrets::explain_empty(&cli.global.secrets(), e));
     match result.and_then(|code| output::finish(code).map(|_| code)) {

@@ -7,5 +7,6 @@ pub mod ffi;
 pub mod p12;
 pub mod pkcs8;
 pub mod provider;
+pub mod revocation;
 pub mod signed;
 pub mod x509;

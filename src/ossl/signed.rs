@@ -1418,6 +1418,13 @@ impl SignedData {
         stack.into_iter().collect()
     }
 
+    /// The CRLs carried in the `crls` field (DER, at most `max`): revocation data, untrusted until OpenSSL
+    /// checks each signature at use.
+    pub fn crls(&self, max: usize) -> Vec<Vec<u8>> {
+        // SAFETY: `self.cms` is live for the call.
+        unsafe { super::revocation::cms_crls(self.cms.as_ptr(), max) }
+    }
+
     /// Number of SignerInfos.
     pub fn signer_count(&self) -> usize {
         self.signers.len()

@@ -99,6 +99,8 @@ pub struct EncryptOptions {
     pub anchors: Vec<X509>,
     /// Also trust the system store.
     pub system_trust: bool,
+    /// Revocation policy and sources: a revoked recipient certificate is refused.
+    pub revocation: crate::revocation::Settings,
 }
 
 /// One recipient of the plan.
@@ -411,6 +413,38 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
             Some(i) => warnings.push(format!("your ID {} cannot receive encrypted mail; your sent copy will not be readable", i.label())),
             None => warnings.push("no digital ID of yours matches the From address: your sent copy will not be readable by you".into()),
         }
+    }
+    // Revocation of the chosen certificates (not our own IDs): a revoked one is a recipient without a usable
+    // certificate.
+    if opts.revocation.policy != crate::revocation::Policy::Off {
+        let intermediates = contacts.intermediates().unwrap_or_default();
+        let mut keep = Vec::new();
+        for r in recipients.drain(..) {
+            if r.source == "own ID" {
+                keep.push(r);
+                continue;
+            }
+            let chain = crate::trust::verify_chain(
+                &r.cert,
+                &intermediates,
+                &crate::trust::ChainOptions {
+                    anchors: &opts.anchors,
+                    system: opts.system_trust,
+                    at: now,
+                    purpose: crate::trust::Purpose::Encrypt,
+                },
+            )?;
+            match crate::revocation::check_recipient(&opts.revocation, &chain.certs, chain.trusted)
+            {
+                crate::revocation::Effect::Ok => keep.push(r),
+                crate::revocation::Effect::Warn(w) => {
+                    warnings.push(format!("{}: {w}", r.address));
+                    keep.push(r);
+                }
+                crate::revocation::Effect::Fail(e) => problems.push(format!("{}: {e}", r.address)),
+            }
+        }
+        recipients = keep;
     }
     if !problems.is_empty() {
         return Err(Error::new(

@@ -450,6 +450,7 @@ mod tests {
             at: None,
             known_certs: vec![],
             no_address_check: false,
+            revocation: Default::default(),
         };
         let v = verify::verify(&out, &opts).unwrap();
         assert!(v.report.is_valid(), "{}", verify::render(&v.report));

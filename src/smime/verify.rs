@@ -41,6 +41,8 @@ pub struct VerifyOptions {
     /// `--no-address-check`: the verdict is about the signer alone; the From/Sender is not compared (and a
     /// message without either may then be `valid`). Harvest binds nothing then.
     pub no_address_check: bool,
+    /// Revocation policy and sources.
+    pub revocation: crate::revocation::Settings,
 }
 
 /// The result of one check.
@@ -146,6 +148,10 @@ pub struct SignerReport {
     pub encryption_key_preference: Option<String>,
     /// True if the signing time is in the future (capabilities must then not be recorded).
     pub signing_time_in_future: bool,
+    /// Revocation status of each certificate of the chain, leaf first.
+    pub revocation: Vec<crate::revocation::CertRevocation>,
+    #[serde(skip)]
+    pub(crate) revocation_warnings: Vec<String>,
     #[serde(skip)]
     pub(crate) cert: Option<X509>,
     #[serde(skip)]
@@ -181,8 +187,8 @@ pub struct VerifyReport {
     /// What to do about it (e.g. `trust add`, `--ca`, `--at`), if anything helps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
-    /// Revocation (CRL/OCSP) status of the certificates: always `not checked` (smimekit does not fetch
-    /// revocation information).
+    /// Whether revocation (CRL/OCSP) was checked: `checked` (each signer's `revocation` says what was found) or
+    /// `not checked` (`--revocation off`).
     pub revocation: &'static str,
     /// `multipart/signed`, `opaque`, or `detached` (a bare detached signature over a payload: git).
     pub form: &'static str,
@@ -505,6 +511,17 @@ fn verify_top<'a>(
         .into_iter()
         .take(MAX_CANDIDATE_CERTS)
         .collect();
+    // CRLs the message carries (RFC 5652 §5.1) join the revocation sources; OpenSSL checks their signatures.
+    let carried = sd.crls(crate::limits::MAX_MESSAGE_CRLS);
+    let with_crls;
+    let opts = if carried.is_empty() || opts.revocation.policy == crate::revocation::Policy::Off {
+        opts
+    } else {
+        let mut o = opts.clone();
+        o.revocation.extra_crls.extend(carried);
+        with_crls = o;
+        &with_crls
+    };
     let mut candidates: Vec<X509> = message_certs.clone();
     candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
     candidates.extend(opts.anchors.iter().cloned());
@@ -550,6 +567,7 @@ fn verify_top<'a>(
             &mut digests,
             SignerUse::Email,
         )?;
+        warnings.extend(r.revocation_warnings.iter().cloned());
         reports.push(r);
     }
     if let (Some(f), Some(s)) = (&from, &sender)
@@ -593,7 +611,7 @@ fn verify_top<'a>(
         verdict,
         headline,
         remedy,
-        revocation: "not checked",
+        revocation: revocation_checked(opts),
         form,
         from: from.map(|m| m.addr),
         sender: sender.map(|m| m.addr),
@@ -676,6 +694,7 @@ pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
         at: None,
         known_certs: known,
         no_address_check: false,
+        revocation: Default::default(),
     })
 }
 
@@ -755,7 +774,7 @@ fn check_standalone(
         verdict,
         headline,
         remedy,
-        revocation: "not checked",
+        revocation: revocation_checked(opts),
         form,
         from: None,
         sender: None,
@@ -1052,6 +1071,15 @@ fn check_signer(
                 .into(),
         );
     }
+    let (revocation, revocation_warnings, revoked) = crate::revocation::check_signature_chain(
+        &opts.revocation,
+        &cert,
+        &chain.certs,
+        chain.trusted,
+        s.signing_time,
+        at,
+    );
+    reasons.extend(revoked);
     let valid = reasons.is_empty();
     Ok(SignerReport {
         index: idx + 1,
@@ -1076,6 +1104,8 @@ fn check_signer(
         capability_oids: s.capabilities.clone(),
         encryption_key_preference: s.encryption_key_preference.as_ref().map(|p| p.to_string()),
         signing_time_in_future,
+        revocation,
+        revocation_warnings,
         cert: Some(cert),
         signing_time_unix: s.signing_time,
         preference: s.encryption_key_preference.clone(),
@@ -1095,6 +1125,15 @@ enum AddressTo<'a> {
 
 /// The message's verdict: the most serious failure over all signers (see [`VerifyReport::verdict`]), its
 /// headline and its remedy.
+/// The report's summary of revocation checking under `opts`.
+fn revocation_checked(opts: &VerifyOptions) -> &'static str {
+    if opts.revocation.policy == crate::revocation::Policy::Off {
+        "not checked"
+    } else {
+        "checked"
+    }
+}
+
 fn verdict_of(
     signers: &[SignerReport],
     ambiguous: Option<&str>,
@@ -1104,6 +1143,12 @@ fn verdict_of(
     let rank = |sg: &SignerReport| -> u8 {
         if !sg.integrity.ok {
             0
+        } else if sg
+            .revocation
+            .iter()
+            .any(|f| f.status == crate::revocation::Status::Revoked)
+        {
+            8
         } else if !sg.purpose.ok {
             2
         } else if !sg.validity.ok {
@@ -1120,7 +1165,9 @@ fn verdict_of(
             7
         }
     };
-    let worst = signers.iter().min_by_key(|sg| rank(sg));
+    // Revoked (8) ranks right after a changed content: a stolen key's signature must say so first.
+    let order = |r: u8| if r == 8 { 1 } else { r };
+    let worst = signers.iter().min_by_key(|sg| order(rank(sg)));
     let r = match (ambiguous, worst) {
         (_, Some(w)) if rank(w) == 0 => 0,
         (Some(_), _) => 1,
@@ -1184,6 +1231,11 @@ fn verdict_of(
                     crate::display::address(s.address_match.from.as_deref().unwrap_or_default())
                 )
             }),
+        ),
+        8 => (
+            "revoked",
+            "INVALID signature: the signer's certificate (or one of its CAs) has been REVOKED".into(),
+            Some("do not trust this message; the Revocation lines say when and why".into()),
         ),
         6 => (
             "no_sender",
@@ -1312,7 +1364,6 @@ pub fn render(r: &VerifyReport) -> String {
     for w in &r.warnings {
         s += &format!("  Warning:       {}\n", field(w));
     }
-    s += "  Revocation:    not checked (smimekit does not fetch CRLs or OCSP)\n";
     for sg in &r.signers {
         s += &format!(
             "Signer {}: {}\n",
@@ -1385,6 +1436,7 @@ pub fn render(r: &VerifyReport) -> String {
                 (Some(f), false) => format!("MISMATCH: From is {}", address(f)),
             }
         );
+        s += &crate::revocation::render_lines(&sg.revocation);
         for w in &sg.weak {
             s += &format!("  Weak:          {}\n", field(w));
         }
