@@ -33,6 +33,7 @@ pub mod pipe;
 pub mod pkcs12;
 pub mod secret;
 pub mod smime;
+pub mod trace;
 pub mod trust;
 
 pub use error::{Error, ErrorKind, Result};

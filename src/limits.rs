@@ -12,6 +12,10 @@
 
 // ---- server checks (check-server) and Received-header tracing ----
 
+/// Most Received fields `trace` reads. Real mail has under 20; a header section of thousands of fields is a
+/// loop or a file built to make the report (and its per-hop work) unbounded.
+pub const TRACE_MAX_HOPS: usize = 200;
+
 // ---- integrations: git, neomutt, config ----
 
 // ---- revocation (CRL, OCSP) ----
