@@ -12,6 +12,7 @@ mod id;
 mod message;
 mod output;
 mod secrets;
+mod trace;
 mod trust;
 
 /// smimekit — sign, verify, encrypt and decrypt e-mail with S/MIME, and manage digital IDs.
@@ -107,6 +108,8 @@ pub enum Command {
     /// Manage your correspondents' certificates (to encrypt to them).
     #[command(subcommand)]
     Contact(contact::ContactCommand),
+    /// Show the servers a received message passed and whether each hop used TLS (Received fields).
+    Trace(trace::TraceArgs),
 }
 
 /// Runs the command line; returns the exit code.
@@ -154,6 +157,7 @@ pub fn main() -> i32 {
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
+        Command::Trace(a) => trace::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,
