@@ -33,6 +33,8 @@ pub enum ErrorKind {
     Crypto,
     /// Reading or writing a file failed.
     Io,
+    /// A network peer failed, misbehaved, refused, or could not be authenticated (TLS, SMTP).
+    Network,
 }
 
 /// The library's error: a kind, a message, an optional hint and an optional underlying cause.

@@ -28,6 +28,7 @@ pub mod ids;
 pub mod input;
 pub mod limits;
 pub mod mime;
+pub mod net;
 pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;

@@ -1,0 +1,1 @@
+//! SMTP submission client (to come).
