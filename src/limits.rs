@@ -16,6 +16,32 @@
 /// loop or a file built to make the report (and its per-hop work) unbounded.
 pub const TRACE_MAX_HOPS: usize = 200;
 
+/// Longest wait for a TCP connection to one port in `check-server`: a filtered port (packets dropped) must not
+/// hold the check of the other ports.
+pub const CHECK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Longest wait for any single read or write in `check-server` (a greeting delayed by postscreen-style tarpits
+/// still fits; a server that never answers does not hang the check).
+pub const CHECK_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Longest time one `check-server` connection (dialogue + handshake) may take in all: a server dripping one
+/// byte at a time cannot stretch a check indefinitely.
+pub const CHECK_CONNECTION_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest reply line `check-server` reads before TLS (RFC 5321 allows 512 octets; IMAP capability lines run
+/// longer): a server streaming an endless line cannot exhaust memory.
+pub const CHECK_MAX_LINE: usize = 8192;
+
+/// Most lines in one multi-line reply (EHLO, CAPABILITY, CAPA) `check-server` reads.
+pub const CHECK_MAX_REPLY_LINES: usize = 200;
+
+/// How long the STARTTLS injection probe waits inside TLS for an answer to the command it pipelined in
+/// clear: a non-vulnerable server sends nothing, so this is pure waiting per plain-text port.
+pub const CHECK_INJECTION_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// A server certificate expiring within this many days is a warning in `check-server`.
+pub const CHECK_EXPIRY_WARN_DAYS: i64 = 30;
+
 // ---- integrations: git, neomutt, config ----
 
 // ---- revocation (CRL, OCSP) ----

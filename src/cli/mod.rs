@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod check;
 mod contact;
 mod demo;
 mod id;
@@ -110,6 +111,8 @@ pub enum Command {
     Contact(contact::ContactCommand),
     /// Show the servers a received message passed and whether each hop used TLS (Received fields).
     Trace(trace::TraceArgs),
+    /// Check a mail server's TLS: versions, certificate chain, host name, expiry, STARTTLS, login before TLS.
+    CheckServer(check::CheckServerArgs),
 }
 
 /// Runs the command line; returns the exit code.
@@ -158,6 +161,7 @@ pub fn main() -> i32 {
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
         Command::Trace(a) => trace::run(&cli.global, a),
+        Command::CheckServer(a) => check::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 //! Everything here is about the network and only commands about the network call it: nothing else in the
 //! library opens a socket.
 
+pub mod check;
 pub mod smtp;
 pub mod tls;
 

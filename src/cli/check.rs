@@ -1,0 +1,130 @@
+//! `smimekit check-server HOST [--port N] [--protocol P] [--ca FILE]…`: is the mail server's TLS set up right?
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use smimekit::Error;
+use smimekit::net::check::{self, CheckOptions, Protocol, ServerReport, Status};
+
+use super::{Global, output, read_file};
+
+/// Arguments of `check-server`.
+#[derive(Args)]
+pub struct CheckServerArgs {
+    /// The server's host name (the name clients use: certificates are checked against it) or address.
+    pub host: String,
+    /// One port only (default: 465, 587, 993, 995, 25, 143 and 110, those that answer).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The service on --port: smtp, submission, submissions, imap, imaps, pop3, pop3s, or tls (any
+    /// implicit-TLS service). Default: the usual one for the port.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+    /// Also trust the root CA certificate(s) in FILE (PEM); CA certificates in it that are not roots are used
+    /// only to name a missing intermediate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// Trust only --ca, not the system's certificate store.
+    #[arg(long)]
+    pub no_system_trust: bool,
+}
+
+/// Runs `check-server`: exit 0 all checks passed, 1 a problem found, 2 nothing could be checked.
+pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
+    let proto = match &a.protocol {
+        Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
+            Error::usage(format!("unknown protocol '{p}'")).hint(
+                "use smtp, submission, submissions, imap, imaps, pop3, pop3s or tls",
+            )
+        })?),
+        None => None,
+    };
+    let targets: Vec<(u16, Protocol)> = match (a.port, proto) {
+        (None, None) => check::DEFAULT_PORTS.to_vec(),
+        (None, Some(p)) => vec![(p.default_port(), p)],
+        (Some(port), Some(p)) => vec![(port, p)],
+        (Some(port), None) => vec![(
+            port,
+            Protocol::for_port(port).ok_or_else(|| {
+                Error::usage(format!("port {port} is not a usual mail port"))
+                    .hint("say what it runs with --protocol (e.g. --protocol submission, or tls)")
+            })?,
+        )],
+    };
+    let mut opts = CheckOptions {
+        no_system_store: a.no_system_trust,
+        ..CheckOptions::default()
+    };
+    for f in &a.ca {
+        let certs = smimekit::cert::parse_certs(&read_file(f)?, &f.display().to_string())?;
+        for c in certs {
+            if c.issued(&c) == openssl::x509::X509VerifyResult::OK {
+                opts.anchors.push(c);
+            } else {
+                opts.known_intermediates.push(c);
+            }
+        }
+    }
+    let r = check::check_server(&a.host, &targets, &opts)?;
+    if g.json {
+        output::json(&r)?;
+    } else {
+        output::print(&output::clean(&text(&r, a.port.is_none() && proto.is_none())))?;
+    }
+    let code = r.exit_code();
+    if code == 2 {
+        let which = if targets.len() == 1 {
+            format!("port {} did not accept a connection", targets[0].0)
+        } else {
+            "none of the mail ports accepted a connection".to_string()
+        };
+        return Err(Error::new(
+            smimekit::ErrorKind::Network,
+            format!("nothing could be checked on {}: {which}", a.host),
+        )
+        .hint("check the host name and port, and that no firewall blocks you (port 25 is often blocked by ISPs)")
+        .into());
+    }
+    Ok(code)
+}
+
+fn text(r: &ServerReport, scan: bool) -> String {
+    let mut s = String::new();
+    for p in &r.ports {
+        if scan && !p.reachable {
+            s += &format!("{} port {} ({}): not answering\n\n", r.host, p.port, p.protocol.name());
+            continue;
+        }
+        s += &format!("{} port {} ({})\n", r.host, p.port, p.protocol.name());
+        for c in &p.checks {
+            s += &format!("  {} {:<26} {}\n", c.status.mark(), c.check, c.detail);
+        }
+        if !p.chain.is_empty() {
+            s += "  chain as sent:\n";
+            for (i, c) in p.chain.iter().enumerate() {
+                s += &format!(
+                    "    {}. {}\n       issuer {}; {}; until {} ({} days)\n",
+                    i + 1,
+                    c.subject,
+                    c.issuer,
+                    c.key,
+                    c.not_after,
+                    c.days_left
+                );
+            }
+        }
+        for pr in &p.problems {
+            let mark = if pr.severity == Status::Problem { "✗" } else { "!" };
+            s += &format!("  {mark} {}\n      fix: {}\n", pr.message, pr.remedy);
+        }
+        s += "\n";
+    }
+    let code = r.exit_code();
+    s += match code {
+        0 => "Result: ✓ every check passed\n",
+        1 => "Result: ✗ problems found (see \"fix:\" lines)\n",
+        _ => "Result: nothing could be checked\n",
+    };
+    s
+}
