@@ -2,13 +2,13 @@
 //! on a message really relayed through two Postfix instances on 127.0.0.1 (one hop with TLS, one in clear).
 
 mod common;
+#[path = "mailservers/mod.rs"]
+mod mailservers;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Env;
+use mailservers::{MASTER, Postfix, free_port};
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -67,8 +67,14 @@ fn trace_plain_hop_exit_1_names_it_and_trust_from_marks_claims() {
         "\tby mx.example.org (Postfix) with ESMTPS",
         "\tby mx.example.org (Postfix) with ESMTP",
     );
-    let msg = msg.replace("\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n", "");
-    let out = env.run_stdin(&["trace", "--json", "--trust-from", "MX.example.org"], msg.as_bytes());
+    let msg = msg.replace(
+        "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n",
+        "",
+    );
+    let out = env.run_stdin(
+        &["trace", "--json", "--trust-from", "MX.example.org"],
+        msg.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", common::text(&out.stderr));
     let v = json(&out);
     assert_eq!(v["verdict"], "no_tls");
@@ -90,160 +96,31 @@ fn trace_unknown_hop_exit_1_and_no_received_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["verdict"], "unknown");
-    assert!(v["verdict_text"].as_str().unwrap().starts_with("unknown for hop 1"));
+    assert!(
+        v["verdict_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown for hop 1")
+    );
 
     let out = env.run_stdin(&["trace"], b"Subject: draft\r\n\r\nbody\r\n");
     assert_eq!(out.status.code(), Some(2));
     let e = common::text(&out.stderr);
-    assert!(e.contains("smimekit: error: the message has no Received header fields"), "{e}");
+    assert!(
+        e.contains("smimekit: error: the message has no Received header fields"),
+        "{e}"
+    );
     assert!(e.contains("smimekit: hint:"), "{e}");
 }
 
 // ---- two real Postfix instances ----
-
-const MASTER: &str = "/usr/lib/postfix/sbin/master";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One Postfix instance (its own config and queue under `dir`), killed with its process group on drop.
-struct Postfix {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Postfix {
-    fn start(dir: &Path, port: u16, main_cf: &str) -> Postfix {
-        let uid = |name: &str| -> u32 {
-            let o = Command::new("id").args(["-u", name]).output().unwrap();
-            common::text(&o.stdout).trim().parse().unwrap()
-        };
-        let gid = |name: &str| -> u32 {
-            let o = Command::new("getent").args(["group", name]).output().unwrap();
-            common::text(&o.stdout).split(':').nth(2).unwrap().parse().unwrap()
-        };
-        let (pf, postdrop) = (uid("postfix"), gid("postdrop"));
-        let conf = dir.join("conf");
-        let queue = dir.join("queue");
-        std::fs::create_dir_all(&conf).unwrap();
-        std::fs::create_dir_all(queue.join("pid")).unwrap();
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::os::unix::fs::chown(dir.join("data"), Some(pf), None).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        for d in [
-            "incoming", "active", "deferred", "bounce", "defer", "flush", "hold", "corrupt", "trace",
-            "saved", "private",
-        ] {
-            let p = queue.join(d);
-            std::fs::create_dir_all(&p).unwrap();
-            std::os::unix::fs::chown(&p, Some(pf), None).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
-        for (d, mode) in [("maildrop", 0o730), ("public", 0o710)] {
-            let p = queue.join(d);
-            std::fs::create_dir_all(&p).unwrap();
-            std::os::unix::fs::chown(&p, Some(pf), Some(postdrop)).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        let d = dir.display();
-        std::fs::write(
-            conf.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\nqueue_directory = {d}/queue\ndata_directory = {d}/data\n\
-                 mail_owner = postfix\nsetgid_group = postdrop\ninet_interfaces = 127.0.0.1\n\
-                 inet_protocols = ipv4\nmynetworks = 127.0.0.0/8\nmydestination =\nalias_maps =\n\
-                 alias_database =\nbiff = no\nsmtputf8_enable = no\nmaillog_file = {d}/log\n\
-                 maillog_file_prefixes = {d}\nsmtp_dns_support_level = disabled\n\
-                 disable_dns_lookups = yes\n{main_cf}"
-            ),
-        )
-        .unwrap();
-        let services = [
-            ("cleanup", "unix n - n - 0 cleanup"),
-            ("qmgr", "unix n - n 1 1 qmgr"),
-            ("tlsmgr", "unix - - n 1000? 1 tlsmgr"),
-            ("rewrite", "unix - - n - - trivial-rewrite"),
-            ("bounce", "unix - - n - 0 bounce"),
-            ("defer", "unix - - n - 0 bounce"),
-            ("trace", "unix - - n - 0 bounce"),
-            ("verify", "unix - - n - 1 verify"),
-            ("flush", "unix n - n 1000? 0 flush"),
-            ("proxymap", "unix - - n - - proxymap"),
-            ("smtp", "unix - - n - - smtp"),
-            ("relay", "unix - - n - - smtp"),
-            ("showq", "unix n - n - - showq"),
-            ("error", "unix - - n - - error"),
-            ("retry", "unix - - n - - error"),
-            ("discard", "unix - - n - - discard"),
-            ("virtual", "unix - n n - - virtual"),
-            ("anvil", "unix - - n - 1 anvil"),
-            ("scache", "unix - - n - 1 scache"),
-            ("postlog", "unix-dgram n - n - 1 postlogd"),
-        ];
-        let mut master = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
-        for (n, s) in services {
-            master += &format!("{n} {s}\n");
-        }
-        std::fs::write(conf.join("master.cf"), master).unwrap();
-        use std::os::unix::process::CommandExt;
-        let child = Command::new(MASTER)
-            .args(["-c", conf.to_str().unwrap(), "-d"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pf = Postfix {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(15),
-                "postfix in {} did not listen on {port}: {}",
-                pf.dir.display(),
-                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        pf
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group this test created.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // SAFETY: as above; the group's helpers may outlive master.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn trace_message_relayed_through_two_postfix_instances() {
     if !common::have(&[MASTER, "swaks"]) {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(!common::peers_required(), "the Postfix test needs root (CI runs as root)");
-        common::say_once("postfix-root", "smimekit tests: the Postfix tests need root: skipped");
+    if !mailservers::root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -257,7 +134,7 @@ fn trace_message_relayed_through_two_postfix_instances() {
     // B: final hop, in clear, delivers b.test to a maildir.
     let _b = Postfix::start(
         &tmp.path().join("b"),
-        pb,
+        &[(pb, "")],
         &format!(
             "myhostname = b.test\nvirtual_mailbox_domains = b.test\nvirtual_mailbox_base = {}\n\
              virtual_mailbox_maps = static:box/\nvirtual_uid_maps = static:65534\n\
@@ -269,7 +146,7 @@ fn trace_message_relayed_through_two_postfix_instances() {
     let pki = common::fixture("server-pki");
     let _a = Postfix::start(
         &tmp.path().join("a"),
-        pa,
+        &[(pa, "")],
         &format!(
             "myhostname = a.test\nrelayhost = [127.0.0.1]:{pb}\nsmtpd_tls_security_level = may\n\
              smtpd_tls_chain_files = {}, {}\nsmtpd_tls_received_header = yes\n\
@@ -330,16 +207,28 @@ fn trace_message_relayed_through_two_postfix_instances() {
     assert_eq!(hops[0]["with"], "ESMTPS", "{ctx}");
     assert_eq!(hops[0]["tls"], "yes", "{ctx}");
     assert_eq!(hops[0]["tls_version"], "TLSv1.3", "{ctx}");
-    assert!(hops[0]["tls_cipher"].as_str().unwrap().starts_with("TLS_"), "{ctx}");
+    assert!(
+        hops[0]["tls_cipher"].as_str().unwrap().starts_with("TLS_"),
+        "{ctx}"
+    );
     assert_eq!(hops[1]["from"], "a.test", "{ctx}");
     assert_eq!(hops[1]["by"], "b.test", "{ctx}");
     assert_eq!(hops[1]["with"], "ESMTP", "{ctx}");
     assert_eq!(hops[1]["tls"], "no", "{ctx}");
     assert!(hops[1]["delay_seconds"].as_i64().unwrap() >= 0, "{ctx}");
     assert_eq!(v["verdict"], "no_tls", "{ctx}");
-    assert_eq!(v["verdict_text"], "hop 2 (a.test → b.test) recorded no TLS", "{ctx}");
+    assert_eq!(
+        v["verdict_text"], "hop 2 (a.test → b.test) recorded no TLS",
+        "{ctx}"
+    );
     // Trusting B: A's field is a claim.
-    let out = env.run(&["trace", "--json", "--trust-from", "b.test", file.to_str().unwrap()]);
+    let out = env.run(&[
+        "trace",
+        "--json",
+        "--trust-from",
+        "b.test",
+        file.to_str().unwrap(),
+    ]);
     let v = json(&out);
     assert_eq!(v["hops"][0]["trust"], "claim");
     assert_eq!(v["hops"][1]["trust"], "trusted");

@@ -34,9 +34,8 @@ pub struct CheckServerArgs {
 pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
     let proto = match &a.protocol {
         Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
-            Error::usage(format!("unknown protocol '{p}'")).hint(
-                "use smtp, submission, submissions, imap, imaps, pop3, pop3s or tls",
-            )
+            Error::usage(format!("unknown protocol '{p}'"))
+                .hint("use smtp, submission, submissions, imap, imaps, pop3, pop3s or tls")
         })?),
         None => None,
     };
@@ -70,7 +69,10 @@ pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
     if g.json {
         output::json(&r)?;
     } else {
-        output::print(&output::clean(&text(&r, a.port.is_none() && proto.is_none())))?;
+        output::print(&output::clean(&text(
+            &r,
+            a.port.is_none() && proto.is_none(),
+        )))?;
     }
     let code = r.exit_code();
     if code == 2 {
@@ -93,7 +95,12 @@ fn text(r: &ServerReport, scan: bool) -> String {
     let mut s = String::new();
     for p in &r.ports {
         if scan && !p.reachable {
-            s += &format!("{} port {} ({}): not answering\n\n", r.host, p.port, p.protocol.name());
+            s += &format!(
+                "{} port {} ({}): not answering\n\n",
+                r.host,
+                p.port,
+                p.protocol.name()
+            );
             continue;
         }
         s += &format!("{} port {} ({})\n", r.host, p.port, p.protocol.name());
@@ -115,7 +122,11 @@ fn text(r: &ServerReport, scan: bool) -> String {
             }
         }
         for pr in &p.problems {
-            let mark = if pr.severity == Status::Problem { "✗" } else { "!" };
+            let mark = if pr.severity == Status::Problem {
+                "✗"
+            } else {
+                "!"
+            };
             s += &format!("  {mark} {}\n      fix: {}\n", pr.message, pr.remedy);
         }
         s += "\n";

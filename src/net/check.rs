@@ -345,11 +345,10 @@ pub fn check_server(
         })?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Network,
-            format!("{host} has no address"),
-        )
-        .hint("check the host name"));
+        return Err(
+            Error::new(ErrorKind::Network, format!("{host} has no address"))
+                .hint("check the host name"),
+        );
     }
     let mut ports = Vec::new();
     for &(port, proto) in targets {
@@ -467,10 +466,7 @@ fn smtp_reply(w: &mut Wire) -> io::Result<Vec<String>> {
             return Ok(lines);
         }
         if lines.len() >= limits::CHECK_MAX_REPLY_LINES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "reply too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
         }
     }
 }
@@ -486,10 +482,7 @@ fn imap_reply(w: &mut Wire, tag: &str) -> io::Result<Vec<String>> {
             return Ok(lines);
         }
         if lines.len() >= limits::CHECK_MAX_REPLY_LINES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "reply too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
         }
     }
 }
@@ -508,10 +501,7 @@ fn pop3_multi(w: &mut Wire) -> io::Result<Vec<String>> {
         }
         lines.push(l);
         if lines.len() >= limits::CHECK_MAX_REPLY_LINES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "reply too long",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
         }
     }
 }
@@ -650,7 +640,10 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
             );
             r.problem(
                 "protocol_error",
-                format!("port {port} did not answer as a {} server: {e}", proto.name()),
+                format!(
+                    "port {port} did not answer as a {} server: {e}",
+                    proto.name()
+                ),
                 "check that this port runs the service named (or give --protocol)",
             );
             return r;
@@ -661,7 +654,11 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
     if !proto.implicit() {
         r.starttls_advertised = Some(plain.starttls);
         r.auth_before_tls = Some(plain.auth_before_tls);
-        let cmd = if fam == Family::Pop3 { "STLS" } else { "STARTTLS" };
+        let cmd = if fam == Family::Pop3 {
+            "STLS"
+        } else {
+            "STARTTLS"
+        };
         if plain.auth_before_tls {
             r.line(
                 Status::Problem,
@@ -708,10 +705,7 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
     let hs = connector(opts, None).and_then(|c| c.connect(host, w).map(|(_, hs)| hs));
     // Old versions: one handshake each, allowing only that version.
     let mut weak_hs = None;
-    for (v, name) in [
-        (SslVersion::TLS1, "TLSv1"),
-        (SslVersion::TLS1_1, "TLSv1.1"),
-    ] {
+    for (v, name) in [(SslVersion::TLS1, "TLSv1"), (SslVersion::TLS1_1, "TLSv1.1")] {
         let got = open_for_tls(host, port, proto)
             .ok()
             .filter(|(_, p)| proto.implicit() || (p.starttls && p.refused.is_none()))
@@ -728,15 +722,27 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
             r.line(
                 Status::Ok,
                 "TLS",
-                format!("{} ({}), {}", r.tls_mode.unwrap_or(""), hs.version, hs.cipher),
+                format!(
+                    "{} ({}), {}",
+                    r.tls_mode.unwrap_or(""),
+                    hs.version,
+                    hs.cipher
+                ),
             );
             analyse_chain(&mut r, &hs, opts);
         }
         Err(e) => {
-            r.line(Status::Problem, "TLS", format!("no TLS 1.2/1.3: {}", e.message()));
+            r.line(
+                Status::Problem,
+                "TLS",
+                format!("no TLS 1.2/1.3: {}", e.message()),
+            );
             r.problem(
                 "handshake_failed",
-                format!("no TLS 1.2 or newer handshake was possible: {}", e.message()),
+                format!(
+                    "no TLS 1.2 or newer handshake was possible: {}",
+                    e.message()
+                ),
                 "enable TLS 1.2 and 1.3 with current ciphers on the server",
             );
             // The chain can still be read from an old-version handshake.
@@ -748,10 +754,18 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
         }
     }
     if r.weak_versions.is_empty() {
-        r.line(Status::Ok, "old TLS versions refused", "TLS 1.0 and 1.1 refused");
+        r.line(
+            Status::Ok,
+            "old TLS versions refused",
+            "TLS 1.0 and 1.1 refused",
+        );
     } else {
         let list = r.weak_versions.join(", ");
-        r.line(Status::Problem, "old TLS versions refused", format!("accepted: {list}"));
+        r.line(
+            Status::Problem,
+            "old TLS versions refused",
+            format!("accepted: {list}"),
+        );
         r.problem(
             "weak_tls_versions",
             format!("the server still accepts {list} (deprecated by RFC 8996)"),
@@ -764,14 +778,22 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
             Ok((vulnerable, how)) => {
                 r.starttls_injection = Some(vulnerable);
                 if vulnerable {
-                    r.line(Status::Problem, "STARTTLS injection", format!("vulnerable: {how}"));
+                    r.line(
+                        Status::Problem,
+                        "STARTTLS injection",
+                        format!("vulnerable: {how}"),
+                    );
                     r.problem(
                         "starttls_injection",
                         "the server keeps commands received before the TLS handshake and answers them inside TLS (STARTTLS command injection, CVE-2011-0411 class): an attacker on the path can inject commands".into(),
                         "update the server software; it must discard buffered input when STARTTLS succeeds",
                     );
                 } else {
-                    r.line(Status::Ok, "STARTTLS injection", format!("not vulnerable: {how}"));
+                    r.line(
+                        Status::Ok,
+                        "STARTTLS injection",
+                        format!("not vulnerable: {how}"),
+                    );
                 }
             }
             Err(e) => r.line(
@@ -811,7 +833,12 @@ fn injection_probe(
     let (mut tls, _) = match c.connect(host, w) {
         Ok(x) => x,
         // Dovecot and others drop a client that sends anything after STARTTLS: safe.
-        Err(_) => return Ok((false, "the server closed the connection on the pipelined command".into())),
+        Err(_) => {
+            return Ok((
+                false,
+                "the server closed the connection on the pipelined command".into(),
+            ));
+        }
     };
     wait.set(limits::CHECK_INJECTION_WAIT);
     let mut buf = [0u8; 512];
@@ -830,8 +857,13 @@ fn days_left(x: &X509Ref, now: i64) -> i64 {
     (cert::unix_time(x.not_after()) - now).div_euclid(86_400)
 }
 
+/// Subject and issuer are the same name (RFC 5280 "self-issued"); a root, or a self-signed server certificate
+/// (whose keyUsage may well lack keyCertSign, which `X509_check_issued` would hold against it).
 fn self_issued(x: &X509Ref) -> bool {
-    x.issued(x) == X509VerifyResult::OK
+    match (x.subject_name().to_der(), x.issuer_name().to_der()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn aia_ca_issuers(x: &X509Ref) -> Option<String> {
@@ -896,7 +928,11 @@ fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
     r.trusted = Some(!untrusted);
     let last = sent.last().unwrap_or(leaf);
     if !untrusted {
-        r.line(Status::Ok, "certificate trusted", "the chain leads to a trusted root");
+        r.line(
+            Status::Ok,
+            "certificate trusted",
+            "the chain leads to a trusted root",
+        );
     } else if sent.len() == 1 && self_issued(leaf) {
         r.line(Status::Problem, "certificate trusted", "self-signed");
         r.problem(
@@ -975,10 +1011,14 @@ fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
                     .filter_map(|g| {
                         g.dnsname().map(str::to_string).or_else(|| {
                             g.ipaddress().map(|b| match b.len() {
-                                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(b).unwrap_or_default())
-                                    .to_string(),
-                                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(b).unwrap_or_default())
-                                    .to_string(),
+                                4 => std::net::IpAddr::from(
+                                    <[u8; 4]>::try_from(b).unwrap_or_default(),
+                                )
+                                .to_string(),
+                                16 => std::net::IpAddr::from(
+                                    <[u8; 16]>::try_from(b).unwrap_or_default(),
+                                )
+                                .to_string(),
                                 _ => "?".into(),
                             })
                         })
@@ -1104,10 +1144,18 @@ fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
     if !order_ok {
         r.line(Status::Problem, "chain as sent", "out of order");
     } else if extra || !roots.is_empty() {
-        let what = if extra { "certificates that do not belong to the chain" } else { "the root (unneeded)" };
+        let what = if extra {
+            "certificates that do not belong to the chain"
+        } else {
+            "the root (unneeded)"
+        };
         r.line(Status::Warning, "chain as sent", format!("includes {what}"));
     } else {
-        r.line(Status::Ok, "chain as sent", format!("{} certificate(s), in order", sent.len()));
+        r.line(
+            Status::Ok,
+            "chain as sent",
+            format!("{} certificate(s), in order", sent.len()),
+        );
     }
 }
 
