@@ -425,10 +425,10 @@ fn tls_in_comment(c: &str) -> Option<(Option<String>, Option<String>, &'static s
         }
     }
     // qmail with the TLS patch: "(ECDHE-RSA-AES256-GCM-SHA384 encrypted)".
-    if let Some(cipher) = c.strip_suffix(" encrypted").map(str::trim) {
-        if looks_like_cipher(cipher) {
-            return Some((None, Some(cipher.to_string()), "qmail \"CIPHER encrypted\""));
-        }
+    if let Some(cipher) = c.strip_suffix(" encrypted").map(str::trim)
+        && looks_like_cipher(cipher)
+    {
+        return Some((None, Some(cipher.to_string()), "qmail \"CIPHER encrypted\""));
     }
     None
 }
@@ -489,10 +489,10 @@ fn parse_field_with(value: &str, rec: Option<&mail_parser::Received<'_>>) -> Hop
                     continue;
                 }
                 // Exim: "with esmtps (TLS1.3) tls TLS_AES_256_GCM_SHA384".
-                if lw == "tls" {
-                    if let Some(Seg::Word(c)) = segs.get(i + 1) {
-                        tls_word_cipher = Some(c.clone());
-                    }
+                if lw == "tls"
+                    && let Some(Seg::Word(c)) = segs.get(i + 1)
+                {
+                    tls_word_cipher = Some(c.clone());
                 }
                 if in_with && tls_word_cipher.is_none() && lw != "tls" {
                     with_words.push(w.clone());
@@ -565,18 +565,17 @@ fn parse_field_with(value: &str, rec: Option<&mail_parser::Received<'_>>) -> Hop
         }
     }
     // mail-parser's own reading, for forms this module does not know.
-    if tls != TlsState::Yes {
-        if let Some(r) = rec {
-            if r.tls_version.is_some() || r.tls_cipher.is_some() {
-                tls = TlsState::Yes;
-                version = r.tls_version.map(|v| {
-                    let s = format!("{v:?}");
-                    tls_version(&s.replace('_', ".")).unwrap_or(s)
-                });
-                cipher = r.tls_cipher.as_ref().map(|c| c.to_string());
-                evidence = Some("mail-parser".into());
-            }
-        }
+    if tls != TlsState::Yes
+        && let Some(r) = rec
+        && (r.tls_version.is_some() || r.tls_cipher.is_some())
+    {
+        tls = TlsState::Yes;
+        version = r.tls_version.map(|v| {
+            let s = format!("{v:?}");
+            tls_version(&s.replace('_', ".")).unwrap_or(s)
+        });
+        cipher = r.tls_cipher.as_ref().map(|c| c.to_string());
+        evidence = Some("mail-parser".into());
     }
 
     let from = rec

@@ -43,10 +43,10 @@ pub fn run(g: &Global, a: &TraceArgs) -> Result<i32> {
 
 fn hop_text(h: &Hop) -> String {
     let mut s = format!("Hop {}: {}", h.hop, h.route());
-    if let Some(ip) = &h.from_ip {
-        if h.from.as_deref() != Some(ip.as_str()) {
-            s += &format!(" (from address {ip})");
-        }
+    if let Some(ip) = &h.from_ip
+        && h.from.as_deref() != Some(ip.as_str())
+    {
+        s += &format!(" (from address {ip})");
     }
     s += match h.trust {
         Trust::Trusted => "  [trusted]",

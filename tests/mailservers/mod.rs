@@ -170,7 +170,6 @@ impl Postfix {
             master += &format!("{n} {s}\n");
         }
         std::fs::write(conf.join("master.cf"), master).unwrap();
-        use std::os::unix::process::CommandExt;
         let child = spawn_group(Command::new(MASTER).args(["-c", conf.to_str().unwrap(), "-d"]));
         let pf = Postfix {
             child,
@@ -274,9 +273,8 @@ impl SServer {
             }
         });
         let ready = rx.recv_timeout(Duration::from_secs(10)).is_ok();
-        let mut s = SServer { child, port };
+        let s = SServer { child, port };
         assert!(ready, "openssl s_server {args:?} did not start");
-        let _ = &mut s;
         s
     }
 }
