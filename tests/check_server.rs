@@ -113,6 +113,7 @@ fn postfix_each_certificate_condition_is_named() {
                 assert_eq!(port["hostname_ok"], true, "{ctx}");
                 assert_eq!(port["chain"].as_array().unwrap().len(), 2, "{ctx}");
                 assert_eq!(port["chain"][0]["subject"], "CN=mail.test", "{ctx}");
+                assert_eq!(port["ocsp_stapled"], false, "{ctx}");
                 assert!(
                     port["chain"][0]["days_left"].as_i64().unwrap() > 30_000,
                     "{ctx}"
@@ -254,6 +255,26 @@ fn s_server_weak_versions_root_sent_and_order() {
     assert_eq!(code, 0, "{port:#}");
     assert_eq!(codes(port), ["root_sent"], "{port:#}");
     assert_eq!(port["problems"][0]["severity"], "warning");
+
+    // A stapled OCSP response is read and matched to the server's certificate.
+    let stapled = SServer::start(
+        &p,
+        &[
+            "-cert",
+            "good.pem",
+            "-key",
+            "good.key",
+            "-cert_chain",
+            "inter.pem",
+            "-status_file",
+            "good.ocsp.der",
+        ],
+    );
+    let (code, v) = check(&env, stapled.port, "tls");
+    let port = &v["ports"][0];
+    assert_eq!(code, 0, "{port:#}");
+    assert_eq!(port["ocsp_stapled"], true, "{port:#}");
+    assert_eq!(port["ocsp_status"], "good", "{port:#}");
 
     // good + root + inter: out of order.
     let order = SServer::start(

@@ -251,6 +251,11 @@ pub struct PortReport {
     pub auth_before_tls: Option<bool>,
     /// A command pipelined with STARTTLS was answered after the handshake.
     pub starttls_injection: Option<bool>,
+    /// The server stapled an OCSP response to the handshake.
+    pub ocsp_stapled: Option<bool>,
+    /// The stapled response's verdict on the server's certificate: `good`, `revoked`, `unknown`, or why it
+    /// could not be read.
+    pub ocsp_status: Option<String>,
     /// One line per check, for the table.
     pub checks: Vec<CheckLine>,
     /// Problems and warnings, each with a remedy.
@@ -274,6 +279,8 @@ impl PortReport {
             starttls_advertised: None,
             auth_before_tls: None,
             starttls_injection: None,
+            ocsp_stapled: None,
+            ocsp_status: None,
             checks: Vec::new(),
             problems: Vec::new(),
         }
@@ -702,7 +709,10 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
         r.tls_mode = Some("implicit");
     }
 
-    let hs = connector(opts, None).and_then(|c| c.connect(host, w).map(|(_, hs)| hs));
+    let hs = connector(opts, None).and_then(|c| {
+        c.connect(host, w)
+            .map(|(s, hs)| (s.ssl().ocsp_status().map(<[u8]>::to_vec), hs))
+    });
     // Old versions: one handshake each, allowing only that version.
     let mut weak_hs = None;
     for (v, name) in [(SslVersion::TLS1, "TLSv1"), (SslVersion::TLS1_1, "TLSv1.1")] {
@@ -716,7 +726,7 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
         }
     }
     match hs {
-        Ok(hs) => {
+        Ok((staple, hs)) => {
             r.tls_version = Some(hs.version.clone());
             r.cipher = Some(hs.cipher.clone());
             r.line(
@@ -730,6 +740,7 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
                 ),
             );
             analyse_chain(&mut r, &hs, opts);
+            ocsp(&mut r, staple.as_deref(), &hs, opts);
         }
         Err(e) => {
             r.line(
@@ -850,6 +861,79 @@ fn injection_probe(
             Ok((hit, format!("answered inside TLS: {line}")))
         }
         _ => Ok((false, "the pipelined command was discarded".into())),
+    }
+}
+
+/// Reports the stapled OCSP response, if any. Mail servers rarely staple (Postfix and Dovecot cannot), so its
+/// absence is information, not a problem; a stapled "revoked" is a problem.
+fn ocsp(r: &mut PortReport, staple: Option<&[u8]>, hs: &Handshake, opts: &CheckOptions) {
+    use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspResponse, OcspResponseStatus};
+    let Some(der) = staple else {
+        r.ocsp_stapled = Some(false);
+        r.line(
+            Status::Info,
+            "OCSP stapling",
+            "not offered (clients check revocation themselves)",
+        );
+        return;
+    };
+    r.ocsp_stapled = Some(true);
+    let leaf = hs.peer_chain.first();
+    let issuer = leaf.and_then(|l| {
+        hs.peer_chain
+            .iter()
+            .skip(1)
+            .chain(opts.known_intermediates.iter())
+            .chain(opts.anchors.iter())
+            .find(|i| i.issued(l) == X509VerifyResult::OK)
+    });
+    let status = (|| {
+        let resp = OcspResponse::from_der(der).map_err(|_| "unreadable response".to_string())?;
+        if resp.status() != OcspResponseStatus::SUCCESSFUL {
+            return Err(format!("responder status {}", resp.status().as_raw()));
+        }
+        let basic = resp.basic().map_err(|_| "no basic response".to_string())?;
+        let (Some(leaf), Some(issuer)) = (leaf, issuer) else {
+            return Err("issuer unknown: cannot match the response".into());
+        };
+        let id = OcspCertId::from_cert(openssl::hash::MessageDigest::sha1(), leaf, issuer)
+            .map_err(|_| "cannot build the certificate id".to_string())?;
+        let st = basic
+            .find_status(&id)
+            .ok_or_else(|| "the response is not about this certificate".to_string())?;
+        Ok(match st.status {
+            OcspCertStatus::GOOD => "good",
+            OcspCertStatus::REVOKED => "revoked",
+            _ => "unknown",
+        }
+        .to_string())
+    })();
+    match status {
+        Ok(s) if s == "revoked" => {
+            r.line(
+                Status::Problem,
+                "OCSP stapling",
+                "stapled: the certificate is REVOKED",
+            );
+            r.problem(
+                "revoked",
+                "the server's own stapled OCSP response says its certificate is revoked".into(),
+                "replace the certificate now",
+            );
+            r.ocsp_status = Some(s);
+        }
+        Ok(s) => {
+            r.line(Status::Ok, "OCSP stapling", format!("stapled, status {s}"));
+            r.ocsp_status = Some(s);
+        }
+        Err(e) => {
+            r.line(
+                Status::Warning,
+                "OCSP stapling",
+                format!("stapled, but {e}"),
+            );
+            r.ocsp_status = Some(e);
+        }
     }
 }
 
