@@ -14,10 +14,13 @@
 //! - [`contacts`]: correspondents' certificates and the choice of one per address.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
+//! - [`net`], [`send`], [`account`]: the TLS connector, the SMTP submission client, preparing and protecting
+//!   outgoing mail (Bcc, one copy per audience), and the sending accounts.
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod address;
 pub mod cert;
 pub mod contacts;
@@ -33,6 +36,7 @@ pub mod ossl;
 pub mod pipe;
 pub mod pkcs12;
 pub mod secret;
+pub mod send;
 pub mod smime;
 pub mod trace;
 pub mod trust;

@@ -495,6 +495,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
     }
     let opts = encrypt::EncryptOptions {
         to: a.to.clone(),
+        only_listed: false,
         certs,
         cipher: a.cipher.map(|c| match c {
             CipherArg::Aes256Gcm => ContentCipher::Aes256Gcm,

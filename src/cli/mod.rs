@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
+mod account;
 mod check;
 mod contact;
 mod demo;
@@ -13,6 +14,7 @@ mod id;
 mod message;
 mod output;
 mod secrets;
+mod send;
 mod trace;
 mod trust;
 
@@ -113,6 +115,11 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Check a mail server's TLS: versions, certificate chain, host name, expiry, STARTTLS, login before TLS.
     CheckServer(check::CheckServerArgs),
+    /// Submit a message over TLS (465 implicit / 587 STARTTLS), signed and/or encrypted on the way.
+    Send(Box<send::SendArgs>),
+    /// Sending accounts: add, list, show, remove, test.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
 }
 
 /// Runs the command line; returns the exit code.
@@ -162,6 +169,8 @@ pub fn main() -> i32 {
         Command::Contact(c) => contact::run(&cli.global, c),
         Command::Trace(a) => trace::run(&cli.global, a),
         Command::CheckServer(a) => check::run(&cli.global, a),
+        Command::Send(a) => send::run(&cli.global, a),
+        Command::Account(c) => account::run(&cli.global, c),
     };
     match result {
         Ok(code) => code,

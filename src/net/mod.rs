@@ -129,12 +129,21 @@ pub fn connect_tcp(host: &str, port: u16, deadline: &Deadline) -> Result<TimedSt
 
 /// The error for an I/O failure while talking to `server` during `what`.
 pub fn io_error(server: &str, what: &str, e: io::Error) -> Error {
-    let msg = if e.kind() == io::ErrorKind::TimedOut {
-        format!("{server}: no answer in time during {what}")
+    let (msg, hint) = if e.kind() == io::ErrorKind::TimedOut {
+        (
+            format!("{server}: no answer in time during {what}"),
+            "check the server name and port; a slow server may need a longer --timeout",
+        )
     } else if e.kind() == io::ErrorKind::UnexpectedEof {
-        format!("{server}: the server closed the connection during {what}")
+        (
+            format!("{server}: the server closed the connection during {what}"),
+            "try again later; `smimekit check-server` shows whether the server works",
+        )
     } else {
-        format!("{server}: connection failed during {what}: {e}")
+        (
+            format!("{server}: connection failed during {what}: {e}"),
+            "check the network and try again",
+        )
     };
-    Error::new(ErrorKind::Network, msg)
+    Error::new(ErrorKind::Network, msg).hint(hint)
 }

@@ -141,9 +141,17 @@ impl Handshake {
         let first = self.problems.first();
         let what = first.map_or("the server sent no certificate", |p| p.check.describe());
         let fp_hex = fp.map(|f| hex(&f)).unwrap_or_default();
+        let accepted_note = if accepted.is_some() {
+            " (and the fingerprint given with --insecure-accept-fingerprint does not match)"
+        } else {
+            ""
+        };
         let mut e = Error::new(
             ErrorKind::Network,
-            format!("{}: the server's certificate is not trusted: {what}", self.host),
+            format!(
+                "{}: the server's certificate is not trusted: {what}{accepted_note}",
+                self.host
+            ),
         )
         .hint(format!(
             "run `smimekit check-server {}` to see the chain; add the issuing CA with --ca FILE, or, if you \
@@ -152,9 +160,6 @@ impl Handshake {
         ));
         if let Some(p) = first {
             e = e.detail(format!("depth {}: {}", p.depth, p.text));
-        }
-        if accepted.is_some() {
-            e = e.context("the accepted fingerprint does not match");
         }
         Err(e)
     }

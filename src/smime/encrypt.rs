@@ -29,6 +29,9 @@ const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
 pub struct EncryptOptions {
     /// Extra recipient addresses (besides To and Cc).
     pub to: Vec<String>,
+    /// Encrypt to `to` (and the sender) only, ignoring the message's To and Cc: a Bcc recipient's separate
+    /// copy (`send`).
+    pub only_listed: bool,
     /// Recipient certificates given directly.
     pub certs: Vec<X509>,
     /// Force a content cipher.
@@ -104,10 +107,14 @@ pub fn plan(home: &Home, raw: &[u8], opts: &EncryptOptions) -> Result<EncryptPla
     let now = cert::now();
     let ids = IdStore::new(home);
     let contacts = ContactStore::new(home);
-    let mut addrs: Vec<String> = mime::addresses(&top.fields, &["to", "cc"])
-        .into_iter()
-        .map(|m| m.addr)
-        .collect();
+    let mut addrs: Vec<String> = if opts.only_listed {
+        Vec::new()
+    } else {
+        mime::addresses(&top.fields, &["to", "cc"])
+            .into_iter()
+            .map(|m| m.addr)
+            .collect()
+    };
     addrs.extend(opts.to.iter().cloned());
     let mut recipients: Vec<PlannedRecipient> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
