@@ -60,6 +60,23 @@ pub const CHECK_INJECTION_WAIT: std::time::Duration = std::time::Duration::from_
 /// A server certificate expiring within this many days is a warning in `check-server`.
 pub const CHECK_EXPIRY_WARN_DAYS: i64 = 30;
 
+/// Wait for one DNS answer (`check-server --domain`) before asking again: a silent resolver costs at most
+/// `DNS_TIMEOUT × DNS_TRIES` per question.
+pub const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Times a DNS question is sent over UDP before giving up.
+pub const DNS_TRIES: usize = 2;
+
+/// Largest DNS message read (also the EDNS0 payload size offered): bounds the buffer a resolver can fill.
+pub const DNS_MAX_MESSAGE: usize = 4096;
+
+/// Most answer records read from one DNS message.
+pub const DNS_MAX_RECORDS: u16 = 64;
+
+/// Most hosts (MX and SRV targets together) `check-server --domain` checks: a zone listing hundreds of MX
+/// hosts cannot turn one command into a scan.
+pub const DOMAIN_MAX_HOSTS: usize = 10;
+
 // ---- integrations: git, neomutt, config ----
 
 // ---- revocation (CRL, OCSP) ----

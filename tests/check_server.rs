@@ -400,3 +400,94 @@ fn nothing_reachable_exits_2_and_bad_protocol_is_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(common::text(&out.stderr).contains("--protocol"));
 }
+
+#[test]
+fn domain_mx_srv_mta_sts_and_tlsa_from_a_local_dns_server() {
+    if !common::have(&["openssl", "dnsmasq"]) {
+        return;
+    }
+    use mailservers::Dnsmasq;
+    let p = pki();
+    let srv = SServer::start(
+        &p,
+        &[
+            "-cert",
+            "good.pem",
+            "-key",
+            "good.key",
+            "-cert_chain",
+            "inter.pem",
+        ],
+    );
+    // TLSA 3 1 1: SHA-256 of the server's SubjectPublicKeyInfo.
+    let leaf = openssl::x509::X509::from_pem(&std::fs::read(p.join("good.pem")).unwrap()).unwrap();
+    let spki = leaf.public_key().unwrap().public_key_to_der().unwrap();
+    let h = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &spki).unwrap();
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    let port = srv.port;
+    let dns = Dnsmasq::start(&[
+        "--mx-host=example.test,mx.example.test,10".into(),
+        format!("--srv-host=_submissions._tcp.example.test,mail.test,{port},0,1"),
+        "--txt-record=_mta-sts.example.test,v=STSv1; id=20261208".into(),
+        "--host-record=mail.test,127.0.0.1".into(),
+        format!("--dns-rr=_{port}._tcp.mail.test,52,030101{hex}"),
+        // bad.test: the same server, a TLSA record for another key.
+        format!("--srv-host=_submissions._tcp.bad.test,mail2.test,{port},0,1"),
+        "--host-record=mail2.test,127.0.0.1".into(),
+        format!(
+            "--dns-rr=_{port}._tcp.mail2.test,52,030101{}",
+            "ab".repeat(32)
+        ),
+    ]);
+    let env = Env::new();
+    let root = p.join("root.pem");
+    let run = |domain: &str| {
+        let out = env.run(&[
+            "check-server",
+            "--domain",
+            domain,
+            "--dns-server",
+            &format!("127.0.0.1:{}", dns.port),
+            "--ca",
+            root.to_str().unwrap(),
+            "--no-system-trust",
+            "--json",
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", common::text(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let (code, v) = run("example.test");
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["mx"][0]["host"], "mx.example.test", "{v:#}");
+    assert_eq!(v["srv"][0]["service"], "_submissions._tcp", "{v:#}");
+    assert_eq!(v["srv"][0]["target"], "mail.test", "{v:#}");
+    assert_eq!(v["srv"][0]["port"], port, "{v:#}");
+    assert_eq!(v["mta_sts"], "v=STSv1; id=20261208", "{v:#}");
+    assert_eq!(
+        v["tlsa"][0]["name"],
+        format!("_{port}._tcp.mail.test"),
+        "{v:#}"
+    );
+    assert_eq!(v["tlsa"][0]["records"][0]["matched"], true, "{v:#}");
+    // The MX host has no address: reported, nothing contacted.
+    assert_eq!(v["servers"][0]["host"], "mx.example.test", "{v:#}");
+    assert_eq!(v["servers"][0]["ports"][0]["reachable"], false, "{v:#}");
+    let mail = &v["servers"][1]["ports"][0];
+    assert_eq!(mail["protocol"], "submissions", "{v:#}");
+    assert_eq!(mail["trusted"], true, "{v:#}");
+    assert_eq!(mail["hostname_ok"], true, "{v:#}");
+    assert_eq!(v["problems"][0]["code"], "tlsa_not_authenticated", "{v:#}");
+
+    let (code, v) = run("bad.test");
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["tlsa"][0]["records"][0]["matched"], false, "{v:#}");
+    let codes: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"no_mx"), "{v:#}");
+    assert!(codes.contains(&"tlsa_mismatch"), "{v:#}");
+}

@@ -13,7 +13,14 @@ use super::{Global, output, read_file};
 #[derive(Args)]
 pub struct CheckServerArgs {
     /// The server's host name (the name clients use: certificates are checked against it) or address.
-    pub host: String,
+    #[arg(required_unless_present = "domain", conflicts_with = "domain")]
+    pub host: Option<String>,
+    /// Find the servers of this mail domain in DNS instead (MX, RFC 6186 SRV), with its MTA-STS and TLSA records.
+    #[arg(long, value_name = "DOMAIN", conflicts_with_all = ["port", "protocol"])]
+    pub domain: Option<String>,
+    /// The DNS server for --domain, ADDRESS[:PORT] (default: the first nameserver of /etc/resolv.conf).
+    #[arg(long, value_name = "ADDRESS", requires = "domain")]
+    pub dns_server: Option<String>,
     /// One port only (default: 465, 587, 993, 995, 25, 143 and 110, those that answer).
     #[arg(long)]
     pub port: Option<u16>,
@@ -32,6 +39,11 @@ pub struct CheckServerArgs {
 
 /// Runs `check-server`: exit 0 all checks passed, 1 a problem found, 2 nothing could be checked.
 pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
+    let opts = options(a)?;
+    if let Some(domain) = &a.domain {
+        return run_domain(g, a, domain, &opts);
+    }
+    let host = a.host.clone().unwrap_or_default();
     let proto = match &a.protocol {
         Some(p) => Some(Protocol::parse(p).ok_or_else(|| {
             Error::usage(format!("unknown protocol '{p}'"))
@@ -51,21 +63,7 @@ pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
             })?,
         )],
     };
-    let mut opts = CheckOptions {
-        no_system_store: a.no_system_trust,
-        ..CheckOptions::default()
-    };
-    for f in &a.ca {
-        let certs = smimekit::cert::parse_certs(&read_file(f)?, &f.display().to_string())?;
-        for c in certs {
-            if c.issued(&c) == openssl::x509::X509VerifyResult::OK {
-                opts.anchors.push(c);
-            } else {
-                opts.known_intermediates.push(c);
-            }
-        }
-    }
-    let r = check::check_server(&a.host, &targets, &opts)?;
+    let r = check::check_server(&host, &targets, &opts)?;
     if g.json {
         output::json(&r)?;
     } else {
@@ -83,9 +81,121 @@ pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
         };
         return Err(Error::new(
             smimekit::ErrorKind::Network,
-            format!("nothing could be checked on {}: {which}", a.host),
+            format!("nothing could be checked on {host}: {which}"),
         )
         .hint("check the host name and port, and that no firewall blocks you (port 25 is often blocked by ISPs)")
+        .into());
+    }
+    Ok(code)
+}
+
+/// The trust options from --ca and --no-system-trust: roots are anchors, other CA certificates only name a
+/// missing intermediate.
+fn options(a: &CheckServerArgs) -> Result<CheckOptions> {
+    let mut opts = CheckOptions {
+        no_system_store: a.no_system_trust,
+        ..CheckOptions::default()
+    };
+    for f in &a.ca {
+        let certs = smimekit::cert::parse_certs(&read_file(f)?, &f.display().to_string())?;
+        for c in certs {
+            let root = matches!(
+                (c.subject_name().to_der(), c.issuer_name().to_der()),
+                (Ok(s), Ok(i)) if s == i
+            );
+            if root {
+                opts.anchors.push(c);
+            } else {
+                opts.known_intermediates.push(c);
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn run_domain(g: &Global, a: &CheckServerArgs, domain: &str, opts: &CheckOptions) -> Result<i32> {
+    use smimekit::net::dns::Resolver;
+    let resolver = match &a.dns_server {
+        Some(s) => {
+            let addr: std::net::SocketAddr = s
+                .parse()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                .map_err(|_| {
+                    Error::usage(format!("not an address: {s}"))
+                        .hint("give --dns-server as an IP address, optionally with :PORT")
+                })?;
+            Resolver::at(addr)
+        }
+        None => Resolver::system()?,
+    };
+    let name = a
+        .dns_server
+        .clone()
+        .unwrap_or_else(|| "/etc/resolv.conf".into());
+    let r = check::check_domain(domain, &resolver, &name, opts)?;
+    if g.json {
+        output::json(&r)?;
+    } else {
+        let mut s = format!("Domain {} (DNS: {})\n", r.domain, r.dns_server);
+        if r.mx.is_empty() {
+            s += "  MX: none\n";
+        }
+        for m in &r.mx {
+            s += &format!("  MX {} {}\n", m.preference, m.host);
+        }
+        for v in &r.srv {
+            s += &format!(
+                "  SRV {} → {}:{} (priority {}, weight {})\n",
+                v.service, v.target, v.port, v.priority, v.weight
+            );
+        }
+        s += &format!(
+            "  MTA-STS: {}\n",
+            r.mta_sts.as_deref().unwrap_or("no _mta-sts TXT record")
+        );
+        for t in &r.tlsa {
+            for rec in &t.records {
+                let m = match rec.matched {
+                    Some(true) => "✓ matches the certificate sent",
+                    Some(false) => "✗ does not match the certificate sent",
+                    None => "- not checked (no connection)",
+                };
+                s += &format!(
+                    "  TLSA {} {} {} {} {}…  {m}{}\n",
+                    t.name,
+                    rec.usage,
+                    rec.selector,
+                    rec.matching_type,
+                    &rec.data[..rec.data.len().min(16)],
+                    if t.dnssec_authenticated {
+                        " (DNSSEC-validated)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        for p in &r.problems {
+            let mark = if p.severity == Status::Problem {
+                "✗"
+            } else {
+                "!"
+            };
+            s += &format!("  {mark} {}\n      fix: {}\n", p.message, p.remedy);
+        }
+        s += "\n";
+        for sr in &r.servers {
+            s += &text(sr, true);
+        }
+        output::print(&output::clean(&s))?;
+    }
+    let code = r.exit_code();
+    if code == 2 {
+        return Err(Error::new(
+            smimekit::ErrorKind::Network,
+            format!("nothing could be checked for {domain}: no server found in DNS answered"),
+        )
+        .hint("check the domain's MX and SRV records and that the servers are reachable from here")
         .into());
     }
     Ok(code)

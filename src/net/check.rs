@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -260,6 +260,9 @@ pub struct PortReport {
     pub checks: Vec<CheckLine>,
     /// Problems and warnings, each with a remedy.
     pub problems: Vec<Problem>,
+    /// The certificates as sent (DER), for TLSA matching.
+    #[serde(skip)]
+    pub peer_chain_der: Vec<Vec<u8>>,
 }
 
 impl PortReport {
@@ -283,6 +286,7 @@ impl PortReport {
             ocsp_status: None,
             checks: Vec::new(),
             problems: Vec::new(),
+            peer_chain_der: Vec::new(),
         }
     }
     fn line(&mut self, status: Status, check: &str, detail: impl Into<String>) {
@@ -359,7 +363,7 @@ pub fn check_server(
     }
     let mut ports = Vec::new();
     for &(port, proto) in targets {
-        ports.push(check_port(host, port, proto, opts));
+        ports.push(check_port(host, None, port, proto, opts));
     }
     Ok(ServerReport {
         host: host.to_string(),
@@ -416,9 +420,14 @@ impl Write for Wire {
     }
 }
 
-fn connect(host: &str, port: u16) -> io::Result<(Wire, Rc<Cell<Duration>>)> {
+/// Connects to `host` (or to `at`, an address found for it by the caller's own DNS lookup).
+fn connect(host: &str, at: Option<IpAddr>, port: u16) -> io::Result<(Wire, Rc<Cell<Duration>>)> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for a in (host, port).to_socket_addrs()? {
+    let addrs: Vec<std::net::SocketAddr> = match at {
+        Some(ip) => vec![(ip, port).into()],
+        None => (host, port).to_socket_addrs()?.collect(),
+    };
+    for a in addrs {
         match TcpStream::connect_timeout(&a, limits::CHECK_CONNECT_TIMEOUT) {
             Ok(tcp) => {
                 let _ = tcp.set_nodelay(true);
@@ -605,8 +614,13 @@ fn starttls(w: &mut Wire, fam: Family, pipelined: &str) -> io::Result<Option<Str
 }
 
 /// Opens a connection ready for the TLS handshake (after STARTTLS on a plain-text port).
-fn open_for_tls(host: &str, port: u16, proto: Protocol) -> io::Result<(Wire, Plain)> {
-    let (mut w, _) = connect(host, port)?;
+fn open_for_tls(
+    host: &str,
+    at: Option<IpAddr>,
+    port: u16,
+    proto: Protocol,
+) -> io::Result<(Wire, Plain)> {
+    let (mut w, _) = connect(host, at, port)?;
     if proto.implicit() {
         return Ok((w, Plain::default()));
     }
@@ -627,14 +641,20 @@ fn connector(opts: &CheckOptions, only: Option<SslVersion>) -> Result<Connector>
     })
 }
 
-fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> PortReport {
+fn check_port(
+    host: &str,
+    at: Option<IpAddr>,
+    port: u16,
+    proto: Protocol,
+    opts: &CheckOptions,
+) -> PortReport {
     let mut r = PortReport::new(port, proto);
     let fam = proto.family();
-    let (w, plain) = match open_for_tls(host, port, proto) {
+    let (w, plain) = match open_for_tls(host, at, port, proto) {
         Ok(x) => x,
         Err(e) => {
             // Could not connect, or the dialogue broke: tell which.
-            if let Err(ce) = connect(host, port) {
+            if let Err(ce) = connect(host, at, port) {
                 r.line(Status::Info, "reachable", format!("no ({ce})"));
                 return r;
             }
@@ -716,7 +736,7 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
     // Old versions: one handshake each, allowing only that version.
     let mut weak_hs = None;
     for (v, name) in [(SslVersion::TLS1, "TLSv1"), (SslVersion::TLS1_1, "TLSv1.1")] {
-        let got = open_for_tls(host, port, proto)
+        let got = open_for_tls(host, at, port, proto)
             .ok()
             .filter(|(_, p)| proto.implicit() || (p.starttls && p.refused.is_none()))
             .and_then(|(w, _)| connector(opts, Some(v)).ok()?.connect(host, w).ok());
@@ -785,7 +805,7 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
     }
 
     if !proto.implicit() {
-        match injection_probe(host, port, proto) {
+        match injection_probe(host, at, port, proto) {
             Ok((vulnerable, how)) => {
                 r.starttls_injection = Some(vulnerable);
                 if vulnerable {
@@ -821,11 +841,12 @@ fn check_port(host: &str, port: u16, proto: Protocol, opts: &CheckOptions) -> Po
 /// inside TLS, without any command sent there, means the server kept and ran the plain-text command.
 fn injection_probe(
     host: &str,
+    at: Option<IpAddr>,
     port: u16,
     proto: Protocol,
 ) -> std::result::Result<(bool, String), String> {
     let fam = proto.family();
-    let (mut w, wait) = connect(host, port).map_err(|e| e.to_string())?;
+    let (mut w, wait) = connect(host, at, port).map_err(|e| e.to_string())?;
     let p = greet(&mut w, fam).map_err(|e| e.to_string())?;
     if !p.starttls {
         return Err("STARTTLS not advertised".into());
@@ -985,6 +1006,7 @@ fn would_verify(chain: &[X509], extra: &X509, opts: &CheckOptions) -> bool {
 fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
     let now = cert::now();
     let sent = &hs.peer_chain;
+    r.peer_chain_der = sent.iter().filter_map(|x| x.to_der().ok()).collect();
     for x in sent {
         let (key, _) = cert::key_description(x);
         r.chain.push(ChainCert {
@@ -1254,4 +1276,309 @@ mod tests {
             assert_eq!(p.default_port(), port);
         }
     }
+}
+
+// ---- --domain: find the servers in DNS, MTA-STS, DANE ----
+
+/// An MX record.
+#[derive(Debug, Clone, Serialize)]
+pub struct MxHost {
+    /// Preference (lower first).
+    pub preference: u16,
+    /// The mail exchanger.
+    pub host: String,
+}
+
+/// An RFC 6186 SRV record.
+#[derive(Debug, Clone, Serialize)]
+pub struct SrvRecord {
+    /// The service label (e.g. `_submissions._tcp`).
+    pub service: String,
+    /// Target host.
+    pub target: String,
+    /// Target port.
+    pub port: u16,
+    /// Priority (lower first).
+    pub priority: u16,
+    /// Weight.
+    pub weight: u16,
+}
+
+/// One TLSA record and whether it matched the certificate sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsaRecord {
+    /// Certificate usage (0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE).
+    pub usage: u8,
+    /// Selector (0 full certificate, 1 SubjectPublicKeyInfo).
+    pub selector: u8,
+    /// Matching type (0 exact, 1 SHA-256, 2 SHA-512).
+    pub matching_type: u8,
+    /// Association data, hex.
+    pub data: String,
+    /// It matched a certificate the server sent (null: the port could not be checked).
+    pub matched: Option<bool>,
+}
+
+/// The TLSA records of one service (`_PORT._tcp.HOST`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsaSet {
+    /// The owner name asked.
+    pub name: String,
+    /// Its records.
+    pub records: Vec<TlsaRecord>,
+    /// The resolver said it validated them (AD bit).
+    pub dnssec_authenticated: bool,
+}
+
+/// What `--domain` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainReport {
+    /// The domain.
+    pub domain: String,
+    /// The DNS server asked.
+    pub dns_server: String,
+    /// MX hosts, by preference.
+    pub mx: Vec<MxHost>,
+    /// RFC 6186 SRV records found.
+    pub srv: Vec<SrvRecord>,
+    /// The `_mta-sts` TXT record, if any.
+    pub mta_sts: Option<String>,
+    /// TLSA records per checked service.
+    pub tlsa: Vec<TlsaSet>,
+    /// One report per host checked (MX hosts on 25, SRV targets on their ports).
+    pub servers: Vec<ServerReport>,
+    /// Problems and warnings about the DNS set-up.
+    pub problems: Vec<Problem>,
+}
+
+impl DomainReport {
+    /// 0 all passed, 1 a problem, 2 nothing could be checked.
+    pub fn exit_code(&self) -> i32 {
+        if !self
+            .servers
+            .iter()
+            .flat_map(|s| &s.ports)
+            .any(|p| p.reachable)
+        {
+            2
+        } else if self.problems.iter().any(|p| p.severity == Status::Problem)
+            || self.servers.iter().any(|s| s.exit_code() == 1)
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+const SRV_SERVICES: [(&str, Protocol); 6] = [
+    ("_submissions._tcp", Protocol::Submissions),
+    ("_submission._tcp", Protocol::Submission),
+    ("_imaps._tcp", Protocol::Imaps),
+    ("_imap._tcp", Protocol::Imap),
+    ("_pop3s._tcp", Protocol::Pop3s),
+    ("_pop3._tcp", Protocol::Pop3),
+];
+
+/// Finds the mail servers of `domain` in DNS (MX; RFC 6186 SRV), reads its MTA-STS TXT record, checks every
+/// server found (MX hosts on port 25, SRV targets on their ports) and matches each service's TLSA records
+/// against the certificate it sent.
+pub fn check_domain(
+    domain: &str,
+    dns: &super::dns::Resolver,
+    dns_name: &str,
+    opts: &CheckOptions,
+) -> Result<DomainReport> {
+    use super::dns::{RType, Record};
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let mut rep = DomainReport {
+        domain: domain.clone(),
+        dns_server: dns_name.to_string(),
+        mx: Vec::new(),
+        srv: Vec::new(),
+        mta_sts: None,
+        tlsa: Vec::new(),
+        servers: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mx = dns.query(&domain, RType::Mx)?;
+    for r in mx.records {
+        if let Record::Mx(preference, host) = r
+            && !host.is_empty()
+        {
+            rep.mx.push(MxHost { preference, host });
+        }
+    }
+    rep.mx.sort_by_key(|m| m.preference);
+    if rep.mx.is_empty() {
+        rep.problems.push(Problem {
+            code: "no_mx",
+            severity: Status::Warning,
+            message: format!(
+                "{domain} has no MX record: senders fall back to its address record, if any"
+            ),
+            remedy: "publish an MX record naming the server that receives mail for the domain"
+                .into(),
+        });
+    }
+    for (svc, _) in SRV_SERVICES {
+        let a = dns.query(&format!("{svc}.{domain}"), RType::Srv)?;
+        for r in a.records {
+            // Target "." means "not offered" (RFC 6186 §3).
+            if let Record::Srv(priority, weight, port, target) = r
+                && !target.is_empty()
+            {
+                rep.srv.push(SrvRecord {
+                    service: svc.to_string(),
+                    target,
+                    port,
+                    priority,
+                    weight,
+                });
+            }
+        }
+    }
+    let sts = dns.query(&format!("_mta-sts.{domain}"), RType::Txt)?;
+    rep.mta_sts = sts.records.iter().find_map(|r| match r {
+        Record::Txt(t) if t.starts_with("v=STSv1") => Some(t.clone()),
+        _ => None,
+    });
+    if let Some(t) = &rep.mta_sts
+        && !t.split(';').any(|kv| kv.trim().starts_with("id="))
+    {
+        rep.problems.push(Problem {
+            code: "mta_sts_invalid",
+            severity: Status::Problem,
+            message: format!("the _mta-sts TXT record has no id: \"{t}\""),
+            remedy:
+                "publish \"v=STSv1; id=<new value each time the policy changes>\" (RFC 8461 §3.1)"
+                    .into(),
+        });
+    }
+
+    // Hosts to check, each with its ports, in the order found.
+    let mut hosts: Vec<(String, Vec<(u16, Protocol)>)> = Vec::new();
+    let mut add = |h: &str, port: u16, proto: Protocol| {
+        let h = h.to_ascii_lowercase();
+        match hosts.iter_mut().find(|(n, _)| *n == h) {
+            Some((_, ports)) => {
+                if !ports.iter().any(|(p, _)| *p == port) {
+                    ports.push((port, proto));
+                }
+            }
+            None => hosts.push((h, vec![(port, proto)])),
+        }
+    };
+    for m in &rep.mx {
+        add(&m.host, 25, Protocol::Smtp);
+    }
+    for s in &rep.srv {
+        let proto = SRV_SERVICES
+            .iter()
+            .find(|(n, _)| *n == s.service)
+            .map_or(Protocol::Tls, |x| x.1);
+        add(&s.target, s.port, proto);
+    }
+    hosts.truncate(limits::DOMAIN_MAX_HOSTS);
+
+    for (host, ports) in hosts {
+        let addrs = dns.addresses(&host).unwrap_or_default();
+        let mut sr = ServerReport {
+            host: host.clone(),
+            ports: Vec::new(),
+        };
+        for (port, proto) in ports {
+            let pr = match addrs.first() {
+                Some(ip) => check_port(&host, Some(*ip), port, proto, opts),
+                None => {
+                    let mut r = PortReport::new(port, proto);
+                    r.line(
+                        Status::Info,
+                        "reachable",
+                        format!("no: {host} has no address in DNS"),
+                    );
+                    r
+                }
+            };
+            let name = format!("_{port}._tcp.{host}");
+            let t = dns.query(&name, RType::Tlsa)?;
+            let records: Vec<TlsaRecord> = t
+                .records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Tlsa(u, s, m, d) => Some(TlsaRecord {
+                        usage: *u,
+                        selector: *s,
+                        matching_type: *m,
+                        data: super::tls::hex(d),
+                        matched: pr
+                            .reachable
+                            .then(|| tlsa_matches(*u, *s, *m, d, &pr.peer_chain_der))
+                            .filter(|_| !pr.peer_chain_der.is_empty()),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if !records.is_empty() {
+                let any = records.iter().any(|r| r.matched == Some(true));
+                let checked = records.iter().any(|r| r.matched.is_some());
+                if checked && !any {
+                    rep.problems.push(Problem {
+                        code: "tlsa_mismatch",
+                        severity: Status::Problem,
+                        message: format!(
+                            "no TLSA record at {name} matches the certificate {host}:{port} sent: DANE senders will refuse to deliver"
+                        ),
+                        remedy: "publish TLSA records for the current key before installing a new certificate (e.g. \"3 1 1\" = SHA-256 of the public key, which survives renewals with the same key)".into(),
+                    });
+                }
+                if !t.authenticated {
+                    rep.problems.push(Problem {
+                        code: "tlsa_not_authenticated",
+                        severity: Status::Warning,
+                        message: format!("the TLSA records at {name} were not DNSSEC-validated by the resolver (no AD bit): DANE needs a signed zone"),
+                        remedy: "sign the zone with DNSSEC (and check with a validating resolver)".into(),
+                    });
+                }
+                rep.tlsa.push(TlsaSet {
+                    name,
+                    records,
+                    dnssec_authenticated: t.authenticated,
+                });
+            }
+            sr.ports.push(pr);
+        }
+        rep.servers.push(sr);
+    }
+    Ok(rep)
+}
+
+/// Whether TLSA (usage, selector, matching type, data) matches the chain sent (leaf first).
+fn tlsa_matches(usage: u8, selector: u8, mtype: u8, data: &[u8], chain: &[Vec<u8>]) -> bool {
+    use openssl::hash::{MessageDigest, hash};
+    let candidates: &[Vec<u8>] = if matches!(usage, 1 | 3) {
+        &chain[..chain.len().min(1)]
+    } else {
+        chain
+    };
+    candidates.iter().any(|der| {
+        let sel = match selector {
+            0 => der.clone(),
+            1 => match X509::from_der(der)
+                .ok()
+                .and_then(|x| x.public_key().ok())
+                .and_then(|k| k.public_key_to_der().ok())
+            {
+                Some(s) => s,
+                None => return false,
+            },
+            _ => return false,
+        };
+        match mtype {
+            0 => sel == data,
+            1 => hash(MessageDigest::sha256(), &sel).is_ok_and(|h| &*h == data),
+            2 => hash(MessageDigest::sha512(), &sel).is_ok_and(|h| &*h == data),
+            _ => false,
+        }
+    })
 }

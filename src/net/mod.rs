@@ -5,6 +5,7 @@
 //! library opens a socket.
 
 pub mod check;
+pub mod dns;
 pub mod smtp;
 pub mod tls;
 

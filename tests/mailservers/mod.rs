@@ -284,3 +284,42 @@ impl Drop for SServer {
         stop_group(&mut self.child);
     }
 }
+
+/// dnsmasq answering only from its command line (no upstream, no /etc/hosts) on 127.0.0.1:`port`.
+pub struct Dnsmasq {
+    child: Child,
+    /// Its port (UDP and TCP).
+    pub port: u16,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq with `records` (options such as `--mx-host=…`, `--srv-host=…`, `--dns-rr=…`).
+    pub fn start(records: &[String]) -> Dnsmasq {
+        let port = free_port();
+        let child = spawn_group(
+            Command::new("dnsmasq")
+                .args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    &format!("--port={port}"),
+                    "--listen-address=127.0.0.1",
+                    "--bind-interfaces",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--no-poll",
+                    "--pid-file=",
+                    "--user=nobody",
+                    "--group=nogroup",
+                ])
+                .args(records),
+        );
+        wait_port(port, Path::new("/dev/null"));
+        Dnsmasq { child, port }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        stop_group(&mut self.child);
+    }
+}
