@@ -35,6 +35,10 @@ pub struct CheckServerArgs {
     /// Trust only --ca, not the system's certificate store.
     #[arg(long)]
     pub no_system_trust: bool,
+    /// Also log in over TLS on the SMTP ports with this account's user and login secret (default: the account
+    /// whose server is HOST). Only a server whose certificate verified gets the secret.
+    #[arg(long, value_name = "ACCOUNT", num_args = 0..=1, default_missing_value = "", conflicts_with = "domain")]
+    pub login: Option<String>,
 }
 
 /// Runs `check-server`: exit 0 all checks passed, 1 a problem found, 2 nothing could be checked.
@@ -63,7 +67,32 @@ pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
             })?,
         )],
     };
-    let r = check::check_server(&host, &targets, &opts)?;
+    // The secret is obtained before any connection, so a prompt does not wait on a half-open check.
+    let login = match &a.login {
+        Some(name) => Some(prepare_login(g, a, &host, name)?),
+        None => None,
+    };
+    let mut r = check::check_server(&host, &targets, &opts)?;
+    if let Some((acct, conn, login)) = &login {
+        for p in r.ports.iter_mut() {
+            let mode = match p.protocol {
+                Protocol::Submissions => smimekit::net::smtp::TlsMode::Implicit,
+                Protocol::Submission | Protocol::Smtp => smimekit::net::smtp::TlsMode::Starttls,
+                _ => continue,
+            };
+            if !(p.reachable && p.trusted == Some(true) && p.hostname_ok == Some(true)) {
+                if p.reachable {
+                    p.line(
+                        Status::Info,
+                        "login",
+                        "not tried: the certificate did not verify (no secret is sent then)",
+                    );
+                }
+                continue;
+            }
+            p.record_login(try_login(acct, conn, login, &host, p.port, mode));
+        }
+    }
     if g.json {
         output::json(&r)?;
     } else {
@@ -87,6 +116,79 @@ pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
         .into());
     }
     Ok(code)
+}
+
+type Prepared = (
+    smimekit::account::Account,
+    super::send::ConnectArgs,
+    smimekit::net::smtp::Login,
+);
+
+/// The account for `--login` (named, else the one whose server is `host`) and its login secret.
+fn prepare_login(g: &Global, a: &CheckServerArgs, host: &str, name: &str) -> Result<Prepared> {
+    let home = g.home()?;
+    let store = smimekit::account::Accounts::new(&home);
+    let acct = if name.is_empty() {
+        let all = store.list()?;
+        all.into_iter()
+            .find(|x| x.server.eq_ignore_ascii_case(host))
+            .ok_or_else(|| {
+                Error::not_found(format!("no account has the server {host}"))
+                    .hint("name the account: --login ACCOUNT (see smimekit account list)")
+            })?
+    } else {
+        store.get(name)?
+    };
+    let user = acct.user.clone().ok_or_else(|| {
+        Error::usage(format!("account {} has no user to log in with", acct.name))
+            .hint("add one: smimekit account add NAME --user USER … --replace")
+    })?;
+    let conn = super::send::ConnectArgs {
+        ca: a.ca.clone(),
+        timeout: smimekit::limits::NET_WAIT_SECS,
+        ..Default::default()
+    };
+    let secret = super::send::login_secret(g, &conn, Some(&acct), &user)?;
+    let login = super::send::make_login(Some(&acct), user, secret);
+    Ok((acct, conn, login))
+}
+
+/// Logs in on one port with the send client (TLS, EHLO, AUTH), then QUIT; nothing is sent.
+fn try_login(
+    acct: &smimekit::account::Account,
+    conn: &super::send::ConnectArgs,
+    login: &smimekit::net::smtp::Login,
+    host: &str,
+    port: u16,
+    mode: smimekit::net::smtp::TlsMode,
+) -> check::LoginOutcome {
+    let mut out = check::LoginOutcome {
+        account: acct.name.clone(),
+        user: login.user().to_string(),
+        ok: false,
+        detail: String::new(),
+    };
+    let ehlo = acct
+        .from
+        .as_deref()
+        .and_then(|f| f.rsplit_once('@'))
+        .map_or("localhost", |(_, d)| d)
+        .to_string();
+    let result = super::send::server_options(host.to_string(), port, mode, Some(acct), conn, &ehlo)
+        .and_then(|o| smimekit::net::smtp::Session::connect(&o))
+        .and_then(|mut s| {
+            let r = s.authenticate(login);
+            s.quit();
+            r
+        });
+    match result {
+        Ok(()) => {
+            out.ok = true;
+            out.detail = "accepted".into();
+        }
+        Err(e) => out.detail = e.message().to_string(),
+    }
+    out
 }
 
 /// The trust options from --ca and --no-system-trust: roots are anchors, other CA certificates only name a

@@ -260,9 +260,45 @@ pub struct PortReport {
     pub checks: Vec<CheckLine>,
     /// Problems and warnings, each with a remedy.
     pub problems: Vec<Problem>,
+    /// `--login`: the outcome of logging in over TLS with an account (SMTP ports), set by the caller.
+    pub login: Option<LoginOutcome>,
     /// The certificates as sent (DER), for TLSA matching.
     #[serde(skip)]
     pub peer_chain_der: Vec<Vec<u8>>,
+}
+
+/// The outcome of `--login` on one port.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginOutcome {
+    /// The account used.
+    pub account: String,
+    /// The user name sent.
+    pub user: String,
+    /// Whether the server accepted the login.
+    pub ok: bool,
+    /// What happened (the server's reply on failure).
+    pub detail: String,
+}
+
+impl PortReport {
+    /// Records a `--login` outcome as a check line (and a problem when it failed).
+    pub fn record_login(&mut self, outcome: LoginOutcome) {
+        if outcome.ok {
+            self.line(
+                Status::Ok,
+                "login",
+                format!("logged in as {}", outcome.user),
+            );
+        } else {
+            self.line(Status::Problem, "login", outcome.detail.clone());
+            self.problem(
+                "login_failed",
+                format!("login as {} (account {}) failed: {}", outcome.user, outcome.account, outcome.detail),
+                "check the account's user and login secret (smimekit account show), and the server's authentication settings",
+            );
+        }
+        self.login = Some(outcome);
+    }
 }
 
 impl PortReport {
@@ -286,10 +322,12 @@ impl PortReport {
             ocsp_status: None,
             checks: Vec::new(),
             problems: Vec::new(),
+            login: None,
             peer_chain_der: Vec::new(),
         }
     }
-    fn line(&mut self, status: Status, check: &str, detail: impl Into<String>) {
+    /// Adds a line to the port's table.
+    pub fn line(&mut self, status: Status, check: &str, detail: impl Into<String>) {
         self.checks.push(CheckLine {
             status,
             check: check.into(),
