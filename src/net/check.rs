@@ -658,7 +658,12 @@ fn open_for_tls(
     port: u16,
     proto: Protocol,
 ) -> io::Result<(Wire, Plain)> {
-    let (mut w, _) = connect(host, at, port)?;
+    let (w, _) = connect(host, at, port)?;
+    prepare(w, proto)
+}
+
+/// The plain-text dialogue up to the handshake on a connected wire (nothing for implicit TLS).
+fn prepare(mut w: Wire, proto: Protocol) -> io::Result<(Wire, Plain)> {
     if proto.implicit() {
         return Ok((w, Plain::default()));
     }
@@ -688,14 +693,16 @@ fn check_port(
 ) -> PortReport {
     let mut r = PortReport::new(port, proto);
     let fam = proto.family();
-    let (w, plain) = match open_for_tls(host, at, port, proto) {
+    let wire = match connect(host, at, port) {
+        Ok((w, _)) => w,
+        Err(ce) => {
+            r.line(Status::Info, "reachable", format!("no ({ce})"));
+            return r;
+        }
+    };
+    let (w, plain) = match prepare(wire, proto) {
         Ok(x) => x,
         Err(e) => {
-            // Could not connect, or the dialogue broke: tell which.
-            if let Err(ce) = connect(host, at, port) {
-                r.line(Status::Info, "reachable", format!("no ({ce})"));
-                return r;
-            }
             r.reachable = true;
             r.line(Status::Ok, "reachable", "yes");
             r.line(
