@@ -177,6 +177,9 @@ pub fn trace(message: &[u8], trust_from: Option<&str>) -> Result<TraceReport> {
         }
         note = match trusted_from_hop {
             Some(1) => format!("every hop was written by {host} or a server after it"),
+            Some(2) => format!(
+                "hop 1 was written before the message reached {host}: it is a claim and could be forged"
+            ),
             Some(n) => format!(
                 "hops 1–{} were written before the message reached {host}: they are claims and could be forged",
                 n - 1
