@@ -97,6 +97,12 @@ pub fn prepare(raw: &[u8], from: Option<&str>) -> Result<Outgoing> {
             bcc.push(a);
         }
     }
+    if to_cc.is_empty() && bcc.is_empty() {
+        return Err(
+            Error::usage("the message has no recipients (no To, Cc or Bcc address)")
+                .hint("add --to/--cc/--bcc, or To:/Cc:/Bcc: fields to the message"),
+        );
+    }
     crate::net::smtp::check_address(&sender)?;
     for a in to_cc.iter().chain(&bcc) {
         crate::net::smtp::check_address(a)?;
@@ -289,6 +295,12 @@ pub fn save_copy(path: &std::path::Path, message: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_recipients_is_an_error() {
+        let e = prepare(b"From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n", None).unwrap_err();
+        assert!(e.message().contains("no recipients"));
+    }
 
     #[test]
     fn bcc_is_removed_and_kept_in_envelope() {

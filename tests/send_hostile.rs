@@ -61,6 +61,10 @@ fn assert_refused(o: &std::process::Output, t: &Transcript, reason: &str) {
         "expected {reason:?} in: {err}"
     );
     assert!(err.contains("smimekit: hint:"), "no hint: {err}");
+    assert!(
+        err.contains("nothing was sent"),
+        "does not say nothing was sent: {err}"
+    );
     let seen = t.text();
     for cmd in ["AUTH", "MAIL", "RCPT", "DATA"] {
         assert!(!t.has_command(cmd), "the client sent {cmd}: {seen}");
@@ -524,4 +528,144 @@ fn eight_bit_message_needs_8bitmime() {
         "{}",
         t.text()
     );
+}
+
+/// A TLS server offering `auth`, running the AUTH dialogue with `auth_script`, then accepting the mail.
+fn auth_server(auth: &'static str, auth_script: fn(&mut Conn, &str)) -> Hostile {
+    Hostile::start(move |c| {
+        if !c.tls("localhost", None) {
+            return;
+        }
+        c.send(b"220 tls.example.test ESMTP\r\n");
+        while let Some(l) = c.line() {
+            let u = l.to_ascii_uppercase();
+            if u.starts_with("EHLO") {
+                c.send(format!("250-tls.example.test\r\n250 AUTH {auth}\r\n").as_bytes());
+            } else if u.starts_with("AUTH") {
+                auth_script(c, &l);
+            } else if u.starts_with("DATA") {
+                c.send(b"354 go\r\n");
+                while let Some(d) = c.line() {
+                    if d == "." {
+                        break;
+                    }
+                }
+                c.send(b"250 2.0.0 Ok: queued as AUTHQ\r\n");
+            } else if u.starts_with("QUIT") {
+                c.send(b"221 bye\r\n");
+                return;
+            } else {
+                c.send(b"250 ok\r\n");
+            }
+        }
+    })
+}
+
+#[test]
+fn auth_login_when_only_login_is_offered() {
+    let e = Env::new();
+    let h = auth_server("LOGIN", |c, _| {
+        c.send(b"334 VXNlcm5hbWU6\r\n");
+        let _ = c.line();
+        c.send(b"334 UGFzc3dvcmQ6\r\n");
+        let _ = c.line();
+        c.send(b"235 ok\r\n");
+    });
+    let o = send(&e, h.port, "implicit", &[]);
+    let t = h.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert!(t.text().contains(&b64.encode(SECRET)), "{}", t.text());
+    assert!(!t.has_command("AUTH PLAIN"));
+    assert!(text(&o.stdout).contains("AUTHQ"));
+}
+
+#[test]
+fn xoauth2_token_from_the_login_command() {
+    let e = Env::new();
+    let h = auth_server("XOAUTH2 OAUTHBEARER", |c, _| c.send(b"235 ok\r\n"));
+    let port = h.port.to_string();
+    e.ok(&[
+        "account",
+        "add",
+        "oauth",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--tls",
+        "implicit",
+        "--user",
+        "alice@example.com",
+        "--auth",
+        "oauth2",
+        "--login-command",
+        "echo ya29.TOKEN",
+        "--ca",
+        &fx("server/ca.pem"),
+    ]);
+    let o = e.run_stdin(
+        &[
+            "send",
+            "--account",
+            "oauth",
+            "--from",
+            "alice@example.com",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "x",
+            "--timeout",
+            "3",
+        ],
+        b"x\n",
+    );
+    let t = h.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let line = t
+        .text()
+        .lines()
+        .find(|l| l.starts_with("AUTH XOAUTH2 "))
+        .map(String::from);
+    let line = line.unwrap_or_else(|| panic!("no XOAUTH2: {}", t.text()));
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(line.trim_start_matches("AUTH XOAUTH2 "))
+        .unwrap();
+    assert_eq!(
+        raw,
+        b"user=alice@example.com\x01auth=Bearer ya29.TOKEN\x01\x01"
+    );
+}
+
+#[test]
+fn probe_reports_an_untrusted_certificate_and_sends_only_ehlo() {
+    use smimekit::net::smtp::{ServerOptions, Session, TlsMode};
+    use smimekit::net::tls::{Check, TlsOptions};
+    let h = Hostile::start(|c| {
+        if greet_and_ehlo(c, &["STARTTLS", "AUTH PLAIN"]) && c.expect("STARTTLS") {
+            c.send(b"220 go ahead\r\n");
+            if c.tls("selfsigned", None) {
+                accept_everything(c);
+            }
+        }
+    });
+    let p = Session::probe(&ServerOptions {
+        host: "127.0.0.1".into(),
+        port: h.port,
+        tls: TlsMode::Starttls,
+        tls_options: TlsOptions::default(),
+        accept_fingerprint: None,
+        timeout: Duration::from_secs(3),
+        ehlo_name: "probe.test".into(),
+    })
+    .unwrap();
+    let t = h.finish();
+    assert!(!p.handshake.verified());
+    assert_eq!(p.handshake.problems[0].check, Check::SelfSigned);
+    assert!(p.capabilities_before_tls.unwrap().starttls);
+    assert_eq!(p.capabilities.auth, ["PLAIN", "LOGIN"]);
+    assert_eq!(p.handshake.peer_chain.len(), 1);
+    for cmd in ["AUTH", "MAIL", "RCPT", "DATA"] {
+        assert!(!t.has_command(cmd), "{}", t.text());
+    }
 }

@@ -169,6 +169,19 @@ impl Capabilities {
     }
 }
 
+/// What [`Session::probe`] learned.
+#[derive(Clone)]
+pub struct Probe {
+    /// The TLS handshake: version, cipher, chain as sent, verification problems (reported, not refused).
+    pub handshake: Handshake,
+    /// The greeting line.
+    pub greeting: String,
+    /// The clear-text EHLO capabilities (STARTTLS mode only).
+    pub capabilities_before_tls: Option<Capabilities>,
+    /// The EHLO capabilities inside TLS.
+    pub capabilities: Capabilities,
+}
+
 /// The outcome of a submission.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Submitted {
@@ -235,6 +248,35 @@ impl Session {
     /// Connects, sets up TLS (implicit or mandatory STARTTLS), checks the certificate and says EHLO inside
     /// TLS. Nothing but EHLO and STARTTLS is ever sent in clear text.
     pub fn connect(opts: &ServerOptions) -> Result<Session> {
+        Self::connect_inner(opts, true).map_err(|e| say_not_sent(e, "nothing was sent"))
+    }
+
+    /// For a server check (`check-server`): the same connection as [`Session::connect`] — implicit TLS or
+    /// mandatory STARTTLS with every rule — but a certificate that does not verify is *reported* (in
+    /// [`Probe::handshake`]) instead of refused. Only EHLO (and STARTTLS) and QUIT are sent: never a login
+    /// or a message, so talking to an unverified server here discloses nothing.
+    pub fn probe(opts: &ServerOptions) -> Result<Probe> {
+        let mut pre = None;
+        let s = Self::connect_inner_with(opts, false, &mut pre)?;
+        let p = Probe {
+            handshake: s.handshake.clone(),
+            greeting: s.greeting.clone(),
+            capabilities_before_tls: pre,
+            capabilities: s.caps.clone(),
+        };
+        s.quit();
+        Ok(p)
+    }
+
+    fn connect_inner(opts: &ServerOptions, require_trust: bool) -> Result<Session> {
+        Self::connect_inner_with(opts, require_trust, &mut None)
+    }
+
+    fn connect_inner_with(
+        opts: &ServerOptions,
+        require_trust: bool,
+        pre_caps: &mut Option<Capabilities>,
+    ) -> Result<Session> {
         let server = opts.label();
         let total = opts.timeout * limits::NET_TOTAL_FACTOR;
         let deadline = Deadline::new(total, opts.timeout);
@@ -257,12 +299,13 @@ impl Session {
         };
         match opts.tls {
             TlsMode::Implicit => {
-                s.start_tls(&connector, opts)?;
+                s.start_tls(&connector, opts, require_trust)?;
                 s.read_greeting()?;
             }
             TlsMode::Starttls => {
                 s.read_greeting()?;
                 let caps = s.ehlo(&opts.ehlo_name)?;
+                *pre_caps = Some(caps.clone());
                 if !caps.starttls {
                     let auth = if caps.auth.is_empty() {
                         String::new()
@@ -291,7 +334,7 @@ impl Session {
                     ));
                 }
                 s.check_nothing_pending()?;
-                s.start_tls(&connector, opts)?;
+                s.start_tls(&connector, opts, require_trust)?;
             }
         }
         // RFC 3207 §4.2: forget what was learned in clear text and ask again.
@@ -312,22 +355,20 @@ impl Session {
         &self.greeting
     }
 
-    fn start_tls(&mut self, connector: &Connector, opts: &ServerOptions) -> Result<()> {
+    fn start_tls(
+        &mut self,
+        connector: &Connector,
+        opts: &ServerOptions,
+        require_trust: bool,
+    ) -> Result<()> {
         let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
             return Err(Error::new(ErrorKind::Network, "TLS already started"));
         };
         let (tls, hs) = connector.connect(&opts.host, tcp)?;
-        hs.require_trusted(opts.accept_fingerprint.as_ref())
-            .map_err(|e| {
-                let mut n = Error::new(e.kind(), format!("{}; nothing was sent", e.message()));
-                if let Some(h) = e.hint_text() {
-                    n = n.hint(h);
-                }
-                if let Some(d) = e.detail_text() {
-                    n = n.detail(d);
-                }
-                n
-            })?;
+        if require_trust {
+            hs.require_trusted(opts.accept_fingerprint.as_ref())
+                .map_err(|e| say_not_sent(e, "nothing was sent"))?;
+        }
         self.handshake = hs;
         self.conn = Conn::Tls(Box::new(tls));
         Ok(())
@@ -590,6 +631,17 @@ impl Session {
         message: &[u8],
         skip_rejected: bool,
     ) -> Result<Submitted> {
+        self.submit_inner(from, to, message, skip_rejected)
+            .map_err(|e| say_not_sent(e, "not sent"))
+    }
+
+    fn submit_inner(
+        &mut self,
+        from: &str,
+        to: &[String],
+        message: &[u8],
+        skip_rejected: bool,
+    ) -> Result<Submitted> {
         let needs_utf8 = !from.is_ascii() || to.iter().any(|a| !a.is_ascii());
         check_address(from)?;
         if to.is_empty() {
@@ -725,6 +777,22 @@ impl Session {
         if let Conn::Tls(s) = &mut self.conn {
             let _ = s.shutdown();
         }
+    }
+}
+
+/// Every failure before the server's final 250 says that the message was not sent.
+fn say_not_sent(e: Error, words: &str) -> Error {
+    if e.message().contains("not sent") || e.message().contains("nothing was sent") {
+        e
+    } else {
+        let mut n = Error::new(e.kind(), format!("{}; {words}", e.message()));
+        if let Some(h) = e.hint_text() {
+            n = n.hint(h);
+        }
+        if let Some(d) = e.detail_text() {
+            n = n.detail(d);
+        }
+        n
     }
 }
 
