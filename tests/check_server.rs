@@ -491,3 +491,74 @@ fn domain_mx_srv_mta_sts_and_tlsa_from_a_local_dns_server() {
     assert!(codes.contains(&"no_mx"), "{v:#}");
     assert!(codes.contains(&"tlsa_mismatch"), "{v:#}");
 }
+
+#[test]
+fn certificate_expiring_within_30_days_is_a_warning() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
+    // Made now, since its point is a validity relative to today: 10 days left, signed by the fixture
+    // intermediate.
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509, X509NameBuilder};
+    let p = pki();
+    let inter = X509::from_pem(&std::fs::read(p.join("inter.pem")).unwrap()).unwrap();
+    let inter_key =
+        PKey::private_key_from_pem(&std::fs::read(p.join("inter.key")).unwrap()).unwrap();
+    let key = PKey::ec_gen("prime256v1").unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "mail.test").unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = openssl::bn::BigNum::from_u32(4242)
+        .unwrap()
+        .to_asn1_integer()
+        .unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(inter.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(10).unwrap())
+        .unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns("mail.test")
+        .ip("127.0.0.1")
+        .build(&b.x509v3_context(Some(&inter), None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(&inter_key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("soon.pem"), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        tmp.path().join("soon.key"),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(p.join("inter.pem"), tmp.path().join("inter.pem")).unwrap();
+    let srv = SServer::start(
+        tmp.path(),
+        &[
+            "-cert",
+            "soon.pem",
+            "-key",
+            "soon.key",
+            "-cert_chain",
+            "inter.pem",
+        ],
+    );
+    let env = Env::new();
+    let (code, v) = check(&env, srv.port, "tls");
+    let port = &v["ports"][0];
+    assert_eq!(code, 0, "a warning alone keeps exit 0: {port:#}");
+    assert_eq!(codes(port), ["expires_soon"], "{port:#}");
+    assert_eq!(port["problems"][0]["severity"], "warning", "{port:#}");
+    let days = port["chain"][0]["days_left"].as_i64().unwrap();
+    assert!((9..=10).contains(&days), "{port:#}");
+}
