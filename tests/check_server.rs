@@ -562,3 +562,23 @@ fn certificate_expiring_within_30_days_is_a_warning() {
     let days = port["chain"][0]["days_left"].as_i64().unwrap();
     assert!((9..=10).contains(&days), "{port:#}");
 }
+
+#[test]
+fn unknown_ca_without_aia_is_untrusted_not_a_missing_intermediate() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
+    // The send tests' certificate from a CA nobody trusts (no AIA, issuer unknown to smimekit).
+    let srv = SServer::start(
+        &common::fixture("server"),
+        &["-cert", "unknown.pem", "-key", "unknown.key"],
+    );
+    let env = Env::new();
+    let (code, v) = check(&env, srv.port, "tls");
+    let port = &v["ports"][0];
+    assert_eq!(code, 1, "{port:#}");
+    assert_eq!(codes(port), ["untrusted"], "{port:#}");
+    assert_eq!(port["missing_intermediate"], Value::Null, "{port:#}");
+    let m = port["problems"][0]["message"].as_str().unwrap();
+    assert!(m.contains("smimekit untrusted server CA"), "{m}");
+}

@@ -1094,7 +1094,16 @@ fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
             ),
             "install a certificate from a CA clients trust (e.g. Let's Encrypt via certbot), with its chain",
         );
-    } else if !self_issued(last) && has(Check::Chain) {
+    } else if !self_issued(last)
+        && has(Check::Chain)
+        && (aia_ca_issuers(last).is_some()
+            || opts
+                .known_intermediates
+                .iter()
+                .any(|i| i.issued(last) == X509VerifyResult::OK && would_verify(sent, i, opts)))
+    {
+        // An intermediate smimekit can identify: one a --ca file holds that completes the chain, or the one
+        // the last certificate's AIA points to.
         let subject = cert::name_to_string(last.issuer_name());
         let aia_url = aia_ca_issuers(last);
         let found = opts
@@ -1139,13 +1148,25 @@ fn analyse_chain(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
             .map(|p| p.text.clone())
             .unwrap_or_default();
         r.line(Status::Problem, "certificate trusted", format!("no: {why}"));
-        r.problem(
-            "untrusted",
+        let message = if self_issued(last) {
             format!(
                 "the chain ends at \"{}\", which is not a trusted root ({why})",
                 cert::name_to_string(last.subject_name())
-            ),
-            "use a certificate from a CA clients trust; for a private CA, give its root with --ca",
+            )
+        } else {
+            format!(
+                "the chain stops at \"{}\", issued by \"{}\", which the server did not send and which is not a \
+                 trusted root: either the server's chain file lacks that intermediate, or its CA is not one \
+                 clients trust ({why})",
+                cert::name_to_string(last.subject_name()),
+                cert::name_to_string(last.issuer_name())
+            )
+        };
+        r.problem(
+            "untrusted",
+            message,
+            "use a certificate from a CA clients trust, sent with its intermediates; for a private CA, give its \
+             root with --ca",
         );
     }
 
