@@ -15,7 +15,9 @@
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
 //! - [`net`], [`send`], [`account`]: the TLS connector, the SMTP submission client, preparing and protecting
-//!   outgoing mail (Bcc, one copy per audience), and the sending accounts.
+//!   outgoing mail (Bcc, one copy per audience), and the sending accounts; `net::check` and `net::dns`: the
+//!   server checks of `check-server` and the small DNS stub behind `--domain`.
+//! - [`trace`]: the Received fields of a message — hops, TLS and authentication recorded, the verdict.
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
