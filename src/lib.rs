@@ -20,7 +20,9 @@
 //! - [`git`]: smimekit as git's `gpg.x509.program` (the gpg status protocol over detached signatures).
 //! - [`neomutt`]: neomutt's `smime_*_command` conventions (entity-level sign, verify, encrypt, decrypt; `.index`).
 //! - [`net`], [`send`], [`account`]: the TLS connector, the SMTP submission client, preparing and protecting
-//!   outgoing mail (Bcc, one copy per audience), and the sending accounts.
+//!   outgoing mail (Bcc, one copy per audience), and the sending accounts; `net::check` and `net::dns`: the
+//!   server checks of `check-server` and the small DNS stub behind `--domain`.
+//! - [`trace`]: the Received fields of a message — hops, TLS and authentication recorded, the verdict.
 //! - [`limits`]: every size, count and time cap, each once, with the threat it answers.
 
 #![warn(missing_docs)]
@@ -51,6 +53,7 @@ pub mod send;
 pub mod smime;
 #[cfg(test)]
 mod test_peers;
+pub mod trace;
 pub mod trust;
 
 pub use error::{Error, ErrorKind, Result};

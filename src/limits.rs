@@ -65,6 +65,53 @@ pub const SMTP_RECIPIENTS_MAX: usize = 1000;
 
 // ---- server checks (check-server) and Received-header tracing ----
 
+/// Most Received fields `trace` reads. Real mail has under 20; a header section of thousands of fields is a
+/// loop or a file built to make the report (and its per-hop work) unbounded.
+pub const TRACE_MAX_HOPS: usize = 200;
+
+/// Longest wait for a TCP connection to one port in `check-server`: a filtered port (packets dropped) must not
+/// hold the check of the other ports.
+pub const CHECK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Longest wait for any single read or write in `check-server` (a greeting delayed by postscreen-style tarpits
+/// still fits; a server that never answers does not hang the check).
+pub const CHECK_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Longest time one `check-server` connection (dialogue + handshake) may take in all: a server dripping one
+/// byte at a time cannot stretch a check indefinitely.
+pub const CHECK_CONNECTION_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest reply line `check-server` reads before TLS (RFC 5321 allows 512 octets; IMAP capability lines run
+/// longer): a server streaming an endless line cannot exhaust memory.
+pub const CHECK_MAX_LINE: usize = 8192;
+
+/// Most lines in one multi-line reply (EHLO, CAPABILITY, CAPA) `check-server` reads.
+pub const CHECK_MAX_REPLY_LINES: usize = 200;
+
+/// How long the STARTTLS injection probe waits inside TLS for an answer to the command it pipelined in
+/// clear: a non-vulnerable server sends nothing, so this is pure waiting per plain-text port.
+pub const CHECK_INJECTION_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// A server certificate expiring within this many days is a warning in `check-server`.
+pub const CHECK_EXPIRY_WARN_DAYS: i64 = 30;
+
+/// Wait for one DNS answer (`check-server --domain`) before asking again: a silent resolver costs at most
+/// `DNS_TIMEOUT × DNS_TRIES` per question.
+pub const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Times a DNS question is sent over UDP before giving up.
+pub const DNS_TRIES: usize = 2;
+
+/// Largest DNS message read (also the EDNS0 payload size offered): bounds the buffer a resolver can fill.
+pub const DNS_MAX_MESSAGE: usize = 4096;
+
+/// Most answer records read from one DNS message.
+pub const DNS_MAX_RECORDS: u16 = 64;
+
+/// Most hosts (MX and SRV targets together) `check-server --domain` checks: a zone listing hundreds of MX
+/// hosts cannot turn one command into a scan.
+pub const DOMAIN_MAX_HOSTS: usize = 10;
+
 // ---- integrations: git, neomutt, config ----
 
 /// Largest payload `smimekit-git` reads from git to sign or verify (1 GiB). A commit or tag object is a few

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use smimekit::Error;
 
 mod account;
+mod check;
 mod completions;
 mod config;
 mod contact;
@@ -20,6 +21,7 @@ mod progress;
 mod secrets;
 mod send;
 mod signer;
+mod trace;
 mod trust;
 
 /// smimekit — sign, verify, encrypt and decrypt e-mail with S/MIME, and manage digital IDs.
@@ -144,6 +146,10 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the manual page, or write one page per command with -o DIR.
     Man(completions::ManArgs),
+    /// Show the servers a received message passed and whether each hop used TLS (Received fields).
+    Trace(trace::TraceArgs),
+    /// Check a mail server's TLS: versions, certificate chain, host name, expiry, STARTTLS, login before TLS.
+    CheckServer(check::CheckServerArgs),
     /// Submit a message over TLS (465 implicit / 587 STARTTLS), signed and/or encrypted on the way.
     Send(Box<send::SendArgs>),
     /// Sending accounts: add, list, show, remove, test.
@@ -179,7 +185,7 @@ impl Command {
             | Command::Man(_)
             | Command::Send(_)
             | Command::Account(_) => false,
-            Command::Crl(_) => false,
+            Command::Crl(_) | Command::Trace(_) | Command::CheckServer(_) => false,
         }
     }
 }
@@ -386,6 +392,8 @@ pub fn main() -> i32 {
         Command::Neomutt(c) => neomutt::run(&cli.global, c),
         Command::Completions(a) => completions::run_completions(a),
         Command::Man(a) => completions::run_man(a),
+        Command::Trace(a) => trace::run(&cli.global, a),
+        Command::CheckServer(a) => check::run(&cli.global, a),
         Command::Send(a) => send::run(&cli.global, a),
         Command::Account(c) => account::run(&cli.global, c),
         Command::Crl(c) => crl::run(&cli.global, c),

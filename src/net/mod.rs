@@ -1,9 +1,12 @@
 //! Network transport: the one TLS connector of the project ([`tls`]), plain TCP with deadlines
-//! ([`Deadline`], [`connect_tcp`]) and the SMTP submission client ([`smtp`]).
+//! ([`Deadline`], [`connect_tcp`]), the SMTP submission client ([`smtp`]), the server checks of `check-server`
+//! ([`check`], over the same connector) and a small DNS stub for `check-server --domain` ([`dns`]).
 //!
 //! Everything here is about the network and only commands about the network call it: nothing else in the
 //! library opens a socket.
 
+pub mod check;
+pub mod dns;
 pub mod smtp;
 pub mod tls;
 
