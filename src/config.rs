@@ -117,32 +117,33 @@ impl SignForm {
     }
 }
 
-/// Reserved: certificate revocation checking (`revocation.check`), read and shown but not applied yet.
+/// Certificate revocation checking (`revocation.check`): the default of `--revocation` for verify, decrypt
+/// and encrypt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationCheck {
-    /// No revocation checking.
+    /// No revocation checking; reports say "revocation not checked".
     Off,
-    /// Check; an unreachable responder is a warning.
-    SoftFail,
-    /// Check; an unreachable responder fails verification.
-    HardFail,
+    /// Check (fetching CRLs and OCSP answers); a status that cannot be established is a warning.
+    Prefer,
+    /// Check; a status that cannot be established fails the verdict.
+    Require,
 }
 
 impl RevocationCheck {
     fn parse(s: &str) -> Option<Self> {
         match s {
             "off" => Some(Self::Off),
-            "soft-fail" => Some(Self::SoftFail),
-            "hard-fail" => Some(Self::HardFail),
+            "prefer" => Some(Self::Prefer),
+            "require" => Some(Self::Require),
             _ => None,
         }
     }
-    /// The name as written in the file.
+    /// The name as written in the file (and taken by `--revocation`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Off => "off",
-            Self::SoftFail => "soft-fail",
-            Self::HardFail => "hard-fail",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
         }
     }
 }
@@ -223,7 +224,7 @@ pub struct Config {
     pub cipher_policy: Sourced<CipherPolicyName>,
     /// The ID git signs with when git passes none it can resolve (`smimekit-git`).
     pub git_signing_key: Sourced<Option<String>>,
-    /// Reserved: revocation checking.
+    /// Revocation checking (the default of `--revocation`).
     pub revocation_check: Sourced<RevocationCheck>,
 }
 
@@ -243,6 +244,8 @@ pub mod env {
     pub const CIPHER_POLICY: &str = "SMIMEKIT_CIPHER_POLICY";
     /// `git.signing-key`.
     pub const GIT_SIGNING_KEY: &str = "SMIMEKIT_GIT_SIGNING_KEY";
+    /// `revocation.check`.
+    pub const REVOCATION: &str = "SMIMEKIT_REVOCATION";
 }
 
 /// The default configuration file: `$XDG_CONFIG_HOME/smimekit/config.toml` (the platform's configuration
@@ -333,7 +336,7 @@ impl Config {
             sign_form: Sourced::default(SignForm::Multipart),
             cipher_policy: Sourced::default(CipherPolicyName::Compatible),
             git_signing_key: Sourced::default(None),
-            revocation_check: Sourced::default(RevocationCheck::Off),
+            revocation_check: Sourced::default(RevocationCheck::Prefer),
         };
         // A relative path in the file is relative to the file's folder, as in most tools' configuration.
         let base = path
@@ -376,7 +379,7 @@ impl Config {
             c.git_signing_key
                 .set(Some(s.get_ref().clone()), Source::File);
         }
-        const CHECKS: &str = "off, soft-fail, hard-fail";
+        const CHECKS: &str = "off, prefer, require";
         if let Some(s) = &file.revocation.check {
             let r = RevocationCheck::parse(s.get_ref())
                 .ok_or_else(|| bad(s, "revocation.check", CHECKS))?;
@@ -406,6 +409,11 @@ impl Config {
             let p = CipherPolicyName::parse(&v)
                 .ok_or_else(|| bad_env(env::CIPHER_POLICY, &v, POLICIES))?;
             c.cipher_policy.set(p, Source::Environment);
+        }
+        if let Some(v) = env(env::REVOCATION) {
+            let r = RevocationCheck::parse(&v)
+                .ok_or_else(|| bad_env(env::REVOCATION, &v, "off, prefer, require"))?;
+            c.revocation_check.set(r, Source::Environment);
         }
         if let Some(v) = env(env::GIT_SIGNING_KEY) {
             c.git_signing_key.set(Some(v), Source::Environment);

@@ -253,7 +253,7 @@ fn min_trust_level_follows_the_verdict() {
     // A home that trusts nothing the signature chains to (and the system store does not know the test
     // root): the bytes verify, the signature is not valid. git shows U and verify-commit fails.
     let stranger = Env::new();
-    stranger.ok(&["id", "list"]);
+    stranger.init_home();
     let o = r
         .cmd_home(&["verify-commit", "HEAD"], &stranger.home())
         .output()

@@ -19,6 +19,7 @@ fn smimekit(e: &Env, args: &[&str], env: &[(&str, &str)]) -> Output {
         "SMIMEKIT_SIGN_ID",
         "SMIMEKIT_SIGN_FORM",
         "SMIMEKIT_CIPHER_POLICY",
+        "SMIMEKIT_REVOCATION",
         "SMIMEKIT_GIT_SIGNING_KEY",
         "SMIMEKIT_PASSPHRASE_FILE",
         "SMIMEKIT_PASSPHRASE",
@@ -330,4 +331,102 @@ fn progress_only_on_a_terminal_and_never_in_the_message() {
     // Without a terminal (the tests' pipes): nothing.
     let o = e.run(&["sign", &msg, "-o", e.path("signed3.eml").to_str().unwrap()]);
     assert!(!text(&o.stderr).contains("working on"));
+}
+
+#[test]
+fn encrypt_and_verify_take_cipher_policy_and_revocation_from_the_configuration() {
+    let e = Env::new();
+    e.import_np("p12/alice-modern.p12");
+    let home = e.home();
+    let bob = common::fixture("pki/bob.pem");
+    e.ok(&["contact", "add", bob.to_str().unwrap()]);
+    let msg = e.write(
+        "m.eml",
+        &common::message(
+            "Alice <alice@example.com>",
+            "bob@example.org",
+            "",
+            "hello\r\n",
+        ),
+    );
+    let cfg = e.write_file(
+        "config.toml",
+        b"[encrypt]\ncipher-policy = \"modern\"\n\n[revocation]\ncheck = \"off\"\n",
+    );
+    let out = e.path("out.eml");
+    let run = |args: &[&str], env: &[(&str, &str)]| -> serde_json::Value {
+        let mut a = vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "--home",
+            home.to_str().unwrap(),
+            "--batch",
+            "--json",
+        ];
+        a.extend(args);
+        let o = smimekit(&e, &a, env);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let encrypt = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["encrypt", msg.as_str(), "-o", out.to_str().unwrap()];
+        a.extend(extra);
+        let j = run(&a, env);
+        j["cipher_policy"].as_str().unwrap().to_string()
+    };
+    // bob's capabilities are unknown, so the policy decides: file, then environment, then flag.
+    assert_eq!(encrypt(&[], &[]), "modern");
+    assert_eq!(
+        encrypt(&[], &[("SMIMEKIT_CIPHER_POLICY", "compatible")]),
+        "compatible"
+    );
+    assert_eq!(
+        encrypt(
+            &["--cipher-policy", "modern"],
+            &[("SMIMEKIT_CIPHER_POLICY", "compatible")]
+        ),
+        "modern"
+    );
+    // revocation.check = off is verify's default; the flag wins.
+    let signed = e.path("signed.eml");
+    let o = smimekit(
+        &e,
+        &[
+            "--home",
+            home.to_str().unwrap(),
+            "--batch",
+            "sign",
+            msg.as_str(),
+            "-o",
+            signed.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let verify = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut a = vec!["verify", signed.to_str().unwrap(), "--no-harvest"];
+        a.extend(extra);
+        let mut all = vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "--home",
+            home.to_str().unwrap(),
+            "--batch",
+            "--json",
+        ];
+        all.extend(a);
+        let o = smimekit(&e, &all, env);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}{}", text(&o.stdout), text(&o.stderr)));
+        j["revocation"].as_str().unwrap().to_string()
+    };
+    assert_eq!(verify(&[], &[]), "not checked");
+    assert_eq!(verify(&[], &[("SMIMEKIT_REVOCATION", "prefer")]), "checked");
+    assert_eq!(
+        verify(
+            &["--revocation", "off"],
+            &[("SMIMEKIT_REVOCATION", "prefer")]
+        ),
+        "not checked"
+    );
 }

@@ -363,7 +363,7 @@ fn opaque_verify_and_certificate_import_through_the_templates() {
         t: templates(),
         index: std::path::PathBuf::new(),
     };
-    bob.env.ok(&["id", "list"]);
+    bob.env.init_home();
     let o = bob.run(
         "smime_import_cert_command",
         &[('f', certs.to_str().unwrap())],

@@ -138,7 +138,15 @@ fn id_json_has_each_key_once() {
     ] {
         let o = env.ok(args);
         let t = text(&o.stdout);
-        assert_eq!(t.matches("\"fingerprint\"").count(), 1, "{args:?}: {t}");
+        // The nested revocation object names the certificate it speaks of; only the ID's own keys count.
+        let own = match t.find("\"revocation\": {") {
+            Some(a) => {
+                let b = a + t[a..].find('}').unwrap();
+                format!("{}{}", &t[..a], &t[b..])
+            }
+            None => t.clone(),
+        };
+        assert_eq!(own.matches("\"fingerprint\"").count(), 1, "{args:?}: {t}");
     }
 }
 

@@ -133,9 +133,10 @@ pub struct TrustArgs {
     /// alone, so a message without From or Sender can be valid. Nothing is harvested then.
     #[arg(long)]
     pub no_address_check: bool,
-    /// Revocation checking: off, prefer (check; unknown is a warning) or require (unknown fails).
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
-    pub revocation: RevocationArg,
+    /// Revocation checking: off, prefer (check; unknown is a warning) or require (unknown fails). Default:
+    /// `revocation.check` of the configuration file, else prefer.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub revocation: Option<RevocationArg>,
     /// Use only cached and added CRLs and cached OCSP answers: nothing goes to the network.
     #[arg(long)]
     pub offline: bool,
@@ -187,9 +188,10 @@ pub struct EncryptArgs {
     /// Do not encrypt a copy to yourself.
     #[arg(long)]
     pub no_self: bool,
-    /// Revocation checking of the recipients' certificates: off, prefer (default) or require.
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "prefer")]
-    pub revocation: RevocationArg,
+    /// Revocation checking of the recipients' certificates: off, prefer or require. Default:
+    /// `revocation.check` of the configuration file, else prefer.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub revocation: Option<RevocationArg>,
     /// Use only cached revocation data: nothing goes to the network.
     #[arg(long)]
     pub offline: bool,
@@ -431,7 +433,7 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_harvest: false,
             force_output: false,
             no_address_check: false,
-            revocation: RevocationArg::Prefer,
+            revocation: None,
             offline: false,
             crl: Vec::new(),
         },
@@ -475,7 +477,7 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
 /// Revocation settings from the command line: the policy, `--offline`, `--crl` files, the home's cache.
 pub(super) fn revocation_settings(
     home: &Home,
-    policy: RevocationArg,
+    policy: Option<RevocationArg>,
     offline: bool,
     crls: &[PathBuf],
 ) -> Result<smimekit::revocation::Settings> {
@@ -486,7 +488,7 @@ pub(super) fn revocation_settings(
         extra.push(crl.to_der()?);
     }
     Ok(smimekit::revocation::Settings {
-        policy: policy.into(),
+        policy: policy.unwrap_or(RevocationArg::Prefer).into(),
         offline,
         home: Some(home.root().to_path_buf()),
         extra_crls: extra,

@@ -321,6 +321,38 @@ fn take_secret_options(m: &clap::ArgMatches, g: &mut Global) -> Result<(), Error
     Ok(())
 }
 
+/// Fills the options a command left unset from the configuration (file < environment < flag: an option
+/// given on the command line is kept).
+fn apply_settings(cli: &mut Cli) {
+    use message::{CipherPolicyArg, RevocationArg};
+    use smimekit::config::{CipherPolicyName, RevocationCheck};
+    let Some(cfg) = cli.global.settings.as_ref() else {
+        return;
+    };
+    let rev = match cfg.revocation_check.value {
+        RevocationCheck::Off => RevocationArg::Off,
+        RevocationCheck::Prefer => RevocationArg::Prefer,
+        RevocationCheck::Require => RevocationArg::Require,
+    };
+    let cipher = match cfg.cipher_policy.value {
+        CipherPolicyName::Compatible => CipherPolicyArg::Compatible,
+        CipherPolicyName::Modern => CipherPolicyArg::Modern,
+    };
+    match &mut cli.command {
+        Command::Verify(a) => {
+            a.trust.revocation.get_or_insert(rev);
+        }
+        Command::Decrypt(a) => {
+            a.trust.revocation.get_or_insert(rev);
+        }
+        Command::Encrypt(a) => {
+            a.revocation.get_or_insert(rev);
+            a.cipher_policy.get_or_insert(cipher);
+        }
+        _ => {}
+    }
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     use clap::FromArgMatches;
@@ -376,6 +408,7 @@ pub fn main() -> i32 {
         output::error(&e);
         return 2;
     }
+    apply_settings(&mut cli);
     progress::configure(&cli.global);
     // OpenSSL's legacy provider (RC2, DES) is loaded where it is needed (PKCS#12 files, old mail), not here.
     let result = check_home_exists(&cli.global, &cli.command).and_then(|_| match &cli.command {

@@ -1143,10 +1143,11 @@ fn verdict_of(
     let rank = |sg: &SignerReport| -> u8 {
         if !sg.integrity.ok {
             0
-        } else if sg
-            .revocation
-            .iter()
-            .any(|f| f.status == crate::revocation::Status::Revoked)
+        } else if !sg.valid
+            && sg
+                .revocation
+                .iter()
+                .any(|f| f.status == crate::revocation::Status::Revoked)
         {
             8
         } else if !sg.purpose.ok {

@@ -174,6 +174,7 @@ impl Env {
             "SMIMEKIT_DIGEST",
             "SMIMEKIT_SIGN_FORM",
             "SMIMEKIT_CIPHER_POLICY",
+            "SMIMEKIT_REVOCATION",
             "SMIMEKIT_GIT_SIGNING_KEY",
         ] {
             c.env_remove(v);
