@@ -188,6 +188,7 @@ struct FileGit {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileRevocation {
     check: Option<toml::Spanned<String>>,
+    fetch: Option<toml::Spanned<bool>>,
 }
 
 /// Values given on the command line (each `None` when the flag was not given).
@@ -226,6 +227,8 @@ pub struct Config {
     pub git_signing_key: Sourced<Option<String>>,
     /// Revocation checking (the default of `--revocation`).
     pub revocation_check: Sourced<RevocationCheck>,
+    /// Whether verify, decrypt and encrypt fetch CRLs and OCSP answers over the network (`--online`).
+    pub revocation_fetch: Sourced<bool>,
 }
 
 /// One environment variable per setting (the home's is the long-standing `SMIMEKIT_HOME`).
@@ -337,6 +340,7 @@ impl Config {
             cipher_policy: Sourced::default(CipherPolicyName::Compatible),
             git_signing_key: Sourced::default(None),
             revocation_check: Sourced::default(RevocationCheck::Prefer),
+            revocation_fetch: Sourced::default(false),
         };
         // A relative path in the file is relative to the file's folder, as in most tools' configuration.
         let base = path
@@ -384,6 +388,9 @@ impl Config {
             let r = RevocationCheck::parse(s.get_ref())
                 .ok_or_else(|| bad(s, "revocation.check", CHECKS))?;
             c.revocation_check.set(r, Source::File);
+        }
+        if let Some(b) = &file.revocation.fetch {
+            c.revocation_fetch.set(*b.get_ref(), Source::File);
         }
 
         // ---- the environment ----
@@ -470,6 +477,17 @@ impl Config {
                 name(
                     self.revocation_check.value.name(),
                     self.revocation_check.source,
+                ),
+            ),
+            (
+                "revocation.fetch",
+                name(
+                    if self.revocation_fetch.value {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                    self.revocation_fetch.source,
                 ),
             ),
         ];

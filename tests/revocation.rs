@@ -203,6 +203,10 @@ fn verify(env: &Env, name: &str, extra: &[&str]) -> (i32, String, serde_json::Va
         "--no-harvest",
     ];
     args.extend_from_slice(extra);
+    if !extra.contains(&"--offline") {
+        // Fetching is asked for: verify goes to the network (here: the loopback servers) only with --online.
+        args.push("--online");
+    }
     // The JSON report comes from a run in a fresh home (the text run below is the one that fills the cache).
     let fresh = Env::new();
     let mut jargs = args.clone();

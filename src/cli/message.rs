@@ -137,9 +137,14 @@ pub struct TrustArgs {
     /// `revocation.check` of the configuration file, else prefer.
     #[arg(long, value_enum, value_name = "POLICY")]
     pub revocation: Option<RevocationArg>,
-    /// Use only cached and added CRLs and cached OCSP answers: nothing goes to the network.
-    #[arg(long)]
+    /// Use only cached and added CRLs, CRLs the message carries and cached OCSP answers: nothing goes to the
+    /// network (the default, unless --online or `revocation.fetch = true` in the configuration).
+    #[arg(long, conflicts_with = "online")]
     pub offline: bool,
+    /// Also fetch CRLs and OCSP answers over the network, from the URLs in the certificates (OCSP tells the
+    /// responder which certificate you check).
+    #[arg(long)]
+    pub online: bool,
     /// Also use this CRL (DER or PEM) for this command (repeatable).
     #[arg(long, value_name = "FILE")]
     pub crl: Vec<PathBuf>,
@@ -192,9 +197,13 @@ pub struct EncryptArgs {
     /// `revocation.check` of the configuration file, else prefer.
     #[arg(long, value_enum, value_name = "POLICY")]
     pub revocation: Option<RevocationArg>,
-    /// Use only cached revocation data: nothing goes to the network.
-    #[arg(long)]
+    /// Use only cached revocation data: nothing goes to the network (the default, unless --online or
+    /// `revocation.fetch = true` in the configuration).
+    #[arg(long, conflicts_with = "online")]
     pub offline: bool,
+    /// Also fetch CRLs and OCSP answers for the recipients' certificates over the network.
+    #[arg(long)]
+    pub online: bool,
     /// RSA-OAEP (SHA-256) key transport for every RSA recipient.
     #[arg(long)]
     pub oaep: bool,
@@ -435,6 +444,7 @@ pub(super) fn default_verify_options(home: &Home) -> Result<verify::VerifyOption
             no_address_check: false,
             revocation: None,
             offline: false,
+            online: false,
             crl: Vec::new(),
         },
     )
@@ -470,15 +480,15 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
         no_address_check: t.no_address_check,
-        revocation: revocation_settings(home, t.revocation, t.offline, &t.crl)?,
+        revocation: revocation_settings(home, t.revocation, t.online, &t.crl)?,
     })
 }
 
-/// Revocation settings from the command line: the policy, `--offline`, `--crl` files, the home's cache.
+/// Revocation settings from the command line: the policy, `--online`, `--crl` files, the home's cache.
 pub(super) fn revocation_settings(
     home: &Home,
     policy: Option<RevocationArg>,
-    offline: bool,
+    online: bool,
     crls: &[PathBuf],
 ) -> Result<smimekit::revocation::Settings> {
     let mut extra = Vec::new();
@@ -489,7 +499,8 @@ pub(super) fn revocation_settings(
     }
     Ok(smimekit::revocation::Settings {
         policy: policy.unwrap_or(RevocationArg::Prefer).into(),
-        offline,
+        // Nothing reaches the network unless asked: verify, decrypt and encrypt are not network commands.
+        offline: !online,
         home: Some(home.root().to_path_buf()),
         extra_crls: extra,
         fetched: Default::default(),
@@ -683,7 +694,7 @@ pub fn run_encrypt(g: &Global, a: &EncryptArgs) -> Result<i32> {
         as_id: a.as_id.clone(),
         anchors: TrustStore::new(&home).certs()?,
         system_trust: true,
-        revocation: revocation_settings(&home, a.revocation, a.offline, &[])?,
+        revocation: revocation_settings(&home, a.revocation, a.online, &[])?,
     };
     let plan = encrypt::plan(&home, &raw, &opts)?;
     if let Some(w) = mime::unlabelled_8bit_warning(&raw) {

@@ -338,15 +338,19 @@ fn apply_settings(cli: &mut Cli) {
         CipherPolicyName::Compatible => CipherPolicyArg::Compatible,
         CipherPolicyName::Modern => CipherPolicyArg::Modern,
     };
+    let fetch = cfg.revocation_fetch.value;
     match &mut cli.command {
         Command::Verify(a) => {
             a.trust.revocation.get_or_insert(rev);
+            a.trust.online |= fetch && !a.trust.offline;
         }
         Command::Decrypt(a) => {
             a.trust.revocation.get_or_insert(rev);
+            a.trust.online |= fetch && !a.trust.offline;
         }
         Command::Encrypt(a) => {
             a.revocation.get_or_insert(rev);
+            a.online |= fetch && !a.offline;
             a.cipher_policy.get_or_insert(cipher);
         }
         _ => {}

@@ -55,7 +55,7 @@ impl std::str::FromStr for Policy {
 }
 
 /// What the revocation checker may use.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The policy.
     pub policy: Policy,
@@ -68,6 +68,19 @@ pub struct Settings {
     /// Network fetches made so far by this command, shared by every clone of these settings (every signer,
     /// every recipient) so that [`limits::MAX_REVOCATION_FETCHES`] bounds the whole command.
     pub fetched: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for Settings {
+    /// `prefer`, offline (nothing reaches the network unless a caller asks for it), no cache, no extra CRLs.
+    fn default() -> Self {
+        Settings {
+            policy: Policy::default(),
+            offline: true,
+            home: None,
+            extra_crls: Vec::new(),
+            fetched: Default::default(),
+        }
+    }
 }
 
 /// The status of one certificate.
@@ -669,7 +682,10 @@ mod tests {
         let leaf =
             X509::from_pem(include_bytes!("../../fixtures/revocation/ocsp-down.pem")).unwrap();
         let root = X509::from_pem(include_bytes!("../../fixtures/revocation/root.pem")).unwrap();
-        let settings = Settings::default();
+        let settings = Settings {
+            offline: false,
+            ..Settings::default()
+        };
         // Another signer of the same command used the whole budget: no connection is attempted.
         let other = settings.clone();
         other.fetched.store(

@@ -694,7 +694,11 @@ pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
         at: None,
         known_certs: known,
         no_address_check: false,
-        revocation: Default::default(),
+        // The cache and the CRLs a message carries; nothing from the network.
+        revocation: crate::revocation::Settings {
+            home: Some(home.root().to_path_buf()),
+            ..Default::default()
+        },
     })
 }
 
