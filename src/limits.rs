@@ -6,7 +6,19 @@
 
 // ---- input files and messages ----
 
+/// Deepest folder nesting `scan` descends into (a link loop or a pathological tree cannot make it recurse
+/// without end; symbolic links to folders are not followed at all).
+pub const SCAN_MAX_DEPTH: usize = 32;
+
+/// Messages of a scanned mailbox smaller than this are read into memory; larger ones are memory-mapped like
+/// every other input (mapping a small file costs more system calls than reading it).
+pub const SCAN_READ_LIMIT: usize = 1 << 20;
+
 // ---- certificates and chains ----
+
+/// Most path-validation results one `scan` keeps (`trust::ChainCache`): a mailbox of many distinct signers
+/// cannot grow the cache without bound; beyond it chains are simply validated again.
+pub const MAX_CACHED_CHAINS: usize = 100_000;
 
 // ---- transport: SMTP submission, TLS, account test ----
 

@@ -359,7 +359,7 @@ pub(super) fn harvest_verified(
     harvest::harvest(home, lock, v, date.as_deref())
 }
 
-fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
+pub(super) fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
     // Intermediates and our own IDs first: chain building sees a bounded number of candidates, and contacts are
     // the most numerous (they matter only as signer certificates a message does not carry).
     let mut known = Vec::new();
@@ -375,6 +375,7 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
+        chain_cache: None,
     })
 }
 

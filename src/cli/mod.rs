@@ -11,6 +11,7 @@ mod demo;
 mod id;
 mod message;
 mod output;
+mod scan;
 mod secrets;
 mod trust;
 
@@ -101,6 +102,8 @@ pub enum Command {
     Decrypt(message::DecryptArgs),
     /// Show the S/MIME layers, algorithms, signers and recipients of a message (no secrets needed).
     Inspect(message::InspectArgs),
+    /// Verify every message of Maildirs, mbox files and folders in parallel; summary, or JSON lines.
+    Scan(scan::ScanArgs),
     /// Manage your own trust anchors (root certificates you trust besides the system's).
     #[command(subcommand)]
     Trust(trust::TrustCommand),
@@ -153,6 +156,7 @@ pub fn main() -> i32 {
         Command::Encrypt(a) => message::run_encrypt(&cli.global, a),
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
+        Command::Scan(a) => scan::run(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
     };
     match result {

@@ -38,6 +38,9 @@ pub struct VerifyOptions {
     /// Certificates known to us (contacts, their intermediates, our IDs): candidates for signers whose
     /// certificate is not in the message, and intermediates for chain building. Never trusted by themselves.
     pub known_certs: Vec<X509>,
+    /// Path-validation results shared across the messages of a run (`scan`): created from these options'
+    /// anchors and known certificates ([`trust::ChainCache::new`]); `None` validates every chain afresh.
+    pub chain_cache: Option<std::sync::Arc<trust::ChainCache>>,
 }
 
 /// The result of one check.
@@ -48,6 +51,10 @@ pub struct Check {
     /// Why not (or a note).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a digest mismatch: the line-end or white-space change after which the content would have matched
+    /// (a mail system altered it in transit), as named in `reason`.
+    #[serde(skip)]
+    pub would_match_after: Option<&'static str>,
 }
 
 impl Check {
@@ -55,12 +62,14 @@ impl Check {
         Check {
             ok: true,
             reason: None,
+            would_match_after: None,
         }
     }
     fn fail(r: impl Into<String>) -> Check {
         Check {
             ok: false,
             reason: Some(r.into()),
+            would_match_after: None,
         }
     }
 }
@@ -673,16 +682,16 @@ fn check_signer(
         .take(MAX_CANDIDATE_CERTS)
         .cloned()
         .collect();
-    let chain = trust::verify_chain(
-        &cert,
-        &untrusted,
-        &ChainOptions {
-            anchors: &opts.anchors,
-            system: opts.system_trust,
-            at,
-            purpose: Purpose::Sign,
-        },
-    )?;
+    let chain_opts = ChainOptions {
+        anchors: &opts.anchors,
+        system: opts.system_trust,
+        at,
+        purpose: Purpose::Sign,
+    };
+    let chain = match &opts.chain_cache {
+        Some(cache) => cache.verify_chain(&cert, &untrusted, &chain_opts)?,
+        None => trust::verify_chain(&cert, &untrusted, &chain_opts)?,
+    };
     let nb = cert::unix_time(cert.not_before());
     let na = cert::unix_time(cert.not_after());
     let validity = Validity {
@@ -875,15 +884,19 @@ fn integrity_check(
     let claimed = s.message_digest_values.first().map(|v| v.as_slice());
     if claimed != Some(computed) {
         let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
+        let mut after = None;
         for (name, variant) in mime::variants_for_diagnosis(content) {
             if hash(md, &variant).ok().as_deref() == claimed {
                 why = format!(
                     "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
                 );
+                after = Some(name);
                 break;
             }
         }
-        return Ok(Check::fail(why));
+        let mut c = Check::fail(why);
+        c.would_match_after = after;
+        return Ok(c);
     }
     if !sig_ok {
         return Ok(Check::fail(match sig_error {
