@@ -342,3 +342,50 @@ fn harvest_is_the_same_as_verify_per_message() {
     assert!(s["contacts"].is_null());
     assert!(!e.home().join("contacts/index.json").exists());
 }
+
+/// Ctrl-C: the workers stop, the summary says so, exit 2, and nothing is written to the contacts.
+#[test]
+fn interrupt_stops_cleanly_and_writes_nothing() {
+    let e = Env::new();
+    let dir = e.path("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    let m = std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap();
+    for i in 0..4000 {
+        std::fs::write(dir.join(format!("{i:05}.eml")), &m).unwrap();
+    }
+    let mut args: Vec<String> = vec!["--json".into(), "scan".into(), dir.to_str().unwrap().into()];
+    args.extend(fixture_trust().into_iter().filter(|a| a != "--no-harvest"));
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let child = e
+        .cmd(&a)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let out = text(&o.stdout);
+    let summary: Value = serde_json::from_str(out.lines().last().expect("a summary line")).unwrap();
+    if summary["interrupted"] == false {
+        // The whole scan finished within the delay (a very fast machine): nothing to check.
+        common::say_once(
+            "scan-interrupt",
+            "scan finished before Ctrl-C; interrupt not exercised",
+        );
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(summary["messages"].as_u64().unwrap() < 4000);
+    assert!(summary["contacts"].is_null());
+    assert!(text(&o.stderr).contains("interrupted"));
+    assert!(
+        !e.home().join("contacts/index.json").exists(),
+        "nothing written"
+    );
+}
