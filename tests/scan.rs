@@ -119,6 +119,12 @@ fn maildir_mbox_and_nested_folders() {
     copy("msg/valid-rsa-alice.eml", &md.join("cur/1.host:2,S"));
     copy("msg/bad-body-flipped.eml", &md.join("new/2.host"));
     copy("msg/valid-ecdsa-carol.eml", &md.join("tmp/3.host")); // being delivered: not read
+    // Altered in transit: the signed text's final line end lost (verify: "it would match after 'final CRLF
+    // added'").
+    let alice = std::fs::read(fixture("msg/valid-rsa-alice.eml")).unwrap();
+    let cut = common::find(&alice, b"Alice\r\n\r\n------=_smimekit").unwrap() + 5;
+    let altered = [&alice[..cut], &alice[cut + 2..]].concat();
+    std::fs::write(md.join("new/5.host"), altered).unwrap();
     std::fs::write(md.join("dovecot-uidlist"), b"3 V1 N4\n").unwrap(); // not mail
     copy("msg/valid-pss-alice.eml", &md.join(".Sent/cur/4.host:2,S"));
     std::fs::create_dir_all(md.join(".Sent/new")).unwrap();
@@ -156,13 +162,13 @@ fn maildir_mbox_and_nested_folders() {
     std::fs::write(root.join("archive.mbox"), &mbox).unwrap();
 
     let (code, lines, summary) = scan(&e, &[&root], &[], false);
-    assert_eq!(code, 1, "two tampered messages");
+    assert_eq!(code, 1, "three tampered messages");
     let prefix = root.to_str().unwrap();
     let paths: Vec<&str> = lines
         .iter()
         .map(|l| l["path"].as_str().unwrap().strip_prefix(prefix).unwrap())
         .collect();
-    assert_eq!(lines.len(), 7, "{paths:?}");
+    assert_eq!(lines.len(), 8, "{paths:?}");
     assert!(
         !paths
             .iter()
@@ -170,6 +176,13 @@ fn maildir_mbox_and_nested_folders() {
     );
     assert_eq!(line_for(&lines, "cur/1.host:2,S")["verdict"], "valid");
     assert_eq!(line_for(&lines, "new/2.host")["verdict"], "invalid");
+    let altered = line_for(&lines, "new/5.host");
+    assert_eq!(altered["verdict"], "invalid");
+    assert_eq!(
+        altered["would_match_after"], "final CRLF added",
+        "{altered}"
+    );
+    assert!(line_for(&lines, "new/2.host")["would_match_after"].is_null());
     assert_eq!(line_for(&lines, ".Sent/cur/4.host:2,S")["verdict"], "valid");
     assert_eq!(line_for(&lines, "a/b/c/deep.eml")["verdict"], "valid");
     let mb: Vec<&Value> = lines
@@ -185,12 +198,13 @@ fn maildir_mbox_and_nested_folders() {
     assert_eq!(mb[2]["verdict"], "invalid");
     assert!(mb[0]["message_id"].as_str().unwrap().contains('@'));
     assert_eq!(summary["verdicts"]["valid"], 5);
-    assert_eq!(summary["verdicts"]["invalid"], 2);
+    assert_eq!(summary["verdicts"]["invalid"], 3);
+    assert_eq!(summary["would_match_after_change"], 1);
 
     // --since after every Date: everything is skipped, and an all-skipped scan succeeds.
     let (code, lines, summary) = scan(&e, &[&root], &["--since", "2100-01-01"], false);
     assert_eq!((code, lines.len()), (0, 0), "{summary}");
-    assert_eq!(summary["skipped"], 7);
+    assert_eq!(summary["skipped"], 8);
     // One worker gives the same lines in the same order.
     let (_, one, _) = scan(&e, &[&root], &["--jobs", "1"], false);
     let (_, many, _) = scan(&e, &[&root], &["--jobs", "4"], false);
