@@ -154,7 +154,7 @@ pub struct MessageReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<Encrypted>,
     #[serde(skip)]
-    signer_certs: Vec<(X509, bool)>,
+    signer_certs: Vec<(String, X509, bool)>,
     #[serde(skip)]
     harvest: Vec<Planned>,
     #[serde(skip)]
@@ -458,8 +458,7 @@ fn account(
     if r.would_match_after.is_some() {
         summary.would_match_after_change += 1;
     }
-    for (c, valid) in std::mem::take(&mut r.signer_certs) {
-        let fp = cert::fingerprint(&c);
+    for (fp, c, valid) in std::mem::take(&mut r.signer_certs) {
         let e = signers.entry(fp.clone()).or_insert_with(|| {
             let na = cert::unix_time(c.not_after());
             SignerSeen {
@@ -604,9 +603,9 @@ fn signed(
     for s in &rep.signers {
         if let Some(fp) = &s.fingerprint {
             r.signers.push(fp.clone());
-        }
-        if let Some(c) = s.certificate() {
-            r.signer_certs.push((c.to_owned(), s.valid));
+            if let Some(c) = s.certificate() {
+                r.signer_certs.push((fp.clone(), c.to_owned(), s.valid));
+            }
         }
         for reason in &s.reasons {
             r.reasons.push(if rep.signers.len() > 1 {
