@@ -718,6 +718,7 @@ impl<'a> ContactStore<'a> {
         if let Some(st) = &self.stage
             && let Some(idx) = &st.borrow().index
         {
+            // (A copy per harvested message: cheap beside verifying it.)
             return Ok(idx.clone());
         }
         let path = self.index_path();

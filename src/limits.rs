@@ -20,6 +20,10 @@ pub const SCAN_READ_LIMIT: usize = 1 << 20;
 /// cannot grow the cache without bound; beyond it chains are simply validated again.
 pub const MAX_CACHED_CHAINS: usize = 100_000;
 
+/// Most certificates one `scan` keeps parsed (`ossl::signed::ParsedCerts`): a mailbox of many distinct
+/// certificates cannot grow the cache without bound; beyond it certificates are simply parsed again.
+pub const MAX_CACHED_CERTS: usize = 100_000;
+
 // ---- transport: SMTP submission, TLS, account test ----
 
 // ---- server checks (check-server) and Received-header tracing ----

@@ -5,7 +5,7 @@
 //!   [`crate::smime::verify::verify`] itself, so a message's verdict is the one `smimekit verify` gives it with
 //!   the same trust options. The options are built once per run and shared by every worker: the trust anchors,
 //!   the known certificates (contacts, their intermediates, our IDs, parsed once) and a
-//!   [`crate::trust::ChainCache`] that validates each signer's chain once per set of message certificates
+//!   [`verify::VerifyCache`] that parses each certificate messages carry once and validates each signer's chain once per set of message certificates
 //!   instead of once per message. The validation time is fixed when the run starts (`--at`, else the start),
 //!   so every message is judged at the same instant and cached chains stay exact.
 //! - Encrypted messages are listed with their content cipher, their recipients, and whether one of our IDs is
@@ -70,13 +70,7 @@ impl ScanOptions {
     /// chain cache over the options' anchors and known certificates is added. `jobs` 0 means one per core.
     pub fn new(mut verify: verify::VerifyOptions, harvest: bool, jobs: usize) -> ScanOptions {
         verify.at = Some(verify.at.unwrap_or_else(cert::now));
-        let fixed: Vec<X509> = verify
-            .anchors
-            .iter()
-            .chain(verify.known_certs.iter())
-            .cloned()
-            .collect();
-        verify.chain_cache = Some(Arc::new(crate::trust::ChainCache::new(&fixed)));
+        verify.cache = Some(Arc::new(verify::VerifyCache::new(&verify)));
         let jobs = if jobs == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -405,8 +399,8 @@ pub fn run(plan: &Plan, opts: &ScanOptions, each: &mut dyn FnMut(&MessageReport)
         .cloned()
         .collect();
     summary.seconds = started.elapsed().as_secs_f64();
-    if let Some(c) = &opts.verify.chain_cache {
-        summary.chain_cache = c.stats();
+    if let Some(c) = &opts.verify.cache {
+        summary.chain_cache = c.chains.stats();
     }
     Outcome {
         summary,

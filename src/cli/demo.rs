@@ -99,7 +99,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         system_trust: false,
         at: None,
         known_certs: Vec::new(),
-        chain_cache: None,
+        cache: None,
     };
     let v = verify::verify(&signed, &opts)?;
     output::print(&verify::render(&v.report))?;
@@ -169,7 +169,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         system_trust: false,
         at: None,
         known_certs: Vec::new(),
-        chain_cache: None,
+        cache: None,
     };
     let v = verify::verify(&plain, &opts)?;
     output::print(&verify::render(&v.report))?;

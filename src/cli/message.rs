@@ -375,7 +375,7 @@ pub(super) fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::Verif
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
         known_certs: known,
-        chain_cache: None,
+        cache: None,
     })
 }
 

@@ -449,7 +449,7 @@ mod tests {
             system_trust: false,
             at: None,
             known_certs: vec![],
-            chain_cache: None,
+            cache: None,
         };
         let v = verify::verify(&out, &opts).unwrap();
         assert!(v.report.is_valid(), "{}", verify::render(&v.report));

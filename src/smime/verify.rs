@@ -38,9 +38,32 @@ pub struct VerifyOptions {
     /// Certificates known to us (contacts, their intermediates, our IDs): candidates for signers whose
     /// certificate is not in the message, and intermediates for chain building. Never trusted by themselves.
     pub known_certs: Vec<X509>,
-    /// Path-validation results shared across the messages of a run (`scan`): created from these options'
-    /// anchors and known certificates ([`trust::ChainCache::new`]); `None` validates every chain afresh.
-    pub chain_cache: Option<std::sync::Arc<trust::ChainCache>>,
+    /// Work shared across the messages of a run (`scan`; [`VerifyCache::new`]); `None` does everything afresh.
+    pub cache: Option<std::sync::Arc<VerifyCache>>,
+}
+
+/// What verifying many messages with the same options can reuse: parsed certificates and chain results.
+pub struct VerifyCache {
+    /// Path-validation results, over the options' anchors and known certificates.
+    pub chains: trust::ChainCache,
+    /// Certificates carried by messages, parsed once.
+    pub certs: crate::ossl::signed::ParsedCerts,
+}
+
+impl VerifyCache {
+    /// A cache for verifying with `opts` (its anchors and known certificates).
+    pub fn new(opts: &VerifyOptions) -> VerifyCache {
+        let fixed: Vec<X509> = opts
+            .anchors
+            .iter()
+            .chain(opts.known_certs.iter())
+            .cloned()
+            .collect();
+        VerifyCache {
+            chains: trust::ChainCache::new(&fixed),
+            certs: Default::default(),
+        }
+    }
 }
 
 /// The result of one check.
@@ -403,7 +426,7 @@ fn verify_top<'a>(
             let sig_ent = mime::split_entity(mp.parts[1])?;
             let sig_fields = mime::parse_headers(sig_ent.header)?;
             let der = pkcs7_der(&sig_fields, sig_ent.body)?;
-            let sd = parse_signed(&der)?;
+            let sd = parse_signed(&der, opts)?;
             if !sd.is_detached() {
                 // T10: eContent confusion. Neither text is ever presented as verified.
                 return Err(Error::bad_input(
@@ -427,7 +450,7 @@ fn verify_top<'a>(
                     return Err(super::unsupported_cms(other, "signed data"));
                 }
             }
-            let sd = parse_signed(&der)?;
+            let sd = parse_signed(&der, opts)?;
             let Some(c) = sd.econtent() else {
                 return Err(Error::bad_input("the opaque signed message carries no content (a detached signature sent alone)")
                     .hint("the signed text is missing; ask the sender for the complete message"));
@@ -575,8 +598,12 @@ fn verify_top<'a>(
     })
 }
 
-fn parse_signed(der: &[u8]) -> Result<SignedData> {
-    SignedData::from_der(der).map_err(|e| {
+fn parse_signed(der: &[u8], opts: &VerifyOptions) -> Result<SignedData> {
+    match &opts.cache {
+        Some(c) => SignedData::from_der_cached(der, &c.certs),
+        None => SignedData::from_der(der),
+    }
+    .map_err(|e| {
         Error::new(
             e.kind(),
             format!("cannot read the signature: {}", e.message()),
@@ -688,8 +715,8 @@ fn check_signer(
         at,
         purpose: Purpose::Sign,
     };
-    let chain = match &opts.chain_cache {
-        Some(cache) => cache.verify_chain(&cert, &untrusted, &chain_opts)?,
+    let chain = match &opts.cache {
+        Some(cache) => cache.chains.verify_chain(&cert, &untrusted, &chain_opts)?,
         None => trust::verify_chain(&cert, &untrusted, &chain_opts)?,
     };
     let nb = cert::unix_time(cert.not_before());
