@@ -92,7 +92,12 @@ fn walk_dir(dir: &Path, depth: usize, out: &mut Vec<Source>) {
                             continue;
                         }
                         let p = f.path();
-                        // Maildir files are single messages by definition: no sniffing (one open per file).
+                        // Maildir files are single messages by definition: no sniffing (one open per file),
+                        // and the folder listing says what they are (a stat only for links).
+                        if f.file_type().is_ok_and(|t| t.is_file()) {
+                            out.push(Source::Message(p));
+                            continue;
+                        }
                         match std::fs::metadata(&p) {
                             Ok(m) if m.is_file() => out.push(Source::Message(p)),
                             Ok(m) if m.is_dir() => {}

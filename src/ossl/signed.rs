@@ -218,6 +218,38 @@ pub fn capabilities_der(caps: &[Capability]) -> Vec<u8> {
 
 /// `name (dotted.oid)` for an OID OpenSSL knows, else the dotted OID.
 pub fn oid_name(oid: &str) -> String {
+    memo(&OID_NAMES, oid.as_bytes(), || oid_name_uncached(oid))
+}
+
+/// A small per-thread memo of a pure function of some bytes (OID and name strings repeat in every message of
+/// a mailbox; OpenSSL's lookups behind them take locks). Emptied when full, so it stays small.
+fn memo(
+    cell: &'static std::thread::LocalKey<
+        std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>>,
+    >,
+    key: &[u8],
+    f: impl FnOnce() -> String,
+) -> String {
+    if let Some(v) = cell.with(|m| m.borrow().get(key).cloned()) {
+        return v;
+    }
+    let v = f();
+    cell.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert(key.to_vec(), v.clone());
+    });
+    v
+}
+
+thread_local! {
+    static OID_NAMES: std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>> = Default::default();
+    static NAME_STRINGS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>> = Default::default();
+}
+
+fn oid_name_uncached(oid: &str) -> String {
     let name = Asn1Object::from_str(oid).ok().and_then(|o| {
         let nid = o.nid();
         if nid == openssl::nid::Nid::UNDEF {
@@ -952,6 +984,10 @@ fn hex(b: &[u8]) -> String {
 
 /// RFC 2253-style string of a DER Name (most specific RDN first).
 fn name_string(name_der: &[u8]) -> String {
+    memo(&NAME_STRINGS, name_der, || name_string_uncached(name_der))
+}
+
+fn name_string_uncached(name_der: &[u8]) -> String {
     let s = match X509Name::from_der(name_der) {
         Ok(n) => {
             let mut parts: Vec<String> = n
