@@ -5,9 +5,10 @@
 //!   [`crate::smime::verify::verify`] itself, so a message's verdict is the one `smimekit verify` gives it with
 //!   the same trust options. The options are built once per run and shared by every worker: the trust anchors,
 //!   the known certificates (contacts, their intermediates, our IDs, parsed once) and a
-//!   [`verify::VerifyCache`] that parses each certificate messages carry once and validates each signer's chain once per set of message certificates
-//!   instead of once per message. The validation time is fixed when the run starts (`--at`, else the start),
-//!   so every message is judged at the same instant and cached chains stay exact.
+//!   [`verify::VerifyCache`], which parses each certificate the messages carry once (by its exact DER) and
+//!   validates each signer's chain once per set of message certificates instead of once per message. The
+//!   validation time is fixed when the run starts (`--at`, else the start), so every message is judged at the
+//!   same instant and cached chains stay exact.
 //! - Encrypted messages are listed with their content cipher, their recipients, and whether one of our IDs is
 //!   among them ([`crate::smime::inspect`]): nothing is decrypted and no secret is asked for. A message signed
 //!   and then encrypted is an encrypted message here (its signature can only be checked after decryption).
@@ -49,7 +50,7 @@ const EXPIRING_DAYS: i64 = 30;
 /// What a run needs; built once, shared by the workers.
 pub struct ScanOptions {
     /// Verification options (anchors, known certificates, validation time). [`ScanOptions::new`] fixes the
-    /// time and adds the chain cache.
+    /// time and adds the [`verify::VerifyCache`].
     pub verify: verify::VerifyOptions,
     /// Plan harvests from valid signatures (applied by [`commit_harvest`]).
     pub harvest: bool,
@@ -67,7 +68,7 @@ pub struct ScanOptions {
 
 impl ScanOptions {
     /// Options for a run with `verify`'s trust settings: the validation time is fixed now (unless set) and a
-    /// chain cache over the options' anchors and known certificates is added. `jobs` 0 means one per core.
+    /// [`verify::VerifyCache`] over the options' anchors and known certificates is added. `jobs` 0 means one per core.
     pub fn new(mut verify: verify::VerifyOptions, harvest: bool, jobs: usize) -> ScanOptions {
         verify.at = Some(verify.at.unwrap_or_else(cert::now));
         verify.cache = Some(Arc::new(verify::VerifyCache::new(&verify)));
