@@ -930,11 +930,13 @@ impl<'a> ContactStore<'a> {
             }
         }
         let mut idx = self.read_index()?;
-        let mut known: Vec<(String, X509)> = self
-            .contacts_of(&idx)?
-            .into_iter()
-            .map(|c| (c.fingerprint, c.cert))
-            .collect();
+        // Only the certificates (every file is still read, so a damaged store is still an error); their
+        // metadata is not copied (a scan harvests thousands of messages through here).
+        let mut known: Vec<(String, X509)> = idx
+            .contacts
+            .keys()
+            .map(|fp| Ok((fp.clone(), self.load_cert(DIR, fp)?)))
+            .collect::<Result<_>>()?;
         let now_s = cert::rfc3339(cert::now());
         let mut report = AddReport::default();
         let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
