@@ -643,12 +643,81 @@ struct Candidate {
 /// The contacts of a home.
 pub struct ContactStore<'a> {
     home: &'a Home,
+    /// Changes held in memory until [`ContactStore::commit`] (a [`ContactStore::staged`] store).
+    stage: Option<std::cell::RefCell<Stage>>,
+}
+
+/// What a staged store has changed but not yet written: the index, the certificate files to write, and the
+/// certificates it has read or added (parsed once, by fingerprint).
+#[derive(Default)]
+struct Stage {
+    index: Option<Index>,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    certs: std::collections::HashMap<(&'static str, String), X509>,
 }
 
 impl<'a> ContactStore<'a> {
     /// The contacts of `home`.
     pub fn new(home: &'a Home) -> Self {
-        ContactStore { home }
+        ContactStore { home, stage: None }
+    }
+
+    /// A store whose writes are held in memory, for many changes written at once (`scan` harvests thousands
+    /// of messages): every method reads its own staged changes, and nothing reaches the disk until
+    /// [`ContactStore::commit`], which writes the certificate files and then the index (the commit point),
+    /// each atomically. Dropping it uncommitted changes nothing.
+    pub fn staged(home: &'a Home) -> Self {
+        ContactStore {
+            home,
+            stage: Some(Default::default()),
+        }
+    }
+
+    /// Writes what a [`ContactStore::staged`] store holds: certificate files first, then the index. Nothing
+    /// to write (or a store that is not staged) writes nothing.
+    pub fn commit(&self, _lock: &WriteLock) -> Result<()> {
+        let Some(stage) = &self.stage else {
+            return Ok(());
+        };
+        let (files, index) = {
+            let mut st = stage.borrow_mut();
+            (std::mem::take(&mut st.files), st.index.take())
+        };
+        let Some(index) = index else { return Ok(()) };
+        if !files.is_empty() {
+            self.home.ensure_dir(DIR)?;
+            self.home.ensure_dir(INTER_DIR)?;
+        }
+        for (p, bytes) in &files {
+            self.home.write_atomic(p, bytes)?;
+        }
+        self.home.ensure_dir(DIR)?;
+        let mut bytes = serde_json::to_vec_pretty(&index).expect("serialize the index");
+        bytes.push(b'\n');
+        self.home.write_atomic(&self.index_path(), &bytes)
+    }
+
+    /// A certificate file's bytes: the staged ones when a staged write made it, else the file's.
+    fn read_bytes(&self, path: &std::path::Path) -> Result<Vec<u8>> {
+        if let Some(st) = &self.stage
+            && let Some((_, b)) = st.borrow().files.iter().rev().find(|(p, _)| p == path)
+        {
+            return Ok(b.clone());
+        }
+        self.home.read(path)
+    }
+
+    /// A certificate file: written now, or staged.
+    fn put_file(&self, path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+        match &self.stage {
+            Some(st) => {
+                st.borrow_mut()
+                    .files
+                    .push((path.to_path_buf(), bytes.to_vec()));
+                Ok(())
+            }
+            None => self.home.write_atomic(path, bytes),
+        }
     }
 
     fn index_path(&self) -> PathBuf {
@@ -656,6 +725,12 @@ impl<'a> ContactStore<'a> {
     }
 
     fn read_index(&self) -> Result<Index> {
+        if let Some(st) = &self.stage
+            && let Some(idx) = &st.borrow().index
+        {
+            // (A copy per harvested message: cheap beside verifying it.)
+            return Ok(idx.clone());
+        }
         let path = self.index_path();
         let bytes = match self.home.read(&path) {
             Ok(b) => b,
@@ -694,15 +769,32 @@ impl<'a> ContactStore<'a> {
     }
 
     fn write_index(&self, _lock: &WriteLock, idx: &Index) -> Result<()> {
-        self.home.ensure_dir(DIR)?;
         let mut idx = idx.clone();
         idx.format = INDEX_FORMAT;
+        if let Some(st) = &self.stage {
+            st.borrow_mut().index = Some(idx);
+            return Ok(());
+        }
+        self.home.ensure_dir(DIR)?;
         let mut bytes = serde_json::to_vec_pretty(&idx).expect("serialize the index");
         bytes.push(b'\n');
         self.home.write_atomic(&self.index_path(), &bytes)
     }
 
-    fn load_cert(&self, dir: &str, fp: &str) -> Result<X509> {
+    fn load_cert(&self, dir: &'static str, fp: &str) -> Result<X509> {
+        let Some(st) = &self.stage else {
+            return self.read_cert(dir, fp);
+        };
+        let key = (dir, fp.to_string());
+        if let Some(c) = st.borrow().certs.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = self.read_cert(dir, fp)?;
+        st.borrow_mut().certs.insert(key, c.clone());
+        Ok(c)
+    }
+
+    fn read_cert(&self, dir: &str, fp: &str) -> Result<X509> {
         let path = self.home.dir(dir).join(format!("{fp}.pem"));
         let damaged = |why: String| {
             Error::store(format!("the contact file {} {why}", path.display())).hint(format!(
@@ -711,8 +803,7 @@ impl<'a> ContactStore<'a> {
             ))
         };
         let data = self
-            .home
-            .read(&path)
+            .read_bytes(&path)
             .map_err(|e| damaged(format!("cannot be read ({e})")))?;
         // OpenSSL's error text is a detail, never part of the message.
         let c = X509::from_pem(&data).map_err(|e| damaged("is damaged".into()).detail(e))?;
@@ -860,11 +951,13 @@ impl<'a> ContactStore<'a> {
             }
         }
         let mut idx = self.read_index()?;
-        let mut known: Vec<(String, X509)> = self
-            .contacts_of(&idx)?
-            .into_iter()
-            .map(|c| (c.fingerprint, c.cert))
-            .collect();
+        // Only the certificates (every file is still read, so a damaged store is still an error); their
+        // metadata is not copied (a scan harvests thousands of messages through here).
+        let mut known: Vec<(String, X509)> = idx
+            .contacts
+            .keys()
+            .map(|fp| Ok((fp.clone(), self.load_cert(DIR, fp)?)))
+            .collect::<Result<_>>()?;
         let now_s = cert::rfc3339(cert::now());
         let mut report = AddReport::default();
         let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
@@ -964,7 +1057,7 @@ impl<'a> ContactStore<'a> {
             caps_outcome = Some(apply_caps(&mut idx, &fp, update, now)?);
         }
         // 3. Certificate files first, then the index (the commit point).
-        if !files.is_empty() {
+        if self.stage.is_none() && !files.is_empty() {
             self.home.ensure_dir(DIR)?;
             if files
                 .iter()
@@ -974,7 +1067,7 @@ impl<'a> ContactStore<'a> {
             }
         }
         for (p, bytes) in &files {
-            self.home.write_atomic(p, bytes)?;
+            self.put_file(p, bytes)?;
         }
         self.write_index(lock, &idx)?;
         Ok((report, caps_outcome))

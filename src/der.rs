@@ -228,12 +228,20 @@ pub fn oid_to_string(v: &[u8]) -> Option<String> {
             return None;
         }
     }
-    Some(
-        arcs.iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join("."),
-    )
+    // Written straight into one string, u64 arithmetic when the arc fits (nearly always): OIDs are converted
+    // for every attribute of every message a scan reads.
+    use std::fmt::Write;
+    let mut s = String::with_capacity(v.len() * 3);
+    for (i, a) in arcs.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        let _ = match u64::try_from(*a) {
+            Ok(small) => write!(s, "{small}"),
+            Err(_) => write!(s, "{a}"),
+        };
+    }
+    Some(s)
 }
 
 /// Encodes a dotted OID (contents and header).

@@ -6,7 +6,7 @@
 //! - [`mime`]: byte-exact MIME handling (strict multipart splitter, canonical form, builders).
 //! - [`ossl`]: the only place with OpenSSL `unsafe` — FFI the `openssl` crate lacks (CMS, PKCS#12, PKCS#8),
 //!   behind safe wrappers. The other `unsafe` calls are memory and file system calls in [`input`] (mapping,
-//!   page advice) and [`home`] (`geteuid`), and the vector instructions of [`mime`]'s hot loops.
+//!   page advice), [`home`] (`geteuid`) and [`scan`] (its Ctrl-C handler), and the vector instructions of [`mime`]'s hot loops.
 //! - [`input`], [`pipe`]: reading messages (memory-mapped); a two-thread pipeline for large outputs.
 //! - [`cert`], [`address`], [`trust`]: certificate facts, e-mail address comparison, trust anchors and path
 //!   validation.
@@ -14,6 +14,7 @@
 //!   what a restore would add.
 //! - [`contacts`]: correspondents' certificates and the choice of one per address.
 //! - [`display`]: one escaping rule for attacker-controlled text in every report; homograph display.
+//! - [`scan`], [`mailbox`]: whole mailboxes (Maildir, mbox, folders) verified in parallel with `verify`'s rules.
 //! - [`home`], [`secret`], [`der`], [`error`]: the home folder with crash-safe writes, zeroizing secrets, a
 //!   bounded DER reader, typed errors.
 //! - [`config`]: the configuration file and where each effective setting came from.
@@ -40,6 +41,7 @@ pub mod home;
 pub mod ids;
 pub mod input;
 pub mod limits;
+pub mod mailbox;
 pub mod mime;
 pub mod neomutt;
 pub mod net;
@@ -48,6 +50,7 @@ pub mod pipe;
 pub mod pkcs12;
 pub mod restore;
 pub mod revocation;
+pub mod scan;
 pub mod secret;
 pub mod send;
 pub mod smime;

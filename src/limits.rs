@@ -25,6 +25,14 @@ pub const MAX_SECRET_FILE: u64 = 64 << 10;
 /// (a NUL byte or no header line in it): `inspect /dev/zero` otherwise read 4 GiB before the first check.
 pub const MESSAGE_SNIFF: usize = 64 << 10;
 
+/// Deepest folder nesting `scan` descends into (a link loop or a pathological tree cannot make it recurse
+/// without end; symbolic links to folders are not followed at all).
+pub const SCAN_MAX_DEPTH: usize = 32;
+
+/// Messages of a scanned mailbox smaller than this are read into memory; larger ones are memory-mapped like
+/// every other input (mapping a small file costs more system calls than reading it).
+pub const SCAN_READ_LIMIT: usize = 1 << 20;
+
 // ---- certificates and chains ----
 
 /// Most e-mail addresses of one certificate that are considered (listed, compared, stored); the rest are ignored
@@ -42,6 +50,14 @@ pub const MAX_UNTRUSTED: usize = 200;
 
 /// Longest chain built (bounded path-building work, T25).
 pub const MAX_CHAIN_DEPTH: i32 = 10;
+
+/// Most path-validation results one `scan` keeps (`trust::ChainCache`): a mailbox of many distinct signers
+/// cannot grow the cache without bound; beyond it chains are simply validated again.
+pub const MAX_CACHED_CHAINS: usize = 100_000;
+
+/// Most certificates one `scan` keeps parsed (`ossl::signed::ParsedCerts`): a mailbox of many distinct
+/// certificates cannot grow the cache without bound; beyond it certificates are simply parsed again.
+pub const MAX_CACHED_CERTS: usize = 100_000;
 
 // ---- transport: SMTP submission, TLS, account test ----
 

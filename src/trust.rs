@@ -3,6 +3,7 @@
 //! OpenSSL 3.0's `CMS_verify` ignores intermediates handed to it, so verification builds chains here with an
 //! `X509StoreContext`, from the message's certificates, the contacts and the anchors.
 
+use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::ssl::SslFiletype;
 use openssl::stack::Stack;
 use openssl::x509::X509PurposeId;
@@ -324,4 +325,97 @@ pub fn describe(anchors: &[Anchor]) -> Vec<CertInfo> {
         .iter()
         .map(|a| CertInfo::new(&a.cert, now))
         .collect()
+}
+
+/// Chain results reused across the messages of one run (`scan`): the same signer certificate with the same
+/// candidate intermediates, anchors, purpose and validation time always gives the same result, so path
+/// validation (a store to build, system lookups, a signature check per chain link) runs once per signer and
+/// message-certificate set instead of once per message. The anchor store for each trust setting is built once
+/// too.
+///
+/// The cache keeps the certificates given to [`ChainCache::new`] (the run's anchors and known certificates)
+/// alive and recognises them by identity; any other certificate (those a message carries) enters the key by its
+/// SHA-256 fingerprint. A result is therefore only reused for exactly the same inputs, whatever options it is
+/// used with; the run's fixed validation time is part of the key.
+pub struct ChainCache {
+    /// Kept alive so that their addresses identify them for as long as the cache exists.
+    fixed: Vec<X509>,
+    fixed_ptrs: std::collections::HashSet<usize>,
+    results: std::sync::Mutex<std::collections::HashMap<Vec<u8>, ChainReport>>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl ChainCache {
+    /// A cache for runs over `fixed` certificates (the anchors and known certificates of the options it serves).
+    pub fn new(fixed: &[X509]) -> ChainCache {
+        ChainCache {
+            fixed: fixed.to_vec(),
+            fixed_ptrs: fixed.iter().map(|c| c.as_ptr() as usize).collect(),
+            results: Default::default(),
+            hits: Default::default(),
+            misses: Default::default(),
+        }
+    }
+
+    fn part(&self, c: &X509Ref, key: &mut Vec<u8>) {
+        let p = c.as_ptr() as usize;
+        if self.fixed_ptrs.contains(&p) {
+            key.push(b'p');
+            key.extend_from_slice(&p.to_le_bytes());
+        } else {
+            key.push(b'f');
+            match c.digest(openssl::hash::MessageDigest::sha256()) {
+                Ok(d) => key.extend_from_slice(&d),
+                // No fingerprint: a key nobody else can produce, so nothing is shared.
+                Err(_) => key.extend_from_slice(&(key.len() as u64 ^ p as u64).to_le_bytes()),
+            }
+        }
+    }
+
+    /// [`verify_chain`], answered from the cache when the same question was asked before.
+    pub fn verify_chain(
+        &self,
+        leaf: &X509Ref,
+        untrusted: &[X509],
+        opts: &ChainOptions,
+    ) -> Result<ChainReport> {
+        debug_assert!(!self.fixed.is_empty() || self.fixed_ptrs.is_empty());
+        let mut key = Vec::with_capacity(64 + 9 * (untrusted.len() + opts.anchors.len()));
+        key.extend_from_slice(&opts.at.to_le_bytes());
+        key.push(opts.system as u8);
+        key.push(opts.purpose as u8);
+        self.part(leaf, &mut key);
+        key.push(b'|');
+        for c in untrusted.iter().take(MAX_UNTRUSTED) {
+            self.part(c, &mut key);
+        }
+        key.push(b'|');
+        for c in opts.anchors {
+            self.part(c, &mut key);
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(r) = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(r.clone());
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let r = verify_chain(leaf, untrusted, opts)?;
+        let mut m = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() < crate::limits::MAX_CACHED_CHAINS {
+            m.insert(key, r.clone());
+        }
+        Ok(r)
+    }
+
+    /// How many questions were answered from the cache, and how many were computed.
+    pub fn stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
 }

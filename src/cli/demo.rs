@@ -138,6 +138,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         no_address_check: false,
         // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
         revocation: Default::default(),
+        cache: None,
     };
     let v = verify::verify(&signed, &opts)?;
     say(&verify::render(&v.report))?;
@@ -218,6 +219,7 @@ pub fn run(_g: &Global) -> Result<i32> {
         no_address_check: false,
         // The demo's IDs are self-signed anchors: there is nothing to revoke and nothing to fetch.
         revocation: Default::default(),
+        cache: None,
     };
     let v = verify::verify(&plain, &opts)?;
     say(&verify::render(&v.report))?;

@@ -463,7 +463,7 @@ pub(super) fn harvest_verified(
     harvest::harvest(home, lock, v, date.as_deref())
 }
 
-fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
+pub(super) fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
     // Intermediates and our own IDs first: chain building sees a bounded number of candidates, and contacts are
     // the most numerous (they matter only as signer certificates a message does not carry).
     let mut known = Vec::new();
@@ -481,6 +481,7 @@ fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
         known_certs: known,
         no_address_check: t.no_address_check,
         revocation: revocation_settings(home, t.revocation, t.online, &t.crl)?,
+        cache: None,
     })
 }
 

@@ -18,6 +18,7 @@ mod message;
 mod neomutt;
 mod output;
 mod progress;
+mod scan;
 mod secrets;
 mod send;
 mod signer;
@@ -130,6 +131,8 @@ pub enum Command {
     Decrypt(message::DecryptArgs),
     /// Show the S/MIME layers, algorithms, signers and recipients of a message (no secrets needed).
     Inspect(message::InspectArgs),
+    /// Verify every message of Maildirs, mbox files and folders in parallel; summary, or JSON lines.
+    Scan(scan::ScanArgs),
     /// Manage your own trust anchors (root certificates you trust besides the system's).
     #[command(subcommand)]
     Trust(trust::TrustCommand),
@@ -185,7 +188,9 @@ impl Command {
             | Command::Man(_)
             | Command::Send(_)
             | Command::Account(_) => false,
-            Command::Crl(_) | Command::Trace(_) | Command::CheckServer(_) => false,
+            Command::Crl(_) | Command::Trace(_) | Command::CheckServer(_) | Command::Scan(_) => {
+                false
+            }
         }
     }
 }
@@ -424,6 +429,7 @@ pub fn main() -> i32 {
         Command::Encrypt(a) => message::run_encrypt(&cli.global, a),
         Command::Decrypt(a) => message::run_decrypt(&cli.global, a),
         Command::Inspect(a) => message::run_inspect(&cli.global, a),
+        Command::Scan(a) => scan::run(&cli.global, a),
         Command::Contact(c) => contact::run(&cli.global, c),
         Command::Config(c) => config::run(&cli.global, c),
         Command::Neomutt(c) => neomutt::run(&cli.global, c),

@@ -147,6 +147,12 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<()> {
     }
 }
 
+/// Records that the command printed its JSON output itself (`scan`'s JSON lines), so that nothing more is
+/// added under `--json`.
+pub fn json_written() {
+    EMITTED.store(true, Ordering::Relaxed);
+}
+
 /// Under `--json`, prints `{"ok": BOOL}` (whether the exit code is 0) for a command that printed no document
 /// of its own.
 pub fn finish(code: i32) -> Result<()> {

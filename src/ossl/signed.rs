@@ -218,6 +218,38 @@ pub fn capabilities_der(caps: &[Capability]) -> Vec<u8> {
 
 /// `name (dotted.oid)` for an OID OpenSSL knows, else the dotted OID.
 pub fn oid_name(oid: &str) -> String {
+    memo(&OID_NAMES, oid.as_bytes(), || oid_name_uncached(oid))
+}
+
+/// A small per-thread memo of a pure function of some bytes (OID and name strings repeat in every message of
+/// a mailbox; OpenSSL's lookups behind them take locks). Emptied when full, so it stays small.
+fn memo(
+    cell: &'static std::thread::LocalKey<
+        std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>>,
+    >,
+    key: &[u8],
+    f: impl FnOnce() -> String,
+) -> String {
+    if let Some(v) = cell.with(|m| m.borrow().get(key).cloned()) {
+        return v;
+    }
+    let v = f();
+    cell.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert(key.to_vec(), v.clone());
+    });
+    v
+}
+
+thread_local! {
+    static OID_NAMES: std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>> = Default::default();
+    static NAME_STRINGS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, String>> = Default::default();
+}
+
+fn oid_name_uncached(oid: &str) -> String {
     let name = Asn1Object::from_str(oid).ok().and_then(|o| {
         let nid = o.nid();
         if nid == openssl::nid::Nid::UNDEF {
@@ -895,7 +927,37 @@ pub struct SignedData {
     econtent: Option<Vec<u8>>,
     digest_algorithms: Vec<String>,
     signers: Vec<SignerView>,
+    /// The certificates field, parsed through a [`ParsedCerts`] cache and left out of `cms`
+    /// ([`SignedData::from_der_cached`]); `None` when OpenSSL parsed them inside `cms`.
+    certs: Option<Vec<X509>>,
     _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Certificates parsed once per process and shared by every message that carries the same bytes (`scan`):
+/// OpenSSL 3.0 sets up a whole decoder context for the public key of every certificate it parses, about as
+/// costly as verifying the signature itself. Keyed by the exact DER, so a hit is the very same certificate.
+#[derive(Default)]
+pub struct ParsedCerts {
+    map: std::sync::Mutex<std::collections::HashMap<Vec<u8>, X509>>,
+}
+
+impl ParsedCerts {
+    /// The certificate encoded by `der`, parsed once.
+    pub fn get(&self, der: &[u8]) -> Result<X509> {
+        if let Some(c) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(der) {
+            return Ok(c.clone());
+        }
+        let c = X509::from_der(der).map_err(|e| {
+            Error::bad_input("OpenSSL cannot parse the SignedData")
+                .detail(e)
+                .hint("the signature is damaged")
+        })?;
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() < crate::limits::MAX_CACHED_CERTS {
+            m.insert(der.to_vec(), c.clone());
+        }
+        Ok(c)
+    }
 }
 
 impl fmt::Debug for SignedData {
@@ -922,6 +984,10 @@ fn hex(b: &[u8]) -> String {
 
 /// RFC 2253-style string of a DER Name (most specific RDN first).
 fn name_string(name_der: &[u8]) -> String {
+    memo(&NAME_STRINGS, name_der, || name_string_uncached(name_der))
+}
+
+fn name_string_uncached(name_der: &[u8]) -> String {
     let s = match X509Name::from_der(name_der) {
         Ok(n) => {
             let mut parts: Vec<String> = n
@@ -1239,6 +1305,18 @@ impl SignedData {
     /// Parses a DER or BER ContentInfo that must be id-signedData. Any other type is refused with an error that
     /// names it (envelopedData, authEnvelopedData…).
     pub fn from_der(der_in: &[u8]) -> Result<Self> {
+        Self::from_der_with(der_in, None)
+    }
+
+    /// [`SignedData::from_der`], with the certificates the SignedData carries parsed through `cache`: a
+    /// definite-length SignedData whose certificates are all plain X.509 certificates is handed to OpenSSL
+    /// without its certificates field (nothing signed is in it), and [`SignedData::certificates`] returns the
+    /// cached certificates parsed from exactly those bytes. Anything else is parsed as by `from_der`.
+    pub fn from_der_cached(der_in: &[u8], cache: &ParsedCerts) -> Result<Self> {
+        Self::from_der_with(der_in, Some(cache))
+    }
+
+    fn from_der_with(der_in: &[u8], cache: Option<&ParsedCerts>) -> Result<Self> {
         let ty = content_type_of(der_in)?;
         if ty != CmsType::SignedData {
             return Err(
@@ -1322,7 +1400,45 @@ impl SignedData {
             .map(parse_signer)
             .collect::<Result<Vec<_>>>()?;
 
-        let cms = CmsContentInfo::from_der(der_in).map_err(|e| {
+        // The certificates field ([0] IMPLICIT), when every element is a certificate and every enclosing length
+        // is definite (so the structure can be re-encoded around it unchanged).
+        let definite = |t: &Tlv<'_>| t.raw.get(1) != Some(&0x80);
+        let stripped = match (cache, f.get(3)) {
+            (Some(cache), Some(cf))
+                if cf.tag == 0xa0
+                    && [&top, explicit, &sd, cf].iter().all(|t| definite(t))
+                    && ci.len() == 2
+                    && explicit.children()?.len() == 1 =>
+            {
+                let elems = cf.children()?;
+                if elems
+                    .iter()
+                    .all(|c| c.tag == der::tag::SEQUENCE && definite(c))
+                {
+                    let certs = elems
+                        .iter()
+                        .map(|c| cache.get(c.raw))
+                        .collect::<Result<Vec<_>>>()?;
+                    let body: Vec<u8> = f
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != 3)
+                        .flat_map(|(_, t)| t.raw.iter().copied())
+                        .collect();
+                    let inner = der::tlv(0xa0, &der::tlv(der::tag::SEQUENCE, &body));
+                    let whole = der::tlv(der::tag::SEQUENCE, &[ci[0].raw, &inner].concat());
+                    Some((whole, certs))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let (cms_der, certs): (&[u8], _) = match &stripped {
+            Some((d, c)) => (d, Some(c.clone())),
+            None => (der_in, None),
+        };
+        let cms = CmsContentInfo::from_der(cms_der).map_err(|e| {
             Error::bad_input("OpenSSL cannot parse the SignedData")
                 .detail(e)
                 .hint("the signature is damaged")
@@ -1333,6 +1449,7 @@ impl SignedData {
             econtent,
             digest_algorithms,
             signers,
+            certs,
             _not_sync: PhantomData,
         };
         if sd.openssl_signer_count() != sd.signers.len() {
@@ -1407,6 +1524,9 @@ impl SignedData {
 
     /// The embedded certificates (`certificates` field), in order.
     pub fn certificates(&self) -> Vec<X509> {
+        if let Some(c) = &self.certs {
+            return c.clone();
+        }
         // SAFETY: `self.cms` is live; CMS_get1_certs returns an owned stack of up-ref'd certificates or NULL.
         let st = unsafe { ffi::CMS_get1_certs(self.cms.as_ptr()) };
         if st.is_null() {
@@ -1679,6 +1799,53 @@ pub fn content_digests(mds: &[MessageDigest], content: &mut dyn Read) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cached parse hands OpenSSL the SignedData without its certificates and returns the same
+    /// certificates, signers and content; BER input is parsed as before.
+    #[test]
+    fn cached_parse_is_the_same_signed_data() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/msg");
+        let cache = ParsedCerts::default();
+        for f in [
+            "valid-rsa-alice.p7s.der",
+            "valid-opaque-ber-alice.der",
+            "valid-two-signers.p7s.der",
+        ] {
+            let der = std::fs::read(dir.join(f)).unwrap();
+            let a = SignedData::from_der(&der).unwrap();
+            let b = SignedData::from_der_cached(&der, &cache).unwrap();
+            let ders = |s: &SignedData| -> Vec<Vec<u8>> {
+                s.certificates()
+                    .iter()
+                    .map(|c| c.to_der().unwrap())
+                    .collect()
+            };
+            assert_eq!(ders(&a), ders(&b), "{f}");
+            assert!(!ders(&a).is_empty(), "{f}");
+            assert_eq!(a.signers().len(), b.signers().len());
+            assert_eq!(a.econtent(), b.econtent());
+            for (i, c) in a.certificates().iter().enumerate().take(a.signers().len()) {
+                assert_eq!(
+                    a.verify_signer(i, c).ok(),
+                    b.verify_signer(i, c).ok(),
+                    "{f}"
+                );
+            }
+        }
+        let der = std::fs::read(dir.join("valid-rsa-alice.p7s.der")).unwrap();
+        let b = SignedData::from_der_cached(&der, &cache).unwrap();
+        assert!(
+            b.certs.is_some(),
+            "a DER SignedData is parsed through the cache"
+        );
+        let ber = std::fs::read(dir.join("valid-opaque-ber-alice.der")).unwrap();
+        assert!(
+            SignedData::from_der_cached(&ber, &cache)
+                .unwrap()
+                .certs
+                .is_none()
+        );
+    }
     use openssl::asn1::{Asn1Integer, Asn1OctetString, Asn1Time};
     use openssl::bn::BigNum;
     use openssl::ec::{EcGroup, EcKey};

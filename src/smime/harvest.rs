@@ -29,41 +29,57 @@ pub fn harvest(
     v: &Verified<'_>,
     date: Option<&str>,
 ) -> Result<Harvest> {
-    let mut h = Harvest::default();
     if !v.report.is_valid() {
-        return Ok(h);
+        return Ok(Harvest::default());
     }
+    let own: Vec<String> = crate::ids::IdStore::new(home)
+        .list()?
+        .into_iter()
+        .map(|i| i.fingerprint)
+        .collect();
     let store = ContactStore::new(home);
-    let now = cert::now();
-    let own = crate::ids::IdStore::new(home).list()?;
+    let mut h = Harvest::default();
+    apply(&store, lock, plan(v, date, &own, cert::now()), &mut h)?;
+    Ok(h)
+}
+
+/// What one signer of a valid message adds to the contacts, decided while the message is at hand (so that
+/// many messages can be verified in parallel and their harvests applied later, in order, in one write).
+#[derive(Debug)]
+pub struct Planned {
+    signer: openssl::x509::X509,
+    chain: Vec<openssl::x509::X509>,
+    provenance: Provenance,
+    caps: Option<CapabilitiesUpdate>,
+    future_note: bool,
+    now: i64,
+    /// The verified From (or Sender) address the certificate is bound to; `None`: no address was checked.
+    bound: Option<String>,
+}
+
+/// The harvest of a verified message: one entry per signer with a certificate that is not one of `own_ids`
+/// (fingerprints of our own IDs: our certificate is not a contact). Nothing for an invalid message.
+pub fn plan(v: &Verified<'_>, date: Option<&str>, own_ids: &[String], now: i64) -> Vec<Planned> {
+    let mut out = Vec::new();
+    if !v.report.is_valid() {
+        return out;
+    }
     for s in &v.report.signers {
         let Some(c) = s.certificate() else { continue };
         // Only the address the verification checked is bound (never the certificate's other addresses); a
-        // signature verified without an address check binds nothing.
-        let Some(bound) = s
-            .address_match
-            .from
-            .as_deref()
-            .filter(|_| s.address_match.ok)
-        else {
-            h.notes
-                .push("no address was checked: the signer's certificate was not added".into());
-            continue;
-        };
+        // signature verified without an address check binds nothing (a note says so when it is applied).
+        let bound = s.address_match.from.clone().filter(|_| s.address_match.ok);
         // Our own certificate is not a contact.
-        let fp = cert::fingerprint(c);
-        if own.iter().any(|i| i.fingerprint == fp) {
+        if own_ids.contains(&cert::fingerprint(c)) {
             continue;
         }
-        let prov = Provenance::message(
+        let provenance = Provenance::message(
             v.report.message_id.as_deref(),
             date,
             v.report.from.as_deref(),
             now,
         );
         let caps = if s.signing_time_in_future {
-            h.notes
-                .push("the signing time is in the future: capabilities not recorded".into());
             None
         } else {
             s.signing_time_unix().map(|t| CapabilitiesUpdate {
@@ -82,8 +98,45 @@ pub fn harvest(
             .filter(|c| cert::is_ca(c))
             .cloned()
             .collect();
-        let (added, _) =
-            store.add_from_message(lock, &c.to_owned(), &chain, prov, caps, now, bound)?;
+        out.push(Planned {
+            signer: c.to_owned(),
+            chain,
+            provenance,
+            caps,
+            future_note: s.signing_time_in_future,
+            now,
+            bound,
+        });
+    }
+    out
+}
+
+/// Applies planned harvests to `store` in order, adding to `h` what happened.
+pub fn apply(
+    store: &ContactStore<'_>,
+    lock: &WriteLock,
+    planned: Vec<Planned>,
+    h: &mut Harvest,
+) -> Result<()> {
+    for p in planned {
+        let Some(bound) = p.bound else {
+            h.notes
+                .push("no address was checked: the signer's certificate was not added".into());
+            continue;
+        };
+        if p.future_note {
+            h.notes
+                .push("the signing time is in the future: capabilities not recorded".into());
+        }
+        let (added, _) = store.add_from_message(
+            lock,
+            &p.signer,
+            &p.chain,
+            p.provenance,
+            p.caps,
+            p.now,
+            &bound,
+        )?;
         if added.new {
             h.added.push(added.fingerprint.clone());
         }
@@ -100,7 +153,7 @@ pub fn harvest(
             });
         }
     }
-    Ok(h)
+    Ok(())
 }
 
 /// The fingerprint of the certificate named by the signer's encryption-key preference, when the message

@@ -451,6 +451,7 @@ mod tests {
             known_certs: vec![],
             no_address_check: false,
             revocation: Default::default(),
+            cache: None,
         };
         let v = verify::verify(&out, &opts).unwrap();
         assert!(v.report.is_valid(), "{}", verify::render(&v.report));

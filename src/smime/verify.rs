@@ -43,6 +43,32 @@ pub struct VerifyOptions {
     pub no_address_check: bool,
     /// Revocation policy and sources.
     pub revocation: crate::revocation::Settings,
+    /// Work shared across the messages of a run (`scan`; [`VerifyCache::new`]); `None` does everything afresh.
+    pub cache: Option<std::sync::Arc<VerifyCache>>,
+}
+
+/// What verifying many messages with the same options can reuse: parsed certificates and chain results.
+pub struct VerifyCache {
+    /// Path-validation results, over the options' anchors and known certificates.
+    pub chains: trust::ChainCache,
+    /// Certificates carried by messages, parsed once.
+    pub certs: crate::ossl::signed::ParsedCerts,
+}
+
+impl VerifyCache {
+    /// A cache for verifying with `opts` (its anchors and known certificates).
+    pub fn new(opts: &VerifyOptions) -> VerifyCache {
+        let fixed: Vec<X509> = opts
+            .anchors
+            .iter()
+            .chain(opts.known_certs.iter())
+            .cloned()
+            .collect();
+        VerifyCache {
+            chains: trust::ChainCache::new(&fixed),
+            certs: Default::default(),
+        }
+    }
 }
 
 /// The result of one check.
@@ -53,6 +79,10 @@ pub struct Check {
     /// Why not (or a note).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a digest mismatch: the line-end or white-space change after which the content would have matched
+    /// (a mail system altered it in transit), as named in `reason`.
+    #[serde(skip)]
+    pub would_match_after: Option<&'static str>,
 }
 
 impl Check {
@@ -60,12 +90,14 @@ impl Check {
         Check {
             ok: true,
             reason: None,
+            would_match_after: None,
         }
     }
     fn fail(r: impl Into<String>) -> Check {
         Check {
             ok: false,
             reason: Some(r.into()),
+            would_match_after: None,
         }
     }
 }
@@ -424,7 +456,7 @@ fn verify_top<'a>(
             let sig_ent = mime::split_entity(mp.parts[1])?;
             let sig_fields = mime::parse_headers(sig_ent.header)?;
             let der = pkcs7_der(&sig_fields, sig_ent.body)?;
-            let sd = parse_signed(&der)?;
+            let sd = parse_signed(&der, opts.cache.as_deref())?;
             if !sd.is_detached() {
                 // T10: eContent confusion. Neither text is ever presented as verified.
                 return Err(Error::bad_input(
@@ -448,7 +480,7 @@ fn verify_top<'a>(
                     return Err(super::unsupported_cms(other, "signed data"));
                 }
             }
-            let sd = parse_signed(&der)?;
+            let sd = parse_signed(&der, opts.cache.as_deref())?;
             let Some(c) = sd.econtent() else {
                 return Err(Error::bad_input("the opaque signed message carries no content (a detached signature sent alone)")
                     .hint("the signed text is missing; ask the sender for the complete message"));
@@ -699,6 +731,7 @@ pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
             home: Some(home.root().to_path_buf()),
             ..Default::default()
         },
+        cache: None,
     })
 }
 
@@ -707,7 +740,7 @@ fn parse_standalone(der: &[u8]) -> Result<SignedData> {
         CmsType::SignedData => {}
         other => return Err(super::unsupported_cms(other, "signed data")),
     }
-    parse_signed(der)
+    parse_signed(der, None)
 }
 
 /// The signer checks of a SignedData outside a message (no From address to match).
@@ -788,8 +821,12 @@ fn check_standalone(
     })
 }
 
-fn parse_signed(der: &[u8]) -> Result<SignedData> {
-    SignedData::from_der(der).map_err(|e| {
+fn parse_signed(der: &[u8], cache: Option<&VerifyCache>) -> Result<SignedData> {
+    match cache {
+        Some(c) => SignedData::from_der_cached(der, &c.certs),
+        None => SignedData::from_der(der),
+    }
+    .map_err(|e| {
         Error::new(
             e.kind(),
             format!("cannot read the signature: {}", e.message()),
@@ -921,19 +958,19 @@ fn check_signer(
         .take(MAX_CANDIDATE_CERTS)
         .cloned()
         .collect();
-    let chain = trust::verify_chain(
-        &cert,
-        &untrusted,
-        &ChainOptions {
-            anchors: &opts.anchors,
-            system: opts.system_trust,
-            at,
-            purpose: match usage {
-                SignerUse::Email => Purpose::Sign,
-                SignerUse::EmailOrCode => Purpose::SignCode,
-            },
+    let chain_opts = ChainOptions {
+        anchors: &opts.anchors,
+        system: opts.system_trust,
+        at,
+        purpose: match usage {
+            SignerUse::Email => Purpose::Sign,
+            SignerUse::EmailOrCode => Purpose::SignCode,
         },
-    )?;
+    };
+    let chain = match &opts.cache {
+        Some(cache) => cache.chains.verify_chain(&cert, &untrusted, &chain_opts)?,
+        None => trust::verify_chain(&cert, &untrusted, &chain_opts)?,
+    };
     let nb = cert::unix_time(cert.not_before());
     let na = cert::unix_time(cert.not_after());
     let validity = Validity {
@@ -1313,15 +1350,19 @@ fn integrity_check(
     let claimed = s.message_digest_values.first().map(|v| v.as_slice());
     if claimed != Some(computed) {
         let mut why = "the content does not match the signature (message digest mismatch): the message was modified after signing".to_string();
+        let mut after = None;
         for (name, variant) in mime::variants_for_diagnosis(content) {
             if hash(md, &variant).ok().as_deref() == claimed {
                 why = format!(
                     "the content does not match the signature as received, but it would after '{name}': a mail system altered line endings or white space in transit"
                 );
+                after = Some(name);
                 break;
             }
         }
-        return Ok(Check::fail(why));
+        let mut c = Check::fail(why);
+        c.would_match_after = after;
+        return Ok(c);
     }
     if !sig_ok {
         return Ok(Check::fail(match sig_error {
