@@ -90,10 +90,12 @@ pub enum Profile {
     Modern,
     /// `pbeWithSHA1And3-KeyTripleDES-CBC` for key and certificates, SHA-1 MAC, [`LEGACY_ITERATIONS`]:
     /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files. gpgsm 2.2 imports it
-    /// too (checked by hand).
+    /// too (checked by hand; its 3DES salts are drawn so that gpgsm derives the key right, see
+    /// [`pbe_salt`]).
     Compat,
     /// RC2-40 certificates, 3DES key, SHA-1 MAC, [`LEGACY_ITERATIONS`]: exactly what
-    /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports. Needs OpenSSL's legacy
+    /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports (always: unlike OpenSSL we
+    /// skip the one 3DES salt in 128 that gpgsm cannot use, see [`pbe_salt`]). Needs OpenSSL's legacy
     /// provider. RC2-40 protects nothing; only the key bag is really encrypted.
     Legacy,
 }
