@@ -3522,11 +3522,11 @@ mod tests {
 
     #[test]
     fn legacy_and_compat_exports_use_salts_gpgsm_reads() {
-        // 400 files: without the salt check about 5 would hold a key gpgsm 2.2 cannot decrypt.
+        // 400 files, 600 3DES salts (about 5 s): without the salt check about 5 salts would be ones
+        // gpgsm 2.2 derives a wrong key from (a regression fails this test with probability 99%).
         let p = pki();
         let (k, c) = leaf(&p, "alice");
         let e = alice_entry(&k, &c);
-        let t = Instant::now();
         let mut seen = 0;
         for n in 0..400 {
             let profile = if n % 2 == 0 {
@@ -3553,7 +3553,6 @@ mod tests {
             seen += salts.len();
         }
         assert_eq!(seen, 600);
-        assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
     }
 
     /// gpgsm's import output (stderr) for `der`, password "pw", in a fresh GNUPGHOME.
