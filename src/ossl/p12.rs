@@ -1753,8 +1753,9 @@ fn salt_ptr(salt: &mut Option<[u8; SALT_LEN as usize]>) -> *mut c_uchar {
 /// I_j of I = S || P replaced by (I_j + B + 1) mod 2^512. gpgsm 2.2's `string_to_key` (sm/minip12.c)
 /// writes that sum back with `gcry_mpi_print`, which drops leading zero bytes: when a sum's first byte
 /// is 0 the block is shifted left and the last 4 bytes of the key come out wrong. That happens for one
-/// salt in 128 (two blocks, 1/256 each); OpenSSL, NSS and Windows derive the key correctly. The
-/// password is taken as OpenSSL takes it (UTF-8 to BMPString, else Latin-1) with its two zero bytes.
+/// salt in 128 (two blocks, 1/256 each); OpenSSL, NSS and Windows derive the key correctly. The code is
+/// the same in gnupg 2.2.40, 2.4.0 and the master branch of October 2025: no gpgsm reads those files.
+/// The password is taken as OpenSSL takes it (UTF-8 to BMPString, else Latin-1) with its two zero bytes.
 fn gpgsm22_derives_key(salt: &[u8], pass: &[u8], iter: c_int) -> bool {
     let mut bmp: Zeroizing<Vec<u8>> = Zeroizing::new(match std::str::from_utf8(pass) {
         Ok(s) => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
