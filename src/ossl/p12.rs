@@ -90,10 +90,12 @@ pub enum Profile {
     Modern,
     /// `pbeWithSHA1And3-KeyTripleDES-CBC` for key and certificates, SHA-1 MAC, [`LEGACY_ITERATIONS`]:
     /// for older Windows, macOS and iOS that cannot read AES/PBES2 PKCS#12 files. gpgsm 2.2 imports it
-    /// too (checked by hand).
+    /// too (checked by hand; its 3DES salts are drawn so that gpgsm derives the key right, see
+    /// [`pbe_salt`]).
     Compat,
     /// RC2-40 certificates, 3DES key, SHA-1 MAC, [`LEGACY_ITERATIONS`]: exactly what
-    /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports. Needs OpenSSL's legacy
+    /// `openssl pkcs12 -export -legacy` writes and what gpgsm 2.2 imports (always: unlike OpenSSL we
+    /// skip the one 3DES salt in 128 that gpgsm cannot use, see [`pbe_salt`]). Needs OpenSSL's legacy
     /// provider. RC2-40 protects nothing; only the key bag is really encrypted.
     Legacy,
 }
@@ -1362,6 +1364,10 @@ impl Pass {
             self.buf.as_ptr().cast()
         }
     }
+    /// The password bytes, without the NUL.
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.buf.len() - 1]
+    }
     fn len(&self) -> c_int {
         if self.null {
             0
@@ -1611,14 +1617,16 @@ impl Owned<BagItem> {
         let p8 = NonNull::new(unsafe { sys::EVP_PKEY2PKCS8(key.as_ptr()) })
             .map(P8)
             .ok_or_else(|| openssl_error("encoding a private key as PKCS#8"))?;
-        // SAFETY: `pass` is NUL-terminated with `len` bytes; a null salt with SALT_LEN makes OpenSSL draw a
-        // random salt of that length; `p8` is only read (not consumed) and freed by its guard.
+        let mut salt = pbe_salt(nid, pass, iter)?;
+        // SAFETY: `pass` is NUL-terminated with `len` bytes; the salt is null (OpenSSL draws a random one
+        // of SALT_LEN bytes) or SALT_LEN bytes OpenSSL copies; `p8` is only read (not consumed) and freed
+        // by its guard.
         let b = unsafe {
             PKCS12_SAFEBAG_create_pkcs8_encrypt(
                 nid,
                 pass.ptr(),
                 pass.len(),
-                ptr::null_mut(),
+                salt_ptr(&mut salt),
                 SALT_LEN,
                 iter,
                 p8.0.as_ptr(),
@@ -1673,14 +1681,16 @@ impl Owned<P7Item> {
         pass: &Pass,
         iter: c_int,
     ) -> Result<Self> {
+        let mut salt = pbe_salt(nid, pass, iter)?;
         // SAFETY: `bags` is a valid stack, encoded and encrypted, not consumed; `pass` is NUL-terminated with
-        // `len` bytes; a null salt with SALT_LEN makes OpenSSL draw a random salt; the result is a new PKCS7.
+        // `len` bytes; the salt is null (OpenSSL draws a random one of SALT_LEN bytes) or SALT_LEN bytes
+        // OpenSSL copies; the result is a new PKCS7.
         let p = unsafe {
             PKCS12_pack_p7encdata(
                 nid,
                 pass.ptr(),
                 pass.len(),
-                ptr::null_mut(),
+                salt_ptr(&mut salt),
                 SALT_LEN,
                 iter,
                 bags.ptr.as_ptr(),
@@ -1701,6 +1711,101 @@ fn pkcs12_from_safes(safes: &OwnedStack<P7Item>) -> Result<Pkcs12> {
     }
     // SAFETY: `p` is an owned PKCS12.
     Ok(unsafe { Pkcs12::from_ptr(p) })
+}
+
+/// How many salts [`pbe_salt`] draws at most. A draw fails gpgsm 2.2 with probability about 1/128, so
+/// 32 failures in a row (2^-224) do not happen; the bound only guards against a bug looping forever.
+const GPGSM_SALT_DRAWS: usize = 32;
+
+/// The salt for a bag encrypted with `nid`: `None` (OpenSSL draws one) except for
+/// `pbeWithSHA1And3-KeyTripleDES-CBC`, where we draw it ourselves and skip the salts whose key gpgsm 2.2
+/// derives wrongly (see [`gpgsm22_derives_key`]). Without this, about one legacy or compat export in 128
+/// could not be imported by gpgsm 2.2 ("decryption failed", then it retries every charset), though
+/// OpenSSL and everybody else read it.
+fn pbe_salt(nid: c_int, pass: &Pass, iter: c_int) -> Result<Option<[u8; SALT_LEN as usize]>> {
+    if nid != sys::NID_pbe_WithSHA1And3_Key_TripleDES_CBC {
+        return Ok(None);
+    }
+    #[cfg(test)]
+    if let Some(forced) = tests::FORCED_SALT.get() {
+        return Ok(Some(forced));
+    }
+    let mut salt = [0u8; SALT_LEN as usize];
+    for _ in 0..GPGSM_SALT_DRAWS {
+        openssl::rand::rand_bytes(&mut salt)
+            .map_err(|e| Error::crypto("OpenSSL failed while drawing a salt", e))?;
+        if gpgsm22_derives_key(&salt, pass.bytes(), iter) {
+            break;
+        }
+    }
+    Ok(Some(salt))
+}
+
+/// The salt argument of OpenSSL's PKCS#12 PBE functions: null (draw one) or our salt.
+fn salt_ptr(salt: &mut Option<[u8; SALT_LEN as usize]>) -> *mut c_uchar {
+    salt.as_mut().map_or(ptr::null_mut(), |s| s.as_mut_ptr())
+}
+
+/// True if gpgsm 2.2 derives the right 24-byte 3DES key from `salt`, `pass` and `iter` (the PKCS#12
+/// KDF of RFC 7292 Appendix B, ID 1).
+///
+/// A key longer than one SHA-1 output (20 bytes) needs a second round, whose input is each 64-byte block
+/// I_j of I = S || P replaced by (I_j + B + 1) mod 2^512. gpgsm 2.2's `string_to_key` (sm/minip12.c)
+/// writes that sum back with `gcry_mpi_print`, which drops leading zero bytes: when a sum's first byte
+/// is 0 the block is shifted left and the last 4 bytes of the key come out wrong. That happens for one
+/// salt in 128 (two blocks, 1/256 each); OpenSSL, NSS and Windows derive the key correctly. The code is
+/// the same in gnupg 2.2.40, 2.4.0 and the master branch of October 2025: no gpgsm reads those files.
+/// The password is taken as OpenSSL takes it (UTF-8 to BMPString, else Latin-1) with its two zero bytes.
+fn gpgsm22_derives_key(salt: &[u8], pass: &[u8], iter: c_int) -> bool {
+    let mut bmp: Zeroizing<Vec<u8>> = Zeroizing::new(match std::str::from_utf8(pass) {
+        Ok(s) => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        Err(_) => pass.iter().flat_map(|&b| [0, b]).collect(),
+    });
+    bmp.extend([0, 0]);
+    let stretch = |x: &[u8]| -> Vec<u8> {
+        let n = 64 * x.len().div_ceil(64);
+        (0..n).map(|i| x[i % x.len()]).collect()
+    };
+    let mut i_buf = Zeroizing::new(stretch(salt));
+    i_buf.extend(stretch(&bmp));
+    // A_1 = SHA-1^iter(D || I), D = 64 bytes of ID 1 (key material).
+    let sha1 = MessageDigest::sha1();
+    let Ok(mut h) = openssl::hash::Hasher::new(sha1) else {
+        return true;
+    };
+    let first = h
+        .update(&[1u8; 64])
+        .and_then(|()| h.update(&i_buf))
+        .and_then(|()| h.finish());
+    let Ok(mut a) = first else { return true };
+    for _ in 1..iter {
+        match openssl::hash::hash(sha1, &a) {
+            Ok(d) => a = d,
+            Err(_) => return true,
+        }
+    }
+    // B + 1, B = A_1 repeated to 64 bytes; then the first byte of each I_j + B + 1 (mod 2^512).
+    let mut b1 = Zeroizing::new([0u8; 64]);
+    for (k, v) in b1.iter_mut().enumerate() {
+        *v = a[k % a.len()];
+    }
+    add_be(&mut b1[..], &[1]);
+    i_buf.chunks(64).all(|block| {
+        let mut sum = Zeroizing::new([0u8; 64]);
+        sum.copy_from_slice(block);
+        add_be(&mut sum[..], &b1[..]);
+        sum[0] != 0
+    })
+}
+
+/// `acc += x` on big-endian unsigned numbers, modulo 2^(8·acc.len()).
+fn add_be(acc: &mut [u8], x: &[u8]) {
+    let mut carry = 0u16;
+    for (k, a) in acc.iter_mut().rev().enumerate() {
+        let s = u16::from(*a) + u16::from(x.len().checked_sub(k + 1).map_or(0, |j| x[j])) + carry;
+        *a = s as u8;
+        carry = s >> 8;
+    }
 }
 
 fn set_mac(p12: &Pkcs12Ref, pass: &Pass, iter: c_int, md: MessageDigest) -> Result<()> {
@@ -3278,19 +3383,180 @@ mod tests {
         build(&e, &pw("pw"), Profile::Compat).unwrap();
     }
 
-    #[test]
-    fn gpgsm_imports_legacy_profile() {
-        if !crate::test_peers::have(&["gpgsm", "gpgconf"]) {
-            return;
+    unsafe extern "C" {
+        fn PKCS12_key_gen_utf8(
+            pass: *const c_char,
+            passlen: c_int,
+            salt: *const c_uchar,
+            saltlen: c_int,
+            id: c_int,
+            iter: c_int,
+            n: c_int,
+            out: *mut c_uchar,
+            md_type: *const sys::EVP_MD,
+        ) -> c_int;
+    }
+
+    thread_local! {
+        /// A salt [`pbe_salt`] returns instead of drawing one (3DES bags only), to reproduce a file
+        /// gpgsm 2.2 cannot read.
+        pub(super) static FORCED_SALT: std::cell::Cell<Option<[u8; SALT_LEN as usize]>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// The PKCS#12 KDF (RFC 7292 Appendix B) for 24 bytes of key, once as specified and once as gpgsm
+    /// 2.2's `string_to_key` computes it: `gcry_mpi_print` writes I_j + B + 1 without its leading zero
+    /// bytes, at the start of the block, leaving the block's old last bytes in place.
+    fn p12_kdf_24(salt: &[u8], bmp: &[u8], iter: c_int, like_gpgsm: bool) -> Vec<u8> {
+        let stretch = |x: &[u8]| -> Vec<u8> {
+            (0..64 * x.len().div_ceil(64))
+                .map(|i| x[i % x.len()])
+                .collect()
+        };
+        let mut i_buf = stretch(salt);
+        i_buf.extend(stretch(bmp));
+        let mut key = Vec::new();
+        loop {
+            let mut a =
+                openssl::hash::hash(MessageDigest::sha1(), &[&[1u8; 64][..], &i_buf].concat())
+                    .unwrap()
+                    .to_vec();
+            for _ in 1..iter {
+                a = openssl::hash::hash(MessageDigest::sha1(), &a)
+                    .unwrap()
+                    .to_vec();
+            }
+            key.extend(&a[..a.len().min(24 - key.len())]);
+            if key.len() == 24 {
+                return key;
+            }
+            let mut b1: Vec<u8> = (0..64).map(|k| a[k % 20]).collect();
+            add_be(&mut b1, &[1]);
+            for block in i_buf.chunks_mut(64) {
+                let mut sum = block.to_vec();
+                add_be(&mut sum, &b1);
+                let skip = if like_gpgsm {
+                    sum.iter().take_while(|&&b| b == 0).count()
+                } else {
+                    0
+                };
+                block[..64 - skip].copy_from_slice(&sum[skip..]);
+            }
         }
+    }
+
+    #[test]
+    fn gpgsm22_salt_check_matches_its_kdf() {
+        // Salts from a counter (deterministic): about one in 128 makes gpgsm 2.2 derive a wrong key.
+        let bmp = b"\0p\0w\0\0";
+        let mut bad = 0;
+        for n in 0u32..3000 {
+            let salt =
+                &openssl::hash::hash(MessageDigest::sha256(), &n.to_be_bytes()).unwrap()[..16];
+            let iter = if n % 100 == 0 { 2048 } else { 1 };
+            let right = p12_kdf_24(salt, bmp, iter, false);
+            let gpgsm = p12_kdf_24(salt, bmp, iter, true);
+            assert_eq!(
+                gpgsm22_derives_key(salt, b"pw", iter),
+                right == gpgsm,
+                "salt {}",
+                hex(salt)
+            );
+            bad += usize::from(right != gpgsm);
+        }
+        assert!(
+            (5..=60).contains(&bad),
+            "{bad} of 3000 salts break gpgsm 2.2"
+        );
+        // The specified KDF is OpenSSL's.
+        for n in 0u8..8 {
+            let salt = [n; 16];
+            let mut want = [0u8; 24];
+            // SAFETY: the password is NUL-terminated with 2 bytes, the salt 16 bytes, `want` 24 bytes
+            // writable; SHA-1 is a static digest.
+            let r = unsafe {
+                PKCS12_key_gen_utf8(
+                    c"pw".as_ptr(),
+                    2,
+                    salt.as_ptr(),
+                    16,
+                    1,
+                    2048,
+                    24,
+                    want.as_mut_ptr(),
+                    MessageDigest::sha1().as_ptr(),
+                )
+            };
+            assert_eq!(r, 1);
+            assert_eq!(p12_kdf_24(&salt, bmp, 2048, false), want);
+        }
+        // Non-ASCII passwords are checked as OpenSSL encodes them (UTF-16BE).
+        let salt = &openssl::hash::hash(MessageDigest::sha256(), b"x").unwrap()[..16];
+        assert_eq!(
+            gpgsm22_derives_key(salt, "pé".as_bytes(), 1),
+            p12_kdf_24(salt, b"\0p\0\xe9\0\0", 1, false)
+                == p12_kdf_24(salt, b"\0p\0\xe9\0\0", 1, true)
+        );
+    }
+
+    /// The salts of every `pbeWithSHA1And3-KeyTripleDES-CBC` algorithm visible in `d` (descending into
+    /// OCTET STRINGs that hold DER).
+    fn triple_des_salts(t: &Tlv<'_>, out: &mut Vec<Vec<u8>>) {
+        let kids = if t.constructed() {
+            t.children().unwrap_or_default()
+        } else if t.tag == tag::OCTET_STRING {
+            der::parse_one(t.value).map(|c| vec![c]).unwrap_or_default()
+        } else {
+            vec![]
+        };
+        if t.tag == tag::SEQUENCE
+            && kids.len() == 2
+            && kids[0].oid().as_deref() == Some("1.2.840.113549.1.12.1.3")
+        {
+            out.push(kids[1].children().unwrap()[0].octets().unwrap());
+        }
+        for c in &kids {
+            triple_des_salts(c, out);
+        }
+    }
+
+    #[test]
+    fn legacy_and_compat_exports_use_salts_gpgsm_reads() {
+        // 400 files, 600 3DES salts (about 5 s): without the salt check about 5 salts would be ones
+        // gpgsm 2.2 derives a wrong key from (a regression fails this test with probability 99%).
         let p = pki();
-        // RSA: gpgsm 2.2.40 crashes (SIGSEGV) importing EC keys from any PKCS#12, OpenSSL's own included.
-        let k = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let c = cert("alice", &k, Some((&p.inter, &p.inter_key)), false);
+        let (k, c) = leaf(&p, "alice");
         let e = alice_entry(&k, &c);
-        // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
-        let profile = Profile::Legacy;
-        let der = build(&e, &pw("pw"), profile).unwrap();
+        let mut seen = 0;
+        for n in 0..400 {
+            let profile = if n % 2 == 0 {
+                Profile::Legacy
+            } else {
+                Profile::Compat
+            };
+            let der = build(&e, &pw("pw"), profile).unwrap();
+            let mut salts = Vec::new();
+            triple_des_salts(&der::parse_one(&der).unwrap(), &mut salts);
+            assert_eq!(
+                salts.len(),
+                if profile == Profile::Legacy { 1 } else { 2 },
+                "{profile:?}"
+            );
+            for s in &salts {
+                assert_eq!(s.len(), SALT_LEN as usize);
+                assert!(
+                    gpgsm22_derives_key(s, b"pw", LEGACY_ITERATIONS as c_int),
+                    "{}",
+                    hex(s)
+                );
+            }
+            seen += salts.len();
+        }
+        assert_eq!(seen, 600);
+    }
+
+    /// gpgsm's import output (stderr) for `der`, password "pw", in a fresh GNUPGHOME.
+    fn gpgsm_import(der: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("g");
         std::fs::create_dir(&home).unwrap();
@@ -3328,10 +3594,48 @@ mod tests {
             .args(["--kill", "all"])
             .env("GNUPGHOME", &home)
             .output();
-        let text = String::from_utf8_lossy(&out.stderr);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    #[test]
+    fn gpgsm_imports_legacy_profile() {
+        if !crate::test_peers::have(&["gpgsm", "gpgconf"]) {
+            return;
+        }
+        let p = pki();
+        // RSA: gpgsm 2.2.40 crashes (SIGSEGV) importing EC keys from any PKCS#12, OpenSSL's own included.
+        let k = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let c = cert("alice", &k, Some((&p.inter, &p.inter_key)), false);
+        let e = alice_entry(&k, &c);
+        // Compat (3DES certificates) imports too; checked by hand, not repeated here (each import takes ~5 s).
+        let profile = Profile::Legacy;
+        let der = build(&e, &pw("pw"), profile).unwrap();
+        let text = gpgsm_import(&der);
         assert!(
             text.contains("secret keys imported: 1"),
             "{profile:?}: {text}"
+        );
+
+        // The reproducer of the salt check: a key bag whose salt gpgsm derives a wrong 3DES key from.
+        // OpenSSL reads the file; gpgsm cannot decrypt it (it then retries the password in every charset).
+        let bad = (0u32..)
+            .map(|n| {
+                let h = openssl::hash::hash(MessageDigest::sha256(), &n.to_be_bytes()).unwrap();
+                <[u8; 16]>::try_from(&h[..16]).unwrap()
+            })
+            .find(|s| !gpgsm22_derives_key(s, b"pw", LEGACY_ITERATIONS as c_int))
+            .unwrap();
+        FORCED_SALT.set(Some(bad));
+        let der = build(&e, &pw("pw"), profile);
+        FORCED_SALT.set(None);
+        let der = der.unwrap();
+        let got = parse(&der, &pw("pw")).unwrap();
+        assert!(pick_identity(&got).unwrap().0.public_eq(&k));
+        let text = gpgsm_import(&der);
+        assert!(
+            text.contains("decryption failed") && !text.contains("secret keys imported: 1"),
+            "gpgsm imported a file with the salt {}: {text}",
+            hex(&bad)
         );
     }
 
