@@ -613,3 +613,32 @@ fn decrypt_inner_verify_and_id_listing() {
         "{show}"
     );
 }
+
+/// `crl update` fetches the http:// distribution points of the contacts' certificates into the cache; verify
+/// then decides from the cache with nothing from the network.
+#[test]
+fn crl_update_fetches_the_distribution_points() {
+    if !common::have(&["openssl"]) {
+        return;
+    }
+    let _g = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _s = start();
+    let env = Env::new();
+    env.ok(&["trust", "add", rev("root.pem").to_str().unwrap()]);
+    env.ok(&["contact", "add", rev("crl-good.pem").to_str().unwrap()]);
+    let before: serde_json::Value =
+        serde_json::from_slice(&env.ok(&["--json", "crl", "list"]).stdout).unwrap();
+    assert_eq!(before["crls"].as_array().unwrap().len(), 0, "{before}");
+    let o = env.ok(&["crl", "update"]);
+    let said = text(&o.stdout) + &text(&o.stderr);
+    assert!(said.contains("fetched http://127.0.0.1:47180/ca.crl"), "{said}");
+    let after: serde_json::Value =
+        serde_json::from_slice(&env.ok(&["--json", "crl", "list"]).stdout).unwrap();
+    let crls = after["crls"].as_array().unwrap();
+    assert_eq!(crls.len(), 1, "{after}");
+    assert_eq!(crls[0]["number"], "7", "{after}");
+    // The cached CRL revokes crl-kc-before: verify says so offline (the default).
+    let (code, out, _) = verify(&env, "crl-kc-before", &["--offline"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("REVOKED"), "{out}");
+}
