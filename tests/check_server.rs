@@ -582,3 +582,24 @@ fn unknown_ca_without_aia_is_untrusted_not_a_missing_intermediate() {
     let m = port["problems"][0]["message"].as_str().unwrap();
     assert!(m.contains("smimekit untrusted server CA"), "{m}");
 }
+
+/// Revocation of the validated chain: unknown without data; with the intermediate's CRL (revoking the server's
+/// certificate for keyCompromise) in the home's cache, a problem with its remedy.
+#[test]
+fn revoked_server_certificate_is_a_problem() {
+    let env = Env::new();
+    let port = scripted_smtp(false);
+    let (_, v) = check(&env, port, "smtp");
+    let p = &v["ports"][0];
+    assert_eq!(p["trusted"], true, "{p:#}");
+    assert_eq!(p["revocation"][0]["status"], "unknown", "{p:#}");
+    assert!(!codes(p).contains(&"revoked".to_string()), "{p:#}");
+    let crl = pki().join("good-revoked.crl");
+    env.ok(&["crl", "add", crl.to_str().unwrap()]);
+    let (code, v) = check(&env, port, "smtp");
+    let p = &v["ports"][0];
+    assert_eq!(code, 1, "{p:#}");
+    assert_eq!(p["revocation"][0]["status"], "revoked", "{p:#}");
+    assert_eq!(p["revocation"][0]["reason"], "keyCompromise", "{p:#}");
+    assert!(codes(p).contains(&"revoked".to_string()), "{p:#}");
+}

@@ -631,7 +631,10 @@ fn crl_update_fetches_the_distribution_points() {
     assert_eq!(before["crls"].as_array().unwrap().len(), 0, "{before}");
     let o = env.ok(&["crl", "update"]);
     let said = text(&o.stdout) + &text(&o.stderr);
-    assert!(said.contains("fetched http://127.0.0.1:47180/ca.crl"), "{said}");
+    assert!(
+        said.contains("fetched http://127.0.0.1:47180/ca.crl"),
+        "{said}"
+    );
     let after: serde_json::Value =
         serde_json::from_slice(&env.ok(&["--json", "crl", "list"]).stdout).unwrap();
     let crls = after["crls"].as_array().unwrap();

@@ -43,7 +43,7 @@ pub struct CheckServerArgs {
 
 /// Runs `check-server`: exit 0 all checks passed, 1 a problem found, 2 nothing could be checked.
 pub fn run(g: &Global, a: &CheckServerArgs) -> Result<i32> {
-    let opts = options(a)?;
+    let opts = options(a, smimekit::home::Home::resolve(g.home.as_deref()).ok())?;
     if let Some(domain) = &a.domain {
         return run_domain(g, a, domain, &opts);
     }
@@ -193,9 +193,15 @@ fn try_login(
 
 /// The trust options from --ca and --no-system-trust: roots are anchors, other CA certificates only name a
 /// missing intermediate.
-fn options(a: &CheckServerArgs) -> Result<CheckOptions> {
+fn options(a: &CheckServerArgs, home: Option<std::path::PathBuf>) -> Result<CheckOptions> {
     let mut opts = CheckOptions {
         no_system_store: a.no_system_trust,
+        // check-server is about the network: revocation data is fetched (after the home's cache, if any).
+        revocation: smimekit::revocation::Settings {
+            offline: false,
+            home: home.filter(|h| h.is_dir()),
+            ..Default::default()
+        },
         ..CheckOptions::default()
     };
     for f in &a.ca {

@@ -140,6 +140,9 @@ pub struct CheckOptions {
     pub known_intermediates: Vec<X509>,
     /// Leave out the system store.
     pub no_system_store: bool,
+    /// Revocation of the validated chain: what may be used (check-server is about the network, so it fetches
+    /// CRLs and OCSP answers; the home's cache comes first when there is a home).
+    pub revocation: crate::revocation::Settings,
 }
 
 /// How a check came out.
@@ -256,6 +259,9 @@ pub struct PortReport {
     /// The stapled response's verdict on the server's certificate: `good`, `revoked`, `unknown`, or why it
     /// could not be read.
     pub ocsp_status: Option<String>,
+    /// Revocation of each certificate of the validated chain (empty: the chain is not trusted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revocation: Vec<crate::revocation::CertRevocation>,
     /// One line per check, for the table.
     pub checks: Vec<CheckLine>,
     /// Problems and warnings, each with a remedy.
@@ -320,6 +326,7 @@ impl PortReport {
             starttls_injection: None,
             ocsp_stapled: None,
             ocsp_status: None,
+            revocation: Vec::new(),
             checks: Vec::new(),
             problems: Vec::new(),
             login: None,
@@ -806,6 +813,7 @@ fn check_port(
             );
             analyse_chain(&mut r, &hs, opts);
             ocsp(&mut r, staple.as_deref(), &hs, opts);
+            revocation(&mut r, &hs, opts);
         }
         Err(e) => {
             r.line(
@@ -928,6 +936,46 @@ fn injection_probe(
         }
         _ => Ok((false, "the pipelined command was discarded".into())),
     }
+}
+
+/// Checks revocation (CRL and OCSP, the revocation module's rules) of every certificate of the validated chain
+/// but the anchor; nothing is checked for a chain that is not trusted. A revoked certificate is a problem; a
+/// status nobody could establish is information.
+fn revocation(r: &mut PortReport, hs: &Handshake, opts: &CheckOptions) {
+    use crate::revocation::{Checker, Status as Rev, describe};
+    if hs.verified_chain.is_empty() {
+        r.line(
+            Status::Info,
+            "Revocation",
+            "not checked (the chain is not trusted)",
+        );
+        return;
+    }
+    let facts = Checker::new(&opts.revocation).check_chain(&hs.verified_chain);
+    for f in facts.iter().filter(|f| f.status != Rev::NotChecked) {
+        let who = if f.depth == 0 {
+            "the server's certificate".to_string()
+        } else {
+            format!("the CA certificate {}", crate::display::field(&f.subject))
+        };
+        match f.status {
+            Rev::Revoked => {
+                r.line(Status::Problem, "Revocation", format!("{who}: REVOKED"));
+                r.problem(
+                    "revoked",
+                    format!("{who} is revoked: {}", describe(f)),
+                    "install a new certificate from the CA (a revoked certificate must not be served)",
+                );
+            }
+            Rev::Good => r.line(Status::Ok, "Revocation", format!("{who}: {}", describe(f))),
+            _ => r.line(
+                Status::Info,
+                "Revocation",
+                format!("{who}: {}", describe(f)),
+            ),
+        }
+    }
+    r.revocation = facts;
 }
 
 /// Reports the stapled OCSP response, if any. Mail servers rarely staple (Postfix and Dovecot cannot), so its
