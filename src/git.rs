@@ -428,7 +428,14 @@ fn verdict_of(r: &VerifyReport, own: &[String]) -> Verdict {
         let expired = !s.validity.ok
             && s.certificate()
                 .is_some_and(|c| cert::unix_time(c.not_after()) < cert::now());
-        let level = if s.valid {
+        // A revoked certificate (or CA) is REVKEYSIG for git (`%G?` R), never trusted.
+        let revoked = !s.valid
+            && s.revocation
+                .iter()
+                .any(|f| f.status == crate::revocation::Status::Revoked);
+        let level = if revoked {
+            TrustLevel::Never
+        } else if s.valid {
             if own
                 .iter()
                 .any(|f| Some(f.as_str()) == s.fingerprint.as_deref())
@@ -442,7 +449,13 @@ fn verdict_of(r: &VerifyReport, own: &[String]) -> Verdict {
         } else {
             TrustLevel::Undefined
         };
-        let word = if expired { "EXPKEYSIG" } else { "GOODSIG" };
+        let word = if revoked {
+            "REVKEYSIG"
+        } else if expired {
+            "EXPKEYSIG"
+        } else {
+            "GOODSIG"
+        };
         status.push_str(&format!("[GNUPG:] {word} {fpr} {uid}\n"));
         let (date, ts) = match s.signing_time_unix() {
             Some(t) => (cert::rfc3339(t).chars().take(10).collect::<String>(), t),

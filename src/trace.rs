@@ -184,9 +184,14 @@ pub fn trace(message: &[u8], trust_from: Option<&str>) -> Result<TraceReport> {
                 "hops 1–{} were written before the message reached {host}: they are claims and could be forged",
                 n - 1
             ),
-            None => format!(
-                "no Received field was written by {host}: every hop is a claim and could be forged"
-            ),
+            // The trust boundary the user named is not in the message: nothing here can be relied on, and a
+            // verdict over claims alone would look like an answer (a typo in HOST must not pass).
+            None => {
+                return Err(Error::bad_input(format!(
+                    "no Received field of this message was written by {host}"
+                ))
+                .hint("check the host name given to --trust-from (the 'by' part of your provider's Received fields)"));
+            }
         };
     } else {
         note = "Received fields are added by each server in turn; those written before the first server you \
@@ -595,7 +600,7 @@ fn parse_field_with(value: &str, rec: Option<&mail_parser::Received<'_>>) -> Hop
 
     // A hand-off inside one machine: Postfix pickup ("by host (Postfix, from userid 1000)") has no from clause;
     // LMTP (or SMTP) from a host to itself does not cross a network.
-    if tls != TlsState::Yes && from_word.is_none() && with_text.is_none() {
+    if tls != TlsState::Yes && from_word.is_none() && with_text.is_none() && by.is_some() {
         tls = TlsState::Local;
         evidence = Some("no from clause: local submission".into());
     }

@@ -322,7 +322,12 @@ fn close_mid_data_is_not_sent() {
     h.finish();
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("not sent"), "{err}");
+    // A write that fails is "not sent"; a message fully written whose confirmation never came is not claimed
+    // either way (the server may have queued it).
+    assert!(
+        err.contains("not sent") || err.contains("may or may not have been sent"),
+        "{err}"
+    );
     assert!(text(&o.stdout).is_empty());
 }
 

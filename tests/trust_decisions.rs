@@ -263,7 +263,17 @@ fn verify_headlines_name_what_failed_and_the_remedy() {
         let (_, j, _) = env.verify_json(&p, &[]);
         let j = j.unwrap();
         assert_eq!(j["verdict"], verdict, "{file}");
-        assert_eq!(j["revocation"], "checked", "{file}");
+        // Nothing about the fixture PKI is cached and nothing is fetched: unknown for a valid chain; a chain
+        // that did not validate (untrusted, expired) may not be checked at all.
+        if verdict == "valid" {
+            assert_eq!(j["revocation"], "unknown", "{file}");
+        } else {
+            assert!(
+                matches!(j["revocation"].as_str(), Some("unknown" | "not checked")),
+                "{file}: {}",
+                j["revocation"]
+            );
+        }
     }
 }
 

@@ -353,6 +353,9 @@ fn apply_settings(cli: &mut Cli) {
             a.trust.revocation.get_or_insert(rev);
             a.trust.online |= fetch && !a.trust.offline;
         }
+        Command::Scan(a) => {
+            a.revocation.get_or_insert(rev);
+        }
         Command::Encrypt(a) => {
             a.revocation.get_or_insert(rev);
             a.online |= fetch && !a.offline;
@@ -391,8 +394,23 @@ pub fn main() -> i32 {
         Err(e) => {
             // Usage errors in the same form as every other error: what is wrong, then what to do.
             let text = e.render().to_string();
-            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-            let first = lines.next().unwrap_or("invalid command line");
+            let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            // The first line, with the indented lines that complete it (e.g. the missing arguments).
+            let mut first = all
+                .first()
+                .copied()
+                .unwrap_or("invalid command line")
+                .to_owned();
+            let more: Vec<&str> = all
+                .iter()
+                .skip(1)
+                .take_while(|l| l.starts_with(' ') && !l.trim_start().starts_with("tip:"))
+                .map(|l| l.trim())
+                .collect();
+            if !more.is_empty() {
+                first = format!("{} {}", first.trim_end(), more.join(", "));
+            }
+            let lines = all.into_iter().skip(1);
             let mut hints: Vec<String> = lines
                 .filter(|l| l.trim_start().starts_with("tip:") || l.contains("possible values"))
                 .map(|l| l.trim().trim_start_matches("tip: ").to_owned())
@@ -401,7 +419,7 @@ pub fn main() -> i32 {
                 .push("see 'smimekit --help' and 'smimekit COMMAND --help' for the options".into());
             output::init(std::env::args_os().any(|a| a == "--json"));
             output::error(
-                &Error::usage(first.trim_start_matches("error: "))
+                &Error::usage(first.trim_start_matches("error: ").to_owned())
                     .hint(hints.join("; "))
                     .into(),
             );

@@ -38,6 +38,10 @@ pub struct ScanArgs {
     /// Do not trust the system's certificate store.
     #[arg(long)]
     pub no_system_trust: bool,
+    /// Revocation checking from the cache and the CRLs the messages carry (a scan never fetches): off, prefer or
+    /// require. Default: `revocation.check` of the configuration file, else prefer.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub revocation: Option<super::message::RevocationArg>,
 }
 
 /// Set by Ctrl-C: the workers stop between messages and nothing is written.
@@ -57,7 +61,7 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
         force_output: false,
         no_address_check: false,
         // The revocation cache and the CRLs the messages carry: a scan never reaches the network.
-        revocation: None,
+        revocation: a.revocation,
         offline: true,
         online: false,
         crl: Vec::new(),

@@ -753,7 +753,12 @@ impl Session {
             .map_err(|e| io_error(&self.server, "DATA", e).context("not sent"))?;
         let r = self
             .reply("the end of DATA")
-            .map_err(|e| e.context("not sent (no confirmation from the server)"))?;
+            // The whole message went out; without the server's answer it may or may not be queued (RFC 5321
+            // §6.1): saying "not sent" would make the user send it twice.
+            .map_err(|e| {
+                e.context("the message was transmitted but the server did not confirm it: it may or may not have been sent")
+                    .hint("check the recipients' mailboxes or the server's logs before sending it again")
+            })?;
         if r.code != 250 {
             return Err(refuse(
                 &self.server,

@@ -219,8 +219,8 @@ pub struct VerifyReport {
     /// What to do about it (e.g. `trust add`, `--ca`, `--at`), if anything helps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
-    /// Whether revocation (CRL/OCSP) was checked: `checked` (each signer's `revocation` says what was found) or
-    /// `not checked` (`--revocation off`).
+    /// Revocation (CRL/OCSP): `checked` (every status known), `unknown` (some status could not be established;
+    /// each signer's `revocation` says why) or `not checked` (`--revocation off`, or an untrusted chain).
     pub revocation: &'static str,
     /// `multipart/signed`, `opaque`, or `detached` (a bare detached signature over a payload: git).
     pub form: &'static str,
@@ -643,7 +643,7 @@ fn verify_top<'a>(
         verdict,
         headline,
         remedy,
-        revocation: revocation_checked(opts),
+        revocation: revocation_summary(opts, &reports),
         form,
         from: from.map(|m| m.addr),
         sender: sender.map(|m| m.addr),
@@ -811,7 +811,7 @@ fn check_standalone(
         verdict,
         headline,
         remedy,
-        revocation: revocation_checked(opts),
+        revocation: revocation_summary(opts, &reports),
         form,
         from: None,
         sender: None,
@@ -1166,12 +1166,20 @@ enum AddressTo<'a> {
 
 /// The message's verdict: the most serious failure over all signers (see [`VerifyReport::verdict`]), its
 /// headline and its remedy.
-/// The report's summary of revocation checking under `opts`.
-fn revocation_checked(opts: &VerifyOptions) -> &'static str {
+/// The report's summary of revocation checking: `unknown` when some status could not be established, `checked`
+/// when every status that matters is known (good or revoked), else `not checked` (`--revocation off`, or no chain
+/// that revocation could apply to, e.g. an untrusted one).
+fn revocation_summary(opts: &VerifyOptions, signers: &[SignerReport]) -> &'static str {
+    use crate::revocation::Status;
+    let all = || signers.iter().flat_map(|s| &s.revocation);
     if opts.revocation.policy == crate::revocation::Policy::Off {
         "not checked"
-    } else {
+    } else if all().any(|f| f.status == Status::Unknown) {
+        "unknown"
+    } else if all().any(|f| matches!(f.status, Status::Good | Status::Revoked)) {
         "checked"
+    } else {
+        "not checked"
     }
 }
 
@@ -1199,6 +1207,13 @@ fn verdict_of(
             4
         } else if sg.address_match.from.is_some() && !sg.address_match.ok {
             5
+        } else if !sg.valid
+            && sg
+                .revocation
+                .iter()
+                .any(|f| f.status == crate::revocation::Status::Unknown)
+        {
+            9
         } else if !sg.valid {
             2
         } else if !sg.address_match.ok {
@@ -1208,7 +1223,11 @@ fn verdict_of(
         }
     };
     // Revoked (8) ranks right after a changed content: a stolen key's signature must say so first.
-    let order = |r: u8| if r == 8 { 1 } else { r };
+    let order = |r: u8| match r {
+        8 => 1,
+        9 => 4,
+        r => r,
+    };
     let worst = signers.iter().min_by_key(|sg| order(rank(sg)));
     let r = match (ambiguous, worst) {
         (_, Some(w)) if rank(w) == 0 => 0,
@@ -1278,6 +1297,11 @@ fn verdict_of(
             "revoked",
             "INVALID signature: the signer's certificate (or one of its CAs) has been REVOKED".into(),
             Some("do not trust this message; the Revocation lines say when and why".into()),
+        ),
+        9 => (
+            "revocation_unknown",
+            "NOT VERIFIABLE: the content is intact, but whether the signer's certificate was revoked could not be established (--revocation require)".into(),
+            Some("fetch revocation data ('smimekit crl update', or '--online'), or check without '--revocation require'".into()),
         ),
         6 => (
             "no_sender",
