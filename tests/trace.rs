@@ -233,3 +233,35 @@ fn trace_message_relayed_through_two_postfix_instances() {
     assert_eq!(v["hops"][0]["trust"], "claim");
     assert_eq!(v["hops"][1]["trust"], "trusted");
 }
+
+/// A `--trust-from` host that wrote no Received field is an error (a typo must not turn claims into a verdict),
+/// and a Received field nothing could be read from is not a local hand-off.
+#[test]
+fn trace_unknown_trust_from_host_and_unreadable_field() {
+    let env = Env::new();
+    let f = env.path("m.eml");
+    std::fs::write(&f, ALL_TLS).unwrap();
+    let out = env.run(&[
+        "trace",
+        f.to_str().unwrap(),
+        "--trust-from",
+        "mx.example.orgg",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out.stdout));
+    assert!(
+        common::text(&out.stderr)
+            .contains("no Received field of this message was written by mx.example.orgg"),
+        "{}",
+        common::text(&out.stderr)
+    );
+    let g = env.path("g.eml");
+    std::fs::write(
+        &g,
+        "Received: garbage\r\nFrom: a@example.org\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+    let out = env.run(&["trace", "--json", g.to_str().unwrap()]);
+    let v = json(&out);
+    assert_ne!(out.status.code(), Some(0), "{v:#}");
+    assert_ne!(v["hops"][0]["tls"], "local", "{v:#}");
+}
