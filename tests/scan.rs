@@ -403,3 +403,43 @@ fn interrupt_stops_cleanly_and_writes_nothing() {
         "nothing written"
     );
 }
+
+/// A scan whose standard output is closed fails (exit 2) before the contacts change: nothing is harvested.
+#[test]
+fn closed_standard_output_fails_before_harvesting() {
+    use std::os::unix::process::CommandExt;
+    let e = Env::new();
+    let dir = e.path("box");
+    std::fs::create_dir_all(&dir).unwrap();
+    copy("msg/valid-rsa-alice.eml", &dir.join("1.eml"));
+    let root = fixture("pki/root.pem");
+    let mut c = e.cmd(&[
+        "scan",
+        dir.to_str().unwrap(),
+        "--no-system-trust",
+        "--ca",
+        root.to_str().unwrap(),
+    ]);
+    // SAFETY: close(2) is async-signal-safe; the child starts with descriptor 1 closed (`>&-`).
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let o = c
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("standard output"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        !e.home().join("contacts").join("index.json").exists(),
+        "no contact was written"
+    );
+}

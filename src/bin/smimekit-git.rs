@@ -108,8 +108,9 @@ fn write_status(fd: Option<i32>, lines: &str) -> smimekit::Result<()> {
 /// terminal.
 fn passphrase(cfg: &Config, label: &str) -> smimekit::Result<Secret> {
     if let Some(p) = &cfg.passphrase_file.value {
+        // Bounded like every secret file (a misconfigured /dev/zero must not exhaust memory).
         let mut bytes =
-            std::fs::read(p).map_err(|e| Error::io("read the passphrase file", p, e))?;
+            smimekit::input::read_bounded(p, smimekit::limits::MAX_SECRET_FILE, "passphrase file")?;
         // One trailing newline is an artefact of `echo`, never part of the secret.
         if bytes.last() == Some(&b'\n') {
             bytes.pop();

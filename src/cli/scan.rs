@@ -82,6 +82,11 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
     scan::stop_on_interrupt(&INTERRUPTED);
     let plan = scan::plan(&a.paths)?;
     let total = plan.len();
+    if g.json {
+        // One JSON line per message, then the summary line: that is this command's JSON output (an error after
+        // the first line is text on standard error, never a second kind of document on standard output).
+        output::json_written();
+    }
     let mut out = Lines::default();
     let mut done = 0;
     let outcome = scan::run(&plan, &opts, &mut |r: &MessageReport| {
@@ -94,6 +99,14 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
         }
     });
     let mut summary = outcome.summary;
+    // The per-message lines are written before the contacts change: a scan whose output could not be written
+    // in full fails (exit 2) without having changed the store.
+    out.write();
+    if let Some(e) = out.failed.take() {
+        return Err(e);
+    }
+    // A standard output closed from the start (`>&-`) is known before anything is written.
+    drop(output::stdout()?);
     if !a.no_harvest && !summary.interrupted {
         let lock = home.lock()?;
         summary.contacts = Some(scan::commit_harvest(&home, &lock, outcome.harvest)?);
@@ -102,10 +115,6 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
         out.push(serde_json::to_string(&summary)? + "\n");
     } else {
         out.push(output::clean(&render(&summary)));
-    }
-    if g.json {
-        // One JSON line per message, then the summary line: that is this command's JSON output.
-        output::json_written();
     }
     out.finish()?;
     if summary.interrupted {
