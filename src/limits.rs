@@ -104,6 +104,10 @@ pub const MAX_CERT_ADDRESSES: usize = 1_000;
 /// carry a chain of two or three.
 pub const MAX_SIGNED_DATA_CERTS: usize = 1_000;
 
+/// Largest RSA key whose signature is checked: a 16,384-bit or larger key costs many times the CPU of a real one
+/// for each signature check and buys no security (T25); refused before any cryptography.
+pub const MAX_RSA_VERIFY_BITS: u32 = 8192;
+
 /// Most candidate intermediates handed to one chain building, and most certificates considered as signer
 /// candidates or intermediates for one message (bounded path-building work, T25).
 pub const MAX_UNTRUSTED: usize = 200;
@@ -268,3 +272,17 @@ pub const OCSP_NO_NEXT_UPDATE_SECS: i64 = 3600;
 pub const MAX_CACHED_CRLS: usize = 500;
 /// Most CRLs taken from one signed message's `crls` field (each is parsed and may be checked).
 pub const MAX_MESSAGE_CRLS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrypt_rule() {
+        assert!(scrypt_within_limits(1 << 20, 8, 1)); // 1 GiB, work 2^23
+        assert!(scrypt_within_limits(1 << 14, 8, 1)); // OpenSSL's default
+        assert!(!scrypt_within_limits(1 << 20, 16, 1)); // 2 GiB
+        assert!(!scrypt_within_limits(1 << 10, 8, 1 << 12)); // work 2^25, 1 MiB
+        assert!(!scrypt_within_limits(u64::MAX, u64::MAX, u64::MAX)); // saturates, never wraps
+    }
+}

@@ -368,4 +368,41 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::BadInput);
         assert!(e.hint_text().unwrap().contains("not encrypted"));
     }
+
+    /// An EncryptedPrivateKeyInfo whose PBES2 key derivation is scrypt with N, r, p (no real ciphertext: the
+    /// cost check runs before any decryption).
+    fn scrypt_epki(n: u64, r: u64, p: u64) -> Vec<u8> {
+        let kdf = der::seq(&[
+            &der::oid(OID_SCRYPT),
+            &der::seq(&[
+                &der::tlv(der::tag::OCTET_STRING, &[0; 16]),
+                &der::uint(n),
+                &der::uint(r),
+                &der::uint(p),
+            ]),
+        ]);
+        let enc = der::seq(&[
+            &der::oid("2.16.840.1.101.3.4.1.42"),
+            &der::tlv(der::tag::OCTET_STRING, &[0; 16]),
+        ]);
+        let alg = der::seq(&[&der::oid(OID_PBES2), &der::seq(&[&kdf, &enc])]);
+        der::seq(&[&alg, &der::tlv(der::tag::OCTET_STRING, &[0; 32])])
+    }
+
+    #[test]
+    fn scrypt_cost_uses_the_shared_rule() {
+        // N=2^20, r=8, p=1: exactly 1 GiB, work 2^23: accepted (as in a PKCS#12 file).
+        check_kdf_cost(&scrypt_epki(1 << 20, 8, 1)).unwrap();
+        // r=16 doubles the memory past 1 GiB: refused, though each of N, r, p is small.
+        let e = check_kdf_cost(&scrypt_epki(1 << 20, 16, 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(
+            e.message().contains("N=1048576, r=16, p=1"),
+            "{}",
+            e.message()
+        );
+        // Little memory but N·r·p above 2^24: refused.
+        let e = check_kdf_cost(&scrypt_epki(1 << 14, 8, 1 << 8)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+    }
 }
