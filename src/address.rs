@@ -5,13 +5,12 @@
 //! domain matches in its U-label and A-label forms, and anything that is not a plausible address (control
 //! characters, no `@`, over-long parts) matches nothing — it never panics.
 
-/// The longest address we consider (RFC 5321: 64 + 1 + 255).
-const MAX_LEN: usize = 320;
+use crate::limits::MAX_ADDRESS_LEN;
 
 /// The canonical form of `addr` used for comparison, or `None` if it is not a usable address.
 pub fn normalize(addr: &str) -> Option<String> {
     let a = addr.trim().trim_start_matches('<').trim_end_matches('>');
-    if a.is_empty() || a.len() > MAX_LEN || a.chars().any(|c| c.is_control()) {
+    if a.is_empty() || a.len() > MAX_ADDRESS_LEN || a.chars().any(|c| c.is_control()) {
         return None;
     }
     let at = a.rfind('@')?;

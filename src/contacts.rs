@@ -31,18 +31,13 @@ use crate::address;
 use crate::cert::{self, CertInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::home::{Home, WriteLock};
+use crate::limits::{
+    MAX_CERT_BUNDLE_BYTES, MAX_CERTS_PER_FILE, MAX_PROVENANCE, SIGNING_TIME_SKEW_SECS,
+};
 use crate::trust::{self, ChainOptions, Purpose};
 
 /// Format of `contacts/index.json` written by this build; a newer one is refused.
 pub const INDEX_FORMAT: u32 = 1;
-/// Signing times up to this many seconds in the future are accepted (clock skew, RFC 8551 §2.7.1).
-pub const CLOCK_SKEW_SECS: i64 = 300;
-/// Provenance entries kept per certificate (the oldest are dropped).
-pub const MAX_PROVENANCE: usize = 20;
-/// Most certificates read from one file (bounded work).
-pub const MAX_CERTS_PER_FILE: usize = 1000;
-/// Largest certificate file read.
-pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 
 const DIR: &str = "contacts";
 const INTER_DIR: &str = "contacts/intermediates";
@@ -290,7 +285,7 @@ pub struct CapabilitiesUpdate {
 pub enum CapsOutcome {
     /// Recorded (the message is newer than the one on file).
     Recorded,
-    /// Ignored: the signing time is more than [`CLOCK_SKEW_SECS`] in the future (RFC 8551 §2.7.1).
+    /// Ignored: the signing time is more than [`SIGNING_TIME_SKEW_SECS`] in the future (RFC 8551 §2.7.1).
     FutureSigningTime,
     /// Ignored: the capabilities on file come from a message signed at the same time or later.
     NotNewer,
@@ -381,10 +376,10 @@ pub fn check_contact(c: &X509Ref) -> Result<()> {
 /// PKCS#7 certs-only bundle (`.p7b`, `.p7c`). `name` is used in messages. A PKCS#7 with signers (a signed
 /// message) and a file with a private key are refused; `.eml` messages go through verification instead.
 pub fn certs_from_file(data: &[u8], name: &str) -> Result<Vec<X509>> {
-    if data.len() > MAX_FILE_BYTES {
+    if data.len() > MAX_CERT_BUNDLE_BYTES {
         return Err(Error::limit(format!(
             "{name} is larger than {} MiB",
-            MAX_FILE_BYTES / (1024 * 1024)
+            MAX_CERT_BUNDLE_BYTES / (1024 * 1024)
         )));
     }
     let lower = name.to_ascii_lowercase();
@@ -1074,7 +1069,7 @@ impl<'a> ContactStore<'a> {
     }
 
     /// Records the capabilities and encryption-key preference of a verified signed message from the holder of
-    /// `fingerprint`, unless its signing time is more than [`CLOCK_SKEW_SECS`] after `now` or not newer than
+    /// `fingerprint`, unless its signing time is more than [`SIGNING_TIME_SKEW_SECS`] after `now` or not newer than
     /// the message the current record came from (RFC 8551 §2.7.1, T41). The newest message replaces the whole
     /// record (a newer message without capabilities clears them). Never call this for a message that did not
     /// verify.
@@ -1589,7 +1584,7 @@ fn apply_caps(
             "the encryption-key preference '{p}' is not a SHA-256 fingerprint"
         )));
     }
-    if update.signing_time > now + CLOCK_SKEW_SECS {
+    if update.signing_time > now + SIGNING_TIME_SKEW_SECS {
         return Ok(CapsOutcome::FutureSigningTime);
     }
     if let Some(old) = meta
@@ -1652,7 +1647,7 @@ fn validate_restored_meta(
     }
     if let Some(t) = &m.capabilities_time {
         match cert::parse_time(t) {
-            Ok(t) if t <= now + CLOCK_SKEW_SECS => {}
+            Ok(t) if t <= now + SIGNING_TIME_SKEW_SECS => {}
             Ok(_) => return Err("its capabilities time is in the future"),
             Err(_) => return Err("its capabilities time is not a time"),
         }

@@ -1,13 +1,11 @@
 //! A minimal BER/DER reader and DER writer: just enough to check what OpenSSL does not expose (GCM tag
 //! lengths, PKCS#12 iteration counts, attribute shapes) and to encode small signed attributes.
 //!
-//! No cryptography happens here. The reader is bounded: it never recurses more than [`MAX_DEPTH`] levels and
+//! No cryptography happens here. The reader is bounded: it never recurses more than [`DER_MAX_DEPTH`] levels and
 //! never reads past its input.
 
 use crate::error::{Error, Result};
-
-/// Deepest nesting the walker will follow.
-pub const MAX_DEPTH: usize = 64;
+use crate::limits::DER_MAX_DEPTH;
 
 /// Universal tags we refer to.
 pub mod tag {
@@ -138,9 +136,9 @@ impl<'a> Reader<'a> {
 
 /// Parses one TLV at `pos`; returns (tag, contents, end offset).
 fn parse_tlv(buf: &[u8], pos: usize, depth: usize) -> Result<(u8, &[u8], usize)> {
-    if depth > MAX_DEPTH {
+    if depth > DER_MAX_DEPTH {
         return Err(Error::limit(format!(
-            "ASN.1 nested deeper than {MAX_DEPTH} levels"
+            "ASN.1 nested deeper than {DER_MAX_DEPTH} levels"
         )));
     }
     let tag = *buf.get(pos).ok_or_else(|| malformed("unexpected end"))?;

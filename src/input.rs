@@ -20,10 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::limits::MESSAGE_SNIFF;
-
-/// Largest message accepted from standard input (files are mapped and limited only by the address space).
-pub const MAX_STDIN: usize = 4 << 30;
+use crate::limits::{MAX_STDIN, MESSAGE_SNIFF};
 
 /// Mapped inputs at least this large get a page trimmer. Below it, the pages of the input (at most this much)
 /// stay resident: trimming costs re-faults on every pass (a third of verify's time at 100 MiB), and the memory

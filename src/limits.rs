@@ -1,8 +1,9 @@
 //! Every size, count and time cap smimekit applies, each defined once with the threat it answers.
 //!
 //! A cap belongs here, not beside the code that applies it, so that "what will smimekit refuse to read, and how
-//! long will it wait?" is answered by one file. Each subsystem has its own section; the older caps of the
-//! message, PKCS#12 and store code are still beside their code and move here as those modules are reshaped.
+//! long will it wait?" is answered by one file. Each subsystem has its own section. Profile values (the
+//! iteration counts smimekit writes, key sizes it signs with) and warning thresholds are policy, not caps, and
+//! stay with their profiles.
 
 // ---- input files and messages ----
 
@@ -21,6 +22,11 @@ pub const MAX_P12_FILE: u64 = 16 << 20;
 /// secret is a line; `--passphrase-file /dev/zero` otherwise read until memory ran out.
 pub const MAX_SECRET_FILE: u64 = 64 << 10;
 
+/// Largest message accepted from standard input, a FIFO or a device (files are mapped and limited only by the
+/// address space). A stream is read into memory whole; without a cap `verify < /dev/zero` grows until the
+/// machine runs out of memory.
+pub const MAX_STDIN: usize = 4 << 30;
+
 /// How much of a message read from a pipe or device is looked at before deciding that it cannot be a message
 /// (a NUL byte or no header line in it): `inspect /dev/zero` otherwise read 4 GiB before the first check.
 pub const MESSAGE_SNIFF: usize = 64 << 10;
@@ -32,6 +38,59 @@ pub const SCAN_MAX_DEPTH: usize = 32;
 /// Messages of a scanned mailbox smaller than this are read into memory; larger ones are memory-mapped like
 /// every other input (mapping a small file costs more system calls than reading it).
 pub const SCAN_READ_LIMIT: usize = 1 << 20;
+
+// ---- MIME: header sections, multiparts, nesting (RFC 8551 §3.7 "reasonable resource limits") ----
+
+/// Largest header section accepted (1 MiB). Answers a message whose header never ends: the header is parsed
+/// into field spans held in memory.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Most header fields accepted in one header section: each field is a span kept and searched; a section of
+/// millions of one-byte fields would make every lookup a long walk.
+pub const MAX_HEADER_FIELDS: usize = 10_000;
+
+/// Most body parts accepted in one multipart: each part is a span kept in memory and may be walked again, so a
+/// body of millions of empty parts is refused rather than indexed.
+pub const MAX_PARTS: usize = 10_000;
+
+/// Deepest nesting of multiparts and message/rfc822 entities followed (canonicalization for signing):
+/// answers a message nested to exhaust the stack.
+pub const MIME_MAX_DEPTH: usize = 32;
+
+/// Longest e-mail address considered (RFC 5321: 64 + 1 + 255); a longer one matches nothing. Answers a header
+/// or certificate carrying megabyte "addresses" that every comparison would normalise again.
+pub const MAX_ADDRESS_LEN: usize = 320;
+
+// ---- CMS: DER walking, signed and enveloped data ----
+
+/// Deepest ASN.1 nesting the project's BER/DER reader follows (it recurses per level): answers a structure
+/// nested to exhaust the stack.
+pub const DER_MAX_DEPTH: usize = 64;
+
+/// Deepest nesting of S/MIME layers (signed inside encrypted inside signed …) that `inspect` follows: answers a
+/// message wrapped thousands of times to make the report and its per-layer parsing unbounded.
+pub const MAX_SMIME_LAYERS: usize = 8;
+
+/// Most signers checked in one message: each costs a signature check and a chain building (T25); real mail has
+/// one or two.
+pub const MAX_SIGNERS: usize = 16;
+
+/// Signing times up to this many seconds in the future are accepted as clock skew (RFC 8551 §2.7.1): beyond
+/// it `verify` flags the time and the contact store ignores the message's certificate, so a sender cannot make
+/// its certificate win every later comparison by dating a message years ahead.
+pub const SIGNING_TIME_SKEW_SECS: i64 = 300;
+
+/// Most RecipientInfos (counting each RecipientEncryptedKey of a kari) one enveloped message may carry, read or
+/// written: each may cost a private-key operation while looking for ours.
+pub const MAX_RECIPIENTS: usize = 1000;
+
+/// Deepest nesting of BER constructed OCTET STRING segments followed in encrypted content (OpenSSL's own
+/// limit is 5): answers content nested to exhaust the segment stack.
+pub const BER_MAX_SEGMENT_NESTING: usize = 5;
+
+/// Largest encrypted content decrypted (2 GiB). Nothing may be released before it is authenticated, so the
+/// plaintext is held in memory or a temporary file; the cap bounds both for a message claiming a huge length.
+pub const MAX_DECRYPT_BYTES: u64 = 2 << 30;
 
 // ---- certificates and chains ----
 
@@ -45,7 +104,12 @@ pub const MAX_CERT_ADDRESSES: usize = 1_000;
 /// carry a chain of two or three.
 pub const MAX_SIGNED_DATA_CERTS: usize = 1_000;
 
-/// Most candidate intermediates handed to one chain building (bounded path-building work, T25).
+/// Largest RSA key whose signature is checked: a 16,384-bit or larger key costs many times the CPU of a real one
+/// for each signature check and buys no security (T25); refused before any cryptography.
+pub const MAX_RSA_VERIFY_BITS: u32 = 8192;
+
+/// Most candidate intermediates handed to one chain building, and most certificates considered as signer
+/// candidates or intermediates for one message (bounded path-building work, T25).
 pub const MAX_UNTRUSTED: usize = 200;
 
 /// Longest chain built (bounded path-building work, T25).
@@ -58,6 +122,52 @@ pub const MAX_CACHED_CHAINS: usize = 100_000;
 /// Most certificates one `scan` keeps parsed (`ossl::signed::ParsedCerts`): a mailbox of many distinct
 /// certificates cannot grow the cache without bound; beyond it certificates are simply parsed again.
 pub const MAX_CACHED_CERTS: usize = 100_000;
+
+/// Most certificates read from one certificate file or bundle (`contact add`, `trust add`, `.p7b`): each is
+/// parsed and checked, so the work per file is bounded.
+pub const MAX_CERTS_PER_FILE: usize = 1000;
+
+/// Largest certificate file or bundle the contact store's reader accepts from a caller (the CLI already stops
+/// at [`MAX_CERT_FILE`]); answers a library caller handing it a huge buffer to parse.
+pub const MAX_CERT_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Provenance entries kept per contact certificate (the oldest are dropped): answers a stream of messages
+/// growing one contact's index entry without bound.
+pub const MAX_PROVENANCE: usize = 20;
+
+// ---- keys at rest: PKCS#12 and PKCS#8 (key derivation before any password is tried) ----
+
+/// The largest iteration count (PKCS#12 MAC, PBE, PBKDF2; PKCS#8 PBES1/PBES2) accepted in a file we read. Above
+/// it the file is refused before any key derivation: OpenSSL would spend minutes to hours on 2^31−1 (T43).
+pub const MAX_KDF_ITERATIONS: u64 = 10_000_000;
+
+/// The largest *sum* of iteration counts over all key derivations one PKCS#12 file asks for (about 80 s of
+/// PBKDF2 here), so that a file of many bags, each just under [`MAX_KDF_ITERATIONS`], is refused too. A backup
+/// of N identities in the modern profile needs (N + 2) · 600,000: up to about 500 identities fit.
+pub const MAX_KDF_TOTAL_ITERATIONS: u64 = 300_000_000;
+
+/// The most memory an scrypt key derivation may ask for (128·r·N bytes), 1 GiB: answers a file that makes
+/// opening it allocate gigabytes. Applied through [`scrypt_within_limits`].
+pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
+
+/// The most scrypt work (N·r·p) a key derivation may ask for; N=2^20, r=8, p=1 is 2^23. Answers a file that
+/// makes opening it compute for hours with little memory (large p). Applied through [`scrypt_within_limits`].
+pub const MAX_SCRYPT_WORK: u64 = 1 << 24;
+
+/// The one scrypt cost rule, for PKCS#12 and PKCS#8 alike: memory 128·r·N within [`MAX_SCRYPT_MEMORY`] and
+/// work N·r·p within [`MAX_SCRYPT_WORK`] (saturating, so huge values are refused, never wrapped).
+pub fn scrypt_within_limits(n: u64, r: u64, p: u64) -> bool {
+    128u64.saturating_mul(r).saturating_mul(n) <= MAX_SCRYPT_MEMORY
+        && n.saturating_mul(r).saturating_mul(p) <= MAX_SCRYPT_WORK
+}
+
+/// How deeply nested safeContentsBags of a PKCS#12 file are followed: answers a file nested to exhaust the
+/// walker's recursion.
+pub const P12_MAX_BAG_DEPTH: usize = 4;
+
+/// How long an issuer chain is assembled for one identity from a PKCS#12 file's certificates: answers a file of
+/// certificates forming a loop or an endless chain.
+pub const P12_MAX_CHAIN: usize = 16;
 
 // ---- transport: SMTP submission, TLS, account test ----
 
@@ -162,3 +272,17 @@ pub const OCSP_NO_NEXT_UPDATE_SECS: i64 = 3600;
 pub const MAX_CACHED_CRLS: usize = 500;
 /// Most CRLs taken from one signed message's `crls` field (each is parsed and may be checked).
 pub const MAX_MESSAGE_CRLS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrypt_rule() {
+        assert!(scrypt_within_limits(1 << 20, 8, 1)); // 1 GiB, work 2^23
+        assert!(scrypt_within_limits(1 << 14, 8, 1)); // OpenSSL's default
+        assert!(!scrypt_within_limits(1 << 20, 16, 1)); // 2 GiB
+        assert!(!scrypt_within_limits(1 << 10, 8, 1 << 12)); // work 2^25, 1 MiB
+        assert!(!scrypt_within_limits(u64::MAX, u64::MAX, u64::MAX)); // saturates, never wraps
+    }
+}

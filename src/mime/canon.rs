@@ -7,12 +7,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 use memchr::memchr2;
 
-use super::MAX_DEPTH;
 use super::headers::{
     ContentType, content_transfer_encoding, content_type, encode_field_7bit, parse_headers,
 };
 use super::split::{Multipart, split_entity, split_multipart};
 use crate::error::{Error, Result};
+use crate::limits::MIME_MAX_DEPTH;
 
 /// Longest line (without its CRLF) allowed in a 7bit body (RFC 5322 §2.1.1).
 const MAX_LINE: usize = 998;
@@ -694,7 +694,7 @@ pub fn decode_body(body: &[u8], cte: Option<&str>) -> Result<Vec<u8>> {
 ///
 /// Idempotent: preparing the result again returns it borrowed. Errors: malformed headers (see
 /// [`parse_headers`]), an unterminated or malformed multipart, an encoded multipart, an undecodable body, an
-/// unknown transfer encoding on content that needs re-encoding, nesting deeper than [`MAX_DEPTH`].
+/// unknown transfer encoding on content that needs re-encoding, nesting deeper than [`MIME_MAX_DEPTH`].
 pub fn prepare_for_signing(entity: &[u8]) -> Result<Cow<'_, [u8]>> {
     prepare_entity(entity, 0)
 }
@@ -749,9 +749,9 @@ fn prepare_entity(raw: &[u8], depth: usize) -> Result<Cow<'_, [u8]>> {
 }
 
 fn prepare_parts<'h, 'b>(head: &'h [u8], body: &'b [u8], depth: usize) -> Result<Pieces<'h, 'b>> {
-    if depth > MAX_DEPTH {
+    if depth > MIME_MAX_DEPTH {
         return Err(Error::limit(format!(
-            "MIME entities are nested more than {MAX_DEPTH} levels deep"
+            "MIME entities are nested more than {MIME_MAX_DEPTH} levels deep"
         ))
         .hint("this is not a normal e-mail message"));
     }
@@ -1576,7 +1576,7 @@ mod tests {
         );
         // depth limit
         let mut e = b"Content-Type: text/plain\r\n\r\nx".to_vec();
-        for _ in 0..=MAX_DEPTH + 1 {
+        for _ in 0..=MIME_MAX_DEPTH + 1 {
             let mut outer = b"Content-Type: message/rfc822\r\n\r\n".to_vec();
             outer.extend_from_slice(&e);
             e = outer;

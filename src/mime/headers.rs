@@ -12,8 +12,8 @@ use base64::Engine as _;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue};
 
-use super::{MAX_FIELDS, MAX_HEADER_BYTES};
 use crate::error::{Error, Result};
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_FIELDS};
 
 /// One header field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ fn is_wsp(b: u8) -> bool {
 /// Parses a header section (as in [`Entity::header`](super::Entity::header)) into its fields.
 ///
 /// Each field starts on a line that does not begin with a space or tab; following lines that do are folded
-/// continuations. Errors: a header section over [`MAX_HEADER_BYTES`], more than [`MAX_FIELDS`] fields, a line
+/// continuations. Errors: a header section over [`MAX_HEADER_BYTES`], more than [`MAX_HEADER_FIELDS`] fields, a line
 /// that is not a field (no colon, or an invalid field name such as an mbox `From ` line), a continuation line
 /// with no field before it, an empty line, or a bare CR (which canonicalisation would turn into a line end).
 pub fn parse_headers(header: &[u8]) -> Result<Vec<Field<'_>>> {
@@ -95,9 +95,9 @@ pub fn parse_headers(header: &[u8]) -> Result<Vec<Field<'_>>> {
                 }
             }
         } else {
-            if spans.len() >= MAX_FIELDS {
+            if spans.len() >= MAX_HEADER_FIELDS {
                 return Err(Error::limit(format!(
-                    "the header section has more than {MAX_FIELDS} fields"
+                    "the header section has more than {MAX_HEADER_FIELDS} fields"
                 ))
                 .hint("this is not a normal e-mail message"));
             }
@@ -697,13 +697,16 @@ mod tests {
 
     #[test]
     fn limits() {
-        let h = "A: b\r\n".repeat(MAX_FIELDS + 1);
+        let h = "A: b\r\n".repeat(MAX_HEADER_FIELDS + 1);
         assert_eq!(
             parse_headers(h.as_bytes()).unwrap_err().kind(),
             ErrorKind::Limit
         );
-        let h = "A: b\r\n".repeat(MAX_FIELDS);
-        assert_eq!(parse_headers(h.as_bytes()).unwrap().len(), MAX_FIELDS);
+        let h = "A: b\r\n".repeat(MAX_HEADER_FIELDS);
+        assert_eq!(
+            parse_headers(h.as_bytes()).unwrap().len(),
+            MAX_HEADER_FIELDS
+        );
         let mut big = b"A: ".to_vec();
         big.resize(MAX_HEADER_BYTES + 1, b'x');
         assert_eq!(parse_headers(&big).unwrap_err().kind(), ErrorKind::Limit);

@@ -11,8 +11,9 @@
 //! - [`write_multipart_signed`], [`MultipartSignedWriter`] and [`write_pkcs7_mime`] write CRLF output. Taking
 //!   S/MIME layers apart again is done by `smime::verify` and `smime::decrypt` with the same splitter.
 //!
-//! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`], [`MAX_FIELDS`], [`MAX_PARTS`],
-//! [`MAX_DEPTH`].
+//! Limits (RFC 8551 §3.7 "reasonable resource limits"): [`MAX_HEADER_BYTES`](crate::limits::MAX_HEADER_BYTES),
+//! [`MAX_HEADER_FIELDS`](crate::limits::MAX_HEADER_FIELDS), [`MAX_PARTS`](crate::limits::MAX_PARTS),
+//! [`MIME_MAX_DEPTH`](crate::limits::MIME_MAX_DEPTH), all in `limits.rs`.
 
 mod b64;
 mod build;
@@ -37,12 +38,3 @@ pub use split::{
     Entity, MessageParts, Multipart, split_entity, split_message, split_message_parts,
     split_multipart, unlabelled_8bit_warning,
 };
-
-/// Largest header section accepted (1 MiB).
-pub const MAX_HEADER_BYTES: usize = 1 << 20;
-/// Most header fields accepted in one header section.
-pub const MAX_FIELDS: usize = 10_000;
-/// Most body parts accepted in one multipart.
-pub const MAX_PARTS: usize = 10_000;
-/// Deepest nesting of multiparts and message/rfc822 entities that [`prepare_for_signing`] follows.
-pub const MAX_DEPTH: usize = 32;

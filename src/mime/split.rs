@@ -6,8 +6,9 @@
 use memchr::memmem;
 
 use super::headers::{Field, content_transfer_encoding, content_type, parse_headers};
-use super::{MAX_HEADER_BYTES, MAX_PARTS, to_crlf};
+use super::to_crlf;
 use crate::error::{Error, Result};
+use crate::limits::{MAX_HEADER_BYTES, MAX_PARTS};
 
 /// A MIME entity (or an RFC 5322 message) split into its header section and its body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

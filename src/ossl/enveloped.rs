@@ -31,12 +31,7 @@ use zeroize::Zeroizing;
 use super::bio::{ReadBio, WriteBio};
 use crate::der::{self, Tlv, tag};
 use crate::error::{Error, ErrorKind, Result};
-
-/// Most RecipientInfos (counting each RecipientEncryptedKey of a kari) a message may carry.
-pub const MAX_RECIPIENTS: usize = 1000;
-
-/// Deepest nesting of BER constructed OCTET STRING segments we follow (OpenSSL's own limit is 5).
-const MAX_SEGMENT_NESTING: usize = 5;
+use crate::limits::{BER_MAX_SEGMENT_NESTING, MAX_RECIPIENTS};
 
 /// Size of the chunks fed to OpenSSL while encrypting.
 const CHUNK: usize = 64 * 1024;
@@ -834,7 +829,7 @@ impl<'a> Iterator for Segments<'a> {
             };
             match c.tag {
                 tag::OCTET_STRING => return Some(Ok(c.value)),
-                0x24 if self.stack.len() < MAX_SEGMENT_NESTING => {
+                0x24 if self.stack.len() < BER_MAX_SEGMENT_NESTING => {
                     self.stack.push(der::Reader::new(c.value))
                 }
                 0x24 => {
@@ -2459,7 +2454,7 @@ mod tests {
         assert_eq!(&decrypt(&flat, &id.key, &id.cert).unwrap()[..], &data[..]);
         // Nesting beyond OpenSSL's limit is refused.
         let mut deep = der::tlv(tag::OCTET_STRING, &segs.concat());
-        for _ in 0..MAX_SEGMENT_NESTING {
+        for _ in 0..BER_MAX_SEGMENT_NESTING {
             deep = der::tlv(0x24, &deep);
         }
         let deep = with_content(der::tlv(0xa0, &deep));

@@ -32,27 +32,16 @@ use zeroize::Zeroizing;
 use crate::cert::hex;
 use crate::der::{self, Tlv, tag};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{
+    MAX_KDF_ITERATIONS, MAX_KDF_TOTAL_ITERATIONS, P12_MAX_BAG_DEPTH, P12_MAX_CHAIN,
+    scrypt_within_limits,
+};
 use crate::ossl::provider;
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------------------
 // Limits and profile parameters
 // ---------------------------------------------------------------------------------------------------------
-
-/// The largest iteration count (MAC, PBE or PBKDF2) we accept in a file we read. Above it the file is
-/// refused before any key derivation: OpenSSL would spend minutes to hours on 2^31−1 (T43).
-pub const MAX_ITERATIONS: u64 = 10_000_000;
-
-/// The largest *sum* of iteration counts over all key derivations a file asks for (about 80 s of PBKDF2
-/// here), so that a file of many bags, each just under [`MAX_ITERATIONS`], is refused too. A backup of N
-/// identities in the [`Profile::Modern`] profile needs (N + 2) · 600,000: up to about 500 identities fit.
-pub const MAX_TOTAL_ITERATIONS: u64 = 300_000_000;
-
-/// The most memory an scrypt key derivation may ask for (128·r·N bytes), 1 GiB.
-pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
-
-/// The most scrypt work (N·r·p) a key derivation may ask for; N=2^20, r=8, p=1 is 2^23.
-pub const MAX_SCRYPT_WORK: u64 = 1 << 24;
 
 /// PBKDF2 iterations of the [`Profile::Modern`] key and certificate bags (OWASP 2023 for PBKDF2-HMAC-SHA256).
 pub const MODERN_ITERATIONS: u32 = 600_000;
@@ -72,11 +61,7 @@ pub const LEGACY_ITERATIONS: u32 = 2048;
 /// Length in bytes of every salt we write (bags, PBKDF2 and MAC); OpenSSL 3.0 defaults to 8.
 const SALT_LEN: c_int = 16;
 
-/// How deeply nested safeContentsBags we follow.
-const MAX_BAG_DEPTH: usize = 4;
-
-/// How long an issuer chain we assemble for an identity.
-const MAX_CHAIN: usize = 16;
+// The caps on reading (iterations, scrypt cost, bag depth, chain length) are in `limits.rs`.
 
 /// Encryption and MAC choices for [`build`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -783,9 +768,9 @@ fn parse_bag(t: &Tlv<'_>, depth: usize) -> Result<Bag> {
         }
         OID_CERT_BAG => Bag::Cert,
         OID_SAFE_CONTENTS_BAG => {
-            if depth >= MAX_BAG_DEPTH {
+            if depth >= P12_MAX_BAG_DEPTH {
                 return Err(Error::limit(format!(
-                    "the PKCS#12 file nests bags deeper than {MAX_BAG_DEPTH} levels"
+                    "the PKCS#12 file nests bags deeper than {P12_MAX_BAG_DEPTH} levels"
                 )));
             }
             Bag::Nested(parse_bags(&value()?, depth + 1)?)
@@ -1066,25 +1051,30 @@ fn iterations_error(n: u64, limit: u64, total: bool) -> Error {
 
 /// Refuses a file whose key derivation would take too long, or that has no MAC.
 ///
-/// - any iteration count above [`MAX_ITERATIONS`], or a sum above [`MAX_TOTAL_ITERATIONS`] →
+/// - any iteration count above [`MAX_KDF_ITERATIONS`], or a sum above [`MAX_KDF_TOTAL_ITERATIONS`] →
 ///   [`ErrorKind::Limit`] "the PKCS#12 file asks for N key-derivation iterations" (T43);
-/// - scrypt above [`MAX_SCRYPT_MEMORY`] or [`MAX_SCRYPT_WORK`] → [`ErrorKind::Limit`];
+/// - scrypt above [`MAX_SCRYPT_MEMORY`](crate::limits::MAX_SCRYPT_MEMORY) or
+///   [`MAX_SCRYPT_WORK`](crate::limits::MAX_SCRYPT_WORK) → [`ErrorKind::Limit`];
 /// - no MAC and not `allow_no_mac` → [`ErrorKind::Unsupported`], hinting at `--allow-unauthenticated` (T42).
 ///
 /// [`parse`] calls this itself; call it directly to refuse a file before asking for its password.
 pub fn check_limits(s: &P12Summary, allow_no_mac: bool) -> Result<()> {
-    if s.max_iterations > MAX_ITERATIONS {
-        return Err(iterations_error(s.max_iterations, MAX_ITERATIONS, false));
+    if s.max_iterations > MAX_KDF_ITERATIONS {
+        return Err(iterations_error(
+            s.max_iterations,
+            MAX_KDF_ITERATIONS,
+            false,
+        ));
     }
-    if s.total_iterations > MAX_TOTAL_ITERATIONS {
+    if s.total_iterations > MAX_KDF_TOTAL_ITERATIONS {
         return Err(iterations_error(
             s.total_iterations,
-            MAX_TOTAL_ITERATIONS,
+            MAX_KDF_TOTAL_ITERATIONS,
             true,
         ));
     }
     for p in &s.scrypt {
-        if p.memory() > MAX_SCRYPT_MEMORY || p.work() > MAX_SCRYPT_WORK {
+        if !scrypt_within_limits(p.n, p.r, p.p) {
             return Err(Error::limit(format!(
                 "the PKCS#12 file asks for scrypt with N={}, r={}, p={} ({} MiB); refusing to open it",
                 p.n,
@@ -1891,18 +1881,22 @@ impl Collector<'_> {
     /// the running total (for bags `summarize` could not see).
     fn spend(&mut self, alg: &Alg, count: bool) -> Result<()> {
         for &n in &alg.iterations {
-            if n > MAX_ITERATIONS {
-                return Err(iterations_error(n, MAX_ITERATIONS, false));
+            if n > MAX_KDF_ITERATIONS {
+                return Err(iterations_error(n, MAX_KDF_ITERATIONS, false));
             }
             if count {
                 self.budget = self.budget.saturating_add(n);
             }
-            if self.budget > MAX_TOTAL_ITERATIONS {
-                return Err(iterations_error(self.budget, MAX_TOTAL_ITERATIONS, true));
+            if self.budget > MAX_KDF_TOTAL_ITERATIONS {
+                return Err(iterations_error(
+                    self.budget,
+                    MAX_KDF_TOTAL_ITERATIONS,
+                    true,
+                ));
             }
         }
         if let Some(s) = alg.scrypt
-            && (s.memory() > MAX_SCRYPT_MEMORY || s.work() > MAX_SCRYPT_WORK)
+            && !scrypt_within_limits(s.n, s.r, s.p)
         {
             return Err(Error::limit(format!(
                 "the PKCS#12 file asks for scrypt with N={}, r={}, p={}; refusing to open it",
@@ -1955,9 +1949,9 @@ impl Collector<'_> {
                     }
                 }
                 sys::NID_safeContentsBag => {
-                    if depth >= MAX_BAG_DEPTH {
+                    if depth >= P12_MAX_BAG_DEPTH {
                         return Err(Error::limit(format!(
-                            "the PKCS#12 file nests bags deeper than {MAX_BAG_DEPTH} levels"
+                            "the PKCS#12 file nests bags deeper than {P12_MAX_BAG_DEPTH} levels"
                         )));
                     }
                     self.visit(&bag.nested(), hidden, depth + 1)?;
@@ -2183,7 +2177,7 @@ fn is_issuer(issuer: &X509Ref, subject: &X509Ref) -> bool {
 fn chain_for(leaf: &X509Ref, certs: &[P12Cert]) -> Vec<X509> {
     let mut chain: Vec<X509> = Vec::new();
     let mut cur: X509 = leaf.to_owned();
-    while chain.len() < MAX_CHAIN {
+    while chain.len() < P12_MAX_CHAIN {
         if cur.issued(&cur) == X509VerifyResult::OK {
             break; // self-issued: the root
         }
@@ -3647,7 +3641,7 @@ mod tests {
             mac_iterations: Some(1),
             bag_encryptions: vec![],
             max_iterations: 1,
-            total_iterations: MAX_TOTAL_ITERATIONS + 1,
+            total_iterations: MAX_KDF_TOTAL_ITERATIONS + 1,
             scrypt: vec![],
             legacy: false,
             description: String::new(),

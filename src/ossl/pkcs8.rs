@@ -17,15 +17,10 @@ use super::bio::OwnedMemBio;
 use super::ffi;
 use crate::der::{self, Tlv};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK, scrypt_within_limits};
 
 /// Production PBKDF2 iteration count for keys at rest (OWASP 2023 for PBKDF2-HMAC-SHA256).
 pub const DEFAULT_ITERATIONS: u32 = 600_000;
-/// The highest PBKDF2 / PBES1 iteration count we accept when reading (about 10–20 s of work).
-pub const MAX_ITERATIONS: u64 = 10_000_000;
-/// scrypt limits accepted when reading: N (cost), r (block size) and p (parallelisation).
-const MAX_SCRYPT_N: u64 = 1 << 20;
-const MAX_SCRYPT_R: u64 = 32;
-const MAX_SCRYPT_P: u64 = 16;
 
 const PEM_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 
@@ -36,9 +31,9 @@ pub fn encrypt_private_key_pem(
     passphrase: &[u8],
     iterations: u32,
 ) -> Result<Vec<u8>> {
-    if iterations == 0 || u64::from(iterations) > MAX_ITERATIONS {
+    if iterations == 0 || u64::from(iterations) > MAX_KDF_ITERATIONS {
         return Err(Error::usage(format!(
-            "PBKDF2 iteration count {iterations} is out of range (1 to {MAX_ITERATIONS})"
+            "PBKDF2 iteration count {iterations} is out of range (1 to {MAX_KDF_ITERATIONS})"
         ))
         .hint(format!("use {DEFAULT_ITERATIONS}")));
     }
@@ -115,7 +110,7 @@ impl Drop for Sig {
 }
 
 /// Decrypts a PEM `ENCRYPTED PRIVATE KEY`. The key-derivation cost (PBKDF2/PBES1 iterations, scrypt N/r/p) is
-/// checked first: above [`MAX_ITERATIONS`] the file is refused without trying. A wrong passphrase gives an
+/// checked first: above [`MAX_KDF_ITERATIONS`] the file is refused without trying. A wrong passphrase gives an
 /// [`ErrorKind::WrongSecret`] error.
 pub fn decrypt_private_key_pem(pem: &[u8], passphrase: &[u8]) -> Result<PKey<Private>> {
     let der = pem_block(pem, PEM_LABEL)?;
@@ -213,12 +208,22 @@ fn check_kdf_cost(der: &[u8]) -> Result<()> {
             .children()?;
         match kdf_oid.as_str() {
             OID_PBKDF2 => {
-                bounded(kp.get(1), "PBKDF2 iteration count", MAX_ITERATIONS)?;
+                bounded(kp.get(1), "PBKDF2 iteration count", MAX_KDF_ITERATIONS)?;
             }
             OID_SCRYPT => {
-                bounded(kp.get(1), "scrypt cost N", MAX_SCRYPT_N)?;
-                bounded(kp.get(2), "scrypt block size r", MAX_SCRYPT_R)?;
-                bounded(kp.get(3), "scrypt parallelisation p", MAX_SCRYPT_P)?;
+                let n = bounded(kp.get(1), "scrypt cost N", u64::MAX)?;
+                let r = bounded(kp.get(2), "scrypt block size r", u64::MAX)?;
+                let p = bounded(kp.get(3), "scrypt parallelisation p", u64::MAX)?;
+                if !scrypt_within_limits(n, r, p) {
+                    return Err(Error::limit(format!(
+                        "the key file asks for scrypt with N={n}, r={r}, p={p}, above our limits \
+                         ({} MiB of memory, N·r·p up to {MAX_SCRYPT_WORK})",
+                        MAX_SCRYPT_MEMORY >> 20
+                    ))
+                    .hint(
+                        "the file is hostile or damaged; re-export the key with standard settings",
+                    ));
+                }
             }
             other => {
                 return Err(Error::unsupported(format!(
@@ -228,7 +233,11 @@ fn check_kdf_cost(der: &[u8]) -> Result<()> {
         }
     } else if oid.starts_with("1.2.840.113549.1.5.") || oid.starts_with("1.2.840.113549.1.12.1.") {
         // PBES1 and PKCS#12 PBE: PBEParameter ::= SEQUENCE { salt OCTET STRING, iterationCount INTEGER }
-        bounded(params.children()?.get(1), "iteration count", MAX_ITERATIONS)?;
+        bounded(
+            params.children()?.get(1),
+            "iteration count",
+            MAX_KDF_ITERATIONS,
+        )?;
     } else {
         return Err(Error::unsupported(format!(
             "unsupported key encryption algorithm {oid} in the key file"
@@ -358,5 +367,42 @@ mod tests {
         let e = decrypt_private_key_pem(&key.private_key_to_pem_pkcs8().unwrap(), b"").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadInput);
         assert!(e.hint_text().unwrap().contains("not encrypted"));
+    }
+
+    /// An EncryptedPrivateKeyInfo whose PBES2 key derivation is scrypt with N, r, p (no real ciphertext: the
+    /// cost check runs before any decryption).
+    fn scrypt_epki(n: u64, r: u64, p: u64) -> Vec<u8> {
+        let kdf = der::seq(&[
+            &der::oid(OID_SCRYPT),
+            &der::seq(&[
+                &der::tlv(der::tag::OCTET_STRING, &[0; 16]),
+                &der::uint(n),
+                &der::uint(r),
+                &der::uint(p),
+            ]),
+        ]);
+        let enc = der::seq(&[
+            &der::oid("2.16.840.1.101.3.4.1.42"),
+            &der::tlv(der::tag::OCTET_STRING, &[0; 16]),
+        ]);
+        let alg = der::seq(&[&der::oid(OID_PBES2), &der::seq(&[&kdf, &enc])]);
+        der::seq(&[&alg, &der::tlv(der::tag::OCTET_STRING, &[0; 32])])
+    }
+
+    #[test]
+    fn scrypt_cost_uses_the_shared_rule() {
+        // N=2^20, r=8, p=1: exactly 1 GiB, work 2^23: accepted (as in a PKCS#12 file).
+        check_kdf_cost(&scrypt_epki(1 << 20, 8, 1)).unwrap();
+        // r=16 doubles the memory past 1 GiB: refused, though each of N, r, p is small.
+        let e = check_kdf_cost(&scrypt_epki(1 << 20, 16, 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
+        assert!(
+            e.message().contains("N=1048576, r=16, p=1"),
+            "{}",
+            e.message()
+        );
+        // Little memory but N·r·p above 2^24: refused.
+        let e = check_kdf_cost(&scrypt_epki(1 << 14, 8, 1 << 8)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Limit);
     }
 }

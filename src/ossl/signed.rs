@@ -39,6 +39,7 @@ use openssl_sys as sys;
 use super::ffi;
 use crate::der::{self, Tlv};
 use crate::error::{Error, Result};
+use crate::limits::MAX_RSA_VERIFY_BITS;
 
 // ---- OIDs ---------------------------------------------------------------------------------------------------
 
@@ -74,8 +75,6 @@ const OID_MGF1: &str = "1.2.840.113549.1.1.8";
 const OID_RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
 const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
 
-/// Largest RSA key whose signature we will check (T25: bigger keys only cost CPU).
-pub const MAX_RSA_VERIFY_BITS: u32 = 8192;
 /// Smallest RSA key we sign with.
 pub const MIN_RSA_SIGN_BITS: u32 = 2048;
 

@@ -14,17 +14,16 @@ use super::{pkcs7_der, top_level};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::ids::{IdStore, Identity};
+use crate::limits::MAX_DECRYPT_BYTES;
 use crate::mime::{self, Layer};
 use crate::ossl::enveloped::{self, EnvelopedInfo, EnvelopedKind, RecipientId};
 use crate::ossl::signed::{CmsType, content_type_of};
 
-/// Largest encrypted content decrypted (2 GiB). OpenSSL cannot stream decryption of an attached message; we walk
-/// the DER ourselves and stream the ciphertext through it, but nothing may be released before it is
-/// authenticated, so the plaintext goes to memory ([`Encrypted::decrypt`]) or to a temporary file that is
-/// renamed into place only on success ([`Encrypted::decrypt_streaming`], `decrypt -o FILE`).
-pub const MAX_DECRYPT_BYTES: u64 = 2 << 30;
-
-/// Refuses encrypted content larger than `max` bytes, before any key is used.
+/// Refuses encrypted content larger than `max` bytes ([`MAX_DECRYPT_BYTES`]), before any key is used. OpenSSL
+/// cannot stream decryption of an attached message; we walk the DER ourselves and stream the ciphertext through
+/// it, but nothing may be released before it is authenticated, so the plaintext goes to memory
+/// ([`Encrypted::decrypt`]) or to a temporary file renamed into place only on success
+/// ([`Encrypted::decrypt_streaming`], `decrypt -o FILE`).
 fn check_size(len: u64, max: u64) -> Result<()> {
     if len > max {
         return Err(Error::limit(format!(

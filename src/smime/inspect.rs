@@ -6,12 +6,10 @@ use openssl::x509::{X509, X509Ref};
 use super::{pkcs7_der, top_level};
 use crate::cert;
 use crate::error::{Error, Result};
+use crate::limits::MAX_SMIME_LAYERS;
 use crate::mime::{self, Layer};
 use crate::ossl::enveloped;
 use crate::ossl::signed::{CmsType, SignedData, content_type_of};
-
-/// Deepest nesting of S/MIME layers followed.
-pub const MAX_LAYERS: usize = 8;
 
 /// One signer as the message names it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -121,9 +119,9 @@ pub fn inspect(raw: &[u8], known: &Known) -> Result<InspectReport> {
 }
 
 fn walk(entity: &[u8], known: &Known, layers: &mut Vec<LayerView>, depth: usize) -> Result<()> {
-    if depth >= MAX_LAYERS {
+    if depth >= MAX_SMIME_LAYERS {
         return Err(Error::limit(format!(
-            "more than {MAX_LAYERS} nested S/MIME layers"
+            "more than {MAX_SMIME_LAYERS} nested S/MIME layers"
         ))
         .hint("smimekit unpacks no deeper; a message nested this deep is unusual, so treat it with suspicion"));
     }

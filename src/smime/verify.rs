@@ -13,18 +13,12 @@ use openssl::x509::{X509, X509Ref};
 use super::{pkcs7_der, top_level};
 use crate::cert::{self, CertInfo};
 use crate::error::{Error, Result};
+use crate::limits::{MAX_SIGNERS, MAX_UNTRUSTED, SIGNING_TIME_SKEW_SECS};
 use crate::mime::{self, Layer};
 use crate::ossl::signed::{
     CmsType, SignedData, SignerId, SignerSummary, content_type_of, oid_name,
 };
 use crate::trust::{self, ChainOptions, ChainReport, Purpose};
-
-/// Most certificates considered as signer candidates or intermediates for one message (T25).
-pub const MAX_CANDIDATE_CERTS: usize = trust::MAX_UNTRUSTED;
-/// Most signers checked in one message.
-pub const MAX_SIGNERS: usize = 16;
-/// Signing times further in the future than this are flagged (clock skew allowance).
-pub const FUTURE_SKEW_SECS: i64 = 300;
 
 /// Where trust comes from and when to validate.
 #[derive(Default, Clone)]
@@ -538,11 +532,7 @@ fn verify_top<'a>(
     {
         warnings.push(w);
     }
-    let message_certs: Vec<X509> = sd
-        .certificates()
-        .into_iter()
-        .take(MAX_CANDIDATE_CERTS)
-        .collect();
+    let message_certs: Vec<X509> = sd.certificates().into_iter().take(MAX_UNTRUSTED).collect();
     // CRLs the message carries (RFC 5652 §5.1) join the revocation sources; OpenSSL checks their signatures.
     let carried = sd.crls(crate::limits::MAX_MESSAGE_CRLS);
     let with_crls;
@@ -555,7 +545,7 @@ fn verify_top<'a>(
         &with_crls
     };
     let mut candidates: Vec<X509> = message_certs.clone();
-    candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
+    candidates.extend(opts.known_certs.iter().take(MAX_UNTRUSTED).cloned());
     candidates.extend(opts.anchors.iter().cloned());
     let now = cert::now();
     let at = opts.at.unwrap_or(now);
@@ -773,12 +763,8 @@ fn check_standalone(
             .hint("the signature is damaged or forged; treat it as unverified"));
         }
     }
-    let mut candidates: Vec<X509> = sd
-        .certificates()
-        .into_iter()
-        .take(MAX_CANDIDATE_CERTS)
-        .collect();
-    candidates.extend(opts.known_certs.iter().take(MAX_CANDIDATE_CERTS).cloned());
+    let mut candidates: Vec<X509> = sd.certificates().into_iter().take(MAX_UNTRUSTED).collect();
+    candidates.extend(opts.known_certs.iter().take(MAX_UNTRUSTED).cloned());
     candidates.extend(opts.anchors.iter().cloned());
     let now = cert::now();
     let at = opts.at.unwrap_or(now);
@@ -953,11 +939,7 @@ fn check_signer(
     let info = CertInfo::new(&cert, at);
     // Trust: a path from the signer to an anchor, with the message's certificates and known certificates as
     // candidate intermediates (never as anchors).
-    let untrusted: Vec<X509> = candidates
-        .iter()
-        .take(MAX_CANDIDATE_CERTS)
-        .cloned()
-        .collect();
+    let untrusted: Vec<X509> = candidates.iter().take(MAX_UNTRUSTED).cloned().collect();
     let chain_opts = ChainOptions {
         anchors: &opts.anchors,
         system: opts.system_trust,
@@ -1105,7 +1087,9 @@ fn check_signer(
             info.key_bits
         ));
     }
-    let signing_time_in_future = s.signing_time.is_some_and(|t| t > now + FUTURE_SKEW_SECS);
+    let signing_time_in_future = s
+        .signing_time
+        .is_some_and(|t| t > now + SIGNING_TIME_SKEW_SECS);
     if signing_time_in_future {
         weak.push(
             "the signing time is in the future (only a claim; capabilities are not recorded)"
