@@ -609,7 +609,7 @@ mod tests {
             // SAFETY: test; valid BIO and NUL-terminated strings.
             unsafe {
                 assert_eq!(sys::BIO_write(b.as_ptr(), b"abc".as_ptr().cast(), 3), 3);
-                assert_eq!(super::super::ffi::BIO_puts(b.as_ptr(), c"def".as_ptr()), 3);
+                assert_eq!(super::super::sys::BIO_puts(b.as_ptr(), c"def".as_ptr()), 3);
             }
             assert_eq!(b.finish().unwrap(), 6);
         }

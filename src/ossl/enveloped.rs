@@ -1062,32 +1062,10 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// FFI (declarations absent from openssl-sys) and their safe wrappers
+// Safe wrappers of the FFI declarations in `ossl::sys`
 // ---------------------------------------------------------------------------------------------------------------
 
-mod sys {
-    use libc::{c_int, c_uint};
-    use openssl_sys::{BIO, CMS_ContentInfo, EVP_MD, EVP_PKEY_CTX, X509};
-
-    /// Opaque `CMS_RecipientInfo`.
-    #[repr(C)]
-    pub struct CmsRecipientInfo {
-        _private: [u8; 0],
-    }
-
-    unsafe extern "C" {
-        pub fn CMS_add1_recipient_cert(
-            cms: *mut CMS_ContentInfo,
-            recip: *mut X509,
-            flags: c_uint,
-        ) -> *mut CmsRecipientInfo;
-        pub fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut CmsRecipientInfo) -> *mut EVP_PKEY_CTX;
-        pub fn EVP_PKEY_CTX_set_ecdh_kdf_md(ctx: *mut EVP_PKEY_CTX, md: *const EVP_MD) -> c_int;
-        pub fn BIO_new_CMS(out: *mut BIO, cms: *mut CMS_ContentInfo) -> *mut BIO;
-        pub fn BIO_pop(b: *mut BIO) -> *mut BIO;
-        pub fn BIO_free(b: *mut BIO) -> c_int;
-    }
-}
+use super::sys;
 
 /// Empties OpenSSL's thread-local error queue, returning what it held.
 fn take_errors() -> ErrorStack {

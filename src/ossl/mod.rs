@@ -3,10 +3,10 @@
 
 pub mod bio;
 pub mod enveloped;
-pub mod ffi;
 pub mod p12;
 pub mod pkcs8;
 pub mod provider;
 pub mod revocation;
 pub mod signed;
+pub mod sys;
 pub mod x509;

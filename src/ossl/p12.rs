@@ -1105,73 +1105,18 @@ pub fn check_limits(s: &P12Summary, allow_no_mac: bool) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// FFI declarations (absent from openssl-sys) and safe wrappers
+// Safe wrappers of the FFI declarations in `ossl::sys`
 // ---------------------------------------------------------------------------------------------------------
 
-/// OpenSSL's `PKCS12_SAFEBAG` (opaque).
-#[allow(non_camel_case_types)]
-enum PKCS12_SAFEBAG {}
-
-unsafe extern "C" {
-    fn PKCS12_mac_present(p12: *const sys::PKCS12) -> c_int;
-    fn PKCS12_verify_mac(p12: *mut sys::PKCS12, pass: *const c_char, passlen: c_int) -> c_int;
-    fn PKCS12_unpack_authsafes(p12: *const sys::PKCS12) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_unpack_p7data(p7: *mut sys::PKCS7) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_unpack_p7encdata(
-        p7: *mut sys::PKCS7,
-        pass: *const c_char,
-        passlen: c_int,
-    ) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_SAFEBAG_get_nid(bag: *const PKCS12_SAFEBAG) -> c_int;
-    fn PKCS12_SAFEBAG_get_bag_nid(bag: *const PKCS12_SAFEBAG) -> c_int;
-    fn PKCS12_SAFEBAG_get1_cert(bag: *const PKCS12_SAFEBAG) -> *mut sys::X509;
-    fn PKCS12_SAFEBAG_get0_p8inf(bag: *const PKCS12_SAFEBAG) -> *const sys::PKCS8_PRIV_KEY_INFO;
-    fn PKCS12_SAFEBAG_get0_safes(bag: *const PKCS12_SAFEBAG) -> *const sys::OPENSSL_STACK;
-    fn PKCS12_SAFEBAG_get0_attr(
-        bag: *const PKCS12_SAFEBAG,
-        attr_nid: c_int,
-    ) -> *const sys::ASN1_TYPE;
-    fn PKCS12_decrypt_skey(
-        bag: *const PKCS12_SAFEBAG,
-        pass: *const c_char,
-        passlen: c_int,
-    ) -> *mut sys::PKCS8_PRIV_KEY_INFO;
-    fn i2d_PKCS12_SAFEBAG(bag: *const PKCS12_SAFEBAG, out: *mut *mut c_uchar) -> c_int;
-    fn d2i_PKCS12_SAFEBAG(
-        a: *mut *mut PKCS12_SAFEBAG,
-        pp: *mut *const c_uchar,
-        len: std::ffi::c_long,
-    ) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_SAFEBAG_free(bag: *mut PKCS12_SAFEBAG);
-    fn PKCS12_SAFEBAG_create_cert(x509: *mut sys::X509) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_SAFEBAG_create_pkcs8_encrypt(
-        pbe_nid: c_int,
-        pass: *const c_char,
-        passlen: c_int,
-        salt: *mut c_uchar,
-        saltlen: c_int,
-        iter: c_int,
-        p8inf: *mut sys::PKCS8_PRIV_KEY_INFO,
-    ) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_add_localkeyid(bag: *mut PKCS12_SAFEBAG, name: *mut c_uchar, namelen: c_int)
-    -> c_int;
-    fn PKCS12_add_friendlyname_utf8(
-        bag: *mut PKCS12_SAFEBAG,
-        name: *const c_char,
-        namelen: c_int,
-    ) -> c_int;
-    fn PKCS12_pack_p7data(bags: *mut sys::OPENSSL_STACK) -> *mut sys::PKCS7;
-    fn PKCS12_pack_p7encdata(
-        pbe_nid: c_int,
-        pass: *const c_char,
-        passlen: c_int,
-        salt: *mut c_uchar,
-        saltlen: c_int,
-        iter: c_int,
-        bags: *mut sys::OPENSSL_STACK,
-    ) -> *mut sys::PKCS7;
-    fn PKCS12_add_safes(safes: *mut sys::OPENSSL_STACK, p7_nid: c_int) -> *mut sys::PKCS12;
-}
+use super::sys::{
+    PKCS12_SAFEBAG, PKCS12_SAFEBAG_create_cert, PKCS12_SAFEBAG_create_pkcs8_encrypt,
+    PKCS12_SAFEBAG_free, PKCS12_SAFEBAG_get_bag_nid, PKCS12_SAFEBAG_get_nid,
+    PKCS12_SAFEBAG_get0_attr, PKCS12_SAFEBAG_get0_p8inf, PKCS12_SAFEBAG_get0_safes,
+    PKCS12_SAFEBAG_get1_cert, PKCS12_add_friendlyname_utf8, PKCS12_add_localkeyid,
+    PKCS12_add_safes, PKCS12_decrypt_skey, PKCS12_mac_present, PKCS12_pack_p7data,
+    PKCS12_pack_p7encdata, PKCS12_unpack_authsafes, PKCS12_unpack_p7data, PKCS12_unpack_p7encdata,
+    PKCS12_verify_mac, d2i_PKCS12_SAFEBAG, i2d_PKCS12_SAFEBAG,
+};
 
 /// An element type of an owned OpenSSL stack, with its free function.
 trait StackItem {
@@ -3383,19 +3328,7 @@ mod tests {
         build(&e, &pw("pw"), Profile::Compat).unwrap();
     }
 
-    unsafe extern "C" {
-        fn PKCS12_key_gen_utf8(
-            pass: *const c_char,
-            passlen: c_int,
-            salt: *const c_uchar,
-            saltlen: c_int,
-            id: c_int,
-            iter: c_int,
-            n: c_int,
-            out: *mut c_uchar,
-            md_type: *const sys::EVP_MD,
-        ) -> c_int;
-    }
+    use crate::ossl::sys::PKCS12_key_gen_utf8;
 
     thread_local! {
         /// A salt [`pbe_salt`] returns instead of drawing one (3DES bags only), to reproduce a file

@@ -14,7 +14,7 @@ use openssl::symm::Cipher;
 use openssl_sys as sys;
 
 use super::bio::OwnedMemBio;
-use super::ffi;
+use super::sys as ffi;
 use crate::der::{self, Tlv};
 use crate::error::{Error, ErrorKind, Result};
 

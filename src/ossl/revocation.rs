@@ -7,22 +7,7 @@ use openssl::ocsp::{OcspBasicResponseRef, OcspRequestRef};
 use openssl::x509::X509CrlRef;
 use openssl::x509::store::X509StoreBuilderRef;
 
-unsafe extern "C" {
-    fn OCSP_request_add1_nonce(
-        req: *mut openssl_sys::OCSP_REQUEST,
-        val: *mut libc::c_uchar,
-        len: libc::c_int,
-    ) -> libc::c_int;
-    fn OCSP_check_nonce(
-        req: *mut openssl_sys::OCSP_REQUEST,
-        bs: *mut openssl_sys::OCSP_BASICRESP,
-    ) -> libc::c_int;
-    fn CMS_get1_crls(cms: *mut openssl_sys::CMS_ContentInfo) -> *mut openssl_sys::OPENSSL_STACK;
-    fn X509_STORE_add_crl(
-        store: *mut openssl_sys::X509_STORE,
-        crl: *mut openssl_sys::X509_CRL,
-    ) -> libc::c_int;
-}
+use super::sys::{CMS_get1_crls, OCSP_check_nonce, OCSP_request_add1_nonce, X509_STORE_add_crl};
 
 /// Adds a random 16-byte nonce extension to an OCSP request (RFC 8954).
 pub fn add_nonce(req: &mut OcspRequestRef) -> Result<(), ErrorStack> {

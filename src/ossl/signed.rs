@@ -36,7 +36,7 @@ use openssl::stack::Stack;
 use openssl::x509::{X509, X509Name, X509Ref};
 use openssl_sys as sys;
 
-use super::ffi;
+use super::sys as ffi;
 use crate::der::{self, Tlv};
 use crate::error::{Error, Result};
 
