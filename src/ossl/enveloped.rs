@@ -1066,6 +1066,7 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
 // ---------------------------------------------------------------------------------------------------------------
 
 use super::sys;
+use super::{cvt, cvt_p};
 
 /// Empties OpenSSL's thread-local error queue, returning what it held.
 fn take_errors() -> ErrorStack {
@@ -1085,12 +1086,7 @@ fn cms_encrypt_partial(cipher: Cipher) -> Result<CmsContentInfo> {
             flags,
         )
     };
-    if p.is_null() {
-        return Err(Error::crypto(
-            "cannot start the encrypted message",
-            take_errors(),
-        ));
-    }
+    let p = cvt_p(p).map_err(|e| Error::crypto("cannot start the encrypted message", e))?;
     // SAFETY: p is a valid, owned CMS_ContentInfo.
     Ok(unsafe { CmsContentInfo::from_ptr(p) })
 }
@@ -1114,12 +1110,7 @@ fn cms_add_recipient<'c>(
     }
     // SAFETY: ri is a RecipientInfo owned by cms; get0 returns a borrowed pointer (or NULL).
     let ctx = unsafe { sys::CMS_RecipientInfo_get0_pkey_ctx(ri) };
-    if ctx.is_null() {
-        return Err(Error::crypto(
-            "the recipient has no key context",
-            take_errors(),
-        ));
-    }
+    let ctx = cvt_p(ctx).map_err(|e| Error::crypto("the recipient has no key context", e))?;
     // SAFETY: ctx is a valid EVP_PKEY_CTX owned by the RecipientInfo, which lives as long as cms; the returned
     // reference borrows cms mutably, so it cannot outlive it or alias another use of cms.
     Ok(unsafe { PkeyCtxRef::from_ptr_mut(ctx) })
@@ -1129,12 +1120,7 @@ fn cms_add_recipient<'c>(
 fn set_ecdh_kdf_sha256(ctx: &mut PkeyCtxRef<Public>) -> Result<()> {
     // SAFETY: ctx is a valid ECDH derive context; the digest is a static EVP_MD.
     let r = unsafe { sys::EVP_PKEY_CTX_set_ecdh_kdf_md(ctx.as_ptr(), Md::sha256().as_ptr()) };
-    if r <= 0 {
-        return Err(Error::crypto(
-            "cannot select the SHA-256 KDF for ECDH",
-            take_errors(),
-        ));
-    }
+    cvt(r).map_err(|e| Error::crypto("cannot select the SHA-256 KDF for ECDH", e))?;
     Ok(())
 }
 
@@ -1150,9 +1136,7 @@ impl CmsStream {
         // SAFETY: both pointers are valid; the chain references cms, which outlives this struct at every call site
         // (the struct is dropped before cms).
         let top = unsafe { sys::BIO_new_CMS(out.as_ptr(), cms.as_ptr()) };
-        if top.is_null() {
-            return Err(Error::crypto("cannot start encrypting", take_errors()));
-        }
+        let top = cvt_p(top).map_err(|e| Error::crypto("cannot start encrypting", e))?;
         Ok(CmsStream {
             top,
             base: out.as_ptr(),
