@@ -33,6 +33,7 @@ use crate::cert::hex;
 use crate::der::{self, Tlv, tag};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ossl::provider;
+use crate::ossl::{cvt, cvt_p};
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1216,9 +1217,7 @@ impl<T: StackItem> OwnedStack<T> {
         // SAFETY: both pointers are valid; on success the stack takes ownership of the element, so we forget
         // our handle; on failure `item` is dropped and frees it.
         let n = unsafe { sys::OPENSSL_sk_push(self.ptr.as_ptr(), item.ptr.as_ptr()) };
-        if n <= 0 {
-            return Err(openssl_error("adding to a stack"));
-        }
+        cvt(n).map_err(openssl_failed("adding to a stack"))?;
         std::mem::forget(item);
         Ok(())
     }
@@ -1270,12 +1269,10 @@ impl P8 {
 unsafe fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
     // SAFETY: `p8` is valid (caller's contract); the result is a new EVP_PKEY we take ownership of.
     let k = unsafe { sys::EVP_PKCS82PKEY(p8) };
-    if k.is_null() {
-        return Err(Error::unsupported(
-            "the PKCS#12 file holds a private key of a type OpenSSL cannot load",
-        )
-        .detail(ErrorStack::get()));
-    }
+    let k = cvt_p(k).map_err(|e| {
+        Error::unsupported("the PKCS#12 file holds a private key of a type OpenSSL cannot load")
+            .detail(e)
+    })?;
     // SAFETY: `k` is a new, owned EVP_PKEY holding a private key.
     Ok(unsafe { PKey::from_ptr(k) })
 }
@@ -1323,7 +1320,12 @@ impl Pass {
 }
 
 fn openssl_error(what: &str) -> Error {
-    Error::crypto(format!("OpenSSL failed while {what}"), ErrorStack::get())
+    openssl_failed(what)(ErrorStack::get())
+}
+
+/// [`openssl_error`] for a `cvt`/`cvt_p` failure that already took the error queue.
+fn openssl_failed(what: &str) -> impl FnOnce(ErrorStack) -> Error + '_ {
+    move |e| Error::crypto(format!("OpenSSL failed while {what}"), e)
 }
 
 /// Drains OpenSSL's error queue (after an expected failure, or before a call whose errors we inspect).
@@ -1432,9 +1434,7 @@ impl<'a> BagRef<'a> {
     fn cert(self) -> Result<X509> {
         // SAFETY: the bag is a valid certBag; the result is a new X509 we own (or null).
         let x = unsafe { PKCS12_SAFEBAG_get1_cert(self.ptr.as_ptr()) };
-        if x.is_null() {
-            return Err(damaged("a certificate bag cannot be decoded").detail(ErrorStack::get()));
-        }
+        let x = cvt_p(x).map_err(|e| damaged("a certificate bag cannot be decoded").detail(e))?;
         // SAFETY: `x` is an owned X509.
         Ok(unsafe { X509::from_ptr(x) })
     }
@@ -1501,9 +1501,7 @@ impl<'a> BagRef<'a> {
     fn to_der(self) -> Result<Vec<u8>> {
         // SAFETY: the bag is valid; a null output pointer asks only for the length.
         let len = unsafe { i2d_PKCS12_SAFEBAG(self.ptr.as_ptr(), ptr::null_mut()) };
-        if len <= 0 {
-            return Err(damaged("a bag cannot be re-encoded").detail(ErrorStack::get()));
-        }
+        let len = cvt(len).map_err(|e| damaged("a bag cannot be re-encoded").detail(e))?;
         let mut buf = vec![0u8; len as usize];
         let mut out = buf.as_mut_ptr();
         // SAFETY: `buf` has room for the `len` bytes i2d just reported.
@@ -1590,9 +1588,7 @@ impl Owned<BagItem> {
                 id.len() as c_int,
             )
         };
-        if r != 1 {
-            return Err(openssl_error("adding a localKeyID"));
-        }
+        cvt(r).map_err(openssl_failed("adding a localKeyID"))?;
         Ok(())
     }
 
@@ -1605,9 +1601,7 @@ impl Owned<BagItem> {
                 name.len() as c_int,
             )
         };
-        if r != 1 {
-            return Err(openssl_error("adding a friendlyName"));
-        }
+        cvt(r).map_err(openssl_failed("adding a friendlyName"))?;
         Ok(())
     }
 }
@@ -1651,9 +1645,7 @@ fn pkcs12_from_safes(safes: &OwnedStack<P7Item>) -> Result<Pkcs12> {
     // SAFETY: `safes` is a valid STACK_OF(PKCS7), encoded not consumed; 0 means NID_pkcs7_data. The result
     // is a new PKCS12 we own.
     let p = unsafe { PKCS12_add_safes(safes.ptr.as_ptr(), 0) };
-    if p.is_null() {
-        return Err(openssl_error("assembling the PKCS#12 file"));
-    }
+    let p = cvt_p(p).map_err(openssl_failed("assembling the PKCS#12 file"))?;
     // SAFETY: `p` is an owned PKCS12.
     Ok(unsafe { Pkcs12::from_ptr(p) })
 }
@@ -1767,9 +1759,7 @@ fn set_mac(p12: &Pkcs12Ref, pass: &Pass, iter: c_int, md: MessageDigest) -> Resu
             md.as_ptr(),
         )
     };
-    if r != 1 {
-        return Err(openssl_error("computing the PKCS#12 MAC"));
-    }
+    cvt(r).map_err(openssl_failed("computing the PKCS#12 MAC"))?;
     Ok(())
 }
 
