@@ -7,7 +7,6 @@ use std::ffi::c_int;
 
 use base64::Engine as _;
 use foreign_types::ForeignTypeRef;
-use openssl::error::ErrorStack;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::symm::Cipher;
@@ -69,14 +68,11 @@ pub fn encrypt_private_key_pem(
     // SAFETY: `passphrase` is valid for `passlen` bytes (no NUL terminator needed when a length is given);
     // `p8.0` is valid. On success the X509_SIG owns `pbe`; on failure we still own it and free it.
     let sig = unsafe { ffi::PKCS8_set0_pbe(passphrase.as_ptr().cast(), passlen, p8.0, pbe) };
-    if sig.is_null() {
+    let sig = cvt_p(sig).map_err(|e| {
         // SAFETY: PKCS8_set0_pbe failed, so `pbe` is still ours.
         unsafe { sys::X509_ALGOR_free(pbe) };
-        return Err(Error::crypto(
-            "cannot encrypt the private key",
-            ErrorStack::get(),
-        ));
-    }
+        Error::crypto("cannot encrypt the private key", e)
+    })?;
     let sig = Sig(sig);
     let out = OwnedMemBio::new()?;
     // SAFETY: both pointers are valid; the PEM text is written to our memory BIO.
