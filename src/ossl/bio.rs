@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use openssl::error::ErrorStack;
 use openssl_sys as sys;
 
+use super::cvt_p;
 use crate::error::{Error, Result};
 
 /// Size of the read-ahead buffer of [`ReadBio`]: OpenSSL pulls content in 1 KiB or 4 KiB pieces, and an
@@ -47,12 +48,7 @@ impl<'a> MemBio<'a> {
         // SAFETY: `data` is valid for `len` bytes and outlives the BIO (lifetime 'a). BIO_new_mem_buf does not copy
         // and marks the BIO read-only, so OpenSSL never writes through the pointer.
         let bio = unsafe { sys::BIO_new_mem_buf(data.as_ptr().cast(), len) };
-        if bio.is_null() {
-            return Err(Error::crypto(
-                "cannot create a memory BIO",
-                ErrorStack::get(),
-            ));
-        }
+        let bio = cvt_p(bio).map_err(|e| Error::crypto("cannot create a memory BIO", e))?;
         Ok(MemBio {
             bio,
             _data: PhantomData,
@@ -79,12 +75,7 @@ impl Method {
     fn new(name: &'static std::ffi::CStr) -> Result<Self> {
         // SAFETY: `name` is a static NUL-terminated string, as BIO_meth_new requires (it keeps the pointer).
         let m = unsafe { sys::BIO_meth_new(BIO_TYPE_RUST, name.as_ptr()) };
-        if m.is_null() {
-            return Err(Error::crypto(
-                "cannot create a BIO method",
-                ErrorStack::get(),
-            ));
-        }
+        let m = cvt_p(m).map_err(|e| Error::crypto("cannot create a BIO method", e))?;
         Ok(Method(m))
     }
 }
@@ -115,9 +106,7 @@ fn new_bio(method: &Method, state: *mut c_void) -> Result<*mut sys::BIO> {
     // SAFETY: `method.0` is a valid method; the returned BIO is owned by the caller, who frees it before the
     // method and the state.
     let bio = unsafe { sys::BIO_new(method.0) };
-    if bio.is_null() {
-        return Err(Error::crypto("cannot create a BIO", ErrorStack::get()));
-    }
+    let bio = cvt_p(bio).map_err(|e| Error::crypto("cannot create a BIO", e))?;
     // SAFETY: `bio` is valid; `state` stays alive (boxed) until after the BIO is freed.
     unsafe {
         sys::BIO_set_data(bio, state);
@@ -522,12 +511,7 @@ impl OwnedMemBio {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: BIO_s_mem returns a static method; BIO_new returns an owned BIO or NULL.
         let bio = unsafe { sys::BIO_new(sys::BIO_s_mem()) };
-        if bio.is_null() {
-            return Err(Error::crypto(
-                "cannot create a memory BIO",
-                ErrorStack::get(),
-            ));
-        }
+        let bio = cvt_p(bio).map_err(|e| Error::crypto("cannot create a memory BIO", e))?;
         Ok(OwnedMemBio(bio))
     }
     /// The raw `BIO*`, valid while `self` lives.
@@ -609,7 +593,7 @@ mod tests {
             // SAFETY: test; valid BIO and NUL-terminated strings.
             unsafe {
                 assert_eq!(sys::BIO_write(b.as_ptr(), b"abc".as_ptr().cast(), 3), 3);
-                assert_eq!(super::super::ffi::BIO_puts(b.as_ptr(), c"def".as_ptr()), 3);
+                assert_eq!(super::super::sys::BIO_puts(b.as_ptr(), c"def".as_ptr()), 3);
             }
             assert_eq!(b.finish().unwrap(), 6);
         }

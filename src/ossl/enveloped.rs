@@ -1057,32 +1057,11 @@ pub fn check(info: &EnvelopedInfo, allow_legacy: bool) -> Result<Vec<String>> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// FFI (declarations absent from openssl-sys) and their safe wrappers
+// Safe wrappers of the FFI declarations in `ossl::sys`
 // ---------------------------------------------------------------------------------------------------------------
 
-mod sys {
-    use libc::{c_int, c_uint};
-    use openssl_sys::{BIO, CMS_ContentInfo, EVP_MD, EVP_PKEY_CTX, X509};
-
-    /// Opaque `CMS_RecipientInfo`.
-    #[repr(C)]
-    pub struct CmsRecipientInfo {
-        _private: [u8; 0],
-    }
-
-    unsafe extern "C" {
-        pub fn CMS_add1_recipient_cert(
-            cms: *mut CMS_ContentInfo,
-            recip: *mut X509,
-            flags: c_uint,
-        ) -> *mut CmsRecipientInfo;
-        pub fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut CmsRecipientInfo) -> *mut EVP_PKEY_CTX;
-        pub fn EVP_PKEY_CTX_set_ecdh_kdf_md(ctx: *mut EVP_PKEY_CTX, md: *const EVP_MD) -> c_int;
-        pub fn BIO_new_CMS(out: *mut BIO, cms: *mut CMS_ContentInfo) -> *mut BIO;
-        pub fn BIO_pop(b: *mut BIO) -> *mut BIO;
-        pub fn BIO_free(b: *mut BIO) -> c_int;
-    }
-}
+use super::sys;
+use super::{cvt, cvt_p};
 
 /// Empties OpenSSL's thread-local error queue, returning what it held.
 fn take_errors() -> ErrorStack {
@@ -1102,12 +1081,7 @@ fn cms_encrypt_partial(cipher: Cipher) -> Result<CmsContentInfo> {
             flags,
         )
     };
-    if p.is_null() {
-        return Err(Error::crypto(
-            "cannot start the encrypted message",
-            take_errors(),
-        ));
-    }
+    let p = cvt_p(p).map_err(|e| Error::crypto("cannot start the encrypted message", e))?;
     // SAFETY: p is a valid, owned CMS_ContentInfo.
     Ok(unsafe { CmsContentInfo::from_ptr(p) })
 }
@@ -1131,12 +1105,7 @@ fn cms_add_recipient<'c>(
     }
     // SAFETY: ri is a RecipientInfo owned by cms; get0 returns a borrowed pointer (or NULL).
     let ctx = unsafe { sys::CMS_RecipientInfo_get0_pkey_ctx(ri) };
-    if ctx.is_null() {
-        return Err(Error::crypto(
-            "the recipient has no key context",
-            take_errors(),
-        ));
-    }
+    let ctx = cvt_p(ctx).map_err(|e| Error::crypto("the recipient has no key context", e))?;
     // SAFETY: ctx is a valid EVP_PKEY_CTX owned by the RecipientInfo, which lives as long as cms; the returned
     // reference borrows cms mutably, so it cannot outlive it or alias another use of cms.
     Ok(unsafe { PkeyCtxRef::from_ptr_mut(ctx) })
@@ -1146,12 +1115,7 @@ fn cms_add_recipient<'c>(
 fn set_ecdh_kdf_sha256(ctx: &mut PkeyCtxRef<Public>) -> Result<()> {
     // SAFETY: ctx is a valid ECDH derive context; the digest is a static EVP_MD.
     let r = unsafe { sys::EVP_PKEY_CTX_set_ecdh_kdf_md(ctx.as_ptr(), Md::sha256().as_ptr()) };
-    if r <= 0 {
-        return Err(Error::crypto(
-            "cannot select the SHA-256 KDF for ECDH",
-            take_errors(),
-        ));
-    }
+    cvt(r).map_err(|e| Error::crypto("cannot select the SHA-256 KDF for ECDH", e))?;
     Ok(())
 }
 
@@ -1167,9 +1131,7 @@ impl CmsStream {
         // SAFETY: both pointers are valid; the chain references cms, which outlives this struct at every call site
         // (the struct is dropped before cms).
         let top = unsafe { sys::BIO_new_CMS(out.as_ptr(), cms.as_ptr()) };
-        if top.is_null() {
-            return Err(Error::crypto("cannot start encrypting", take_errors()));
-        }
+        let top = cvt_p(top).map_err(|e| Error::crypto("cannot start encrypting", e))?;
         Ok(CmsStream {
             top,
             base: out.as_ptr(),

@@ -37,6 +37,7 @@ use crate::limits::{
     scrypt_within_limits,
 };
 use crate::ossl::provider;
+use crate::ossl::{cvt, cvt_p};
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1095,73 +1096,18 @@ pub fn check_limits(s: &P12Summary, allow_no_mac: bool) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// FFI declarations (absent from openssl-sys) and safe wrappers
+// Safe wrappers of the FFI declarations in `ossl::sys`
 // ---------------------------------------------------------------------------------------------------------
 
-/// OpenSSL's `PKCS12_SAFEBAG` (opaque).
-#[allow(non_camel_case_types)]
-enum PKCS12_SAFEBAG {}
-
-unsafe extern "C" {
-    fn PKCS12_mac_present(p12: *const sys::PKCS12) -> c_int;
-    fn PKCS12_verify_mac(p12: *mut sys::PKCS12, pass: *const c_char, passlen: c_int) -> c_int;
-    fn PKCS12_unpack_authsafes(p12: *const sys::PKCS12) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_unpack_p7data(p7: *mut sys::PKCS7) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_unpack_p7encdata(
-        p7: *mut sys::PKCS7,
-        pass: *const c_char,
-        passlen: c_int,
-    ) -> *mut sys::OPENSSL_STACK;
-    fn PKCS12_SAFEBAG_get_nid(bag: *const PKCS12_SAFEBAG) -> c_int;
-    fn PKCS12_SAFEBAG_get_bag_nid(bag: *const PKCS12_SAFEBAG) -> c_int;
-    fn PKCS12_SAFEBAG_get1_cert(bag: *const PKCS12_SAFEBAG) -> *mut sys::X509;
-    fn PKCS12_SAFEBAG_get0_p8inf(bag: *const PKCS12_SAFEBAG) -> *const sys::PKCS8_PRIV_KEY_INFO;
-    fn PKCS12_SAFEBAG_get0_safes(bag: *const PKCS12_SAFEBAG) -> *const sys::OPENSSL_STACK;
-    fn PKCS12_SAFEBAG_get0_attr(
-        bag: *const PKCS12_SAFEBAG,
-        attr_nid: c_int,
-    ) -> *const sys::ASN1_TYPE;
-    fn PKCS12_decrypt_skey(
-        bag: *const PKCS12_SAFEBAG,
-        pass: *const c_char,
-        passlen: c_int,
-    ) -> *mut sys::PKCS8_PRIV_KEY_INFO;
-    fn i2d_PKCS12_SAFEBAG(bag: *const PKCS12_SAFEBAG, out: *mut *mut c_uchar) -> c_int;
-    fn d2i_PKCS12_SAFEBAG(
-        a: *mut *mut PKCS12_SAFEBAG,
-        pp: *mut *const c_uchar,
-        len: std::ffi::c_long,
-    ) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_SAFEBAG_free(bag: *mut PKCS12_SAFEBAG);
-    fn PKCS12_SAFEBAG_create_cert(x509: *mut sys::X509) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_SAFEBAG_create_pkcs8_encrypt(
-        pbe_nid: c_int,
-        pass: *const c_char,
-        passlen: c_int,
-        salt: *mut c_uchar,
-        saltlen: c_int,
-        iter: c_int,
-        p8inf: *mut sys::PKCS8_PRIV_KEY_INFO,
-    ) -> *mut PKCS12_SAFEBAG;
-    fn PKCS12_add_localkeyid(bag: *mut PKCS12_SAFEBAG, name: *mut c_uchar, namelen: c_int)
-    -> c_int;
-    fn PKCS12_add_friendlyname_utf8(
-        bag: *mut PKCS12_SAFEBAG,
-        name: *const c_char,
-        namelen: c_int,
-    ) -> c_int;
-    fn PKCS12_pack_p7data(bags: *mut sys::OPENSSL_STACK) -> *mut sys::PKCS7;
-    fn PKCS12_pack_p7encdata(
-        pbe_nid: c_int,
-        pass: *const c_char,
-        passlen: c_int,
-        salt: *mut c_uchar,
-        saltlen: c_int,
-        iter: c_int,
-        bags: *mut sys::OPENSSL_STACK,
-    ) -> *mut sys::PKCS7;
-    fn PKCS12_add_safes(safes: *mut sys::OPENSSL_STACK, p7_nid: c_int) -> *mut sys::PKCS12;
-}
+use super::sys::{
+    PKCS12_SAFEBAG, PKCS12_SAFEBAG_create_cert, PKCS12_SAFEBAG_create_pkcs8_encrypt,
+    PKCS12_SAFEBAG_free, PKCS12_SAFEBAG_get_bag_nid, PKCS12_SAFEBAG_get_nid,
+    PKCS12_SAFEBAG_get0_attr, PKCS12_SAFEBAG_get0_p8inf, PKCS12_SAFEBAG_get0_safes,
+    PKCS12_SAFEBAG_get1_cert, PKCS12_add_friendlyname_utf8, PKCS12_add_localkeyid,
+    PKCS12_add_safes, PKCS12_decrypt_skey, PKCS12_mac_present, PKCS12_pack_p7data,
+    PKCS12_pack_p7encdata, PKCS12_unpack_authsafes, PKCS12_unpack_p7data, PKCS12_unpack_p7encdata,
+    PKCS12_verify_mac, d2i_PKCS12_SAFEBAG, i2d_PKCS12_SAFEBAG,
+};
 
 /// An element type of an owned OpenSSL stack, with its free function.
 trait StackItem {
@@ -1261,9 +1207,7 @@ impl<T: StackItem> OwnedStack<T> {
         // SAFETY: both pointers are valid; on success the stack takes ownership of the element, so we forget
         // our handle; on failure `item` is dropped and frees it.
         let n = unsafe { sys::OPENSSL_sk_push(self.ptr.as_ptr(), item.ptr.as_ptr()) };
-        if n <= 0 {
-            return Err(openssl_error("adding to a stack"));
-        }
+        cvt(n).map_err(openssl_failed("adding to a stack"))?;
         std::mem::forget(item);
         Ok(())
     }
@@ -1315,12 +1259,10 @@ impl P8 {
 unsafe fn p8_to_pkey(p8: *const sys::PKCS8_PRIV_KEY_INFO) -> Result<PKey<Private>> {
     // SAFETY: `p8` is valid (caller's contract); the result is a new EVP_PKEY we take ownership of.
     let k = unsafe { sys::EVP_PKCS82PKEY(p8) };
-    if k.is_null() {
-        return Err(Error::unsupported(
-            "the PKCS#12 file holds a private key of a type OpenSSL cannot load",
-        )
-        .detail(ErrorStack::get()));
-    }
+    let k = cvt_p(k).map_err(|e| {
+        Error::unsupported("the PKCS#12 file holds a private key of a type OpenSSL cannot load")
+            .detail(e)
+    })?;
     // SAFETY: `k` is a new, owned EVP_PKEY holding a private key.
     Ok(unsafe { PKey::from_ptr(k) })
 }
@@ -1368,7 +1310,12 @@ impl Pass {
 }
 
 fn openssl_error(what: &str) -> Error {
-    Error::crypto(format!("OpenSSL failed while {what}"), ErrorStack::get())
+    openssl_failed(what)(ErrorStack::get())
+}
+
+/// [`openssl_error`] for a `cvt`/`cvt_p` failure that already took the error queue.
+fn openssl_failed(what: &str) -> impl FnOnce(ErrorStack) -> Error + '_ {
+    move |e| Error::crypto(format!("OpenSSL failed while {what}"), e)
 }
 
 /// Drains OpenSSL's error queue (after an expected failure, or before a call whose errors we inspect).
@@ -1477,9 +1424,7 @@ impl<'a> BagRef<'a> {
     fn cert(self) -> Result<X509> {
         // SAFETY: the bag is a valid certBag; the result is a new X509 we own (or null).
         let x = unsafe { PKCS12_SAFEBAG_get1_cert(self.ptr.as_ptr()) };
-        if x.is_null() {
-            return Err(damaged("a certificate bag cannot be decoded").detail(ErrorStack::get()));
-        }
+        let x = cvt_p(x).map_err(|e| damaged("a certificate bag cannot be decoded").detail(e))?;
         // SAFETY: `x` is an owned X509.
         Ok(unsafe { X509::from_ptr(x) })
     }
@@ -1546,9 +1491,7 @@ impl<'a> BagRef<'a> {
     fn to_der(self) -> Result<Vec<u8>> {
         // SAFETY: the bag is valid; a null output pointer asks only for the length.
         let len = unsafe { i2d_PKCS12_SAFEBAG(self.ptr.as_ptr(), ptr::null_mut()) };
-        if len <= 0 {
-            return Err(damaged("a bag cannot be re-encoded").detail(ErrorStack::get()));
-        }
+        let len = cvt(len).map_err(|e| damaged("a bag cannot be re-encoded").detail(e))?;
         let mut buf = vec![0u8; len as usize];
         let mut out = buf.as_mut_ptr();
         // SAFETY: `buf` has room for the `len` bytes i2d just reported.
@@ -1635,9 +1578,7 @@ impl Owned<BagItem> {
                 id.len() as c_int,
             )
         };
-        if r != 1 {
-            return Err(openssl_error("adding a localKeyID"));
-        }
+        cvt(r).map_err(openssl_failed("adding a localKeyID"))?;
         Ok(())
     }
 
@@ -1650,9 +1591,7 @@ impl Owned<BagItem> {
                 name.len() as c_int,
             )
         };
-        if r != 1 {
-            return Err(openssl_error("adding a friendlyName"));
-        }
+        cvt(r).map_err(openssl_failed("adding a friendlyName"))?;
         Ok(())
     }
 }
@@ -1696,9 +1635,7 @@ fn pkcs12_from_safes(safes: &OwnedStack<P7Item>) -> Result<Pkcs12> {
     // SAFETY: `safes` is a valid STACK_OF(PKCS7), encoded not consumed; 0 means NID_pkcs7_data. The result
     // is a new PKCS12 we own.
     let p = unsafe { PKCS12_add_safes(safes.ptr.as_ptr(), 0) };
-    if p.is_null() {
-        return Err(openssl_error("assembling the PKCS#12 file"));
-    }
+    let p = cvt_p(p).map_err(openssl_failed("assembling the PKCS#12 file"))?;
     // SAFETY: `p` is an owned PKCS12.
     Ok(unsafe { Pkcs12::from_ptr(p) })
 }
@@ -1812,9 +1749,7 @@ fn set_mac(p12: &Pkcs12Ref, pass: &Pass, iter: c_int, md: MessageDigest) -> Resu
             md.as_ptr(),
         )
     };
-    if r != 1 {
-        return Err(openssl_error("computing the PKCS#12 MAC"));
-    }
+    cvt(r).map_err(openssl_failed("computing the PKCS#12 MAC"))?;
     Ok(())
 }
 
@@ -3377,19 +3312,7 @@ mod tests {
         build(&e, &pw("pw"), Profile::Compat).unwrap();
     }
 
-    unsafe extern "C" {
-        fn PKCS12_key_gen_utf8(
-            pass: *const c_char,
-            passlen: c_int,
-            salt: *const c_uchar,
-            saltlen: c_int,
-            id: c_int,
-            iter: c_int,
-            n: c_int,
-            out: *mut c_uchar,
-            md_type: *const sys::EVP_MD,
-        ) -> c_int;
-    }
+    use crate::ossl::sys::PKCS12_key_gen_utf8;
 
     thread_local! {
         /// A salt [`pbe_salt`] returns instead of drawing one (3DES bags only), to reproduce a file

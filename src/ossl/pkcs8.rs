@@ -7,14 +7,14 @@ use std::ffi::c_int;
 
 use base64::Engine as _;
 use foreign_types::ForeignTypeRef;
-use openssl::error::ErrorStack;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::symm::Cipher;
 use openssl_sys as sys;
 
 use super::bio::OwnedMemBio;
-use super::ffi;
+use super::sys as ffi;
+use super::{cvt, cvt_p};
 use crate::der::{self, Tlv};
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{MAX_KDF_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_WORK, scrypt_within_limits};
@@ -43,13 +43,8 @@ pub fn encrypt_private_key_pem(
     openssl::rand::rand_bytes(&mut salt).map_err(|e| Error::crypto("cannot generate a salt", e))?;
 
     // SAFETY: `key` is a valid EVP_PKEY; EVP_PKEY2PKCS8 returns an owned PKCS8_PRIV_KEY_INFO (or NULL), freed below.
-    let p8inf = unsafe { sys::EVP_PKEY2PKCS8(key.as_ptr()) };
-    if p8inf.is_null() {
-        return Err(Error::crypto(
-            "cannot convert the private key to PKCS#8",
-            ErrorStack::get(),
-        ));
-    }
+    let p8inf = cvt_p(unsafe { sys::EVP_PKEY2PKCS8(key.as_ptr()) })
+        .map_err(|e| Error::crypto("cannot convert the private key to PKCS#8", e))?;
     let p8 = P8Inf(p8inf);
 
     // SAFETY: the cipher is a static EVP_CIPHER; `salt` is valid for 16 bytes and copied; a NULL IV means random.
@@ -64,32 +59,20 @@ pub fn encrypt_private_key_pem(
             Nid::HMACWITHSHA256.as_raw(),
         )
     };
-    if pbe.is_null() {
-        return Err(Error::crypto(
-            "cannot set up PBES2 parameters",
-            ErrorStack::get(),
-        ));
-    }
+    let pbe = cvt_p(pbe).map_err(|e| Error::crypto("cannot set up PBES2 parameters", e))?;
     // SAFETY: `passphrase` is valid for `passlen` bytes (no NUL terminator needed when a length is given);
     // `p8.0` is valid. On success the X509_SIG owns `pbe`; on failure we still own it and free it.
     let sig = unsafe { ffi::PKCS8_set0_pbe(passphrase.as_ptr().cast(), passlen, p8.0, pbe) };
-    if sig.is_null() {
+    let sig = cvt_p(sig).map_err(|e| {
         // SAFETY: PKCS8_set0_pbe failed, so `pbe` is still ours.
         unsafe { sys::X509_ALGOR_free(pbe) };
-        return Err(Error::crypto(
-            "cannot encrypt the private key",
-            ErrorStack::get(),
-        ));
-    }
+        Error::crypto("cannot encrypt the private key", e)
+    })?;
     let sig = Sig(sig);
     let out = OwnedMemBio::new()?;
     // SAFETY: both pointers are valid; the PEM text is written to our memory BIO.
-    if unsafe { ffi::PEM_write_bio_PKCS8(out.as_ptr(), sig.0) } != 1 {
-        return Err(Error::crypto(
-            "cannot write the encrypted private key",
-            ErrorStack::get(),
-        ));
-    }
+    cvt(unsafe { ffi::PEM_write_bio_PKCS8(out.as_ptr(), sig.0) })
+        .map_err(|e| Error::crypto("cannot write the encrypted private key", e))?;
     Ok(out.take())
 }
 

@@ -7,32 +7,14 @@ use openssl::ocsp::{OcspBasicResponseRef, OcspRequestRef};
 use openssl::x509::X509CrlRef;
 use openssl::x509::store::X509StoreBuilderRef;
 
-unsafe extern "C" {
-    fn OCSP_request_add1_nonce(
-        req: *mut openssl_sys::OCSP_REQUEST,
-        val: *mut libc::c_uchar,
-        len: libc::c_int,
-    ) -> libc::c_int;
-    fn OCSP_check_nonce(
-        req: *mut openssl_sys::OCSP_REQUEST,
-        bs: *mut openssl_sys::OCSP_BASICRESP,
-    ) -> libc::c_int;
-    fn CMS_get1_crls(cms: *mut openssl_sys::CMS_ContentInfo) -> *mut openssl_sys::OPENSSL_STACK;
-    fn X509_STORE_add_crl(
-        store: *mut openssl_sys::X509_STORE,
-        crl: *mut openssl_sys::X509_CRL,
-    ) -> libc::c_int;
-}
+use super::cvt;
+use super::sys::{CMS_get1_crls, OCSP_check_nonce, OCSP_request_add1_nonce, X509_STORE_add_crl};
 
 /// Adds a random 16-byte nonce extension to an OCSP request (RFC 8954).
 pub fn add_nonce(req: &mut OcspRequestRef) -> Result<(), ErrorStack> {
     // SAFETY: `req` is a valid, exclusively borrowed request; a null value asks OpenSSL for random bytes of `len`.
-    let r = unsafe { OCSP_request_add1_nonce(req.as_ptr(), std::ptr::null_mut(), 16) };
-    if r == 1 {
-        Ok(())
-    } else {
-        Err(ErrorStack::get())
-    }
+    cvt(unsafe { OCSP_request_add1_nonce(req.as_ptr(), std::ptr::null_mut(), 16) })?;
+    Ok(())
 }
 
 /// How the response's nonce compares with the request's.
@@ -60,12 +42,8 @@ pub fn check_nonce(req: &OcspRequestRef, resp: &OcspBasicResponseRef) -> NonceCh
 /// Adds a CRL to a certificate store being built (the store takes its own reference).
 pub fn store_add_crl(store: &mut X509StoreBuilderRef, crl: &X509CrlRef) -> Result<(), ErrorStack> {
     // SAFETY: both pointers are valid; X509_STORE_add_crl up-references the CRL, so our borrow stays ours.
-    let r = unsafe { X509_STORE_add_crl(store.as_ptr(), crl.as_ptr()) };
-    if r == 1 {
-        Ok(())
-    } else {
-        Err(ErrorStack::get())
-    }
+    cvt(unsafe { X509_STORE_add_crl(store.as_ptr(), crl.as_ptr()) })?;
+    Ok(())
 }
 
 /// The CRLs a CMS SignedData carries (its `crls` field), DER, at most `max`.

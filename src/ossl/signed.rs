@@ -36,7 +36,8 @@ use openssl::stack::Stack;
 use openssl::x509::{X509, X509Name, X509Ref};
 use openssl_sys as sys;
 
-use super::ffi;
+use super::sys as ffi;
+use super::{cvt, cvt_p};
 use crate::der::{self, Tlv};
 use crate::error::{Error, Result};
 use crate::limits::MAX_RSA_VERIFY_BITS;
@@ -431,12 +432,7 @@ fn write_content(
 ) -> Result<()> {
     // SAFETY: `cms` is a live, partial SignedData; the returned chain is owned by us and freed by `Chain`.
     let chain = unsafe { ffi::CMS_dataInit(cms.as_ptr(), std::ptr::null_mut()) };
-    if chain.is_null() {
-        return Err(Error::crypto(
-            "cannot start the content digest",
-            ErrorStack::get(),
-        ));
-    }
+    let chain = cvt_p(chain).map_err(|e| Error::crypto("cannot start the content digest", e))?;
     struct Chain(*mut sys::BIO);
     impl Drop for Chain {
         fn drop(&mut self) {
@@ -476,9 +472,8 @@ fn write_content(
     // SAFETY: the chain is live; a flush pushes any buffered bytes down the chain.
     unsafe { sys::BIO_ctrl(chain.0, sys::BIO_CTRL_FLUSH, 0, std::ptr::null_mut()) };
     // SAFETY: `cms` and the chain CMS_dataInit made for it are live.
-    if unsafe { ffi::CMS_dataFinal(cms.as_ptr(), chain.0) } != 1 {
-        return Err(Error::crypto("signing failed", ErrorStack::get()));
-    }
+    cvt(unsafe { ffi::CMS_dataFinal(cms.as_ptr(), chain.0) })
+        .map_err(|e| Error::crypto("signing failed", e))?;
     Ok(())
 }
 
@@ -524,12 +519,8 @@ impl DetachedSigner {
         let (cms, _) = new_signed_data(p)?;
         // SAFETY: `cms` is a live, partial SignedData; the returned chain is owned by the signer (freed on drop).
         let chain = unsafe { ffi::CMS_dataInit(cms.as_ptr(), std::ptr::null_mut()) };
-        if chain.is_null() {
-            return Err(Error::crypto(
-                "cannot start the content digest",
-                ErrorStack::get(),
-            ));
-        }
+        let chain =
+            cvt_p(chain).map_err(|e| Error::crypto("cannot start the content digest", e))?;
         Ok(DetachedSigner { cms, chain })
     }
 
@@ -576,12 +567,8 @@ impl DetachedSigner {
             ));
         }
         // SAFETY: `mctx` is the chain's live context, `ctx` a live initialised one; copy_ex replaces the state.
-        if unsafe { sys::EVP_MD_CTX_copy_ex(mctx, ctx.as_ptr()) } != 1 {
-            return Err(Error::crypto(
-                "cannot take over the content digest",
-                ErrorStack::get(),
-            ));
-        }
+        cvt(unsafe { sys::EVP_MD_CTX_copy_ex(mctx, ctx.as_ptr()) })
+            .map_err(|e| Error::crypto("cannot take over the content digest", e))?;
         Ok(())
     }
 
@@ -636,21 +623,12 @@ fn new_signed_data(p: &SignParams<'_>) -> Result<(CmsContentInfo, *mut ffi::CMS_
             flags,
         )
     };
-    if raw.is_null() {
-        return Err(Error::crypto(
-            "cannot create a SignedData structure",
-            ErrorStack::get(),
-        ));
-    }
+    let raw = cvt_p(raw).map_err(|e| Error::crypto("cannot create a SignedData structure", e))?;
     // SAFETY: `raw` is an owned CMS_ContentInfo; CmsContentInfo frees it on drop.
     let cms = unsafe { CmsContentInfo::from_ptr(raw) };
     // SAFETY: `cms` is a live SignedData. Make the eContent state explicit (absent vs. to be filled).
-    if unsafe { ffi::CMS_set_detached(cms.as_ptr(), c_int::from(p.detached)) } != 1 {
-        return Err(Error::crypto(
-            "cannot set up the SignedData content",
-            ErrorStack::get(),
-        ));
-    }
+    cvt(unsafe { ffi::CMS_set_detached(cms.as_ptr(), c_int::from(p.detached)) })
+        .map_err(|e| Error::crypto("cannot set up the SignedData content", e))?;
 
     let mut sflags: c_uint = sys::CMS_BINARY | sys::CMS_NOSMIMECAP | sys::CMS_PARTIAL;
     if p.pss {
@@ -667,19 +645,13 @@ fn new_signed_data(p: &SignParams<'_>) -> Result<(CmsContentInfo, *mut ffi::CMS_
             sflags,
         )
     };
-    if si.is_null() {
-        return Err(Error::crypto("cannot add the signer", ErrorStack::get()));
-    }
+    let si = cvt_p(si).map_err(|e| Error::crypto("cannot add the signer", e))?;
     if p.pss {
         // SAFETY: with CMS_KEY_PARAM the SignerInfo has a signing EVP_PKEY_CTX owned by it (get0), alive as long
         // as `cms`; we only use the reference within this block.
         let pctx = unsafe { ffi::CMS_SignerInfo_get0_pkey_ctx(si) };
-        if pctx.is_null() {
-            return Err(Error::crypto(
-                "cannot get the signer's key context",
-                ErrorStack::get(),
-            ));
-        }
+        let pctx =
+            cvt_p(pctx).map_err(|e| Error::crypto("cannot get the signer's key context", e))?;
         // SAFETY: non-null, valid for this scope, not aliased by another Rust reference.
         let ctx = unsafe { PkeyCtxRef::<Private>::from_ptr_mut(pctx) };
         ctx.set_rsa_padding(Padding::PKCS1_PSS)

@@ -3,9 +3,7 @@
 use foreign_types::ForeignTypeRef;
 use openssl::x509::X509Ref;
 
-unsafe extern "C" {
-    fn X509_check_ca(x: *mut openssl_sys::X509) -> libc::c_int;
-}
+use super::sys::X509_check_ca;
 
 /// True for a CA certificate (basicConstraints CA:TRUE, or a legacy CA form).
 pub fn is_ca(cert: &X509Ref) -> bool {
