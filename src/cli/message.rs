@@ -464,21 +464,11 @@ pub(super) fn harvest_verified(
 }
 
 pub(super) fn verify_options(home: &Home, t: &TrustArgs) -> Result<verify::VerifyOptions> {
-    // Intermediates and our own IDs first: chain building sees a bounded number of candidates, and contacts are
-    // the most numerous (they matter only as signer certificates a message does not carry).
-    let mut known = Vec::new();
-    let contacts = ContactStore::new(home);
-    known.extend(contacts.intermediates()?);
-    for i in IdStore::new(home).list()? {
-        known.push(i.cert.clone());
-        known.extend(i.chain.iter().cloned());
-    }
-    known.extend(contacts.list()?.into_iter().map(|c| c.cert));
     Ok(verify::VerifyOptions {
         anchors: load_anchors(home, t)?,
         system_trust: !t.no_system_trust,
         at: t.at.as_deref().map(cert::parse_time).transpose()?,
-        known_certs: known,
+        known_certs: verify::known_certs(home)?,
         no_address_check: t.no_address_check,
         revocation: revocation_settings(home, t.revocation, t.online, &t.crl)?,
         cache: None,

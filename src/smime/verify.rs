@@ -497,35 +497,12 @@ fn verify_top<'a>(
             return Err(e);
         }
     };
-    let signers = sd.signers();
-    if signers.is_empty() {
-        return Err(Error::bad_input("the message has no signers: its signature part only carries certificates")
-            .hint("it is not a signed message; to add the certificates as contacts use 'smimekit contact add'"));
-    }
-    if signers.len() > MAX_SIGNERS {
-        return Err(Error::limit(format!(
-            "the message has {} signers (at most {MAX_SIGNERS} are checked)",
-            signers.len()
-        ))
-        .hint("smimekit does not verify messages with that many signers; treat this one as unverified"));
-    }
-    // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
-    // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
-    for (i, s) in signers.iter().enumerate() {
-        if !sd.digest_algorithms().contains(&s.digest_oid) {
-            return Err(Error::bad_input(format!(
-                "malformed signature: signer {}'s digest algorithm ({}) is not listed in the SignedData's digestAlgorithms ({})",
-                i + 1,
-                s.digest,
-                if sd.digest_algorithms().is_empty() {
-                    "empty".to_string()
-                } else {
-                    sd.digest_algorithms().join(", ")
-                }
-            ))
-            .hint("the signature part is damaged or was forged; treat the message as unsigned"));
-        }
-    }
+    let signers = checked_signers(
+        &sd,
+        "message",
+        Error::bad_input("the message has no signers: its signature part only carries certificates")
+            .hint("it is not a signed message; to add the certificates as contacts use 'smimekit contact add'"),
+    )?;
     // T05: micalg is advisory (the SignerInfo's digest algorithm decides), but a mismatch is worth a warning.
     if let Some(m) = micalg_param
         && let Some(w) = micalg_warning(m.as_deref(), &signers)
@@ -699,9 +676,11 @@ pub fn verify_opaque_der(
     Ok((report, content))
 }
 
-/// The verification options for `home`: its trust anchors and the system's, now, with your IDs, contacts
-/// and their intermediates as candidate certificates.
-pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
+/// The certificates `home` knows, as candidates for signers and intermediates (never trusted by themselves):
+/// contacts' intermediates and your IDs with their chains first — chain building sees a bounded number of
+/// candidates, and contacts are the most numerous (they matter only as signer certificates a message does not
+/// carry).
+pub fn known_certs(home: &crate::home::Home) -> Result<Vec<X509>> {
     let mut known = Vec::new();
     let contacts = crate::contacts::ContactStore::new(home);
     known.extend(contacts.intermediates()?);
@@ -710,11 +689,17 @@ pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
         known.extend(i.chain.iter().cloned());
     }
     known.extend(contacts.list()?.into_iter().map(|c| c.cert));
+    Ok(known)
+}
+
+/// The verification options for `home`: its trust anchors and the system's, now, with your IDs, contacts
+/// and their intermediates as candidate certificates.
+pub fn home_options(home: &crate::home::Home) -> Result<VerifyOptions> {
     Ok(VerifyOptions {
         anchors: crate::trust::TrustStore::new(home).certs()?,
         system_trust: true,
         at: None,
-        known_certs: known,
+        known_certs: known_certs(home)?,
         no_address_check: false,
         // The cache and the CRLs a message carries; nothing from the network.
         revocation: crate::revocation::Settings {
@@ -733,6 +718,45 @@ fn parse_standalone(der: &[u8]) -> Result<SignedData> {
     parse_signed(der, None)
 }
 
+/// The SignerInfos of `sd`, refused when the SignedData cannot be verified: none (`no_signers`: it only carries
+/// certificates), more than [`MAX_SIGNERS`], or a signer whose digest algorithm is not announced in
+/// digestAlgorithms. `what` ("message", "signature") names the object in the errors.
+fn checked_signers(sd: &SignedData, what: &str, no_signers: Error) -> Result<Vec<SignerSummary>> {
+    let signers = sd.signers();
+    if signers.is_empty() {
+        return Err(no_signers);
+    }
+    if signers.len() > MAX_SIGNERS {
+        return Err(Error::limit(format!(
+            "the {what} has {} signers (at most {MAX_SIGNERS} are checked)",
+            signers.len()
+        ))
+        .hint(format!(
+            "smimekit does not verify a {what} with that many signers; treat this one as unverified"
+        )));
+    }
+    // T37: every signer's digest algorithm must be announced in digestAlgorithms (RFC 5652 §5.1); an empty or
+    // inconsistent set is a malformed SignedData (it crashes OpenSSL's PKCS7 API: F10).
+    for (i, s) in signers.iter().enumerate() {
+        if !sd.digest_algorithms().contains(&s.digest_oid) {
+            return Err(Error::bad_input(format!(
+                "malformed signature: signer {}'s digest algorithm ({}) is not listed in the SignedData's digestAlgorithms ({})",
+                i + 1,
+                s.digest,
+                if sd.digest_algorithms().is_empty() {
+                    "empty".to_string()
+                } else {
+                    sd.digest_algorithms().join(", ")
+                }
+            ))
+            .hint(format!(
+                "the signature is damaged or was forged; treat the {what} as unsigned"
+            )));
+        }
+    }
+    Ok(signers)
+}
+
 /// The signer checks of a SignedData outside a message (no From address to match).
 fn check_standalone(
     sd: &SignedData,
@@ -741,28 +765,12 @@ fn check_standalone(
     usage: SignerUse,
     form: &'static str,
 ) -> Result<VerifyReport> {
-    let signers = sd.signers();
-    if signers.is_empty() {
-        return Err(Error::bad_input("the signature has no signers")
-            .hint("it only carries certificates; there is nothing to verify"));
-    }
-    if signers.len() > MAX_SIGNERS {
-        return Err(Error::limit(format!(
-            "the signature has {} signers (at most {MAX_SIGNERS} are checked)",
-            signers.len()
-        ))
-        .hint("treat the signature as unverified"));
-    }
-    for (i, s) in signers.iter().enumerate() {
-        if !sd.digest_algorithms().contains(&s.digest_oid) {
-            return Err(Error::bad_input(format!(
-                "malformed signature: signer {}'s digest algorithm ({}) is not listed in digestAlgorithms",
-                i + 1,
-                s.digest
-            ))
-            .hint("the signature is damaged or forged; treat it as unverified"));
-        }
-    }
+    let signers = checked_signers(
+        sd,
+        "signature",
+        Error::bad_input("the signature has no signers")
+            .hint("it only carries certificates; there is nothing to verify"),
+    )?;
     let mut candidates: Vec<X509> = sd.certificates().into_iter().take(MAX_UNTRUSTED).collect();
     candidates.extend(opts.known_certs.iter().take(MAX_UNTRUSTED).cloned());
     candidates.extend(opts.anchors.iter().cloned());
