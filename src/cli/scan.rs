@@ -47,9 +47,6 @@ pub struct ScanArgs {
 /// Set by Ctrl-C: the workers stop between messages and nothing is written.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Where a progress display plugs in: called after each message with (done, total). Nothing is shown yet.
-fn progress(_done: usize, _total: usize) {}
-
 /// Runs `scan`.
 pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
     let home = g.home()?;
@@ -88,16 +85,16 @@ pub fn run(g: &Global, a: &ScanArgs) -> Result<i32> {
         output::json_written();
     }
     let mut out = Lines::default();
-    let mut done = 0;
+    // On a terminal only, and never under --json or --batch (the progress module decides).
+    let spinner = super::progress::Spinner::start(&format!("scanning {total} messages"));
     let outcome = scan::run(&plan, &opts, &mut |r: &MessageReport| {
-        done += 1;
-        progress(done, total);
         if g.json {
             out.push(serde_json::to_string(r).expect("serialize a report") + "\n");
         } else if let Some(line) = failure_line(r) {
             out.push(output::clean(&line) + "\n");
         }
     });
+    drop(spinner);
     let mut summary = outcome.summary;
     // The per-message lines are written before the contacts change: a scan whose output could not be written
     // in full fails (exit 2) without having changed the store.
