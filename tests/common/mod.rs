@@ -132,6 +132,23 @@ pub fn corpus(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A free port on 127.0.0.1 for a server a test starts. Taken below Linux's ephemeral range (32768–60999), so
+/// that between this check and the server's own bind no outgoing connection of another test can take it as its
+/// local port (a port from `bind(:0)` comes from that range and was taken so: Postfix then failed to listen);
+/// a counter keeps the ports of one test process distinct.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7))) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+}
+
 /// A temporary home and working folder.
 pub struct Env {
     pub dir: TempDir,

@@ -3,7 +3,7 @@
 //! s_server`. Included by the test files that need them (`#[path = "mailservers/mod.rs"] mod mailservers;`).
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,13 +70,7 @@ fn spawn_group(cmd: &mut Command) -> Child {
 
 pub const MASTER: &str = "/usr/lib/postfix/sbin/master";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::common::free_port;
 
 /// One Postfix instance (its own config and queue under `dir`), killed with its process group on drop.
 pub struct Postfix {

@@ -37,13 +37,7 @@ pub fn server_fixture(name: &str) -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; the tiny race is acceptable in tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::common::free_port;
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
